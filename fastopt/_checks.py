@@ -1,0 +1,51 @@
+"""Argument checks shared by every optimizer; each error names the argument, what was
+expected and what was given."""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def nonnegative(owner: str, name: str, value: Any) -> float:
+    """A finite float >= 0."""
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def in_unit_interval(owner: str, name: str, value: Any, *, include_one: bool = False) -> float:
+    """A float in [0, 1) (or [0, 1] with include_one)."""
+    ok = _is_real(value) and 0 <= value and (value <= 1 if include_one else value < 1)
+    if not ok:
+        interval = "[0, 1]" if include_one else "[0, 1)"
+        raise ValueError(f"{owner}: {name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def betas(owner: str, value: Any) -> tuple[float, float]:
+    """A pair (b1, b2), each in [0, 1)."""
+    try:
+        b1, b2 = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2) of numbers in [0, 1), "
+                         f"got {value!r}") from None
+    return (in_unit_interval(owner, "betas[0]", b1), in_unit_interval(owner, "betas[1]", b2))
+
+
+def boolean(owner: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def learning_rate(owner: str, value: Any, step: int | None = None) -> float:
+    """A learning rate: finite and >= 0 (``step`` names the step of a schedule's value)."""
+    where = "lr" if step is None else f"lr schedule at step {step}"
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{owner}: {where} must be a finite number >= 0, got {value!r}")
+    return float(value)

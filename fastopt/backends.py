@@ -1,0 +1,122 @@
+"""Backends: where the arrays live and which implementation of a rule runs.
+
+The backend is resolved once, when an optimizer is constructed; the optimizer then calls
+the bound kernel directly every step.
+
+* ``numpy``  the plain-NumPy reference (always available);
+* ``numba``  fused, multithreaded CPU kernels (needs numba);
+* ``cupy``   fused CUDA elementwise kernels (needs cupy and a CUDA device).
+
+``backend="auto"`` picks cupy for device arrays (anything with ``__cuda_array_interface__``)
+and numba for NumPy arrays, numpy when numba is not installed. A backend named explicitly
+that cannot run raises :class:`BackendUnavailableError` saying what to install; it never
+falls back silently.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+BACKENDS = ("numpy", "numba", "cupy")
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend cannot run here (a package or a device is missing)."""
+
+
+def _type_name(x: Any) -> str:
+    t = type(x)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
+def is_device_array(x: Any) -> bool:
+    return hasattr(x, "__cuda_array_interface__")
+
+
+class HostBackend:
+    """Arrays are NumPy arrays; subclasses choose the kernel."""
+
+    name = "numpy"
+
+    def check_array(self, x: Any, what: str) -> np.ndarray:
+        """``x`` as a NumPy array this backend can update, or a TypeError naming ``what``."""
+        if not isinstance(x, np.ndarray):
+            where = " (a device array)" if is_device_array(x) else ""
+            raise TypeError(f"{what} must be a numpy.ndarray for backend '{self.name}', got "
+                            f"{_type_name(x)}{where}")
+        return x
+
+    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0) -> np.ndarray:
+        return np.full(n, fill, dtype=dtype)
+
+    def to_numpy(self, x: np.ndarray) -> np.ndarray:
+        return np.array(x, copy=True)
+
+    def copy_from_numpy(self, dst: np.ndarray, src: np.ndarray) -> None:
+        np.copyto(dst, src.reshape(dst.shape))
+
+    def same_device(self, a: Any, b: Any) -> bool:
+        return True
+
+    def address(self, x: np.ndarray) -> int:
+        return x.__array_interface__["data"][0]
+
+    def prepare(self, rule: Any, dtypes: Sequence[np.dtype]) -> Callable[..., None]:
+        """The rule's step function for these dtypes, ready to call."""
+        return rule.reference
+
+
+NUMPY = HostBackend()
+
+
+def _module_available(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def _make_backend(name: str) -> HostBackend:
+    """The backend object for ``name``, or BackendUnavailableError saying what is missing."""
+    if name == "numpy":
+        return NUMPY
+    if name == "numba":
+        if not _module_available("numba"):
+            raise BackendUnavailableError(
+                "backend 'numba' needs numba: pip install numba (or fastopt[numba])")
+        raise BackendUnavailableError("backend 'numba' is not implemented yet")
+    if name == "cupy":
+        if not _module_available("cupy"):
+            raise BackendUnavailableError(
+                "backend 'cupy' needs cupy and a CUDA device: pip install cupy-cuda12x "
+                "(or fastopt[gpu])")
+        raise BackendUnavailableError("backend 'cupy' is not implemented yet")
+    raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {name!r}")
+
+
+def available_backends() -> list[str]:
+    """The backends that can run on this machine, fastest host backend last."""
+    names = []
+    for name in BACKENDS:
+        try:
+            _make_backend(name)
+        except BackendUnavailableError:
+            continue
+        names.append(name)
+    return names
+
+
+def resolve_backend(name: str, params: Sequence[Any]) -> HostBackend:
+    """The backend for ``name`` ("auto" decides from the arrays)."""
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a string, got {_type_name(name)}")
+    if name != "auto":
+        return _make_backend(name)
+    if any(is_device_array(p) and not isinstance(p, np.ndarray) for p in params):
+        return _make_backend("cupy")
+    for candidate in ("numba", "numpy"):
+        try:
+            return _make_backend(candidate)
+        except BackendUnavailableError:
+            continue
+    raise AssertionError("the numpy backend is always available")

@@ -1,0 +1,223 @@
+"""The one optimizer API every rule shares: construction, ``step``, ``state_dict``."""
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
+
+import numpy as np
+
+from . import _checks
+from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
+
+Schedule = Callable[[int], float]
+LearningRate = Union[float, Schedule]
+Arrays = Union[Any, Sequence[Any]]
+
+
+def _as_list(x: Arrays, single: bool, what: str, count: int) -> list:
+    """``x`` as a list of arrays, structured like the params (one array or a sequence)."""
+    if single:
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{what} must be a single array like params, got a "
+                            f"{type(x).__name__} of {len(x)}")
+        return [x]
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"{what} must be a list or tuple of {count} arrays like params, "
+                        f"got {type(x).__name__}")
+    if len(x) != count:
+        raise ValueError(f"{what} must hold {count} arrays (one per param), got {len(x)}")
+    return list(x)
+
+
+class Optimizer:
+    """Base class: holds the params, the state and the bound step function of one rule.
+
+    Subclasses set ``rule`` (a :class:`fastopt.kernels._rule.Rule`) and validate their
+    hyperparameters before calling ``super().__init__``.
+    """
+
+    rule: ClassVar[Any]
+
+    def __init__(self, params: Arrays, lr: LearningRate, backend: str,
+                 hyperparams: Mapping[str, Any]) -> None:
+        name = type(self).__name__
+        self._single = not isinstance(params, (list, tuple))
+        plist = [params] if self._single else list(params)
+        if not plist:
+            raise ValueError(f"{name}: params is empty; give an array or a list of arrays")
+        self._backend: HostBackend = resolve_backend(backend, plist)
+        arrays = [self._checked_param(p, f"params[{i}]" if not self._single else "params")
+                  for i, p in enumerate(plist)]
+        self._check_no_overlap(arrays)
+        self._lr = self._checked_lr(lr)
+        self._hp = dict(hyperparams)
+        self._params = params
+        self._arrays = arrays
+        self._flat = [a.reshape(-1) for a in arrays]
+        used = self.rule.state_used(self._hp)
+        self._state = [{s: self._backend.zeros(a.size, a.dtype, self.rule.state_fill(s, self._hp))
+                        for s in used} for a in arrays]
+        self._slots = [tuple(st.get(s, flat) for s in self.rule.state)
+                       for st, flat in zip(self._state, self._flat)]
+        self._dtypes = tuple(dict.fromkeys(a.dtype for a in arrays))
+        self._kernel = self._backend.prepare(self.rule, self._dtypes)
+        self._t = 0
+        self._extra = dict(self.rule.extra)
+
+    # -- checks --------------------------------------------------------------------------
+    def _checked_param(self, p: Any, what: str) -> Any:
+        name = type(self).__name__
+        a = self._backend.check_array(p, f"{name}: {what}")
+        if a.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{name}: {what} must have dtype float32 or float64, got {a.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{name}: {what} must be C-contiguous (it is updated in place); "
+                             f"got strides {a.strides} for shape {a.shape}")
+        if not a.flags.writeable:
+            raise ValueError(f"{name}: {what} is read-only; params are updated in place")
+        return a
+
+    def _check_no_overlap(self, arrays: list) -> None:
+        spans = sorted((self._backend.address(a), self._backend.address(a) + a.nbytes, i)
+                       for i, a in enumerate(arrays) if a.nbytes)
+        for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+            if start < end:
+                raise ValueError(f"{type(self).__name__}: params[{i}] and params[{j}] share "
+                                 "memory; each param must be updated once per step")
+
+    def _checked_lr(self, lr: Any) -> LearningRate:
+        if callable(lr):
+            return lr
+        return _checks.learning_rate(type(self).__name__, lr)
+
+    def _lr_at(self, t: int) -> float:
+        lr = self._lr
+        if callable(lr):
+            return _checks.learning_rate(type(self).__name__, lr(t), step=t)
+        return lr
+
+    def _checked_grads(self, grads: Arrays) -> list:
+        """The grads, flat, after checking each matches its param; nothing is modified."""
+        name = type(self).__name__
+        glist = _as_list(grads, self._single, f"{name}: grads", len(self._arrays))
+        flat = []
+        for i, (g, p) in enumerate(zip(glist, self._arrays)):
+            what = f"{name}: grads" if self._single else f"{name}: grads[{i}]"
+            g = self._backend.check_array(g, what)
+            if g.shape != p.shape:
+                raise ValueError(f"{what} has shape {g.shape}, its param has {p.shape}")
+            if g.dtype != p.dtype:
+                raise TypeError(f"{what} has dtype {g.dtype}, its param has {p.dtype}")
+            if not g.flags.c_contiguous:
+                raise ValueError(f"{what} must be C-contiguous, got strides {g.strides}")
+            if not self._backend.same_device(g, p):
+                raise ValueError(f"{what} is on another device than its param")
+            flat.append(g.reshape(-1))
+        return flat
+
+    # -- the step ------------------------------------------------------------------------
+    def step(self, grads: Arrays) -> None:
+        """One fused update of every param in place, from ``grads`` (structured like params)."""
+        flat_grads = self._checked_grads(grads)
+        t = self._t + 1
+        scalars, extra = self.rule.host_scalars(self._hp, t, self._lr_at(t), self._extra)
+        cast = {dt: tuple(dt.type(s) for s in scalars) for dt in self._dtypes}
+        kernel = self._kernel
+        for p, g, slots in zip(self._flat, flat_grads, self._slots):
+            kernel(p, g, *slots, *cast[p.dtype])
+        self._t = t
+        self._extra = extra
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The backend the optimizer runs on: "numpy", "numba" or "cupy"."""
+        return self._backend.name
+
+    @property
+    def params(self) -> Arrays:
+        """The arrays this optimizer updates, as given."""
+        return self._params
+
+    @property
+    def step_count(self) -> int:
+        """How many steps have been taken (t of the last step)."""
+        return self._t
+
+    @property
+    def hyperparams(self) -> dict:
+        return dict(self._hp, lr=self._lr)
+
+    @property
+    def state(self) -> list[dict]:
+        """Per param, its state arrays (views, shaped like the param)."""
+        return [{k: v.reshape(a.shape) for k, v in st.items()}
+                for st, a in zip(self._state, self._arrays)]
+
+    def __repr__(self) -> str:
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items() if k != "decoupled")
+        return f"{type(self).__name__}({hp}, backend={self.backend!r}, step={self._t})"
+
+    # -- state_dict ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state as a flat dict of NumPy arrays and Python scalars.
+
+        Keys: ``rule``, ``step``, ``n_params``, the rule's scalar state (e.g. Nadam's
+        ``mu_product``) and ``"{i}.{name}"`` for each state array of param i. It can be
+        saved with ``np.savez(file, **sd)`` and loaded into an optimizer of the same rule
+        and param shapes on any backend.
+        """
+        sd: dict[str, Any] = {"rule": type(self).__name__, "step": self._t,
+                              "n_params": len(self._arrays), **self._extra}
+        for i, (st, a) in enumerate(zip(self._state, self._arrays)):
+            for k, v in st.items():
+                sd[f"{i}.{k}"] = self._backend.to_numpy(v).reshape(a.shape)
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()``; every check runs before anything is changed."""
+        name = type(self).__name__
+        sd = dict(state_dict)
+        scalar = {k: _plain_scalar(sd.get(k)) for k in ("rule", "step", "n_params", *self._extra)}
+        if scalar["rule"] != name:
+            raise ValueError(f"{name}.load_state_dict: state_dict is for rule "
+                             f"{scalar['rule']!r}, not {name!r}")
+        if scalar["n_params"] != len(self._arrays):
+            raise ValueError(f"{name}.load_state_dict: state_dict holds {scalar['n_params']} "
+                             f"params, this optimizer has {len(self._arrays)}")
+        step = scalar["step"]
+        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
+            raise ValueError(f"{name}.load_state_dict: step must be an integer >= 0, got {step!r}")
+        for k in self._extra:
+            if not isinstance(scalar[k], (float, int)) or isinstance(scalar[k], bool):
+                raise ValueError(f"{name}.load_state_dict: {k} must be a number, got {scalar[k]!r}")
+        expected = {f"{i}.{k}": (k, a) for i, (st, a) in enumerate(zip(self._state, self._arrays))
+                    for k in st}
+        given = set(sd) - set(scalar)
+        if given != set(expected):
+            missing, unexpected = sorted(set(expected) - given), sorted(given - set(expected))
+            raise ValueError(f"{name}.load_state_dict: state arrays do not match this optimizer "
+                             f"(missing {missing}, unexpected {unexpected})")
+        arrays = {}
+        for key, (_, a) in expected.items():
+            v = sd[key]
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"{name}.load_state_dict: {key} must be a numpy.ndarray, got "
+                                f"{type(v).__name__}")
+            if v.shape != a.shape or v.dtype != a.dtype:
+                raise ValueError(f"{name}.load_state_dict: {key} has shape {v.shape} and dtype "
+                                 f"{v.dtype}, its param has {a.shape} {a.dtype}")
+            arrays[key] = v
+        for key, (k, _) in expected.items():
+            i = int(key.split(".", 1)[0])
+            self._backend.copy_from_numpy(self._state[i][k], arrays[key])
+        self._t = int(step)
+        self._extra = {k: float(scalar[k]) for k in self._extra}
+
+
+def _plain_scalar(v: Any) -> Any:
+    """A Python scalar from a value or a 0-d array (as ``np.load`` returns them)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        return v.item()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

@@ -1,0 +1,39 @@
+"""Adagrad (PyTorch semantics).
+
+    g    = g + wd*p
+    clr  = lr / (1 + (t-1)*lr_decay)
+    sum += g^2                     (sum starts at initial_accumulator_value)
+    p   -= clr * g / (sqrt(sum) + eps)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._rule import Rule
+
+STATE = ("sum",)
+SCALARS = ("clr", "wd", "eps")
+
+
+def state_used(hp):
+    return STATE
+
+
+def state_fill(name, hp):
+    return hp["initial_accumulator_value"]
+
+
+def host_scalars(hp, t, lr, extra):
+    clr = lr / (1.0 + (t - 1) * hp["lr_decay"])
+    return (clr, hp["weight_decay"], hp["eps"]), extra
+
+
+def reference(p, g, sum_, clr, wd, eps):
+    """NumPy reference: the formula above with whole-array operations, in place."""
+    if wd != 0:
+        g = g + wd * p
+    sum_ += g * g
+    p -= clr * (g / (np.sqrt(sum_) + eps))
+
+
+RULE = Rule("adagrad", STATE, SCALARS, host_scalars, reference, state_used, state_fill)

@@ -1,0 +1,53 @@
+"""Adam, its amsgrad variant, and AdamW (PyTorch semantics).
+
+    p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+    g   = g + wd*p                  (Adam: coupled decay)
+    m   = b1*m + (1-b1)*g
+    v   = b2*v + (1-b2)*g^2
+    vmax = max(vmax, v); use vmax for v   (amsgrad)
+    p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._rule import Rule, flag
+
+STATE = ("m", "v", "vmax")
+SCALARS = ("step_size", "wd", "decay", "b1", "one_minus_b1", "b2", "one_minus_b2",
+           "bc2_sqrt", "eps", "amsgrad")
+
+
+def state_used(hp):
+    return ("m", "v", "vmax") if hp["amsgrad"] else ("m", "v")
+
+
+def host_scalars(hp, t, lr, extra):
+    b1, b2 = hp["betas"]
+    wd = hp["weight_decay"]
+    decoupled = hp.get("decoupled", False)
+    return (lr / (1.0 - b1 ** t), 0.0 if decoupled else wd,
+            1.0 - lr * wd if decoupled else 1.0, b1, 1.0 - b1, b2, 1.0 - b2,
+            math.sqrt(1.0 - b2 ** t), hp["eps"], flag(hp["amsgrad"])), extra
+
+
+def reference(p, g, m, v, vmax, step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2,
+              bc2_sqrt, eps, amsgrad):
+    """NumPy reference: the formula above with whole-array operations, in place."""
+    if decay != 1:
+        p *= decay
+    if wd != 0:
+        g = g + wd * p
+    m *= b1
+    m += one_minus_b1 * g
+    v *= b2
+    v += one_minus_b2 * (g * g)
+    if amsgrad:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    p -= step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
+
+
+RULE = Rule("adam", STATE, SCALARS, host_scalars, reference, state_used)

@@ -1,0 +1,62 @@
+"""Nadam: Adam with Nesterov momentum (PyTorch semantics, and the textbook form).
+
+    g   = g + wd*p
+    m   = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g^2
+    den = sqrt(v/(1-b2^t)) + eps
+    p  -= cg*g/den + cm*m/den
+
+PyTorch (momentum_decay = psi):  mu_t = b1*(1 - 0.5*0.96^(t*psi)), mu_next at t+1,
+    mu_product *= mu_t,  cg = lr*(1-mu_t)/(1-mu_product),
+    cm = lr*mu_next/(1-mu_product*mu_next).
+Textbook / optax (momentum_decay = None):  cg = lr*(1-b1)/(1-b1^t),
+    cm = lr*b1/(1-b1^(t+1)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._rule import Rule
+
+STATE = ("m", "v")
+SCALARS = ("cg", "cm", "wd", "b1", "one_minus_b1", "b2", "one_minus_b2", "bc2", "eps")
+
+
+def state_used(hp):
+    return STATE
+
+
+def momentum_coefficients(hp, t, lr, mu_product):
+    """(cg, cm, new mu_product) of step t."""
+    b1 = hp["betas"][0]
+    psi = hp["momentum_decay"]
+    if psi is None:
+        return lr * (1.0 - b1) / (1.0 - b1 ** t), lr * b1 / (1.0 - b1 ** (t + 1)), mu_product
+    mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+    mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+    mu_product = mu_product * mu
+    return (lr * (1.0 - mu) / (1.0 - mu_product),
+            lr * mu_next / (1.0 - mu_product * mu_next), mu_product)
+
+
+def host_scalars(hp, t, lr, extra):
+    b1, b2 = hp["betas"]
+    cg, cm, mu_product = momentum_coefficients(hp, t, lr, extra["mu_product"])
+    return ((cg, cm, hp["weight_decay"], b1, 1.0 - b1, b2, 1.0 - b2, 1.0 - b2 ** t, hp["eps"]),
+            {"mu_product": mu_product})
+
+
+def reference(p, g, m, v, cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps):
+    """NumPy reference: the formula above with whole-array operations, in place."""
+    if wd != 0:
+        g = g + wd * p
+    m *= b1
+    m += one_minus_b1 * g
+    v *= b2
+    v += one_minus_b2 * (g * g)
+    den = np.sqrt(v / bc2) + eps
+    p -= cg * (g / den)
+    p -= cm * (m / den)
+
+
+RULE = Rule("nadam", STATE, SCALARS, host_scalars, reference, state_used,
+            extra={"mu_product": 1.0})

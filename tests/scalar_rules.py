@@ -1,0 +1,123 @@
+"""Slow, independent scalar-loop versions of every update rule, written straight from the
+formulas (PyTorch semantics) with Python floats, one element at a time. They share no code
+with fastopt: they are what the NumPy reference is checked against."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ScalarRule:
+    """Per-element state in dicts of Python lists; ``step(p, g)`` updates list ``p``."""
+
+    def __init__(self, rule: str, n: int, **hp):
+        self.rule, self.hp, self.t, self.n = rule, hp, 0, n
+        self.s = {}
+        self.mu_product = 1.0
+        if rule == "Adagrad":
+            self.s["sum"] = [hp.get("initial_accumulator_value", 0.0)] * n
+
+    def buf(self, name):
+        return self.s.setdefault(name, [0.0] * self.n)
+
+    def step(self, p: list, g_in: list, lr: float) -> None:
+        self.t += 1
+        t, hp = self.t, self.hp
+        wd = hp.get("weight_decay", 1e-2 if self.rule == "AdamW" else 0.0)
+        for i in range(self.n):
+            g = g_in[i]
+            if self.rule == "AdamW":
+                p[i] = p[i] * (1 - lr * wd)
+            elif wd != 0:
+                g = g + wd * p[i]
+            p[i] = getattr(self, "_" + self.rule.lower())(i, p[i], g, t, lr)
+        if self.rule == "Nadam" and hp.get("momentum_decay", 4e-3) is not None:
+            b1, psi = hp.get("betas", (0.9, 0.999))[0], hp.get("momentum_decay", 4e-3)
+            self.mu_product *= b1 * (1 - 0.5 * 0.96 ** (t * psi))
+
+    def _sgd(self, i, p, g, t, lr):
+        mom, damp = self.hp.get("momentum", 0.0), self.hp.get("dampening", 0.0)
+        if mom == 0:
+            return p - lr * g
+        buf = self.buf("buf")
+        buf[i] = g if t == 1 else mom * buf[i] + (1 - damp) * g
+        d = g + mom * buf[i] if self.hp.get("nesterov", False) else buf[i]
+        return p - lr * d
+
+    def _adagrad(self, i, p, g, t, lr):
+        clr = lr / (1 + (t - 1) * self.hp.get("lr_decay", 0.0))
+        s = self.s["sum"]
+        s[i] += g * g
+        return p - clr * g / (math.sqrt(s[i]) + self.hp.get("eps", 1e-10))
+
+    def _rmsprop(self, i, p, g, t, lr):
+        alpha, eps = self.hp.get("alpha", 0.99), self.hp.get("eps", 1e-8)
+        mom = self.hp.get("momentum", 0.0)
+        sq = self.buf("sq")
+        sq[i] = alpha * sq[i] + (1 - alpha) * g * g
+        if self.hp.get("centered", False):
+            ga = self.buf("ga")
+            ga[i] = alpha * ga[i] + (1 - alpha) * g
+            avg = math.sqrt(sq[i] - ga[i] ** 2) + eps
+        else:
+            avg = math.sqrt(sq[i]) + eps
+        if mom > 0:
+            buf = self.buf("buf")
+            buf[i] = mom * buf[i] + g / avg
+            return p - lr * buf[i]
+        return p - lr * g / avg
+
+    def _adadelta(self, i, p, g, t, lr):
+        rho, eps = self.hp.get("rho", 0.9), self.hp.get("eps", 1e-6)
+        sq, acc = self.buf("sq"), self.buf("acc")
+        sq[i] = rho * sq[i] + (1 - rho) * g * g
+        d = math.sqrt(acc[i] + eps) / math.sqrt(sq[i] + eps) * g
+        acc[i] = rho * acc[i] + (1 - rho) * d * d
+        return p - lr * d
+
+    def _adam(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        eps = self.hp.get("eps", 1e-8)
+        m, v = self.buf("m"), self.buf("v")
+        m[i] = b1 * m[i] + (1 - b1) * g
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        vv = v[i]
+        if self.hp.get("amsgrad", False):
+            vmax = self.buf("vmax")
+            vmax[i] = max(vmax[i], v[i])
+            vv = vmax[i]
+        return p - lr / (1 - b1 ** t) * m[i] / (math.sqrt(vv) / math.sqrt(1 - b2 ** t) + eps)
+
+    _adamw = _adam
+
+    def _adamax(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        m, u = self.buf("m"), self.buf("u")
+        m[i] = b1 * m[i] + (1 - b1) * g
+        u[i] = max(b2 * u[i], abs(g) + self.hp.get("eps", 1e-8))
+        return p - lr / (1 - b1 ** t) * m[i] / u[i]
+
+    def _nadam(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        eps, psi = self.hp.get("eps", 1e-8), self.hp.get("momentum_decay", 4e-3)
+        m, v = self.buf("m"), self.buf("v")
+        m[i] = b1 * m[i] + (1 - b1) * g
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        den = math.sqrt(v[i] / (1 - b2 ** t)) + eps
+        if psi is None:   # textbook: look-ahead momentum with bias corrections
+            v_hat = b1 * m[i] / (1 - b1 ** (t + 1)) + (1 - b1) * g / (1 - b1 ** t)
+            return p - lr * v_hat / den
+        mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
+        mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
+        prod = self.mu_product * mu         # product of mu_1..mu_t
+        return p - lr * (1 - mu) / (1 - prod) * g / den - lr * mu_next / (1 - prod * mu_next) * m[i] / den
+
+
+def run_scalar(rule: str, hp: dict, p0: np.ndarray, grads: list, lrs: list) -> np.ndarray:
+    """The params after one scalar-loop step per gradient in ``grads``."""
+    p = [float(x) for x in p0]
+    r = ScalarRule(rule, len(p), **hp)
+    for g, lr in zip(grads, lrs):
+        r.step(p, [float(x) for x in g], lr)
+    return np.array(p)

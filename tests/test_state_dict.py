@@ -1,0 +1,94 @@
+"""state_dict round trips: reload and continue == never stopped, bit for bit."""
+import numpy as np
+import pytest
+from cases import parametrize_cases
+from conftest import make_optimizer
+
+import fastopt
+
+
+def grads_for(params, rng):
+    return [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+
+
+def fresh_params(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((4, 5)), rng.standard_normal(7).astype(np.float32)]
+
+
+@parametrize_cases()
+def test_resume_is_bit_identical(rule, hp, tmp_path):
+    rng = np.random.default_rng(1)
+    grads = [grads_for(fresh_params(), rng) for _ in range(12)]
+
+    straight = fresh_params()
+    opt = make_optimizer(rule, straight, hp)
+    for g in grads:
+        opt.step(g)
+
+    first = fresh_params()
+    opt1 = make_optimizer(rule, first, hp)
+    for g in grads[:5]:
+        opt1.step(g)
+    np.savez(tmp_path / "ckpt.npz", **opt1.state_dict())
+    saved_params = [p.copy() for p in first]
+    del opt1
+
+    resumed = saved_params
+    opt2 = make_optimizer(rule, resumed, hp)
+    opt2.load_state_dict(dict(np.load(tmp_path / "ckpt.npz")))
+    assert opt2.step_count == 5
+    for g in grads[5:]:
+        opt2.step(g)
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_contents():
+    p = np.zeros(3)
+    opt = fastopt.Nadam(p, backend="numpy")
+    opt.step(np.ones(3))
+    sd = opt.state_dict()
+    assert sd["rule"] == "Nadam" and sd["step"] == 1 and sd["n_params"] == 1
+    assert 0 < sd["mu_product"] < 1
+    assert set(sd) == {"rule", "step", "n_params", "mu_product", "0.m", "0.v"}
+    sd["0.m"][:] = 123.0                       # a copy: the optimizer is not affected
+    assert not np.any(opt.state[0]["m"] == 123.0)
+
+
+def _stepped(rule="Adam", **hp):
+    p = np.linspace(-1, 1, 6).reshape(2, 3)
+    opt = getattr(fastopt, rule)(p, backend="numpy", **hp)
+    opt.step(np.full((2, 3), 0.5))
+    return p, opt
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda sd: sd.update(rule="SGD"), "for rule 'SGD'"),
+    (lambda sd: sd.update(n_params=2), "holds 2 params"),
+    (lambda sd: sd.update(step=-1), "step must be"),
+    (lambda sd: sd.pop("0.v"), "missing \\['0.v'\\]"),
+    (lambda sd: sd.update({"0.vmax": np.zeros((2, 3))}), "unexpected \\['0.vmax'\\]"),
+    (lambda sd: sd.update({"0.m": np.zeros(6)}), "shape \\(6,\\)"),
+    (lambda sd: sd.update({"0.m": np.zeros((2, 3), np.float32)}), "dtype float32"),
+    (lambda sd: sd.update({"0.m": [[0.0] * 3] * 2}), "must be a numpy.ndarray"),
+])
+def test_mismatched_state_dict_is_refused_and_changes_nothing(mutate, match):
+    p, opt = _stepped()
+    sd = opt.state_dict()
+    sd["0.v"] = sd["0.v"] * 0 + 7.0        # a valid change, applied only if all checks pass
+    sd["step"] = 3
+    mutate(sd)
+    before = opt.state_dict()
+    with pytest.raises((ValueError, TypeError), match=match):
+        opt.load_state_dict(sd)
+    after = opt.state_dict()
+    assert after["step"] == before["step"] == 1
+    np.testing.assert_array_equal(after["0.v"], before["0.v"])
+
+
+def test_amsgrad_state_does_not_load_into_plain_adam():
+    _, ams = _stepped(amsgrad=True)
+    _, plain = _stepped()
+    with pytest.raises(ValueError, match="unexpected \\['0.vmax'\\]"):
+        plain.load_state_dict(ams.state_dict())

@@ -1,0 +1,145 @@
+"""Bad input gets a clear error before anything is modified."""
+import numpy as np
+import pytest
+
+import fastopt
+
+
+class FakeDeviceArray:
+    """Stands in for a GPU array: it has __cuda_array_interface__."""
+
+    shape, dtype = (4,), np.dtype(np.float64)
+    __cuda_array_interface__ = {"shape": (4,), "typestr": "<f8", "data": (0, False), "version": 3}
+
+
+def two_params():
+    return [np.linspace(0, 1, 4), np.linspace(1, 2, 6).reshape(2, 3)]
+
+
+def stepped_optimizer(rule="Adam", **hp):
+    params = two_params()
+    opt = getattr(fastopt, rule)(params, backend="numpy", **hp)
+    opt.step([np.ones(4), np.ones((2, 3))])
+    return params, opt
+
+
+def snapshot(params, opt):
+    return [p.copy() for p in params], opt.state_dict()
+
+
+def assert_unchanged(params, opt, snap):
+    old_params, old_sd = snap
+    for p, q in zip(params, old_params):
+        np.testing.assert_array_equal(p, q)
+    sd = opt.state_dict()
+    assert sd.keys() == old_sd.keys()
+    for k in sd:
+        np.testing.assert_array_equal(sd[k], old_sd[k])
+
+
+BAD_GRADS = [
+    ("single array for a list", np.ones(4), TypeError, "grads must be a list or tuple of 2"),
+    ("too few", [np.ones(4)], ValueError, "must hold 2 arrays"),
+    ("wrong shape", [np.ones(4), np.ones(6)], ValueError, r"grads\[1\] has shape \(6,\)"),
+    ("dtype mismatch", [np.ones(4), np.ones((2, 3), np.float32)], TypeError,
+     r"grads\[1\] has dtype float32"),
+    ("non-contiguous", [np.ones(4), np.ones((3, 2)).T], ValueError, "C-contiguous"),
+    ("not an array", [np.ones(4), [[1.0] * 3] * 2], TypeError, "must be a numpy.ndarray"),
+    ("device array", [np.ones(4), FakeDeviceArray()], TypeError, "a device array"),
+]
+
+
+@pytest.mark.parametrize("what,grads,exc,match", BAD_GRADS, ids=[b[0] for b in BAD_GRADS])
+def test_bad_grads(what, grads, exc, match):
+    params, opt = stepped_optimizer()
+    snap = snapshot(params, opt)
+    with pytest.raises(exc, match=match):
+        opt.step(grads)
+    assert_unchanged(params, opt, snap)
+    assert opt.step_count == 1
+
+
+def test_list_of_grads_for_a_single_param():
+    p = np.ones(3)
+    opt = fastopt.SGD(p, lr=0.1, backend="numpy")
+    with pytest.raises(TypeError, match="grads must be a single array like params"):
+        opt.step([np.ones(3)])
+    np.testing.assert_array_equal(p, np.ones(3))
+
+
+@pytest.mark.parametrize("bad_lr", [-0.1, float("nan"), float("inf"), "0.1"])
+def test_schedule_returning_a_bad_lr_changes_nothing(bad_lr):
+    params = two_params()
+    opt = fastopt.Adam(params, lr=lambda t: 0.1 if t == 1 else bad_lr, backend="numpy")
+    opt.step([np.ones(4), np.ones((2, 3))])
+    snap = snapshot(params, opt)
+    with pytest.raises(ValueError, match="lr schedule at step 2"):
+        opt.step([np.ones(4), np.ones((2, 3))])
+    assert_unchanged(params, opt, snap)
+
+
+BAD_PARAMS = [
+    ("integer", np.arange(4), TypeError, "dtype float32 or float64, got int64"),
+    ("complex", np.ones(4, complex), TypeError, "got complex128"),
+    ("float16", np.ones(4, np.float16), TypeError, "got float16"),
+    ("non-contiguous", np.ones((4, 4))[:, 0], ValueError, "C-contiguous"),
+    ("read-only", np.broadcast_to(np.ones(1), (4,)), ValueError, "read-only|C-contiguous"),
+    ("python list", [1.0, 2.0], TypeError, r"params\[0\] must be a numpy.ndarray"),
+    ("empty list", [], ValueError, "params is empty"),
+    ("overlapping", [np.ones(8)[:4], None], ValueError, "share memory"),
+]
+
+
+@pytest.mark.parametrize("what,params,exc,match", BAD_PARAMS, ids=[b[0] for b in BAD_PARAMS])
+def test_bad_params(what, params, exc, match):
+    if what == "overlapping":
+        base = np.ones(8)
+        params = [base[:5], base[4:]]
+    with pytest.raises(exc, match=match):
+        fastopt.Adam(params, backend="numpy")
+
+
+def test_read_only_params():
+    p = np.ones(4)
+    p.flags.writeable = False
+    with pytest.raises(ValueError, match="params is read-only"):
+        fastopt.SGD(p, backend="numpy")
+
+
+BAD_HYPERPARAMS = [
+    ("SGD", dict(lr=-1.0), "lr must be a finite number >= 0, got -1.0"),
+    ("SGD", dict(lr=float("nan")), "lr must be"),
+    ("SGD", dict(momentum=-0.5), "momentum must be"),
+    ("SGD", dict(nesterov=True), "nesterov=True needs momentum > 0"),
+    ("SGD", dict(momentum=0.9, dampening=0.1, nesterov=True), "dampening = 0"),
+    ("SGD", dict(dampening=1.5), "dampening must be a number in \\[0, 1\\]"),
+    ("Adam", dict(betas=(0.9, 1.0)), "betas\\[1\\] must be a number in \\[0, 1\\)"),
+    ("Adam", dict(betas=(-0.1, 0.9)), "betas\\[0\\]"),
+    ("Adam", dict(betas=0.9), "betas must be a pair"),
+    ("Adam", dict(eps=float("nan")), "eps must be"),
+    ("Adam", dict(weight_decay=-1e-2), "weight_decay must be"),
+    ("Adam", dict(amsgrad="yes"), "amsgrad must be True or False"),
+    ("AdamW", dict(weight_decay=float("inf")), "weight_decay must be"),
+    ("Adagrad", dict(lr_decay=-1.0), "lr_decay must be"),
+    ("Adagrad", dict(initial_accumulator_value=-1.0), "initial_accumulator_value must be"),
+    ("RMSprop", dict(alpha=1.5), "alpha must be"),
+    ("RMSprop", dict(centered=2), "centered must be True or False"),
+    ("Adadelta", dict(rho=-0.1), "rho must be"),
+    ("Adamax", dict(betas=(0.9, float("nan"))), "betas\\[1\\]"),
+    ("Nadam", dict(momentum_decay=-1.0), "momentum_decay must be"),
+]
+
+
+@pytest.mark.parametrize("rule,hp,match", BAD_HYPERPARAMS,
+                         ids=[f"{r}-{list(h)[0]}" for r, h, _ in BAD_HYPERPARAMS])
+def test_bad_hyperparameters(rule, hp, match):
+    p = np.ones(3)
+    with pytest.raises((ValueError, TypeError), match=match) as info:
+        getattr(fastopt, rule)(p, backend="numpy", **hp)
+    assert str(info.value).startswith(rule + ":")
+    np.testing.assert_array_equal(p, np.ones(3))
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        fastopt.SGD(np.ones(3), backend="jax")
