@@ -14,8 +14,9 @@ falls back silently.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -58,18 +59,43 @@ class HostBackend:
     def copy_from_numpy(self, dst: np.ndarray, src: np.ndarray) -> None:
         np.copyto(dst, src.reshape(dst.shape))
 
-    def same_device(self, a: Any, b: Any) -> bool:
-        return True
+    def grad_matches(self, g: Any, p: np.ndarray) -> bool:
+        """Whether ``g`` can be used as the gradient of ``p`` (the per-step fast check)."""
+        return (isinstance(g, np.ndarray) and g.shape == p.shape and g.dtype == p.dtype
+                and g.flags.c_contiguous)
+
+    def device_of(self, x: Any) -> str:
+        return "host"
 
     def address(self, x: np.ndarray) -> int:
         return x.__array_interface__["data"][0]
 
-    def prepare(self, rule: Any, dtypes: Sequence[np.dtype]) -> Callable[..., None]:
-        """The rule's step function for these dtypes, ready to call."""
-        return rule.reference
+    def kernel(self, rule: Any, flags: Mapping[str, bool], param: Any) -> Callable[..., None]:
+        """The step function ``f(p, g, *state, scalars)`` of ``rule`` for ``param``."""
+        return functools.partial(rule.reference, **flags)
+
+
+class NumbaBackend(HostBackend):
+    """NumPy arrays, updated by the rules' fused Numba loops (compiled at construction)."""
+
+    name = "numba"
+
+    def __init__(self) -> None:
+        self._kernels: dict = {}
+
+    def kernel(self, rule: Any, flags: Mapping[str, bool], param: Any) -> Callable[..., None]:
+        from .kernels._cpu import CpuKernel
+
+        key = (rule.name, tuple(sorted(flags.items())))
+        if key not in self._kernels:
+            self._kernels[key] = CpuKernel(rule.numba_loop, dict(flags), 2 + len(rule.state))
+        cpu = self._kernels[key]
+        cpu.compile(param.dtype)
+        return cpu.for_size(param.size)
 
 
 NUMPY = HostBackend()
+_NUMBA: list[NumbaBackend] = []
 
 
 def _module_available(name: str) -> bool:
@@ -84,7 +110,9 @@ def _make_backend(name: str) -> HostBackend:
         if not _module_available("numba"):
             raise BackendUnavailableError(
                 "backend 'numba' needs numba: pip install numba (or fastopt[numba])")
-        raise BackendUnavailableError("backend 'numba' is not implemented yet")
+        if not _NUMBA:
+            _NUMBA.append(NumbaBackend())
+        return _NUMBA[0]
     if name == "cupy":
         if not _module_available("cupy"):
             raise BackendUnavailableError(

@@ -59,7 +59,8 @@ class Optimizer:
         self._slots = [tuple(st.get(s, flat) for s in self.rule.state)
                        for st, flat in zip(self._state, self._flat)]
         self._dtypes = tuple(dict.fromkeys(a.dtype for a in arrays))
-        self._kernel = self._backend.prepare(self.rule, self._dtypes)
+        flags = self.rule.variant(self._hp)
+        self._kernels = [self._backend.kernel(self.rule, flags, a) for a in arrays]
         self._t = 0
         self._extra = dict(self.rule.extra)
 
@@ -97,9 +98,19 @@ class Optimizer:
 
     def _checked_grads(self, grads: Arrays) -> list:
         """The grads, flat, after checking each matches its param; nothing is modified."""
+        ok = self._backend.grad_matches
+        if self._single:
+            if ok(grads, self._arrays[0]):
+                return [grads.reshape(-1)]
+        elif (isinstance(grads, (list, tuple)) and len(grads) == len(self._arrays)
+              and all(map(ok, grads, self._arrays))):
+            return [g.reshape(-1) for g in grads]
+        self._raise_bad_grads(grads)
+
+    def _raise_bad_grads(self, grads: Arrays) -> None:
+        """Raise the error that says what is wrong with ``grads``."""
         name = type(self).__name__
         glist = _as_list(grads, self._single, f"{name}: grads", len(self._arrays))
-        flat = []
         for i, (g, p) in enumerate(zip(glist, self._arrays)):
             what = f"{name}: grads" if self._single else f"{name}: grads[{i}]"
             g = self._backend.check_array(g, what)
@@ -109,10 +120,10 @@ class Optimizer:
                 raise TypeError(f"{what} has dtype {g.dtype}, its param has {p.dtype}")
             if not g.flags.c_contiguous:
                 raise ValueError(f"{what} must be C-contiguous, got strides {g.strides}")
-            if not self._backend.same_device(g, p):
-                raise ValueError(f"{what} is on another device than its param")
-            flat.append(g.reshape(-1))
-        return flat
+            if not self._backend.grad_matches(g, p):
+                raise ValueError(f"{what} is on another device than its param "
+                                 f"({self._backend.device_of(g)} vs {self._backend.device_of(p)})")
+        raise AssertionError("unreachable: every grad matched")
 
     # -- the step ------------------------------------------------------------------------
     def step(self, grads: Arrays) -> None:
@@ -120,10 +131,9 @@ class Optimizer:
         flat_grads = self._checked_grads(grads)
         t = self._t + 1
         scalars, extra = self.rule.host_scalars(self._hp, t, self._lr_at(t), self._extra)
-        cast = {dt: tuple(dt.type(s) for s in scalars) for dt in self._dtypes}
-        kernel = self._kernel
-        for p, g, slots in zip(self._flat, flat_grads, self._slots):
-            kernel(p, g, *slots, *cast[p.dtype])
+        cast = {dt: np.array(scalars, dtype=dt) for dt in self._dtypes}
+        for kernel, p, g, slots in zip(self._kernels, self._flat, flat_grads, self._slots):
+            kernel(p, g, *slots, cast[p.dtype])
         self._t = t
         self._extra = extra
 

@@ -1,18 +1,22 @@
 """The description every update rule module exports as ``RULE``.
 
-A rule is one fused, elementwise update ``kernel(p, g, *state, *scalars)`` over flat
+A rule is one fused, elementwise update ``kernel(p, g, *state, scalars)`` over flat
 arrays, written three times side by side in its module (NumPy reference, Numba CPU
 kernel, CuPy kernel body) with one calling convention:
 
 * ``p`` (updated in place) and ``g`` (read only);
 * the state arrays named by ``state``, in that order, updated in place;
-* the per-step scalars named by ``scalars``, in that order, already cast to the
-  parameter's dtype. ``host_scalars`` computes them in float64 once per step, so the
-  bias corrections, schedules and flags live in one place for every backend.
+* ``scalars``: a small array in the parameter's dtype holding the per-step scalars named
+  by ``scalars``, in that order (the CuPy kernel takes them as separate arguments).
+  ``host_scalars`` computes them in float64 once per step, so the bias corrections and
+  schedules live in one place for every backend; one array argument instead of ten keeps
+  the per-call cost of a compiled kernel low.
 
-Boolean hyperparameters (amsgrad, nesterov, centered...) are passed as 0/1 scalars; a
-state slot the configuration does not use is still passed (aliased to ``p``) and never
-touched by the kernel.
+Boolean hyperparameters that change which arrays a step touches (amsgrad, nesterov,
+centered, momentum on/off) are compile-time ``flags``: each backend builds one kernel per
+combination it meets (``variant(hp)``), so a disabled branch costs nothing and a state
+slot the configuration does not use (still passed, aliased to ``p``) is never touched.
+The NumPy reference takes the flags as keyword arguments.
 """
 from __future__ import annotations
 
@@ -33,14 +37,11 @@ class Rule:
     state_used: Callable[[Mapping[str, Any]], tuple[str, ...]]
     state_fill: Callable[[str, Mapping[str, Any]], float] = lambda name, hp: 0.0
     extra: Mapping[str, float] = field(default_factory=dict)
-    numba: Any = None
+    variant: Callable[[Mapping[str, Any]], dict[str, bool]] = lambda hp: {}
+    numba_loop: Callable[..., Callable] | None = None
     cuda_body: str | None = None
 
     def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int) -> int:
         """Bytes a step must move per element: read p, g, each used state; write p, each state."""
         return itemsize * (3 + 2 * len(self.state_used(hp)))
 
-
-def flag(value: bool) -> float:
-    """A boolean hyperparameter as the 0/1 scalar the kernels take."""
-    return 1.0 if value else 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cpu import prange
 from ._rule import Rule
 
 STATE = ("sq", "acc")
@@ -24,8 +25,9 @@ def host_scalars(hp, t, lr, extra):
     return (lr, hp["weight_decay"], hp["rho"], 1.0 - hp["rho"], hp["eps"]), extra
 
 
-def reference(p, g, sq, acc, lr, wd, rho, one_minus_rho, eps):
+def reference(p, g, sq, acc, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    lr, wd, rho, one_minus_rho, eps = scalars
     if wd != 0:
         g = g + wd * p
     sq *= rho
@@ -36,4 +38,20 @@ def reference(p, g, sq, acc, lr, wd, rho, one_minus_rho, eps):
     p -= lr * d
 
 
-RULE = Rule("adadelta", STATE, SCALARS, host_scalars, reference, state_used)
+def numba_loop():
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def adadelta(p, g, sq, acc, scalars):
+        lr, wd, rho, one_minus_rho, eps = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            s = rho * sq[i] + one_minus_rho * (gi * gi)
+            sq[i] = s
+            d = np.sqrt(acc[i] + eps) / np.sqrt(s + eps) * gi
+            acc[i] = rho * acc[i] + one_minus_rho * (d * d)
+            p[i] = pi - lr * d
+    return adadelta
+
+
+RULE = Rule("adadelta", STATE, SCALARS, host_scalars, reference, state_used,
+            numba_loop=numba_loop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cpu import prange
 from ._rule import Rule
 
 STATE = ("sum",)
@@ -28,12 +29,27 @@ def host_scalars(hp, t, lr, extra):
     return (clr, hp["weight_decay"], hp["eps"]), extra
 
 
-def reference(p, g, sum_, clr, wd, eps):
+def reference(p, g, sum_, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    clr, wd, eps = scalars
     if wd != 0:
         g = g + wd * p
     sum_ += g * g
     p -= clr * (g / (np.sqrt(sum_) + eps))
 
 
-RULE = Rule("adagrad", STATE, SCALARS, host_scalars, reference, state_used, state_fill)
+def numba_loop():
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def adagrad(p, g, sum_, scalars):
+        clr, wd, eps = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            s = sum_[i] + gi * gi
+            sum_[i] = s
+            p[i] = pi - clr * (gi / (np.sqrt(s) + eps))
+    return adagrad
+
+
+RULE = Rule("adagrad", STATE, SCALARS, host_scalars, reference, state_used, state_fill,
+            numba_loop=numba_loop)

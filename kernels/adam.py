@@ -13,11 +13,16 @@ import math
 
 import numpy as np
 
-from ._rule import Rule, flag
+from ._cpu import nan_max, prange
+from ._rule import Rule
 
 STATE = ("m", "v", "vmax")
 SCALARS = ("step_size", "wd", "decay", "b1", "one_minus_b1", "b2", "one_minus_b2",
-           "bc2_sqrt", "eps", "amsgrad")
+           "bc2_sqrt", "eps")
+
+
+def variant(hp):
+    return {"amsgrad": hp["amsgrad"]}
 
 
 def state_used(hp):
@@ -30,12 +35,12 @@ def host_scalars(hp, t, lr, extra):
     decoupled = hp.get("decoupled", False)
     return (lr / (1.0 - b1 ** t), 0.0 if decoupled else wd,
             1.0 - lr * wd if decoupled else 1.0, b1, 1.0 - b1, b2, 1.0 - b2,
-            math.sqrt(1.0 - b2 ** t), hp["eps"], flag(hp["amsgrad"])), extra
+            math.sqrt(1.0 - b2 ** t), hp["eps"]), extra
 
 
-def reference(p, g, m, v, vmax, step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2,
-              bc2_sqrt, eps, amsgrad):
+def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = scalars
     if decay != 1:
         p *= decay
     if wd != 0:
@@ -50,4 +55,23 @@ def reference(p, g, m, v, vmax, step_size, wd, decay, b1, one_minus_b1, b2, one_
     p -= step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
 
 
-RULE = Rule("adam", STATE, SCALARS, host_scalars, reference, state_used)
+def numba_loop(amsgrad):
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def adam(p, g, m, v, vmax, scalars):
+        step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = scalars
+        for i in prange(p.size):
+            pi = p[i] * decay
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            mi = b1 * m[i] + one_minus_b1 * gi
+            vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+            m[i] = mi
+            v[i] = vi
+            if amsgrad:
+                vi = nan_max(vmax[i], vi)
+                vmax[i] = vi
+            p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
+    return adam
+
+
+RULE = Rule("adam", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
+            numba_loop=numba_loop)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cpu import nan_max, prange
 from ._rule import Rule
 
 STATE = ("m", "u")
@@ -24,8 +25,9 @@ def host_scalars(hp, t, lr, extra):
     return (lr / (1.0 - b1 ** t), hp["weight_decay"], b1, 1.0 - b1, b2, hp["eps"]), extra
 
 
-def reference(p, g, m, u, step_size, wd, b1, one_minus_b1, b2, eps):
+def reference(p, g, m, u, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    step_size, wd, b1, one_minus_b1, b2, eps = scalars
     if wd != 0:
         g = g + wd * p
     m *= b1
@@ -35,4 +37,20 @@ def reference(p, g, m, u, step_size, wd, b1, one_minus_b1, b2, eps):
     p -= step_size * (m / u)
 
 
-RULE = Rule("adamax", STATE, SCALARS, host_scalars, reference, state_used)
+def numba_loop():
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def adamax(p, g, m, u, scalars):
+        step_size, wd, b1, one_minus_b1, b2, eps = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            mi = b1 * m[i] + one_minus_b1 * gi
+            ui = nan_max(b2 * u[i], np.abs(gi) + eps)
+            m[i] = mi
+            u[i] = ui
+            p[i] = pi - step_size * (mi / ui)
+    return adamax
+
+
+RULE = Rule("adamax", STATE, SCALARS, host_scalars, reference, state_used,
+            numba_loop=numba_loop)

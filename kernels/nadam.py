@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cpu import prange
 from ._rule import Rule
 
 STATE = ("m", "v")
@@ -45,8 +46,9 @@ def host_scalars(hp, t, lr, extra):
             {"mu_product": mu_product})
 
 
-def reference(p, g, m, v, cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps):
+def reference(p, g, m, v, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = scalars
     if wd != 0:
         g = g + wd * p
     m *= b1
@@ -58,5 +60,21 @@ def reference(p, g, m, v, cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, e
     p -= cm * (m / den)
 
 
+def numba_loop():
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def nadam(p, g, m, v, scalars):
+        cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            mi = b1 * m[i] + one_minus_b1 * gi
+            vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+            m[i] = mi
+            v[i] = vi
+            den = np.sqrt(vi / bc2) + eps
+            p[i] = pi - cg * (gi / den) - cm * (mi / den)
+    return nadam
+
+
 RULE = Rule("nadam", STATE, SCALARS, host_scalars, reference, state_used,
-            extra={"mu_product": 1.0})
+            extra={"mu_product": 1.0}, numba_loop=numba_loop)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._rule import Rule, flag
+from ._cpu import prange
+from ._rule import Rule
 
 STATE = ("sq", "ga", "buf")
-SCALARS = ("lr", "wd", "alpha", "one_minus_alpha", "eps", "momentum", "centered",
-           "has_momentum")
+SCALARS = ("lr", "wd", "alpha", "one_minus_alpha", "eps", "momentum")
+
+
+def variant(hp):
+    return {"centered": hp["centered"], "has_momentum": hp["momentum"] != 0}
 
 
 def state_used(hp):
@@ -24,13 +28,12 @@ def state_used(hp):
 
 def host_scalars(hp, t, lr, extra):
     alpha = hp["alpha"]
-    return (lr, hp["weight_decay"], alpha, 1.0 - alpha, hp["eps"], hp["momentum"],
-            flag(hp["centered"]), flag(hp["momentum"] != 0)), extra
+    return (lr, hp["weight_decay"], alpha, 1.0 - alpha, hp["eps"], hp["momentum"]), extra
 
 
-def reference(p, g, sq, ga, buf, lr, wd, alpha, one_minus_alpha, eps, momentum, centered,
-              has_momentum):
+def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    lr, wd, alpha, one_minus_alpha, eps, momentum = scalars
     if wd != 0:
         g = g + wd * p
     sq *= alpha
@@ -49,4 +52,29 @@ def reference(p, g, sq, ga, buf, lr, wd, alpha, one_minus_alpha, eps, momentum, 
         p -= lr * (g / avg)
 
 
-RULE = Rule("rmsprop", STATE, SCALARS, host_scalars, reference, state_used)
+def numba_loop(centered, has_momentum):
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def rmsprop(p, g, sq, ga, buf, scalars):
+        lr, wd, alpha, one_minus_alpha, eps, momentum = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            s = alpha * sq[i] + one_minus_alpha * (gi * gi)
+            sq[i] = s
+            if centered:
+                a = alpha * ga[i] + one_minus_alpha * gi
+                ga[i] = a
+                avg = np.sqrt(s - a * a) + eps
+            else:
+                avg = np.sqrt(s) + eps
+            if has_momentum:
+                b = momentum * buf[i] + gi / avg
+                buf[i] = b
+                p[i] = pi - lr * b
+            else:
+                p[i] = pi - lr * (gi / avg)
+    return rmsprop
+
+
+RULE = Rule("rmsprop", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
+            numba_loop=numba_loop)

@@ -11,10 +11,15 @@ keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*
 """
 from __future__ import annotations
 
-from ._rule import Rule, flag
+from ._cpu import prange
+from ._rule import Rule
 
 STATE = ("buf",)
-SCALARS = ("lr", "wd", "momentum", "keep", "gain", "nesterov", "has_momentum")
+SCALARS = ("lr", "wd", "momentum", "keep", "gain")
+
+
+def variant(hp):
+    return {"has_momentum": hp["momentum"] != 0, "nesterov": hp["nesterov"]}
 
 
 def state_used(hp):
@@ -25,12 +30,12 @@ def host_scalars(hp, t, lr, extra):
     first = t == 1
     keep = 0.0 if first else hp["momentum"]
     gain = 1.0 if first else 1.0 - hp["dampening"]
-    return (lr, hp["weight_decay"], hp["momentum"], keep, gain, flag(hp["nesterov"]),
-            flag(hp["momentum"] != 0)), extra
+    return (lr, hp["weight_decay"], hp["momentum"], keep, gain), extra
 
 
-def reference(p, g, buf, lr, wd, momentum, keep, gain, nesterov, has_momentum):
+def reference(p, g, buf, scalars, *, has_momentum, nesterov):
     """NumPy reference: the formula above with whole-array operations, in place."""
+    lr, wd, momentum, keep, gain = scalars
     if wd != 0:
         g = g + wd * p
     if has_momentum:
@@ -42,4 +47,21 @@ def reference(p, g, buf, lr, wd, momentum, keep, gain, nesterov, has_momentum):
     p -= lr * d
 
 
-RULE = Rule("sgd", STATE, SCALARS, host_scalars, reference, state_used)
+def numba_loop(has_momentum, nesterov):
+    """Numba CPU kernel: the formula above in one pass over the arrays."""
+    def sgd(p, g, buf, scalars):
+        lr, wd, momentum, keep, gain = scalars
+        for i in prange(p.size):
+            pi = p[i]
+            gi = g[i] + wd * pi if wd != 0 else g[i]
+            d = gi
+            if has_momentum:
+                b = keep * buf[i] + gain * gi
+                buf[i] = b
+                d = gi + momentum * b if nesterov else b
+            p[i] = pi - lr * d
+    return sgd
+
+
+RULE = Rule("sgd", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
+            numba_loop=numba_loop)
