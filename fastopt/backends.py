@@ -70,9 +70,9 @@ class HostBackend:
     def address(self, x: np.ndarray) -> int:
         return x.__array_interface__["data"][0]
 
-    def kernel(self, rule: Any, flags: Mapping[str, bool], param: Any) -> Callable[..., None]:
+    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
         """The step function ``f(p, g, *state, scalars)`` of ``rule`` for ``param``."""
-        return functools.partial(rule.reference, **flags)
+        return functools.partial(rule.reference, **rule.variant(hp))
 
 
 class NumbaBackend(HostBackend):
@@ -83,15 +83,16 @@ class NumbaBackend(HostBackend):
     def __init__(self) -> None:
         self._kernels: dict = {}
 
-    def kernel(self, rule: Any, flags: Mapping[str, bool], param: Any) -> Callable[..., None]:
+    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
         from .kernels._cpu import CpuKernel
 
+        flags = rule.variant(hp)
         key = (rule.name, tuple(sorted(flags.items())))
         if key not in self._kernels:
-            self._kernels[key] = CpuKernel(rule.numba_loop, dict(flags), 2 + len(rule.state))
-        cpu = self._kernels[key]
-        cpu.compile(param.dtype)
-        return cpu.for_size(param.size)
+            self._kernels[key] = CpuKernel(rule.numba_loop, flags, 2 + len(rule.state),
+                                           len(rule.scalars))
+        bytes_per_step = rule.bytes_per_element(hp, param.itemsize) * param.size
+        return self._kernels[key].for_array(param, bytes_per_step)
 
 
 NUMPY = HostBackend()

@@ -59,8 +59,7 @@ class Optimizer:
         self._slots = [tuple(st.get(s, flat) for s in self.rule.state)
                        for st, flat in zip(self._state, self._flat)]
         self._dtypes = tuple(dict.fromkeys(a.dtype for a in arrays))
-        flags = self.rule.variant(self._hp)
-        self._kernels = [self._backend.kernel(self.rule, flags, a) for a in arrays]
+        self._kernels = [self._backend.kernel(self.rule, self._hp, a) for a in arrays]
         self._t = 0
         self._extra = dict(self.rule.extra)
 

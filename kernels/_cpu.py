@@ -3,8 +3,13 @@
 A rule writes its kernel as a plain function over flat arrays whose loop is
 ``for i in prange(p.size)``: compiled with ``parallel=True`` numba splits that range into
 one contiguous chunk per thread; compiled without, it is an ordinary (vectorised) loop.
-Arrays below ``PARALLEL_THRESHOLD`` elements take the serial kernel, where starting the
-threads would cost more than the work (measured: benchmarks/sweep_numba.py).
+A step that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` takes the serial kernel, where
+waking the threads costs more than the work saves. The crossover follows the bytes a step
+moves rather than the element count: on the 2-core development machine the parallel loop
+started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
+(20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``python
+benchmarks/cpu_kernels.py sweep`` measures it again. The thread count is numba's
+(``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
 passed already cast), ``error_model="numpy"`` (no division checks, so loops vectorise),
@@ -28,7 +33,7 @@ except ImportError:  # the numba backend is optional; the rule modules still imp
 FASTMATH = frozenset()
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", cache=True, nogil=True)
 
-PARALLEL_THRESHOLD = 1 << 16
+PARALLEL_THRESHOLD_BYTES = 1 << 20
 
 
 def scalar_helper(fn: Callable) -> Callable:
@@ -60,21 +65,23 @@ class CpuKernel:
     """
 
     def __init__(self, loop_factory: Callable[..., Callable], flags: dict[str, bool],
-                 n_arrays: int) -> None:
+                 n_arrays: int, n_scalars: int) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
         loop = loop_factory(**flags)
         self.serial = numba.njit(**OPTIONS)(loop)
         self.parallel = numba.njit(parallel=True, **OPTIONS)(_renamed(loop, "_parallel"))
-        self.n_arrays = n_arrays
+        self.n_arrays, self.n_scalars = n_arrays, n_scalars
 
-    def compile(self, dtype: np.dtype) -> None:
-        """Compile (or load from numba's on-disk cache) both versions for ``dtype``."""
-        array = numba.from_dtype(np.dtype(dtype))[::1]
-        sig = numba.void(*([array] * (self.n_arrays + 1)))      # the arrays, then the scalars
-        self.serial.compile(sig)
-        self.parallel.compile(sig)
-
-    def for_size(self, n: int) -> Callable[..., None]:
-        """The version to call on arrays of ``n`` elements."""
-        return self.parallel if n >= PARALLEL_THRESHOLD else self.serial
+    def for_array(self, a: np.ndarray, bytes_per_step: int) -> Callable[..., None]:
+        """The version for arrays like ``a`` (serial below the threshold), compiled now for
+        its dtype, or loaded from numba's on-disk cache, so no step waits for the JIT."""
+        parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES
+        dispatcher = self.parallel if parallel else self.serial
+        array = numba.from_dtype(a.dtype)[::1]
+        dispatcher.compile(numba.void(*([array] * (self.n_arrays + 1))))  # arrays, scalars
+        # One call on scratch arrays primes the dispatcher and starts the thread pool
+        # (~10 ms the first time), so the first real step runs at full speed.
+        scratch = [np.zeros(1, a.dtype) for _ in range(self.n_arrays)]
+        dispatcher(*scratch, np.zeros(self.n_scalars, a.dtype))
+        return dispatcher

@@ -11,10 +11,10 @@ from cases import parametrize_cases
 from conftest import make_optimizer
 
 import fastopt
-from fastopt.kernels._cpu import PARALLEL_THRESHOLD
+from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES
 
 STEPS = 60
-SIZES = [1000, PARALLEL_THRESHOLD + 1001]        # the serial path and the parallel path
+SIZES = [1000, PARALLEL_THRESHOLD_BYTES // 12 + 1001]   # the serial and the parallel path
 
 needs_numba = pytest.mark.skipif("numba" not in fastopt.available_backends(),
                                  reason="numba is not installed")
@@ -27,6 +27,9 @@ def run_both(rule, hp, backend, dtype, n, grads_fn, steps=STEPS, seed=0):
     opt_ref = make_optimizer(rule, ref, hp, "numpy")
     opt_fast = make_optimizer(rule, fast, hp, backend)
     assert opt_fast.backend == backend
+    if backend == "numba":       # the size picks the path under test
+        parallel = opt_fast._kernels[0].targetoptions.get("parallel", False)
+        assert bool(parallel) == (n > 1000), (n, parallel)
     with np.errstate(all="ignore"):
         for _ in range(steps):
             g = grads_fn(rng, n, dtype)
