@@ -45,10 +45,11 @@ def numba_loop():
         for i in prange(p.size):
             pi = p[i]
             gi = g[i] + wd * pi if wd != 0 else g[i]
+            a = acc[i]
             s = rho * sq[i] + one_minus_rho * (gi * gi)
+            d = np.sqrt(a + eps) / np.sqrt(s + eps) * gi
             sq[i] = s
-            d = np.sqrt(acc[i] + eps) / np.sqrt(s + eps) * gi
-            acc[i] = rho * acc[i] + one_minus_rho * (d * d)
+            acc[i] = rho * a + one_minus_rho * (d * d)
             p[i] = pi - lr * d
     return adadelta
 

@@ -42,7 +42,7 @@ def gaussian(rng, n, dtype):
     return rng.standard_normal(n).astype(dtype)
 
 
-def assert_state_equal(opt_ref, opt_fast, dtype):
+def assert_state_equal(opt_ref, opt_fast):
     """Every state array identical."""
     for st_ref, st_fast in zip(opt_ref.state, opt_fast.state):
         assert st_ref.keys() == st_fast.keys()
@@ -59,7 +59,7 @@ def test_numba_matches_reference(rule, hp, dtype, n):
     assert fast.dtype == dtype
     assert not np.array_equal(fast, np.random.default_rng(0).standard_normal(n).astype(dtype))
     np.testing.assert_array_equal(fast, ref)
-    assert_state_equal(opt_ref, opt_fast, dtype)
+    assert_state_equal(opt_ref, opt_fast)
 
 
 def with_non_finite(rng, n, dtype):
@@ -79,7 +79,7 @@ def test_numba_propagates_nan_and_inf_like_reference(rule, hp, n):
                                             steps=6)
     assert np.isnan(ref).any() and np.isfinite(ref).any()
     np.testing.assert_array_equal(fast, ref)           # NaN positions equal too
-    assert_state_equal(opt_ref, opt_fast, np.float32)
+    assert_state_equal(opt_ref, opt_fast)
 
 
 @needs_numba
@@ -99,3 +99,18 @@ def test_numba_state_dict_loads_into_numpy_and_back():
     np.testing.assert_array_equal(a, b)
     fast.load_state_dict(ref.state_dict())
     assert fast.step_count == 10
+
+
+@needs_numba
+def test_numba_follows_numbas_thread_count():
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        n = SIZES[1]
+        opt_ref, opt_fast, ref, fast = run_both("Adam", {"lr": 0.01}, "numba", np.float32, n,
+                                                gaussian, steps=5)
+        np.testing.assert_array_equal(fast, ref)
+    finally:
+        numba.set_num_threads(before)
