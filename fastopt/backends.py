@@ -59,6 +59,9 @@ class HostBackend:
     def copy_from_numpy(self, dst: np.ndarray, src: np.ndarray) -> None:
         np.copyto(dst, src.reshape(dst.shape))
 
+    def writeable(self, x: np.ndarray) -> bool:
+        return x.flags.writeable
+
     def grad_matches(self, g: Any, p: np.ndarray) -> bool:
         """Whether ``g`` can be used as the gradient of ``p`` (the per-step fast check)."""
         return (isinstance(g, np.ndarray) and g.shape == p.shape and g.dtype == p.dtype
@@ -95,8 +98,73 @@ class NumbaBackend(HostBackend):
         return self._kernels[key].for_array(param, bytes_per_step)
 
 
+class CupyBackend(HostBackend):
+    """CuPy arrays (or any ``__cuda_array_interface__`` object, viewed without a copy),
+    updated by the rules' CUDA elementwise kernels. A step launches one kernel per param
+    and never synchronises with the host."""
+
+    name = "cupy"
+
+    def __init__(self) -> None:
+        import cupy
+
+        self.cp = cupy
+        self._kernels: dict = {}
+
+    def check_array(self, x: Any, what: str) -> Any:
+        if isinstance(x, self.cp.ndarray):
+            return x
+        if is_device_array(x) and not isinstance(x, np.ndarray):
+            return self.cp.asarray(x)           # zero copy: shares the device memory
+        where = " (a host array: move it with cupy.asarray)" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{what} must be a device array (cupy.ndarray or an object with "
+                        f"__cuda_array_interface__) for backend 'cupy', got "
+                        f"{_type_name(x)}{where}")
+
+    def writeable(self, x: Any) -> bool:
+        return True
+
+    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0) -> Any:
+        return self.cp.full(n, fill, dtype=dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return self.cp.asnumpy(x)
+
+    def copy_from_numpy(self, dst: Any, src: np.ndarray) -> None:
+        dst.set(np.ascontiguousarray(src).reshape(dst.shape))
+
+    def address(self, x: Any) -> int:
+        return x.data.ptr
+
+    def grad_matches(self, g: Any, p: Any) -> bool:
+        return (isinstance(g, self.cp.ndarray) and g.shape == p.shape and g.dtype == p.dtype
+                and g.flags.c_contiguous and g.device == p.device)
+
+    def device_of(self, x: Any) -> str:
+        return f"cuda:{x.device.id}"
+
+    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
+        from .kernels._gpu import elementwise_kernel, kernel_source
+
+        source = kernel_source(rule, rule.variant(hp), hp)
+        if source not in self._kernels:
+            self._kernels[source] = elementwise_kernel(source)
+        launch = self._kernels[source]
+        used = [rule.state.index(s) for s in source.out_params[1:]]
+
+        def step(p, g, *rest):
+            launch(g, *rest[-1], p, *[rest[k] for k in used])
+
+        # Compile for this dtype now (or load cupy's disk cache): no step waits for NVRTC.
+        scratch = self.cp.zeros(1, dtype=param.dtype)
+        step(scratch.copy(), scratch, *[scratch.copy() for _ in rule.state],
+             np.zeros(len(rule.scalars), param.dtype))
+        return step
+
+
 NUMPY = HostBackend()
 _NUMBA: list[NumbaBackend] = []
+_CUPY: list[CupyBackend] = []
 
 
 def _module_available(name: str) -> bool:
@@ -119,8 +187,21 @@ def _make_backend(name: str) -> HostBackend:
             raise BackendUnavailableError(
                 "backend 'cupy' needs cupy and a CUDA device: pip install cupy-cuda12x "
                 "(or fastopt[gpu])")
-        raise BackendUnavailableError("backend 'cupy' is not implemented yet")
+        if not _CUPY:
+            if not _cuda_device_present():
+                raise BackendUnavailableError("backend 'cupy' needs a CUDA device; cupy found none")
+            _CUPY.append(CupyBackend())
+        return _CUPY[0]
     raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {name!r}")
+
+
+def _cuda_device_present() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:       # no driver, no device, or a broken CUDA install
+        return False
 
 
 def available_backends() -> list[str]:

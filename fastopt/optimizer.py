@@ -72,7 +72,7 @@ class Optimizer:
         if not a.flags.c_contiguous:
             raise ValueError(f"{name}: {what} must be C-contiguous (it is updated in place); "
                              f"got strides {a.strides} for shape {a.shape}")
-        if not a.flags.writeable:
+        if not self._backend.writeable(a):
             raise ValueError(f"{name}: {what} is read-only; params are updated in place")
         return a
 
@@ -104,12 +104,14 @@ class Optimizer:
         elif (isinstance(grads, (list, tuple)) and len(grads) == len(self._arrays)
               and all(map(ok, grads, self._arrays))):
             return [g.reshape(-1) for g in grads]
-        self._raise_bad_grads(grads)
+        return self._converted_grads(grads)
 
-    def _raise_bad_grads(self, grads: Arrays) -> None:
-        """Raise the error that says what is wrong with ``grads``."""
+    def _converted_grads(self, grads: Arrays) -> list:
+        """The slow path: view other libraries' device arrays (e.g. torch CUDA tensors) as
+        the backend's arrays, or raise the error that says what is wrong with ``grads``."""
         name = type(self).__name__
         glist = _as_list(grads, self._single, f"{name}: grads", len(self._arrays))
+        flat = []
         for i, (g, p) in enumerate(zip(glist, self._arrays)):
             what = f"{name}: grads" if self._single else f"{name}: grads[{i}]"
             g = self._backend.check_array(g, what)
@@ -122,7 +124,8 @@ class Optimizer:
             if not self._backend.grad_matches(g, p):
                 raise ValueError(f"{what} is on another device than its param "
                                  f"({self._backend.device_of(g)} vs {self._backend.device_of(p)})")
-        raise AssertionError("unreachable: every grad matched")
+            flat.append(g.reshape(-1))
+        return flat
 
     # -- the step ------------------------------------------------------------------------
     def step(self, grads: Arrays) -> None:

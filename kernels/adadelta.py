@@ -54,5 +54,17 @@ def numba_loop():
     return adadelta
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T a = acc;
+T s = rho * sq + one_minus_rho * (gi * gi);
+T d = sqrt(a + eps) / sqrt(s + eps) * gi;
+sq = s;
+acc = rho * a + one_minus_rho * (d * d);
+p = pi - lr * d;
+"""
+
 RULE = Rule("adadelta", STATE, SCALARS, host_scalars, reference, state_used,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

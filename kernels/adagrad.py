@@ -51,5 +51,14 @@ def numba_loop():
     return adagrad
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T s = sum + gi * gi;
+sum = s;
+p = pi - clr * (gi / (sqrt(s) + eps));
+"""
+
 RULE = Rule("adagrad", STATE, SCALARS, host_scalars, reference, state_used, state_fill,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

@@ -73,5 +73,20 @@ def numba_loop(amsgrad):
     return adam
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p * decay;
+T gi = wd != 0 ? g + wd * pi : g;
+T mi = b1 * m + one_minus_b1 * gi;
+T vi = b2 * v + one_minus_b2 * (gi * gi);
+m = mi;
+v = vi;
+#if AMSGRAD
+vi = nan_max(vmax, vi);
+vmax = vi;
+#endif
+p = pi - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
+"""
+
 RULE = Rule("adam", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

@@ -52,5 +52,16 @@ def numba_loop():
     return adamax
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T mi = b1 * m + one_minus_b1 * gi;
+T ui = nan_max(b2 * u, fabs(gi) + eps);
+m = mi;
+u = ui;
+p = pi - step_size * (mi / ui);
+"""
+
 RULE = Rule("adamax", STATE, SCALARS, host_scalars, reference, state_used,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

@@ -76,5 +76,17 @@ def numba_loop():
     return nadam
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T mi = b1 * m + one_minus_b1 * gi;
+T vi = b2 * v + one_minus_b2 * (gi * gi);
+m = mi;
+v = vi;
+T den = sqrt(vi / bc2) + eps;
+p = pi - cg * (gi / den) - cm * (mi / den);
+"""
+
 RULE = Rule("nadam", STATE, SCALARS, host_scalars, reference, state_used,
-            extra={"mu_product": 1.0}, numba_loop=numba_loop)
+            extra={"mu_product": 1.0}, numba_loop=numba_loop, cuda_body=CUDA_BODY)

@@ -76,5 +76,27 @@ def numba_loop(centered, has_momentum):
     return rmsprop
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T s = alpha * sq + one_minus_alpha * (gi * gi);
+sq = s;
+#if CENTERED
+T a = alpha * ga + one_minus_alpha * gi;
+ga = a;
+T avg = sqrt(s - a * a) + eps;
+#else
+T avg = sqrt(s) + eps;
+#endif
+#if HAS_MOMENTUM
+T b = momentum * buf + gi / avg;
+buf = b;
+p = pi - lr * b;
+#else
+p = pi - lr * (gi / avg);
+#endif
+"""
+
 RULE = Rule("rmsprop", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

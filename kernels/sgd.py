@@ -63,5 +63,18 @@ def numba_loop(has_momentum, nesterov):
     return sgd
 
 
+# CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
+CUDA_BODY = """
+T pi = p;
+T gi = wd != 0 ? g + wd * pi : g;
+T d = gi;
+#if HAS_MOMENTUM
+T b = keep * buf + gain * gi;
+buf = b;
+d = NESTEROV ? gi + momentum * b : b;
+#endif
+p = pi - lr * d;
+"""
+
 RULE = Rule("sgd", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop)
+            numba_loop=numba_loop, cuda_body=CUDA_BODY)

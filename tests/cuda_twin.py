@@ -1,0 +1,92 @@
+"""The CuPy kernel bodies compiled for the CPU with the system C++ compiler.
+
+Each rule variant's CUDA source (kernels/_gpu.py: the same preamble, macros, parameter
+names and body string that cupy.ElementwiseKernel gets) is wrapped in a plain C++ loop
+with the few CUDA spellings shimmed, compiled into one shared library, and called through
+ctypes with the optimizer's calling convention. A typo or a math error in a GPU kernel
+body therefore fails CI, which has no GPU.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from fastopt.kernels._gpu import CudaSource, kernel_source
+
+SHIM = """\
+#include <cmath>
+using std::sqrt;
+using std::fabs;
+#define __device__
+#define __forceinline__ inline
+"""
+CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+# no contraction into fused multiply-adds, IEEE semantics: round like NumPy (and the GPU
+# with --fmad=false)
+FLAGS = ["-O2", "-std=c++17", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC"]
+
+
+def compiler() -> str | None:
+    return shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+
+
+def function_name(source: CudaSource, dtype: np.dtype) -> str:
+    return f"{source.name}_{CTYPES[np.dtype(dtype)]}"
+
+
+def function_source(rule, source: CudaSource, dtype: np.dtype) -> str:
+    """One extern "C" function: the body in a loop over n elements."""
+    name = function_name(source, dtype)
+    slots = ", ".join(f"T* {s}_" for s in rule.state)
+    lines = [f"namespace {name}_ns {{", f"typedef {CTYPES[np.dtype(dtype)]} T;", source.preamble,
+             f'extern "C" void {name}(long n, T* p_, const T* g_, {slots}, const T* s_) {{']
+    lines += [f"    const T {s} = s_[{k}];" for k, s in enumerate(source.in_params[1:])]
+    lines += ["    for (long i = 0; i < n; ++i) {", "        const T g = g_[i];"]
+    lines += [f"        T& {a} = {a}_[i];" for a in source.out_params]
+    lines += [source.body, "    }", "}"]
+    lines += [f"#undef {line.split()[1]}" for line in source.preamble.splitlines()
+              if line.startswith("#define")]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+class Twin:
+    """Builds the CPU twins of a set of (rule, hp) variants; ``kernel(rule, hp, dtype)``."""
+
+    def __init__(self, variants, build_dir: Path) -> None:
+        self.sources = {}
+        parts = [SHIM]
+        for rule, hp in variants:
+            source = kernel_source(rule, rule.variant(hp), hp)
+            for dtype in CTYPES:
+                key = function_name(source, dtype)
+                if key not in self.sources:
+                    self.sources[key] = source
+                    parts.append(function_source(rule, source, dtype))
+        code = "\n\n".join(parts)
+        digest = hashlib.sha256(code.encode()).hexdigest()[:16]
+        lib = build_dir / f"cuda_twin_{digest}.so"
+        if not lib.exists():
+            src = build_dir / f"cuda_twin_{digest}.cpp"
+            src.write_text(code)
+            subprocess.run([compiler(), *FLAGS, str(src), "-o", str(lib)], check=True,
+                           capture_output=True, text=True)
+        self.lib = ctypes.CDLL(str(lib))
+
+    def kernel(self, rule, hp, dtype):
+        """A step function ``f(p, g, *slots, scalars)`` running the compiled body."""
+        source = kernel_source(rule, rule.variant(hp), hp)
+        fn = getattr(self.lib, function_name(source, dtype))
+        fn.argtypes = [ctypes.c_long] + [ctypes.c_void_p] * (3 + len(rule.state))
+        fn.restype = None
+
+        def step(p, g, *rest):
+            assert all(a.dtype == dtype and a.flags.c_contiguous for a in (p, g, *rest))
+            fn(p.size, *(a.ctypes.data for a in (p, g, *rest)))
+
+        return step

@@ -1,0 +1,58 @@
+"""The GPU kernel bodies, compiled for the CPU, against the NumPy reference (bit for bit)."""
+import numpy as np
+import pytest
+from cases import CASES, parametrize_cases
+from conftest import make_optimizer
+from cuda_twin import Twin, compiler
+
+pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler")
+
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    variants = []
+    for rule, hp in CASES:
+        opt = make_optimizer(rule, np.zeros(1), hp)
+        variants.append((opt.rule, opt._hp))
+    return Twin(variants, tmp_path_factory.mktemp("twin"))
+
+
+def with_twin_kernel(opt, twin):
+    """Swap the optimizer's NumPy kernels for the compiled CUDA bodies."""
+    opt._kernels = [twin.kernel(opt.rule, opt._hp, a.dtype) for a in opt._arrays]
+    return opt
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_cuda_body_matches_reference(rule, hp, dtype, twin):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(257).astype(dtype)
+    ref, gpu_math = p0.copy(), p0.copy()
+    opt_ref = make_optimizer(rule, ref, hp)
+    opt_twin = with_twin_kernel(make_optimizer(rule, gpu_math, hp), twin)
+    with np.errstate(all="ignore"):
+        for step in range(STEPS):
+            g = rng.standard_normal(257).astype(dtype)
+            if step == STEPS - 3:                       # non-finite values propagate alike
+                g[:4] = [np.nan, np.inf, -np.inf, 0.0]
+            opt_ref.step(g)
+            opt_twin.step(g)
+    assert not np.array_equal(gpu_math, p0)
+    np.testing.assert_array_equal(gpu_math, ref)
+    for st_ref, st_twin in zip(opt_ref.state, opt_twin.state):
+        for k in st_ref:
+            np.testing.assert_array_equal(st_twin[k], st_ref[k], err_msg=k)
+
+
+def test_a_typo_in_a_body_fails_to_build(tmp_path):
+    """The twin really compiles the body: a broken body is a build error, not a pass."""
+    import dataclasses
+    import subprocess
+
+    opt = make_optimizer("Adam", np.zeros(1), {})
+    broken = dataclasses.replace(opt.rule, cuda_body=opt.rule.cuda_body.replace("mi /", "mj /"))
+    with pytest.raises(subprocess.CalledProcessError):
+        Twin([(broken, opt._hp)], tmp_path)

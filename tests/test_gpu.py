@@ -1,0 +1,119 @@
+"""The cupy backend on a real GPU: the parity table, device arrays, device errors.
+
+Marked `gpu`: skipped where cupy or a CUDA device is missing (CI); there the CPU twin of
+the kernel bodies (test_cuda_twin.py) proves the same math.
+"""
+import numpy as np
+import pytest
+from cases import parametrize_cases
+from conftest import make_optimizer
+
+import fastopt
+
+pytestmark = pytest.mark.gpu
+STEPS = 60
+
+
+@pytest.fixture(scope="module")
+def cp():
+    import cupy
+
+    return cupy
+
+
+@pytest.mark.parametrize("n", [1000, 1 << 20])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_cupy_matches_reference_bit_for_bit(rule, hp, dtype, n, cp):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(n).astype(dtype)
+    ref, dev = p0.copy(), cp.asarray(p0)
+    opt_ref = make_optimizer(rule, ref, hp, "numpy")
+    opt_gpu = make_optimizer(rule, dev, hp, "cupy")
+    with np.errstate(all="ignore"):
+        for step in range(STEPS):
+            g = rng.standard_normal(n).astype(dtype)
+            if step == STEPS - 3:
+                g[:4] = [np.nan, np.inf, -np.inf, 0.0]
+            opt_ref.step(g)
+            opt_gpu.step(cp.asarray(g))
+    out = cp.asnumpy(dev)
+    assert not np.array_equal(out, p0)
+    np.testing.assert_array_equal(out, ref)
+    for st_ref, st_gpu in zip(opt_ref.state, opt_gpu.state):
+        for k in st_ref:
+            np.testing.assert_array_equal(cp.asnumpy(st_gpu[k]), st_ref[k], err_msg=k)
+
+
+def test_auto_picks_cupy_for_device_arrays(cp):
+    assert fastopt.Adam(cp.zeros(4)).backend == "cupy"
+    assert "cupy" in fastopt.available_backends()
+
+
+def test_state_dict_crosses_devices(cp):
+    rng = np.random.default_rng(1)
+    grads = [rng.standard_normal(50) for _ in range(8)]
+    dev, host = cp.ones(50), np.ones(50)
+    gpu = fastopt.Nadam(dev, backend="cupy")
+    cpu = fastopt.Nadam(host, backend="numba" if "numba" in fastopt.available_backends()
+                        else "numpy")
+    for g in grads[:4]:
+        gpu.step(cp.asarray(g))
+    cpu.load_state_dict(gpu.state_dict())
+    host[:] = cp.asnumpy(dev)
+    for g in grads[4:]:
+        gpu.step(cp.asarray(g))
+        cpu.step(g)
+    np.testing.assert_array_equal(cp.asnumpy(dev), host)
+    gpu.load_state_dict(cpu.state_dict())
+    np.testing.assert_array_equal(cp.asnumpy(gpu.state[0]["m"]), cpu.state[0]["m"])
+
+
+@pytest.mark.parametrize("grads,exc,match", [
+    ("host", TypeError, "a host array"),
+    ("f32", TypeError, "has dtype float32"),
+    ("shape", ValueError, "has shape"),
+])
+def test_device_input_errors_change_nothing(grads, exc, match, cp):
+    p = cp.linspace(0, 1, 6)
+    opt = fastopt.Adam(p, backend="cupy")
+    opt.step(cp.ones(6))
+    before, sd = p.copy(), opt.state_dict()
+    bad = {"host": np.ones(6), "f32": cp.ones(6, dtype=cp.float32), "shape": cp.ones(5)}[grads]
+    with pytest.raises(exc, match=match):
+        opt.step(bad)
+    cp.testing.assert_array_equal(p, before)
+    np.testing.assert_array_equal(opt.state_dict()["0.m"], sd["0.m"])
+
+
+def test_host_params_are_refused_by_the_cupy_backend():
+    with pytest.raises(TypeError, match="a host array"):
+        fastopt.SGD(np.ones(3), backend="cupy")
+
+
+def test_grads_on_another_device(cp):
+    if cp.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("one GPU: no second device to put grads on")
+    p = cp.ones(4)
+    opt = fastopt.SGD(p, lr=0.1, backend="cupy")
+    with cp.cuda.Device(1):
+        g = cp.ones(4)
+    with pytest.raises(ValueError, match="another device"):
+        opt.step(g)
+
+
+def test_torch_cuda_tensor_is_updated_in_place(cp):
+    torch = pytest.importorskip("torch")
+    t = torch.ones(1000, device="cuda", dtype=torch.float32)
+    ptr = t.data_ptr()
+    opt = fastopt.Adam(t, lr=0.1)
+    assert opt.backend == "cupy"
+    for _ in range(3):
+        opt.step(torch.full_like(t, 0.5))
+    torch.cuda.synchronize()
+    assert t.data_ptr() == ptr
+    ref = np.ones(1000, np.float32)
+    ref_opt = fastopt.Adam(ref, lr=0.1, backend="numpy")
+    for _ in range(3):
+        ref_opt.step(np.full(1000, 0.5, np.float32))
+    np.testing.assert_array_equal(t.cpu().numpy(), ref)
