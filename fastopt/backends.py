@@ -151,9 +151,10 @@ class CupyBackend(HostBackend):
             self._kernels[source] = elementwise_kernel(source)
         launch = self._kernels[source]
         used = [rule.state.index(s) for s in source.out_params[1:]]
+        block = source.block_size
 
         def step(p, g, *rest):
-            launch(g, *rest[-1], p, *[rest[k] for k in used])
+            launch(g, *rest[-1], p, *[rest[k] for k in used], block_size=block)
 
         # Compile for this dtype now (or load cupy's disk cache): no step waits for NVRTC.
         scratch = self.cp.zeros(1, dtype=param.dtype)

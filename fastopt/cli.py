@@ -20,18 +20,32 @@ RULE_NAMES = tuple(optimizers.__all__)
 
 
 def _run(problem: Problem, rule: str, backend: str, steps: int) -> tuple[float, float]:
-    """(final loss, seconds per opt.step) of ``steps`` steps of ``rule`` on ``problem``."""
-    x = problem.x0.copy()
+    """(final loss, seconds per opt.step) of ``steps`` steps of ``rule`` on ``problem``.
+
+    The problems compute on the host; on the cupy backend x lives on the GPU and each
+    gradient is copied over before the step (the step alone is timed)."""
+    if backend == "cupy":
+        import cupy as xp
+        sync = xp.cuda.Device().synchronize
+    else:
+        xp, sync = np, lambda: None
+    x = xp.asarray(problem.x0.copy())
     opt = getattr(optimizers, rule)(x, lr=problem.lr[rule], backend=backend)
     in_step = 0.0
     with np.errstate(all="ignore"):
         for _ in range(steps):
-            _, g = problem.loss_and_grad(x)
+            _, g = problem.loss_and_grad(_host(x))
+            g = xp.asarray(g)
             t0 = time.perf_counter()
             opt.step(g)
+            sync()
             in_step += time.perf_counter() - t0
-        f, _ = problem.loss_and_grad(x)
+        f, _ = problem.loss_and_grad(_host(x))
     return f, in_step / steps
+
+
+def _host(x) -> np.ndarray:
+    return x if isinstance(x, np.ndarray) else x.get()
 
 
 def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> None:
