@@ -34,10 +34,11 @@ _source_tree_kernels()
 
 from . import schedules  # noqa: E402
 from .backends import BackendUnavailableError, available_backends  # noqa: E402
+from .lbfgs import LBFGS, OptimizeResult, minimize  # noqa: E402
 from .optimizer import Optimizer  # noqa: E402
 from .optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam",
-           "Optimizer", "schedules", "available_backends", "BackendUnavailableError"]
+           "LBFGS", "minimize", "OptimizeResult", "Optimizer", "schedules", "available_backends", "BackendUnavailableError"]

@@ -32,6 +32,9 @@ except ImportError:  # the numba backend is optional; the rule modules still imp
 
 FASTMATH = frozenset()
 OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", cache=True, nogil=True)
+# The L-BFGS kernels reduce (dot products): reassociation lets those vectorise. Still no
+# nnan/ninf, so NaN and Inf keep their meaning.
+LBFGS_FASTMATH = frozenset({"reassoc", "contract", "nsz", "arcp"})
 
 PARALLEL_THRESHOLD_BYTES = 1 << 20
 
@@ -57,6 +60,15 @@ def _renamed(fn: Callable, suffix: str) -> Callable:
     return clone
 
 
+def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
+    """``fn`` compiled by numba twice: a serial and a parallel (prange) dispatcher."""
+    if numba is None:
+        raise ImportError("the numba backend needs numba: pip install numba")
+    opts = dict(OPTIONS, **options)
+    return (numba.njit(**opts)(fn),
+            numba.njit(parallel=True, **opts)(_renamed(fn, "_parallel")))
+
+
 class CpuKernel:
     """A rule's loop for one variant (its compile-time flags), compiled serial and parallel.
 
@@ -68,9 +80,7 @@ class CpuKernel:
                  n_arrays: int, n_scalars: int) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
-        loop = loop_factory(**flags)
-        self.serial = numba.njit(**OPTIONS)(loop)
-        self.parallel = numba.njit(parallel=True, **OPTIONS)(_renamed(loop, "_parallel"))
+        self.serial, self.parallel = serial_and_parallel(loop_factory(**flags))
         self.n_arrays, self.n_scalars = n_arrays, n_scalars
 
     def for_array(self, a: np.ndarray, bytes_per_step: int) -> Callable[..., None]:

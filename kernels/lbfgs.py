@@ -1,0 +1,364 @@
+"""L-BFGS kernels: the two-loop recursion and the history update, three ways.
+
+History: the last m pairs s = x_new - x, y = g_new - g in preallocated (m, n) ring buffers
+S, Y on the backend's device; ``order`` lists the slots oldest first; rho_i = 1/(s_i.y_i).
+
+    two_loop:  q = g
+               for i newest..oldest:  alpha_i = rho_i s_i.q;   q -= alpha_i y_i
+               r = gamma q                         (gamma = s.y/y.y of the newest pair)
+               for i oldest..newest:  beta = rho_i y_i.r;  r += (alpha_i - beta) s_i
+               d = -r                              (d = -H g, the search direction)
+
+The fused versions make 2k+1 passes over n: each pass does one pair's axpy together with
+the dot product the next pass needs, so each loop reads each history vector once
+(~8kn + 3n words moved, against ~10kn for dot-then-axpy). Dot products accumulate in
+float64 whatever the array dtype.
+
+    update_pair:  s = x_new - x;  y = g_new - g;  returns (s.y, y.y, max|g_new|)
+
+one pass that also yields the curvature and the stopping test's gradient norm.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._cpu import LBFGS_FASTMATH, prange
+
+
+# -- (1) NumPy reference -----------------------------------------------------------------
+def two_loop_reference(g, S, Y, rho, order, gamma, d):
+    """d = -H g by the textbook two-loop recursion (unfused, whole-array operations)."""
+    q = g.astype(np.float64)
+    alpha = np.empty(len(order))
+    for j in reversed(range(len(order))):
+        i = order[j]
+        alpha[j] = rho[i] * np.dot(S[i], q)
+        q -= alpha[j] * Y[i]
+    r = gamma * q
+    for j in range(len(order)):
+        i = order[j]
+        beta = rho[i] * np.dot(Y[i], r)
+        r += (alpha[j] - beta) * S[i]
+    np.negative(r, out=d, casting="same_kind")
+
+
+def update_pair_reference(x_new, x, g_new, g, s, y):
+    """s = x_new - x; y = g_new - g; return (s.y, y.y, max|g_new|)."""
+    np.subtract(x_new, x, out=s)
+    np.subtract(g_new, g, out=y)
+    s64, y64 = s.astype(np.float64, copy=False), y.astype(np.float64, copy=False)
+    return (float(np.dot(s64, y64)), float(np.dot(y64, y64)),
+            float(np.max(np.abs(g_new))) if g_new.size else 0.0)
+
+
+def step_reference(out, x, a, d):
+    """out = x + a*d."""
+    np.multiply(d, a, out=out)
+    out += x
+
+
+# -- (2) Numba CPU kernels (compiled serial and parallel by kernels._cpu.lbfgs_kernels) --
+def two_loop_numba(g, S, Y, rho, order, gamma, alpha, d):
+    """The fused two-loop recursion; ``alpha`` is scratch of length len(order)."""
+    k = order.size
+    n = g.size
+    if k == 0:
+        for i in prange(n):
+            d[i] = -gamma * g[i]
+        return
+    s_new = S[order[k - 1]]
+    dot = 0.0
+    for i in prange(n):                       # q = g, fused with s_newest . q
+        d[i] = g[i]
+        dot += s_new[i] * np.float64(g[i])
+    for j in range(k - 1, -1, -1):            # newest .. oldest
+        a = rho[order[j]] * dot
+        alpha[j] = a
+        y = Y[order[j]]
+        w = S[order[j - 1]] if j > 0 else y   # the next pass's dot partner
+        dot = 0.0
+        for i in prange(n):
+            qi = d[i] - a * y[i]
+            d[i] = qi
+            dot += w[i] * np.float64(qi)
+    scale = gamma                              # r = gamma q, folded into the first pass
+    for j in range(k):                        # oldest .. newest
+        c = alpha[j] - rho[order[j]] * scale * dot
+        s = S[order[j]]
+        last = j == k - 1
+        w = s if last else Y[order[j + 1]]
+        sign = -1.0 if last else 1.0          # the last pass writes d = -r
+        dot = 0.0
+        for i in prange(n):
+            ri = scale * d[i] + c * s[i]
+            d[i] = sign * ri
+            dot += w[i] * np.float64(ri)
+        scale = 1.0
+
+
+def update_pair_numba(x_new, x, g_new, g, s, y):
+    sy = 0.0
+    yy = 0.0
+    gmax = 0.0
+    for i in prange(x.size):
+        si = x_new[i] - x[i]
+        yi = g_new[i] - g[i]
+        s[i] = si
+        y[i] = yi
+        sy += np.float64(si) * yi
+        yy += np.float64(yi) * yi
+        gmax = max(gmax, abs(np.float64(g_new[i])))
+    return sy, yy, gmax
+
+
+def step_numba(out, x, a, d):
+    for i in prange(x.size):
+        out[i] = x[i] + a * d[i]
+
+
+NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
+                 "step": step_numba}
+
+
+# -- backend glue: the same operations for every backend ---------------------------------
+class HostOps:
+    """L-BFGS operations on NumPy arrays: the reference, or the Numba kernels (compiled at
+    construction, serial or parallel by the bytes a pass moves)."""
+
+    xp = np
+
+    def __init__(self, n: int, dtype: np.dtype, compiled: bool) -> None:
+        self.dtype = np.dtype(dtype)
+        if compiled:
+            from ._cpu import PARALLEL_THRESHOLD_BYTES, serial_and_parallel
+
+            pick = int(n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES)
+            fns = {k: serial_and_parallel(f, fastmath=set(LBFGS_FASTMATH))[pick]
+                   for k, f in NUMBA_KERNELS.items()}
+            self._two_loop, self._update, self._step = (fns["two_loop"], fns["update_pair"],
+                                                        fns["step"])
+            self._warm_up()
+        else:
+            self._two_loop = None
+            self._update, self._step = update_pair_reference, step_reference
+
+    def _warm_up(self) -> None:
+        """Compile (or load from cache) for this dtype now, not in the first iteration."""
+        one = np.ones(1, self.dtype)
+        H = np.ones((1, 1), self.dtype)
+        self.two_loop(one, H, H, np.ones(1), np.zeros(1, np.int64), 1.0, one.copy())
+        self.update_pair(one, one, one, one, one.copy(), one.copy())
+        self.step(one.copy(), one, 1.0, one)
+
+    def zeros(self, shape) -> np.ndarray:
+        return np.zeros(shape, self.dtype)
+
+    def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
+        if self._two_loop is None:
+            two_loop_reference(g, S, Y, rho, order, gamma, d)
+        else:
+            self._two_loop(g, S, Y, rho, order, gamma, np.empty(len(order)), d)
+
+    def update_pair(self, x_new, x, g_new, g, s, y) -> tuple[float, float, float]:
+        return self._update(x_new, x, g_new, g, s, y)
+
+    def step(self, out, x, a: float, d) -> None:
+        self._step(out, x, self.dtype.type(a), d)
+
+    def dot(self, a, b) -> float:
+        return float(np.dot(a, b))
+
+    def max_abs(self, a) -> float:
+        return float(np.max(np.abs(a))) if a.size else 0.0
+
+
+# -- (3) CUDA kernels (cupy RawModule) ----------------------------------------------------
+# Grid-stride loops; each block reduces its partial dot products in shared memory and adds
+# them to a float64 slot of a device array with atomicAdd. The two-loop passes read the
+# previous pass's dot product from that array, so the recursion runs without the host:
+# rho and gamma are kernel arguments (the host knows them from the history update).
+# tests/cuda_twin.py compiles this source for the CPU too (one thread, one block).
+CUDA_SOURCE = r"""
+#define BLOCK 256
+
+__device__ double block_sum(double v) {
+    __shared__ double part[BLOCK];
+    part[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) part[threadIdx.x] += part[threadIdx.x + half];
+        __syncthreads();
+    }
+    double total = part[0];
+    __syncthreads();
+    return total;
+}
+
+__device__ double block_max(double v) {
+    __shared__ double part[BLOCK];
+    part[threadIdx.x] = v;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) part[threadIdx.x] = fmax(part[threadIdx.x], part[threadIdx.x + half]);
+        __syncthreads();
+    }
+    double total = part[0];
+    __syncthreads();
+    return total;
+}
+
+#define GRID_STRIDE(i, n) \
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+         i += (long long)blockDim.x * gridDim.x)
+
+// d = -gamma g (no history)
+template <typename T>
+__global__ void lbfgs_scaled_descent(long long n, double gamma, const T* g, T* d) {
+    GRID_STRIDE(i, n) { d[i] = (T)(-gamma * g[i]); }
+}
+
+// q = g, fused with out = s_newest . q
+template <typename T>
+__global__ void lbfgs_start(long long n, const T* g, const T* s, T* d, double* out) {
+    double acc = 0.0;
+    GRID_STRIDE(i, n) { T gi = g[i]; d[i] = gi; acc += (double)s[i] * gi; }
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) atomicAdd(out, acc);
+}
+
+// first loop, one pair: alpha = rho s.q (s.q = *dot_in); q -= alpha y; out = w . q
+template <typename T>
+__global__ void lbfgs_down(long long n, double rho, const double* dot_in, double* alpha,
+                           const T* y, const T* w, T* d, double* out) {
+    const double a = rho * *dot_in;
+    if (blockIdx.x == 0 && threadIdx.x == 0) *alpha = a;
+    double acc = 0.0;
+    GRID_STRIDE(i, n) { T qi = (T)(d[i] - a * y[i]); d[i] = qi; acc += (double)w[i] * qi; }
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) atomicAdd(out, acc);
+}
+
+// second loop, one pair: beta = rho y.r (= rho*scale*(*dot_in)); r = scale*d + (alpha-beta) s;
+// d = sign*r; out = w . r
+template <typename T>
+__global__ void lbfgs_up(long long n, double rho, double scale, double sign,
+                         const double* dot_in, const double* alpha, const T* s, const T* w,
+                         T* d, double* out) {
+    const double c = *alpha - rho * scale * *dot_in;
+    double acc = 0.0;
+    GRID_STRIDE(i, n) {
+        T ri = (T)(scale * d[i] + c * s[i]);
+        d[i] = (T)(sign * ri);
+        acc += (double)w[i] * ri;
+    }
+    acc = block_sum(acc);
+    if (threadIdx.x == 0) atomicAdd(out, acc);
+}
+
+// s = x_new - x; y = g_new - g; out = (s.y, y.y, max|g_new|)   (out[2] >= 0: max as bits)
+template <typename T>
+__global__ void lbfgs_pair(long long n, const T* x_new, const T* x, const T* g_new,
+                           const T* g, T* s, T* y, double* out) {
+    double sy = 0.0, yy = 0.0, gmax = 0.0;
+    GRID_STRIDE(i, n) {
+        T si = x_new[i] - x[i];
+        T yi = g_new[i] - g[i];
+        s[i] = si;
+        y[i] = yi;
+        sy += (double)si * yi;
+        yy += (double)yi * yi;
+        gmax = fmax(gmax, fabs((double)g_new[i]));
+    }
+    sy = block_sum(sy);
+    yy = block_sum(yy);
+    gmax = block_max(gmax);
+    if (threadIdx.x == 0) {
+        atomicAdd(out, sy);
+        atomicAdd(out + 1, yy);
+        atomicMax((unsigned long long*)(out + 2), (unsigned long long)__double_as_longlong(gmax));
+    }
+}
+
+// out = x + a d
+template <typename T>
+__global__ void lbfgs_step(long long n, T a, const T* x, const T* d, T* out) {
+    GRID_STRIDE(i, n) { out[i] = x[i] + a * d[i]; }
+}
+"""
+CUDA_KERNELS = ("lbfgs_scaled_descent", "lbfgs_start", "lbfgs_down", "lbfgs_up", "lbfgs_pair",
+                "lbfgs_step")
+
+
+def two_loop_launches(g, S, Y, rho, order, gamma, d, dots, alpha):
+    """The CUDA two-loop recursion as a sequence of (kernel, args) launches; ``dots``
+    (2k+1 float64, zeroed) and ``alpha`` (k float64) are device scratch."""
+    k, n = len(order), g.size
+    if k == 0:
+        yield "lbfgs_scaled_descent", (n, float(gamma), g, d)
+        return
+    yield "lbfgs_start", (n, g, S[order[k - 1]], d, dots[0:])
+    for step, j in enumerate(range(k - 1, -1, -1)):           # newest .. oldest
+        w = S[order[j - 1]] if j > 0 else Y[order[j]]
+        yield "lbfgs_down", (n, float(rho[order[j]]), dots[step:], alpha[j:], Y[order[j]], w, d,
+                             dots[step + 1:])
+    for j in range(k):                                        # oldest .. newest
+        last = j == k - 1
+        w = S[order[j]] if last else Y[order[j + 1]]
+        yield "lbfgs_up", (n, float(rho[order[j]]), float(gamma) if j == 0 else 1.0,
+                           -1.0 if last else 1.0, dots[k + j:], alpha[j:], S[order[j]], w, d,
+                           dots[k + j + 1:])
+
+
+class CupyOps:
+    """L-BFGS operations on CuPy arrays with the kernels above (one module per dtype)."""
+
+    BLOCK = 256
+
+    def __init__(self, n: int, dtype: np.dtype) -> None:
+        import cupy
+
+        self.cp, self.dtype = cupy, np.dtype(dtype)
+        ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[self.dtype]
+        names = [f"{k}<{ctype}>" for k in CUDA_KERNELS]
+        module = cupy.RawModule(code=CUDA_SOURCE, options=("--fmad=false", "-std=c++14"),
+                                name_expressions=names)
+        self.kernels = {k: module.get_function(name) for k, name in zip(CUDA_KERNELS, names)}
+        sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        self.grid = max(1, min((n + self.BLOCK - 1) // self.BLOCK, sms * 8))
+        self.pair_out = cupy.zeros(3, np.float64)
+        self.scratch = {}
+
+    def _launch(self, name: str, args) -> None:
+        converted = tuple(np.int64(a) if isinstance(a, int) else
+                          np.float64(a) if isinstance(a, float) else a for a in args)
+        if name == "lbfgs_step":
+            converted = converted[:1] + (self.dtype.type(args[1]),) + converted[2:]
+        self.kernels[name]((self.grid,), (self.BLOCK,), converted)
+
+    def zeros(self, shape):
+        return self.cp.zeros(shape, self.dtype)
+
+    def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
+        k = len(order)
+        if k not in self.scratch:
+            self.scratch[k] = (self.cp.zeros(2 * k + 1, np.float64), self.cp.zeros(max(k, 1), np.float64))
+        dots, alpha = self.scratch[k]
+        dots.fill(0)
+        for name, args in two_loop_launches(g, S, Y, rho, [int(o) for o in order], gamma, d,
+                                            dots, alpha):
+            self._launch(name, args)
+
+    def update_pair(self, x_new, x, g_new, g, s, y) -> tuple[float, float, float]:
+        self.pair_out.fill(0)
+        self._launch("lbfgs_pair", (x.size, x_new, x, g_new, g, s, y, self.pair_out))
+        sy, yy, gmax = self.pair_out.get()         # the one host sync of an iteration's update
+        return float(sy), float(yy), float(gmax)
+
+    def step(self, out, x, a: float, d) -> None:
+        self._launch("lbfgs_step", (x.size, float(a), x, d, out))
+
+    def dot(self, a, b) -> float:
+        return float(self.cp.dot(a, b))
+
+    def max_abs(self, a) -> float:
+        return float(self.cp.max(self.cp.abs(a))) if a.size else 0.0
