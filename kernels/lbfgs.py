@@ -20,6 +20,8 @@ one pass that also yields the curvature and the stopping test's gradient norm.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._cpu import LBFGS_FASTMATH, prange
@@ -120,6 +122,14 @@ NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
                  "step": step_numba}
 
 
+@functools.lru_cache(maxsize=None)
+def numba_kernel(name: str, parallel: bool):
+    """The numba dispatcher of one kernel (made once per process, compiled per dtype)."""
+    from ._cpu import serial_and_parallel
+
+    return serial_and_parallel(NUMBA_KERNELS[name], fastmath=set(LBFGS_FASTMATH))[parallel]
+
+
 # -- backend glue: the same operations for every backend ---------------------------------
 class HostOps:
     """L-BFGS operations on NumPy arrays: the reference, or the Numba kernels (compiled at
@@ -130,13 +140,11 @@ class HostOps:
     def __init__(self, n: int, dtype: np.dtype, compiled: bool) -> None:
         self.dtype = np.dtype(dtype)
         if compiled:
-            from ._cpu import PARALLEL_THRESHOLD_BYTES, serial_and_parallel
+            from ._cpu import PARALLEL_THRESHOLD_BYTES
 
-            pick = int(n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES)
-            fns = {k: serial_and_parallel(f, fastmath=set(LBFGS_FASTMATH))[pick]
-                   for k, f in NUMBA_KERNELS.items()}
-            self._two_loop, self._update, self._step = (fns["two_loop"], fns["update_pair"],
-                                                        fns["step"])
+            parallel = n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES
+            self._two_loop, self._update, self._step = (
+                numba_kernel(k, parallel) for k in ("two_loop", "update_pair", "step"))
             self._warm_up()
         else:
             self._two_loop = None

@@ -90,3 +90,90 @@ class Twin:
             fn(p.size, *(a.ctypes.data for a in (p, g, *rest)))
 
         return step
+
+
+# -- the L-BFGS CUDA kernels on the CPU: one block of one thread ---------------------------
+LBFGS_SHIM = """\
+#include <cmath>
+#include <cstring>
+struct Dim3 { unsigned x; };
+static const Dim3 threadIdx = {0}, blockIdx = {0}, blockDim = {1}, gridDim = {1};
+#define __global__
+#define __device__
+#define __shared__ static
+static inline void __syncthreads() {}
+static inline double atomicAdd(double* p, double v) { double old = *p; *p += v; return old; }
+static inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+    unsigned long long old = *p; if (v > old) *p = v; return old; }
+static inline long long __double_as_longlong(double x) { long long r; std::memcpy(&r, &x, 8); return r; }
+using std::fmax;
+using std::fabs;
+"""
+ARG_TYPES = {"long long": ctypes.c_longlong, "double": ctypes.c_double}
+
+
+def _kernel_signatures(source: str):
+    """(name, [(type, arg name)]) of each templated __global__ kernel in ``source``."""
+    import re
+
+    for m in re.finditer(r"template <typename T>\s*__global__ void (\w+)\((.*?)\)\s*\{",
+                         source, re.S):
+        params = [p.strip().rsplit(" ", 1) for p in " ".join(m.group(2).split()).split(",")]
+        yield m.group(1), [(t.strip(), n.strip()) for t, n in params]
+
+
+class LbfgsTwin:
+    """kernels.lbfgs.CUDA_SOURCE compiled for the CPU, driven by the same launch sequence
+    as the GPU (kernels.lbfgs.two_loop_launches)."""
+
+    def __init__(self, build_dir: Path) -> None:
+        from fastopt.kernels.lbfgs import CUDA_SOURCE
+
+        self.signatures = dict(_kernel_signatures(CUDA_SOURCE))
+        wrappers = []
+        for name, params in self.signatures.items():
+            for ctype in CTYPES.values():
+                decl = ", ".join(f"{t.replace('T', ctype) if t.startswith(('T', 'const T')) else t} {n}"
+                                 for t, n in params)
+                call = ", ".join(n for _, n in params)
+                wrappers.append(f'extern "C" void {name}_{ctype}({decl}) {{ {name}<{ctype}>({call}); }}')
+        code = LBFGS_SHIM + CUDA_SOURCE + "\n" + "\n".join(wrappers)
+        digest = hashlib.sha256(code.encode()).hexdigest()[:16]
+        lib = build_dir / f"lbfgs_twin_{digest}.so"
+        if not lib.exists():
+            src = build_dir / f"lbfgs_twin_{digest}.cpp"
+            src.write_text(code)
+            subprocess.run([compiler(), *FLAGS, str(src), "-o", str(lib)], check=True,
+                           capture_output=True, text=True)
+        self.lib = ctypes.CDLL(str(lib))
+
+    def launch(self, name: str, args, dtype) -> None:
+        ctype = CTYPES[np.dtype(dtype)]
+        fn = getattr(self.lib, f"{name}_{ctype}")
+        converted = []
+        for (t, _), a in zip(self.signatures[name], args):
+            if t in ARG_TYPES:
+                converted.append(ARG_TYPES[t](a))
+            elif t == "T":
+                converted.append(ctypes.c_float(a) if ctype == "float" else ctypes.c_double(a))
+            else:
+                assert a.flags.c_contiguous
+                converted.append(ctypes.c_void_p(a.ctypes.data))
+        fn(*converted)
+
+    def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
+        from fastopt.kernels.lbfgs import two_loop_launches
+
+        k = len(order)
+        dots, alpha = np.zeros(2 * k + 1), np.zeros(max(k, 1))
+        for name, args in two_loop_launches(g, S, Y, rho, [int(o) for o in order], gamma, d,
+                                            dots, alpha):
+            self.launch(name, args, g.dtype)
+
+    def update_pair(self, x_new, x, g_new, g, s, y):
+        out = np.zeros(3)
+        self.launch("lbfgs_pair", (x.size, x_new, x, g_new, g, s, y, out), x.dtype)
+        return float(out[0]), float(out[1]), float(out[2])
+
+    def step(self, out, x, a, d) -> None:
+        self.launch("lbfgs_step", (x.size, a, x, d, out), x.dtype)

@@ -56,3 +56,65 @@ def test_a_typo_in_a_body_fails_to_build(tmp_path):
     broken = dataclasses.replace(opt.rule, cuda_body=opt.rule.cuda_body.replace("mi /", "mj /"))
     with pytest.raises(subprocess.CalledProcessError):
         Twin([(broken, opt._hp)], tmp_path)
+
+
+# -- the L-BFGS CUDA kernels ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lbfgs_twin(tmp_path_factory):
+    from cuda_twin import LbfgsTwin
+
+    return LbfgsTwin(tmp_path_factory.mktemp("lbfgs_twin"))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [0, 1, 4, 7])
+def test_lbfgs_cuda_kernels_match_reference(k, dtype, lbfgs_twin):
+    from test_lbfgs import random_history
+
+    from fastopt.kernels import lbfgs as K
+
+    rng = np.random.default_rng(k)
+    n, m = 333, 7
+    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    ref, gpu_math = np.empty(n, dtype), np.empty(n, dtype)
+    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
+    lbfgs_twin.two_loop(g, S, Y, rho, order, gamma, gpu_math)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(gpu_math, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+    x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    s1, y1, s2, y2 = (np.empty(n, dtype) for _ in range(4))
+    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
+    got = lbfgs_twin.update_pair(x_new, x, g_new, g, s2, y2)
+    np.testing.assert_array_equal(s2, s1)
+    np.testing.assert_array_equal(y2, y1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+    out1, out2 = np.empty(n, dtype), np.empty(n, dtype)
+    K.step_reference(out1, x, dtype(0.37), g)
+    lbfgs_twin.step(out2, x, 0.37, g)
+    np.testing.assert_array_equal(out2, out1)
+
+
+def test_minimize_runs_on_the_cuda_kernels(lbfgs_twin, monkeypatch):
+    """The whole solver, with the CUDA kernels (on the CPU) in place of the host ones."""
+    from mgh_problems import problems
+
+    import fastopt
+    from fastopt.kernels import lbfgs as K
+
+    class TwinOps(K.HostOps):
+        def __init__(self, n, dtype, compiled):
+            super().__init__(n, dtype, compiled=False)
+            self.two_loop = lbfgs_twin.two_loop
+            self.update_pair = lbfgs_twin.update_pair
+            self.step = lbfgs_twin.step
+
+    for p in problems()[:6]:
+        expected = fastopt.minimize(p, p.x0, backend="numpy")
+        monkeypatch.setattr(K, "HostOps", TwinOps)
+        got = fastopt.minimize(p, p.x0, backend="numpy")
+        monkeypatch.undo()
+        assert got.success and got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-12)
+        assert abs(got.nit - expected.nit) <= 2

@@ -117,3 +117,56 @@ def test_torch_cuda_tensor_is_updated_in_place(cp):
     for _ in range(3):
         ref_opt.step(np.full(1000, 0.5, np.float32))
     np.testing.assert_array_equal(t.cpu().numpy(), ref)
+
+
+# -- L-BFGS on the GPU -------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [0, 1, 10])
+def test_lbfgs_cuda_kernels_match_reference(k, dtype, cp):
+    from test_lbfgs import random_history
+
+    from fastopt.kernels import lbfgs as K
+
+    rng = np.random.default_rng(k)
+    n, m = 100_003, 10
+    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    ref = np.empty(n, dtype)
+    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
+    ops = K.CupyOps(n, dtype)
+    d = ops.zeros(n)
+    ops.two_loop(cp.asarray(g), cp.asarray(S), cp.asarray(Y), rho, order, gamma, d)
+    tol = 1e-11 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(cp.asnumpy(d), ref, rtol=tol, atol=tol * np.abs(ref).max())
+    x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    s1, y1 = np.empty(n, dtype), np.empty(n, dtype)
+    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
+    s2, y2 = ops.zeros(n), ops.zeros(n)
+    got = ops.update_pair(*(cp.asarray(a) for a in (x_new, x, g_new, g)), s2, y2)
+    np.testing.assert_array_equal(cp.asnumpy(s2), s1)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_minimize_on_the_gpu_reaches_the_known_minima(cp):
+    from mgh_problems import problems
+
+    for p in problems():
+        def fun(x):
+            f, g = p(cp.asnumpy(x))
+            return f, cp.asarray(g)
+        r = fastopt.minimize(fun, cp.asarray(p.x0), options=dict(gtol=1e-10, ftol=1e-16,
+                                                                  maxiter=20000, maxfun=40000))
+        assert r.backend == "cupy" and isinstance(r.x, cp.ndarray)
+        assert r.success and abs(r.fun - p.f_min) <= p.f_tol, (p.name, r.fun, r.message)
+
+
+def test_lbfgs_optimizer_on_the_gpu(cp):
+    from fastopt.problems import make_logistic
+
+    fun = make_logistic(n_samples=500, n_features=20)
+    best = fastopt.minimize(fun, np.zeros(20), options=dict(gtol=1e-10, ftol=1e-16))
+    w = cp.zeros(20)
+    opt = fastopt.LBFGS(w, max_iter=100)
+    assert opt.backend == "cupy"
+    opt.step(lambda: (lambda f_g: (f_g[0], cp.asarray(f_g[1])))(fun(cp.asnumpy(w))))
+    np.testing.assert_allclose(cp.asnumpy(w), best.x, rtol=1e-4, atol=1e-6)
