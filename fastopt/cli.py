@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__, optimizers
 from .backends import available_backends
+from .lbfgs import minimize
 from .problems import Problem, classic_problems
 
 RULE_NAMES = tuple(optimizers.__all__)
@@ -60,6 +61,24 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
                 f, sec = _run(problem, rule, backend, n)
                 print(f"{problem.name:<11} {rule:<9} {backend:<8} {f:>12.4g} {n:>6} {sec * 1e6:>9.1f}",
                       flush=True)
+    print(f"\nL-BFGS (fastopt.minimize) on the same problems\n")
+    header = f"{'problem':<11} {'backend':<8} {'final loss':>12} {'nit':>5} {'nfev':>5} {'ms':>8}  message"
+    print(header)
+    print("-" * len(header))
+    for problem in classic_problems():
+        for backend in backends:
+            xp = np
+            if backend == "cupy":
+                import cupy as xp
+
+            def fun(x, problem=problem, xp=xp):
+                f, g = problem.loss_and_grad(_host(x))
+                return f, xp.asarray(g)
+            t0 = time.perf_counter()
+            r = minimize(fun, xp.asarray(problem.x0), backend=backend)
+            ms = (time.perf_counter() - t0) * 1e3
+            print(f"{problem.name:<11} {backend:<8} {r.fun:>12.4g} {r.nit:>5} {r.nfev:>5} "
+                  f"{ms:>8.1f}  {r.message}", flush=True)
     print(f"\nx0: rosenbrock {classic_problems()[0].x0.size}-d from (-1.2, 1); quadratic "
           f"n={classic_problems()[1].x0.size}, condition 1e3; logistic regression, 50 features. "
           "us/step times opt.step alone.")
