@@ -184,6 +184,21 @@ def test_non_finite_values_in_the_search_backtrack(line_search):
     np.testing.assert_allclose(r.x, 1.5, atol=1e-5)
 
 
+def test_a_non_descent_direction_resets_the_memory(monkeypatch):
+    sabotaged = []
+    direction = History.direction
+
+    def ascent_once(self, g, d):
+        direction(self, g, d)
+        if len(self.order) >= 2 and not sabotaged:
+            sabotaged.append(list(self.order))
+            d *= -1.0                                 # an ascent direction
+    monkeypatch.setattr(History, "direction", ascent_once)
+    p = rosenbrock(4)
+    r = fastopt.minimize(p, p.x0)
+    assert sabotaged and r.success and r.fun < 1e-10
+
+
 def test_armijo_line_search_converges():
     p = rosenbrock(10)
     r = fastopt.minimize(p, p.x0, options=dict(line_search="armijo", **TIGHT))
@@ -246,7 +261,7 @@ def test_lbfgs_optimizer_with_several_params_continues_across_steps():
     w, b = np.zeros((4, 5)), np.zeros(1)             # the 20 weights split in two arrays
 
     def closure():
-        f, g = fun(np.concatenate([w.ravel(), np.zeros(0)]) if True else None)
+        f, g = fun(w.ravel())
         return f + 0.5 * float(b @ b), [g.reshape(4, 5), b.copy()]
     opt = fastopt.LBFGS([w, b], max_iter=5)
     losses = [opt.step(closure) for _ in range(6)]
