@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import fastopt
-from fastopt._bench import host_copy_bandwidth, seconds_per_call, time_step
+from fastopt._bench import host_copy_bandwidth, measure_step, seconds_per_call
 from fastopt.kernels import RULES
 from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES, CpuKernel
 
@@ -36,7 +36,7 @@ def roofline(n: int = 10_000_000, rounds: int = 7) -> None:
         times, copies, ratios = [], [], []
         before = host_copy_bandwidth(n, min_time=0.1)
         for _ in range(rounds):
-            t = time_step(rule, "numba", n, min_time=0.15)
+            t = measure_step(rule, "numba", n, min_time=0.15)
             after = host_copy_bandwidth(n, min_time=0.1)
             copy = (before + after) / 2
             times.append(t.seconds)
@@ -44,7 +44,7 @@ def roofline(n: int = 10_000_000, rounds: int = 7) -> None:
             ratios.append(t.gbps / copy)
             before = after
         seconds = float(np.median(times))
-        slow = time_step(rule, "numpy", n, min_time=0.5)
+        slow = measure_step(rule, "numpy", n, min_time=0.5)
         print(f"{rule:<9} {t.bytes_per_step // n:>6} {seconds * 1e3:>9.2f} "
               f"{t.bytes_per_step / seconds / 1e9:>6.1f} {np.median(copies):>10.1f} "
               f"{np.median(ratios):>8.2f} {slow.seconds * 1e3:>9.2f} "
@@ -55,8 +55,8 @@ def small(n: int = 1_000) -> None:
     print(f"\nn = {n} float32: opt.step per call (Python overhead included)\n")
     print(f"{'rule':<9} {'numpy us':>9} {'numba us':>9} {'x numpy':>8}")
     for rule in RULE_NAMES:
-        slow = min(time_step(rule, "numpy", n, min_time=0.1).seconds for _ in range(3))
-        fast = min(time_step(rule, "numba", n, min_time=0.1).seconds for _ in range(3))
+        slow = min(measure_step(rule, "numpy", n, min_time=0.1).seconds for _ in range(3))
+        fast = min(measure_step(rule, "numba", n, min_time=0.1).seconds for _ in range(3))
         print(f"{rule:<9} {slow * 1e6:>9.2f} {fast * 1e6:>9.2f} {slow / fast:>8.1f}", flush=True)
 
 

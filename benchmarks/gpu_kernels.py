@@ -13,7 +13,7 @@ import argparse
 
 import numpy as np
 
-from fastopt._bench import seconds_per_call, time_step
+from fastopt._bench import device_copy_bandwidth, measure_step, seconds_per_call
 
 RULE_NAMES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam"]
 
@@ -24,19 +24,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e4, 1e6, 1e8])
     sizes = [int(s) for s in ap.parse_args().sizes]
-    sync = cp.cuda.Device().synchronize
     name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(f"GPU: {name}, cupy {cp.__version__}\n")
     print(f"{'rule':<10} {'n':>6} {'us/step':>9} {'GB/s':>8} {'copy GB/s':>10} {'of copy':>8}")
     for n in sizes:
-        a, b = cp.ones(n, cp.float32), cp.empty(n, cp.float32)
-        copy = 2 * a.nbytes / seconds_per_call(lambda: cp.copyto(b, a), 0.3, sync=sync) / 1e9
-        del a, b
+        copy = device_copy_bandwidth(n, np.float32, 0.3)
         for rule in RULE_NAMES:
-            t = time_step(rule, "cupy", n, np.float32, min_time=0.3, xp=cp, sync=sync)
+            t = measure_step(rule, "cupy", n, np.float32, min_time=0.3)
             print(f"{rule:<10} {n:>6.0e} {t.seconds * 1e6:>9.1f} {t.gbps:>8.1f} {copy:>10.1f} "
                   f"{t.gbps / copy:>8.2f}", flush=True)
-        torch_line = torch_fused_adam(n, sync)
+        torch_line = torch_fused_adam(n)
         if torch_line:
             s = torch_line
             print(f"{'torch Adam':<10} {n:>6.0e} {s * 1e6:>9.1f} {28 * n / s / 1e9:>8.1f} "
@@ -44,7 +41,7 @@ def main() -> None:
         cp.get_default_memory_pool().free_all_blocks()
 
 
-def torch_fused_adam(n: int, sync) -> float | None:
+def torch_fused_adam(n: int) -> float | None:
     """Seconds per torch.optim.Adam(fused=True).step() on n float32 params, or None."""
     try:
         import torch

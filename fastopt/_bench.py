@@ -1,9 +1,10 @@
-"""Measuring steps: the one place the benchmark script, asv suite and CLI time things.
+"""Measuring steps: the one place the benchmark scripts, the asv suite and
+``python -m fastopt bench`` time things.
 
 Effective bandwidth counts the bytes a step must move (each array it reads once plus each
-it writes once: 28 B/element for float32 Adam) over its time, and is compared with an
-in-place read-modify-write of one array (8 B/element in float32) timed in the same process:
-the roofline for a streaming kernel.
+it writes once: 28 B/element for float32 Adam) over its time. The roofline it is compared
+with is measured in the same process: on the host a parallel in-place read-modify-write of
+one array (8 B/element in float32), on the GPU a device-to-device copy.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import optimizers
+from .backends import available_backends
 
 
 def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, batches: int = 5,
@@ -36,30 +38,84 @@ def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, batches: int 
     return best
 
 
-def host_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
-    """GB/s of a parallel in-place a *= s over n elements (read + write counted), Numba."""
-    import numba
-
-    a = np.ones(n, dtype=dtype)
-    s = np.dtype(dtype).type(1.0)
-    scale = _scale_in_place()
-    return 2 * a.nbytes / seconds_per_call(lambda: scale(a, s), min_time) / 1e9
+def array_module(backend: str) -> tuple[Any, Callable[[], Any]]:
+    """(numpy or cupy, a function that waits for the device) for ``backend``."""
+    if backend == "cupy":
+        import cupy
+        return cupy, cupy.cuda.Device().synchronize
+    return np, lambda: None
 
 
 _SCALE: list = []
 
 
 def _scale_in_place():
+    """A parallel numba loop a *= s (the host roofline); numpy's in-place multiply without
+    numba."""
     if not _SCALE:
-        import numba
-
-        @numba.njit(parallel=True, error_model="numpy", nogil=True)
-        def scale(a, s):
-            for i in numba.prange(a.size):
-                a[i] = a[i] * s
-
-        _SCALE.append(scale)
+        try:
+            import numba
+        except ImportError:
+            _SCALE.append(lambda a, s: np.multiply(a, s, out=a))
+        else:
+            @numba.njit(parallel=True, error_model="numpy", nogil=True)
+            def scale(a, s):
+                for i in numba.prange(a.size):
+                    a[i] = a[i] * s
+            _SCALE.append(scale)
     return _SCALE[0]
+
+
+def host_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
+    """GB/s of a parallel in-place a *= s over n elements (read + write counted)."""
+    a = np.ones(n, dtype=dtype)
+    s = np.dtype(dtype).type(1.0)
+    scale = _scale_in_place()
+    return 2 * a.nbytes / seconds_per_call(lambda: scale(a, s), min_time) / 1e9
+
+
+def device_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
+    """GB/s of a device-to-device copy of n elements (read + write counted)."""
+    cp, sync = array_module("cupy")
+    a, b = cp.ones(n, dtype=dtype), cp.empty(n, dtype=dtype)
+    gbps = 2 * a.nbytes / seconds_per_call(lambda: cp.copyto(b, a), min_time, sync=sync) / 1e9
+    del a, b
+    return gbps
+
+
+def copy_bandwidth(backend: str, n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
+    """The roofline of ``backend``'s device for n elements of ``dtype``."""
+    if backend == "cupy":
+        return device_copy_bandwidth(n, dtype, min_time)
+    return host_copy_bandwidth(n, dtype, min_time)
+
+
+@dataclass
+class StepCase:
+    """One rule's optimizer on one backend with one param of n elements, ready to step."""
+
+    rule: str
+    backend: str
+    n: int
+    dtype: str
+    step: Callable[[], None]
+    sync: Callable[[], Any]
+    bytes_per_step: int
+
+
+def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
+              hyperparams: dict | None = None) -> StepCase:
+    """Build the case; NotImplementedError when ``backend`` cannot run here."""
+    if backend not in available_backends():
+        raise NotImplementedError(f"backend {backend!r} is not available here")
+    xp, sync = array_module(backend)
+    rng = np.random.default_rng(0)
+    p = xp.asarray(rng.standard_normal(n).astype(dtype))
+    g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
+    opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}))
+    bytes_per_step = opt.rule.bytes_per_element(opt._hp, np.dtype(dtype).itemsize) * n
+    return StepCase(rule, backend, n, np.dtype(dtype).name, lambda: opt.step(g), sync,
+                    bytes_per_step)
 
 
 @dataclass
@@ -76,15 +132,9 @@ class StepTiming:
         return self.bytes_per_step / self.seconds / 1e9
 
 
-def time_step(rule: str, backend: str, n: int, dtype: Any = np.float32,
-              min_time: float = 0.2, hyperparams: dict | None = None,
-              xp: Any = np, sync: Callable[[], Any] = lambda: None) -> StepTiming:
-    """Time ``opt.step(g)`` of one rule on one backend for one param of n elements."""
-    hp = hyperparams or {}
-    rng = np.random.default_rng(0)
-    p = xp.asarray(rng.standard_normal(n).astype(dtype))
-    g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
-    opt = getattr(optimizers, rule)(p, backend=backend, **hp)
-    seconds = seconds_per_call(lambda: opt.step(g), min_time, sync=sync)
-    bytes_per_step = opt.rule.bytes_per_element(opt._hp, np.dtype(dtype).itemsize) * n
-    return StepTiming(rule, backend, n, np.dtype(dtype).name, seconds, bytes_per_step)
+def measure_step(rule: str, backend: str, n: int, dtype: Any = np.float32,
+                 min_time: float = 0.2, hyperparams: dict | None = None) -> StepTiming:
+    """Time ``opt.step(g)`` of one rule on one backend (waiting for the device)."""
+    case = step_case(rule, backend, n, dtype, hyperparams)
+    seconds = seconds_per_call(case.step, min_time, sync=case.sync)
+    return StepTiming(rule, backend, n, case.dtype, seconds, case.bytes_per_step)

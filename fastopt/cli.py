@@ -1,6 +1,7 @@
-"""``python -m fastopt``: a demo on classic problems, and ``info`` about this machine.
+"""``python -m fastopt``: a demo on classic problems, ``bench`` and ``info``.
 
     python -m fastopt            # every rule x every available backend on classic problems
+    python -m fastopt bench      # time per step, GB/s, speedup over NumPy, % of copy
     python -m fastopt info       # versions, threads, GPU
 """
 from __future__ import annotations
@@ -84,6 +85,120 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
           "us/step times opt.step alone.")
 
 
+def _parse_size(text: str) -> int:
+    try:
+        n = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be a number like 1e6, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"size must be >= 1, got {text!r}")
+    return n
+
+
+def _progress(total: int):
+    """tqdm's bar where installed (the bench extra), else a plain counter on stderr."""
+    try:
+        from tqdm import tqdm
+        return tqdm(total=total, unit="case", leave=False)
+    except ImportError:
+        import sys
+
+        class Counter:
+            done = 0
+
+            def set_description(self, text: str) -> None:
+                sys.stderr.write(f"\r[{self.done}/{total}] {text:<40}")
+
+            def update(self, k: int = 1) -> None:
+                self.done += k
+
+            def close(self) -> None:
+                sys.stderr.write("\r" + " " * 60 + "\r")
+        return Counter()
+
+
+def bench(rules: Sequence[str], backends: Sequence[str], sizes: Sequence[int],
+          dtypes: Sequence[str], min_time: float, plot: str | None) -> list[dict]:
+    """Time one opt.step per (rule, backend, size, dtype) and print the table."""
+    from ._bench import copy_bandwidth, measure_step
+
+    cases = [(r, b, n, d) for n in sizes for d in dtypes for r in rules for b in backends]
+    refs = {(r, n, d) for r, _, n, d in cases}
+    progress = _progress(len(cases) + len(refs - {(r, n, d) for r, b, n, d in cases
+                                                   if b == "numpy"}))
+    numpy_seconds, copies, rows = {}, {}, []
+
+    def timed(rule, backend, n, dtype):
+        progress.set_description(f"{rule} {backend} {n:.0e} {dtype}")
+        t = measure_step(rule, backend, n, dtype, min_time)
+        progress.update()
+        return t
+
+    for rule, backend, n, dtype in cases:
+        t = timed(rule, backend, n, dtype)
+        if backend == "numpy":
+            numpy_seconds[rule, n, dtype] = t.seconds
+        elif (rule, n, dtype) not in numpy_seconds:
+            numpy_seconds[rule, n, dtype] = timed(rule, "numpy", n, dtype).seconds
+        device = "gpu" if backend == "cupy" else "host"
+        if (device, n, dtype) not in copies:
+            copies[device, n, dtype] = copy_bandwidth(backend, n, dtype, min_time)
+        rows.append(dict(rule=rule, backend=backend, n=n, dtype=dtype, us=t.seconds * 1e6,
+                         gbps=t.gbps, speedup=numpy_seconds[rule, n, dtype] / t.seconds,
+                         of_copy=t.gbps / copies[device, n, dtype],
+                         copy=copies[device, n, dtype]))
+    progress.close()
+    header = (f"{'rule':<9} {'backend':<8} {'n':>7} {'dtype':<8} {'us/step':>10} {'GB/s':>7} "
+              f"{'x NumPy':>8} {'% copy':>7}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['rule']:<9} {r['backend']:<8} {r['n']:>7.0e} {r['dtype']:<8} {r['us']:>10.1f} "
+              f"{r['gbps']:>7.1f} {r['speedup']:>8.1f} {100 * r['of_copy']:>6.0f}%")
+    print("\ncopy bandwidth (GB/s, read + write):", ", ".join(
+        f"{dev} {n:.0e} {dt}: {gb:.1f}" for (dev, n, dt), gb in copies.items()))
+    if plot:
+        _plot(rows, plot)
+        print(f"plot written to {plot}")
+    return rows
+
+
+def _plot(rows: list[dict], path: str) -> None:
+    """Throughput against size, one panel per rule, one line per backend (and dtype)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rules = list(dict.fromkeys(r["rule"] for r in rows))
+    cols = min(4, len(rules))
+    nrows = (len(rules) + cols - 1) // cols
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.6 * cols, 3.0 * nrows), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, rule in zip(axes.flat, rules):
+        mine = [r for r in rows if r["rule"] == rule]
+        for key in dict.fromkeys((r["backend"], r["dtype"]) for r in mine):
+            line = sorted((r["n"], r["gbps"]) for r in mine if (r["backend"], r["dtype"]) == key)
+            ax.plot(*zip(*line), marker="o", label=f"{key[0]} {key[1]}")
+        copy = sorted({(r["n"], r["copy"]) for r in mine if r["backend"] != "cupy"})
+        if copy:
+            ax.plot(*zip(*copy), ls="--", color="gray", label="host copy")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(rule)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("elements")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("effective GB/s")
+    for ax in list(axes.flat)[len(rules):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("fastopt: bytes a step must move / time per step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def info() -> None:
     import os
 
@@ -121,6 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--steps", type=int, default=None,
                        help="steps per run (default: each problem's own)")
     sub.add_parser("info", help="versions, threads and the GPU")
+    b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, % of copy bandwidth")
+    b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
+    b.add_argument("--backends", nargs="+", default=None,
+                   help="default: every available backend")
+    b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
+                   help="elements per param (default: 1e3 1e5 1e7, and 1e8 with cupy)")
+    b.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32"])
+    b.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
+    b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
     args = parser.parse_args(argv)
     if args.command == "info":
         info()
@@ -130,5 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"backend(s) {', '.join(unknown)} not available here; available: "
                      f"{', '.join(available_backends())}")
+    if args.command == "bench":
+        sizes = args.sizes or [1_000, 100_000, 10_000_000] + (
+            [100_000_000] if "cupy" in backends else [])
+        bench(args.rules, backends, sizes, args.dtypes, args.min_time, args.plot)
+        return 0
     demo(args.rules, backends, args.steps)
     return 0

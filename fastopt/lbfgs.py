@@ -14,6 +14,7 @@ import numpy as np
 from . import _checks
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import lbfgs as kernels
+from .optimizer import checked_params
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -366,20 +367,11 @@ class LBFGS:
                  tolerance_change: float = 1e-9, line_search: str = "strong_wolfe", *,
                  backend: str = "auto") -> None:
         name = "LBFGS"
-        self._single = not isinstance(params, (list, tuple))
-        plist = [params] if self._single else list(params)
-        if not plist:
-            raise ValueError(f"{name}: params is empty; give an array or a list of arrays")
-        self._backend = resolve_backend(backend, plist)
-        self._arrays = [self._backend.check_array(p, f"{name}: params[{i}]")
-                        for i, p in enumerate(plist)]
+        self._single, self._backend, self._arrays = checked_params(name, params, backend)
         dtypes = {a.dtype for a in self._arrays}
-        if len(dtypes) != 1 or next(iter(dtypes)) not in FLOAT_DTYPES:
-            raise TypeError(f"{name}: params must share one dtype, float32 or float64; got "
+        if len(dtypes) != 1:
+            raise TypeError(f"{name}: params must share one dtype; got "
                             f"{sorted(str(d) for d in dtypes)}")
-        for i, a in enumerate(self._arrays):
-            if not a.flags.c_contiguous or not self._backend.writeable(a):
-                raise ValueError(f"{name}: params[{i}] must be C-contiguous and writeable")
         self.lr = _checks.nonnegative(name, "lr", lr)
         for k, v in (("history_size", history_size), ("max_iter", max_iter)):
             if not isinstance(v, int) or v < 1:

@@ -28,6 +28,37 @@ def _as_list(x: Arrays, single: bool, what: str, count: int) -> list:
     return list(x)
 
 
+def checked_params(owner: str, params: Arrays, backend_name: str
+                   ) -> tuple[bool, HostBackend, list]:
+    """(single?, backend, arrays) for ``params``: one array or a list of arrays the
+    resolved backend can update in place (float32/float64, C-contiguous, writeable, not
+    sharing memory); a clear error otherwise, before anything is allocated."""
+    single = not isinstance(params, (list, tuple))
+    plist = [params] if single else list(params)
+    if not plist:
+        raise ValueError(f"{owner}: params is empty; give an array or a list of arrays")
+    backend = resolve_backend(backend_name, plist)
+    arrays = []
+    for i, p in enumerate(plist):
+        what = f"{owner}: " + ("params" if single else f"params[{i}]")
+        a = backend.check_array(p, what)
+        if a.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{what} must have dtype float32 or float64, got {a.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{what} must be C-contiguous (it is updated in place); "
+                             f"got strides {a.strides} for shape {a.shape}")
+        if not backend.writeable(a):
+            raise ValueError(f"{what} is read-only; params are updated in place")
+        arrays.append(a)
+    spans = sorted((backend.address(a), backend.address(a) + a.nbytes, i)
+                   for i, a in enumerate(arrays) if a.nbytes)
+    for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"{owner}: params[{i}] and params[{j}] share memory; each "
+                             "param must be updated once per step")
+    return single, backend, arrays
+
+
 class Optimizer:
     """Base class: holds the params, the state and the bound step function of one rule.
 
@@ -39,15 +70,8 @@ class Optimizer:
 
     def __init__(self, params: Arrays, lr: LearningRate, backend: str,
                  hyperparams: Mapping[str, Any]) -> None:
-        name = type(self).__name__
-        self._single = not isinstance(params, (list, tuple))
-        plist = [params] if self._single else list(params)
-        if not plist:
-            raise ValueError(f"{name}: params is empty; give an array or a list of arrays")
-        self._backend: HostBackend = resolve_backend(backend, plist)
-        arrays = [self._checked_param(p, f"params[{i}]" if not self._single else "params")
-                  for i, p in enumerate(plist)]
-        self._check_no_overlap(arrays)
+        self._single, self._backend, arrays = checked_params(type(self).__name__, params,
+                                                             backend)
         self._lr = self._checked_lr(lr)
         self._hp = dict(hyperparams)
         self._params = params
@@ -64,26 +88,6 @@ class Optimizer:
         self._extra = dict(self.rule.extra)
 
     # -- checks --------------------------------------------------------------------------
-    def _checked_param(self, p: Any, what: str) -> Any:
-        name = type(self).__name__
-        a = self._backend.check_array(p, f"{name}: {what}")
-        if a.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{name}: {what} must have dtype float32 or float64, got {a.dtype}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{name}: {what} must be C-contiguous (it is updated in place); "
-                             f"got strides {a.strides} for shape {a.shape}")
-        if not self._backend.writeable(a):
-            raise ValueError(f"{name}: {what} is read-only; params are updated in place")
-        return a
-
-    def _check_no_overlap(self, arrays: list) -> None:
-        spans = sorted((self._backend.address(a), self._backend.address(a) + a.nbytes, i)
-                       for i, a in enumerate(arrays) if a.nbytes)
-        for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
-            if start < end:
-                raise ValueError(f"{type(self).__name__}: params[{i}] and params[{j}] share "
-                                 "memory; each param must be updated once per step")
-
     def _checked_lr(self, lr: Any) -> LearningRate:
         if callable(lr):
             return lr

@@ -1,0 +1,76 @@
+"""The benchmarks stay runnable: asv discovers them, and each benchmark's setup and bodies
+run once at the smallest size (a broken benchmark fails here, quickly); the bench command
+prints its table and draws its plot."""
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastopt
+from fastopt import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_lbfgs, bench_rules  # noqa: E402
+
+
+def test_asv_discovers_every_benchmark():
+    pytest.importorskip("asv")
+    out = subprocess.run([sys.executable, "-m", "asv", "check", "--python=same"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "No problems found" in out.stdout + out.stderr
+
+
+def smallest_params(cls):
+    """cls.params cut to every backend with the first rule and the smallest size (the
+    benchmark bodies are the same for every rule)."""
+    import itertools
+
+    params = cls.params if isinstance(cls.params, tuple) else (cls.params,)
+    cut = [p if name == "backend" else [min(p)] if name == "n" else p[:1]
+           for name, p in zip(cls.param_names, params)]
+    return list(itertools.product(*cut))
+
+
+@pytest.mark.parametrize("cls", [bench_rules.RuleStep, bench_rules.RuleStepFloat64,
+                                 bench_rules.RuleStepGPU, bench_lbfgs.TwoLoop,
+                                 bench_lbfgs.Minimize])
+def test_benchmarks_run_once_at_the_smallest_size(cls, monkeypatch):
+    import fastopt._bench
+
+    monkeypatch.setattr(fastopt._bench, "seconds_per_call",
+                        lambda fn, *a, sync=lambda: None, **k: (fn(), sync(), 1e-3)[2])
+    ran = 0
+    for params in smallest_params(cls):
+        bench = cls()
+        try:
+            bench.setup(*params)
+        except NotImplementedError:
+            continue
+        for name, method in inspect.getmembers(bench, inspect.ismethod):
+            if name.startswith(("time_", "track_")):
+                value = method(*params)
+                assert name.startswith("time_") or value > 0, (name, params, value)
+                ran += 1
+    if cls is not bench_rules.RuleStepGPU or "cupy" in fastopt.available_backends():
+        assert ran > 0
+
+
+def test_bench_command_prints_the_table_and_plots(tmp_path, capsys):
+    png = tmp_path / "bench.png"
+    rows = cli.bench(["Adam", "SGD"], ["numpy"], [1000, 5000], ["float32"], 0.01, str(png))
+    out = capsys.readouterr().out
+    assert len(rows) == 4 and all(r["gbps"] > 0 and r["speedup"] > 0 for r in rows)
+    assert "% copy" in out and out.count("Adam") == 2
+    pytest.importorskip("matplotlib")
+    assert png.stat().st_size > 1000
+
+
+def test_bench_command_line(capsys):
+    assert cli.main(["bench", "--rules", "Nadam", "--backends", "numpy", "--sizes", "1e3",
+                     "--min-time", "0.01"]) == 0
+    assert "Nadam" in capsys.readouterr().out
