@@ -3,11 +3,12 @@
 
 Effective bandwidth counts the bytes a step must move (each array it reads once plus each
 it writes once: 28 B/element for float32 Adam) over its time. The roofline it is compared
-with is measured in the same process: on the host a parallel in-place read-modify-write of
-one array (8 B/element in float32), on the GPU a device-to-device copy.
+with is measured in the same process: on the host an in-place read-modify-write of one
+array (8 B/element in float32), on the GPU a device-to-device copy.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import optimizers
 from .backends import available_backends
+from .kernels._cpu import PARALLEL_THRESHOLD_BYTES, prange, serial_and_parallel
 
 
 def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, batches: int = 5,
@@ -46,31 +48,27 @@ def array_module(backend: str) -> tuple[Any, Callable[[], Any]]:
     return np, lambda: None
 
 
-_SCALE: list = []
+def _scale(a, s):
+    for i in prange(a.size):
+        a[i] = a[i] * s
 
 
-def _scale_in_place():
-    """A parallel numba loop a *= s (the host roofline); numpy's in-place multiply without
-    numba."""
-    if not _SCALE:
-        try:
-            import numba
-        except ImportError:
-            _SCALE.append(lambda a, s: np.multiply(a, s, out=a))
-        else:
-            @numba.njit(parallel=True, error_model="numpy", nogil=True)
-            def scale(a, s):
-                for i in numba.prange(a.size):
-                    a[i] = a[i] * s
-            _SCALE.append(scale)
-    return _SCALE[0]
+@functools.lru_cache(maxsize=None)
+def _scale_in_place(parallel: bool):
+    """The loop a *= s compiled by numba like the kernels (serial or parallel); NumPy's
+    in-place multiply where numba is missing."""
+    try:
+        return serial_and_parallel(_scale)[parallel]
+    except ImportError:
+        return lambda a, s: np.multiply(a, s, out=a)
 
 
 def host_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
-    """GB/s of a parallel in-place a *= s over n elements (read + write counted)."""
+    """GB/s of an in-place a *= s over n elements (read + write counted), threaded as the
+    kernels are at this size (serially below PARALLEL_THRESHOLD_BYTES)."""
     a = np.ones(n, dtype=dtype)
     s = np.dtype(dtype).type(1.0)
-    scale = _scale_in_place()
+    scale = _scale_in_place(2 * a.nbytes >= PARALLEL_THRESHOLD_BYTES)
     return 2 * a.nbytes / seconds_per_call(lambda: scale(a, s), min_time) / 1e9
 
 
