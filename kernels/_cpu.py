@@ -13,8 +13,11 @@ benchmarks/cpu_kernels.py sweep`` measures it again. The thread count is numba's
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
 passed already cast), ``error_model="numpy"`` (no division checks, so loops vectorise),
-fastmath flags that keep NaN and Inf semantics (no ``nnan``/``ninf``/``afn``), ``cache=True``
-and compilation when an optimizer is constructed, so no step ever waits for the JIT.
+no fastmath flags (no contraction into FMAs: the loops then round exactly like the NumPy
+reference; and no "reassoc": it vectorised the L-BFGS dot products but made their rounding
+depend on the arrays' alignment, so the same problem took 220 iterations in one run and 280
+in the next; those passes are memory-bound and ran as fast without it), ``cache=True`` and
+compilation when an optimizer is constructed, so no step ever waits for the JIT.
 """
 from __future__ import annotations
 
@@ -30,13 +33,7 @@ except ImportError:  # the numba backend is optional; the rule modules still imp
     numba = None
     prange = range
 
-FASTMATH = frozenset()
-OPTIONS = dict(fastmath=set(FASTMATH), error_model="numpy", cache=True, nogil=True)
-# The L-BFGS kernels may contract a*b+c into FMAs. Not "reassoc": it vectorised the dot
-# products but made their rounding depend on the arrays' alignment, so the same problem
-# took 220 iterations in one run and 280 in the next (Watson n=9); the passes are memory-
-# bound, and without it the two-loop direction ran as fast (1e7 float64: 172 ms vs 203 ms).
-LBFGS_FASTMATH = frozenset({"contract"})
+OPTIONS = dict(error_model="numpy", cache=True, nogil=True)   # fastmath off: see above
 
 PARALLEL_THRESHOLD_BYTES = 1 << 20
 

@@ -38,6 +38,14 @@ def host_scalars(hp, t, lr, extra):
             math.sqrt(1.0 - b2 ** t), hp["eps"]), extra
 
 
+def update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2) -> None:
+    """m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2, in place (shared with Nadam)."""
+    m *= b1
+    m += one_minus_b1 * g
+    v *= b2
+    v += one_minus_b2 * (g * g)
+
+
 def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     """NumPy reference: the formula above with whole-array operations, in place."""
     step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = scalars
@@ -45,10 +53,7 @@ def reference(p, g, m, v, vmax, scalars, *, amsgrad):
         p *= decay
     if wd != 0:
         g = g + wd * p
-    m *= b1
-    m += one_minus_b1 * g
-    v *= b2
-    v += one_minus_b2 * (g * g)
+    update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2)
     if amsgrad:
         np.maximum(vmax, v, out=vmax)
         v = vmax

@@ -24,7 +24,7 @@ import functools
 
 import numpy as np
 
-from ._cpu import LBFGS_FASTMATH, prange
+from ._cpu import prange
 
 
 # -- (1) NumPy reference -----------------------------------------------------------------
@@ -134,7 +134,7 @@ def numba_kernel(name: str, parallel: bool):
     """The numba dispatcher of one kernel (made once per process, compiled per dtype)."""
     from ._cpu import serial_and_parallel
 
-    return serial_and_parallel(NUMBA_KERNELS[name], fastmath=set(LBFGS_FASTMATH))[parallel]
+    return serial_and_parallel(NUMBA_KERNELS[name])[parallel]
 
 
 # -- backend glue: the same operations for every backend ---------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._cpu import prange
 from ._rule import Rule
+from .adam import update_moments
 
 STATE = ("m", "v")
 SCALARS = ("cg", "cm", "wd", "b1", "one_minus_b1", "b2", "one_minus_b2", "bc2", "eps")
@@ -51,10 +52,7 @@ def reference(p, g, m, v, scalars):
     cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = scalars
     if wd != 0:
         g = g + wd * p
-    m *= b1
-    m += one_minus_b1 * g
-    v *= b2
-    v += one_minus_b2 * (g * g)
+    update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2)
     den = np.sqrt(v / bc2) + eps
     p -= cg * (g / den)
     p -= cm * (m / den)

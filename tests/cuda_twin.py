@@ -35,6 +35,18 @@ def compiler() -> str | None:
     return shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
 
 
+def build_library(code: str, build_dir: Path, stem: str) -> ctypes.CDLL:
+    """Compile ``code`` into a shared library (cached by its hash) and load it."""
+    digest = hashlib.sha256(code.encode()).hexdigest()[:16]
+    lib = build_dir / f"{stem}_{digest}.so"
+    if not lib.exists():
+        src = build_dir / f"{stem}_{digest}.cpp"
+        src.write_text(code)
+        subprocess.run([compiler(), *FLAGS, str(src), "-o", str(lib)], check=True,
+                       capture_output=True, text=True)
+    return ctypes.CDLL(str(lib))
+
+
 def function_name(source: CudaSource, dtype: np.dtype) -> str:
     return f"{source.name}_{CTYPES[np.dtype(dtype)]}"
 
@@ -68,15 +80,7 @@ class Twin:
                 if key not in self.sources:
                     self.sources[key] = source
                     parts.append(function_source(rule, source, dtype))
-        code = "\n\n".join(parts)
-        digest = hashlib.sha256(code.encode()).hexdigest()[:16]
-        lib = build_dir / f"cuda_twin_{digest}.so"
-        if not lib.exists():
-            src = build_dir / f"cuda_twin_{digest}.cpp"
-            src.write_text(code)
-            subprocess.run([compiler(), *FLAGS, str(src), "-o", str(lib)], check=True,
-                           capture_output=True, text=True)
-        self.lib = ctypes.CDLL(str(lib))
+        self.lib = build_library("\n\n".join(parts), build_dir, "cuda_twin")
 
     def kernel(self, rule, hp, dtype):
         """A step function ``f(p, g, *slots, scalars)`` running the compiled body."""
@@ -137,15 +141,8 @@ class LbfgsTwin:
                                  for t, n in params)
                 call = ", ".join(n for _, n in params)
                 wrappers.append(f'extern "C" void {name}_{ctype}({decl}) {{ {name}<{ctype}>({call}); }}')
-        code = LBFGS_SHIM + CUDA_SOURCE + "\n" + "\n".join(wrappers)
-        digest = hashlib.sha256(code.encode()).hexdigest()[:16]
-        lib = build_dir / f"lbfgs_twin_{digest}.so"
-        if not lib.exists():
-            src = build_dir / f"lbfgs_twin_{digest}.cpp"
-            src.write_text(code)
-            subprocess.run([compiler(), *FLAGS, str(src), "-o", str(lib)], check=True,
-                           capture_output=True, text=True)
-        self.lib = ctypes.CDLL(str(lib))
+        self.lib = build_library(LBFGS_SHIM + CUDA_SOURCE + "\n" + "\n".join(wrappers),
+                                 build_dir, "lbfgs_twin")
 
     def launch(self, name: str, args, dtype) -> None:
         ctype = CTYPES[np.dtype(dtype)]

@@ -69,32 +69,9 @@ def lbfgs_twin(tmp_path_factory):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [0, 1, 4, 7])
 def test_lbfgs_cuda_kernels_match_reference(k, dtype, lbfgs_twin):
-    from test_lbfgs import random_history
+    from test_lbfgs import assert_ops_match_reference
 
-    from fastopt.kernels import lbfgs as K
-
-    rng = np.random.default_rng(k)
-    n, m = 333, 7
-    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    ref, gpu_math = np.empty(n, dtype), np.empty(n, dtype)
-    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
-    lbfgs_twin.two_loop(g, S, Y, rho, order, gamma, gpu_math)
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(gpu_math, ref, rtol=tol, atol=tol * np.abs(ref).max())
-
-    x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(3))
-    s1, y1, s2, y2 = (np.empty(n, dtype) for _ in range(4))
-    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
-    got = lbfgs_twin.update_pair(x_new, x, g_new, g, s2, y2)
-    np.testing.assert_array_equal(s2, s1)
-    np.testing.assert_array_equal(y2, y1)
-    np.testing.assert_allclose(got, expected, rtol=1e-10)
-
-    out1, out2 = np.empty(n, dtype), np.empty(n, dtype)
-    K.step_reference(out1, x, dtype(0.37), g)
-    lbfgs_twin.step(out2, x, 0.37, g)
-    np.testing.assert_array_equal(out2, out1)
+    assert_ops_match_reference(lbfgs_twin, k, dtype, n=333, m=7)
 
 
 def test_minimize_runs_on_the_cuda_kernels(lbfgs_twin, monkeypatch):

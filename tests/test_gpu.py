@@ -123,28 +123,12 @@ def test_torch_cuda_tensor_is_updated_in_place(cp):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [0, 1, 10])
 def test_lbfgs_cuda_kernels_match_reference(k, dtype, cp):
-    from test_lbfgs import random_history
+    from test_lbfgs import assert_ops_match_reference
 
     from fastopt.kernels import lbfgs as K
 
-    rng = np.random.default_rng(k)
-    n, m = 100_003, 10
-    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    ref = np.empty(n, dtype)
-    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
-    ops = K.CupyOps(n, dtype)
-    d = ops.zeros(n)
-    ops.two_loop(cp.asarray(g), cp.asarray(S), cp.asarray(Y), rho, order, gamma, d)
-    tol = 1e-11 if dtype == np.float64 else 1e-4
-    np.testing.assert_allclose(cp.asnumpy(d), ref, rtol=tol, atol=tol * np.abs(ref).max())
-    x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(3))
-    s1, y1 = np.empty(n, dtype), np.empty(n, dtype)
-    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
-    s2, y2 = ops.zeros(n), ops.zeros(n)
-    got = ops.update_pair(*(cp.asarray(a) for a in (x_new, x, g_new, g)), s2, y2)
-    np.testing.assert_array_equal(cp.asnumpy(s2), s1)
-    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    n = 100_003
+    assert_ops_match_reference(K.CupyOps(n, dtype), k, dtype, n, xp=cp)
 
 
 def test_minimize_on_the_gpu_reaches_the_known_minima(cp):

@@ -46,27 +46,41 @@ def test_two_loop_equals_dense_bfgs_from_history(k, rng):
     np.testing.assert_allclose(d, dense_direction(g, S, Y, order, gamma), rtol=1e-10, atol=1e-12)
 
 
+def assert_ops_match_reference(ops, k, dtype, n, m=10, xp=np):
+    """An L-BFGS ops object (compiled, CUDA or its CPU twin) against the reference: the
+    two-loop direction, the history update and the trial step, on a random history."""
+    rng = np.random.default_rng(k)
+    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
+    g, x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    host = (lambda a: a.get()) if xp is not np else (lambda a: a)
+
+    ref = np.empty(n, dtype)
+    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
+    d = xp.zeros(n, dtype)
+    ops.two_loop(xp.asarray(g), xp.asarray(S), xp.asarray(Y), rho, order, gamma, d)
+    tol = 1e-11 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(host(d), ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+    s1, y1 = np.empty(n, dtype), np.empty(n, dtype)
+    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
+    s2, y2 = xp.zeros(n, dtype), xp.zeros(n, dtype)
+    got = ops.update_pair(*(xp.asarray(a) for a in (x_new, x, g_new, g)), s2, y2)
+    np.testing.assert_array_equal(host(s2), s1)
+    np.testing.assert_array_equal(host(y2), y1)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+    out1, out2 = np.empty(n, dtype), xp.zeros(n, dtype)
+    K.step_reference(out1, x, dtype(0.37), g)
+    ops.step(out2, xp.asarray(x), 0.37, xp.asarray(g))
+    np.testing.assert_array_equal(host(out2), out1)
+
+
 @pytest.mark.skipif("numba" not in fastopt.available_backends(), reason="numba not installed")
 @pytest.mark.parametrize("n", [50, 300_000], ids=["serial", "parallel"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [0, 1, 5, 8])
-def test_fused_numba_kernels_match_reference(k, dtype, n, rng):
-    m = 8
-    S, Y, rho, order, gamma = random_history(n, m, k, rng, dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    ref, fast = np.empty(n, dtype), np.empty(n, dtype)
-    K.two_loop_reference(g, S, Y, rho, order, gamma, ref)
-    ops = K.HostOps(n, dtype, compiled=True)
-    ops.two_loop(g, S, Y, rho, order, gamma, fast)
-    tol = 1e-12 if dtype == np.float64 else 1e-5
-    np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol * np.abs(ref).max())
-    x, x_new, g_new = (rng.standard_normal(n).astype(dtype) for _ in range(3))
-    s1, y1, s2, y2 = (np.empty(n, dtype) for _ in range(4))
-    expected = K.update_pair_reference(x_new, x, g_new, g, s1, y1)
-    got = ops.update_pair(x_new, x, g_new, g, s2, y2)
-    np.testing.assert_array_equal(s2, s1)
-    np.testing.assert_array_equal(y2, y1)
-    np.testing.assert_allclose(got, expected, rtol=1e-10)
+def test_fused_numba_kernels_match_reference(k, dtype, n):
+    assert_ops_match_reference(K.HostOps(n, dtype, compiled=True), k, dtype, n, m=8)
 
 
 def test_history_skips_pairs_without_curvature():
