@@ -164,8 +164,12 @@ class CupyBackend(HostBackend):
 
 
 NUMPY = HostBackend()
-_NUMBA: list[NumbaBackend] = []
-_CUPY: list[CupyBackend] = []
+
+
+@functools.lru_cache(maxsize=None)
+def _shared(cls: type) -> HostBackend:
+    """One backend object per class per process: its compiled kernels are shared."""
+    return cls()
 
 
 def _module_available(name: str) -> bool:
@@ -180,22 +184,19 @@ def _make_backend(name: str) -> HostBackend:
         if not _module_available("numba"):
             raise BackendUnavailableError(
                 "backend 'numba' needs numba: pip install numba (or fastopt[numba])")
-        if not _NUMBA:
-            _NUMBA.append(NumbaBackend())
-        return _NUMBA[0]
+        return _shared(NumbaBackend)
     if name == "cupy":
         if not _module_available("cupy"):
             raise BackendUnavailableError(
                 "backend 'cupy' needs cupy and a CUDA device: pip install cupy-cuda12x "
                 "(or fastopt[gpu])")
-        if not _CUPY:
-            if not _cuda_device_present():
-                raise BackendUnavailableError("backend 'cupy' needs a CUDA device; cupy found none")
-            _CUPY.append(CupyBackend())
-        return _CUPY[0]
+        if not _cuda_device_present():
+            raise BackendUnavailableError("backend 'cupy' needs a CUDA device; cupy found none")
+        return _shared(CupyBackend)
     raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {name!r}")
 
 
+@functools.lru_cache(maxsize=None)
 def _cuda_device_present() -> bool:
     try:
         import cupy
