@@ -82,7 +82,8 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
                   f"{ms:>8.1f}  {r.message}", flush=True)
     print(f"\nx0: rosenbrock {classic_problems()[0].x0.size}-d from (-1.2, 1); quadratic "
           f"n={classic_problems()[1].x0.size}, condition 1e3; logistic regression, 50 features. "
-          "us/step times opt.step alone.")
+          "us/step times opt.step alone;\nthe first numba rows after installing include numba's "
+          "one-time compilation (cached on disk afterwards).")
 
 
 def _parse_size(text: str) -> int:
