@@ -83,6 +83,7 @@ class Optimizer:
         self._slots = [tuple(st.get(s, flat) for s in self.rule.state)
                        for st, flat in zip(self._state, self._flat)]
         self._dtypes = tuple(dict.fromkeys(a.dtype for a in arrays))
+        self._dtype_index = [self._dtypes.index(a.dtype) for a in arrays]
         self._kernels = [self._backend.kernel(self.rule, self._hp, a) for a in arrays]
         self._t = 0
         self._extra = dict(self.rule.extra)
@@ -104,10 +105,10 @@ class Optimizer:
         ok = self._backend.grad_matches
         if self._single:
             if ok(grads, self._arrays[0]):
-                return [grads.reshape(-1)]
+                return [grads if grads.ndim == 1 else grads.reshape(-1)]
         elif (isinstance(grads, (list, tuple)) and len(grads) == len(self._arrays)
               and all(map(ok, grads, self._arrays))):
-            return [g.reshape(-1) for g in grads]
+            return [g if g.ndim == 1 else g.reshape(-1) for g in grads]
         return self._converted_grads(grads)
 
     def _converted_grads(self, grads: Arrays) -> list:
@@ -137,9 +138,10 @@ class Optimizer:
         flat_grads = self._checked_grads(grads)
         t = self._t + 1
         scalars, extra = self.rule.host_scalars(self._hp, t, self._lr_at(t), self._extra)
-        cast = {dt: np.array(scalars, dtype=dt) for dt in self._dtypes}
-        for kernel, p, g, slots in zip(self._kernels, self._flat, flat_grads, self._slots):
-            kernel(p, g, *slots, cast[p.dtype])
+        casts = [np.array(scalars, dtype=dt) for dt in self._dtypes]   # once per dtype
+        for kernel, p, g, slots, k in zip(self._kernels, self._flat, flat_grads, self._slots,
+                                          self._dtype_index):
+            kernel(p, g, *slots, casts[k])
         self._t = t
         self._extra = extra
 
