@@ -1,0 +1,74 @@
+"""Property tests (hypothesis): for any valid hyperparameters, shapes and dtypes the
+compiled backend equals the reference bit for bit, and a state_dict resume is exact."""
+import numpy as np
+import pytest
+from conftest import make_optimizer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastopt
+
+unit = st.floats(0.0, 0.999)
+nonneg = st.floats(0.0, 0.1)
+HYPERPARAMS = {
+    "SGD": st.fixed_dictionaries({"lr": nonneg, "momentum": unit, "weight_decay": nonneg}),
+    "Adagrad": st.fixed_dictionaries({"lr": nonneg, "lr_decay": nonneg, "weight_decay": nonneg,
+                                      "initial_accumulator_value": nonneg}),
+    "RMSprop": st.fixed_dictionaries({"lr": nonneg, "alpha": unit, "momentum": unit,
+                                      "centered": st.booleans(), "weight_decay": nonneg}),
+    "Adadelta": st.fixed_dictionaries({"lr": st.floats(0.0, 2.0), "rho": unit,
+                                       "weight_decay": nonneg}),
+    "Adam": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
+                                   "weight_decay": nonneg, "amsgrad": st.booleans()}),
+    "AdamW": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
+                                    "weight_decay": nonneg, "amsgrad": st.booleans()}),
+    "Adamax": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
+                                     "weight_decay": nonneg}),
+    "Nadam": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
+                                    "weight_decay": nonneg,
+                                    "momentum_decay": st.one_of(st.none(), nonneg)}),
+}
+cases = st.sampled_from(sorted(HYPERPARAMS)).flatmap(
+    lambda rule: st.tuples(st.just(rule), HYPERPARAMS[rule]))
+shapes = st.lists(st.integers(1, 7), min_size=0, max_size=3).map(tuple)
+SETTINGS = settings(max_examples=60, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.skipif("numba" not in fastopt.available_backends(), reason="numba not installed")
+@SETTINGS
+@given(case=cases, shape=shapes, dtype=st.sampled_from([np.float32, np.float64]),
+       steps=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_numba_equals_reference_for_any_hyperparameters(case, shape, dtype, steps, seed):
+    rule, hp = case
+    rng = np.random.default_rng(seed)
+    p0 = rng.standard_normal(shape).astype(dtype)
+    ref, fast = p0.copy(), p0.copy()
+    opt_ref, opt_fast = make_optimizer(rule, ref, hp), make_optimizer(rule, fast, hp, "numba")
+    with np.errstate(all="ignore"):
+        for _ in range(steps):
+            g = rng.standard_normal(shape).astype(dtype)
+            opt_ref.step(g)
+            opt_fast.step(g)
+    np.testing.assert_array_equal(fast, ref)
+
+
+@SETTINGS
+@given(case=cases, split=st.integers(0, 5), seed=st.integers(0, 2**16))
+def test_resuming_from_a_state_dict_is_exact(case, split, seed):
+    rule, hp = case
+    rng = np.random.default_rng(seed)
+    grads = [rng.standard_normal(5) for _ in range(6)]
+    straight = np.linspace(-1, 1, 5)
+    opt = make_optimizer(rule, straight, hp)
+    for g in grads:
+        opt.step(g)
+    first = np.linspace(-1, 1, 5)
+    opt1 = make_optimizer(rule, first, hp)
+    for g in grads[:split]:
+        opt1.step(g)
+    opt2 = make_optimizer(rule, first, hp)
+    opt2.load_state_dict(opt1.state_dict())
+    for g in grads[split:]:
+        opt2.step(g)
+    np.testing.assert_array_equal(first, straight)
