@@ -250,20 +250,25 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
     return opts
 
 
+def _ops_for(backend_name: str, n: int, dtype: np.dtype) -> Any:
+    """The L-BFGS operations of a resolved backend, for n elements of ``dtype``."""
+    if backend_name == "cupy":
+        return kernels.CupyOps(n, dtype)
+    return kernels.HostOps(n, dtype, compiled=backend_name == "numba")
+
+
 def _make_ops(backend_name: str, x: Any) -> tuple[str, Any, Any]:
-    """(backend name, L-BFGS ops, x as a contiguous float vector of the backend)."""
+    """(backend name, L-BFGS ops, a copy of x as a flat float vector of the backend)."""
     backend = resolve_backend(backend_name, [x])
     if backend.name == "cupy":
         arr = backend.cp.array(x, copy=True)
-        if arr.dtype not in FLOAT_DTYPES:
-            arr = arr.astype(np.float64)
-        return backend.name, kernels.CupyOps(arr.size, arr.dtype), arr.reshape(-1)
-    if not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
+    elif not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
         raise TypeError(f"minimize: x0 is a device array; backend {backend.name!r} takes NumPy arrays")
-    arr = np.array(x, dtype=None, copy=True)
+    else:
+        arr = np.array(x, copy=True)
     if arr.dtype not in FLOAT_DTYPES:
         arr = arr.astype(np.float64)
-    return backend.name, kernels.HostOps(arr.size, arr.dtype, backend.name == "numba"), arr.reshape(-1)
+    return backend.name, _ops_for(backend.name, arr.size, arr.dtype), arr.reshape(-1)
 
 
 MESSAGES = {
@@ -383,10 +388,10 @@ class LBFGS:
             raise ValueError(f"{name}: line_search must be one of {sorted(LINE_SEARCHES)}, "
                              f"got {line_search!r}")
         self._search = LINE_SEARCHES[line_search]
-        self._sizes = [a.size for a in self._arrays]
-        n, dtype = sum(self._sizes), self._arrays[0].dtype
-        self._ops = (kernels.CupyOps(n, dtype) if self._backend.name == "cupy"
-                     else kernels.HostOps(n, dtype, self._backend.name == "numba"))
+        ends = np.cumsum([a.size for a in self._arrays]).tolist()
+        self._slices = [slice(end - a.size, end) for a, end in zip(self._arrays, ends)]
+        n = ends[-1]
+        self._ops = _ops_for(self._backend.name, n, self._arrays[0].dtype)
         self._history = History(self._ops, n, history_size)
         self.n_iter = 0
 
@@ -396,32 +401,26 @@ class LBFGS:
 
     def _scatter(self, flat: Any) -> None:
         """Write the flat vector into the params."""
-        start = 0
-        for a, size in zip(self._arrays, self._sizes):
-            a.reshape(-1)[...] = flat[start:start + size]
-            start += size
+        for a, part in zip(self._arrays, self._slices):
+            a.reshape(-1)[...] = flat[part]
 
     def _gather(self, grads: Any, out: Any) -> None:
         glist = [grads] if self._single else list(grads)
         if len(glist) != len(self._arrays):
             raise ValueError(f"LBFGS: the closure returned {len(glist)} grads for "
                              f"{len(self._arrays)} params")
-        start = 0
-        for i, (g, a, size) in enumerate(zip(glist, self._arrays, self._sizes)):
+        for i, (g, a, part) in enumerate(zip(glist, self._arrays, self._slices)):
             g = self._backend.check_array(g, f"LBFGS: grads[{i}]")
             if g.shape != a.shape:
                 raise ValueError(f"LBFGS: grads[{i}] has shape {g.shape}, its param {a.shape}")
-            out[start:start + size] = g.reshape(-1)
-            start += size
+            out[part] = g.reshape(-1)
 
     def step(self, closure: Callable[[], tuple[float, Any]]) -> float:
         """Up to max_iter L-BFGS iterations; returns the loss before them."""
         ops = self._ops
-        x = ops.zeros(sum(self._sizes))
-        start = 0
-        for a, size in zip(self._arrays, self._sizes):
-            x[start:start + size] = a.reshape(-1)
-            start += size
+        x = ops.zeros(self._slices[-1].stop)
+        for a, part in zip(self._arrays, self._slices):
+            x[part] = a.reshape(-1)
 
         def evaluate(v, g_out):
             self._scatter(v)
