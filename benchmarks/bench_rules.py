@@ -7,8 +7,9 @@ bandwidth measured in the same process. Combinations that cannot run here raise
 NotImplementedError in setup, which asv reports as skipped.
 """
 from fastopt._bench import copy_bandwidth, seconds_per_call, step_case
+from fastopt.kernels import RULES as REGISTERED
 
-RULES = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam"]
+RULES = list(REGISTERED)
 BACKENDS = ["numpy", "numba", "cupy"]
 
 

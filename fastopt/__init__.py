@@ -36,9 +36,11 @@ from . import schedules  # noqa: E402
 from .backends import BackendUnavailableError, available_backends  # noqa: E402
 from .lbfgs import LBFGS, OptimizeResult, minimize  # noqa: E402
 from .optimizer import Optimizer  # noqa: E402
-from .optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop  # noqa: E402
+from .optimizers import CLASSES  # noqa: E402
+
+globals().update(CLASSES)       # SGD, Adagrad, ..., one class per registered rule
 
 __version__ = "0.1.0"
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam",
-           "LBFGS", "minimize", "OptimizeResult", "Optimizer", "schedules", "available_backends", "BackendUnavailableError"]
+__all__ = [*CLASSES, "LBFGS", "minimize", "OptimizeResult", "Optimizer", "schedules",
+           "available_backends", "BackendUnavailableError"]

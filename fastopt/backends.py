@@ -74,8 +74,13 @@ class HostBackend:
         return x.__array_interface__["data"][0]
 
     def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
-        """The step function ``f(p, g, *state, scalars)`` of ``rule`` for ``param``."""
-        return functools.partial(rule.reference, **rule.variant(hp))
+        """The step function ``f(p, g, state, scalars)`` of ``rule`` for ``param`` (``state``:
+        a tuple of every state slot the rule declares)."""
+        reference, flags = rule.reference, rule.variant(hp)
+
+        def step(p, g, state, scalars):
+            reference(p, g, *state, scalars, **flags)
+        return step
 
 
 class NumbaBackend(HostBackend):
@@ -90,10 +95,9 @@ class NumbaBackend(HostBackend):
         from .kernels._cpu import CpuKernel
 
         flags = rule.variant(hp)
-        key = (rule.name, tuple(sorted(flags.items())))
+        key = (rule.cpu_element, tuple(flags.items()))
         if key not in self._kernels:
-            self._kernels[key] = CpuKernel(rule.numba_loop, flags, 2 + len(rule.state),
-                                           len(rule.scalars))
+            self._kernels[key] = CpuKernel(rule, flags)
         bytes_per_step = rule.bytes_per_element(hp, param.itemsize) * param.size
         return self._kernels[key].for_array(param, bytes_per_step)
 
@@ -153,12 +157,12 @@ class CupyBackend(HostBackend):
         used = [rule.state.index(s) for s in source.out_params[1:]]
         block = source.block_size
 
-        def step(p, g, *rest):
-            launch(g, *rest[-1], p, *[rest[k] for k in used], block_size=block)
+        def step(p, g, state, scalars):
+            launch(g, *scalars, p, *[state[k] for k in used], block_size=block)
 
         # Compile for this dtype now (or load cupy's disk cache): no step waits for NVRTC.
         scratch = self.cp.zeros(1, dtype=param.dtype)
-        step(scratch.copy(), scratch, *[scratch.copy() for _ in rule.state],
+        step(scratch.copy(), scratch, tuple(scratch.copy() for _ in rule.state),
              np.zeros(len(rule.scalars), param.dtype))
         return step
 

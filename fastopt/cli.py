@@ -81,7 +81,7 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
             print(f"{problem.name:<11} {backend:<8} {r.fun:>12.4g} {r.nit:>5} {r.nfev:>5} "
                   f"{ms:>8.1f}  {r.message}", flush=True)
     print(f"\nx0: rosenbrock {classic_problems()[0].x0.size}-d from (-1.2, 1); quadratic "
-          f"n={classic_problems()[1].x0.size}, condition 1e3; logistic regression, 50 features. "
+          f"n={classic_problems()[1].x0.size}, condition 100; logistic regression, 50 features. "
           "us/step times opt.step alone;\nthe first numba rows after installing include numba's "
           "one-time compilation (cached on disk afterwards).")
 

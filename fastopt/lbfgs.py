@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import _checks
+from .kernels import _checks
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import lbfgs as kernels
 from .optimizer import checked_params

@@ -5,7 +5,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
 import numpy as np
 
-from . import _checks
+from .kernels import _checks
 from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
 
 Schedule = Callable[[int], float]
@@ -62,8 +62,8 @@ def checked_params(owner: str, params: Arrays, backend_name: str
 class Optimizer:
     """Base class: holds the params, the state and the bound step function of one rule.
 
-    Subclasses set ``rule`` (a :class:`fastopt.kernels._rule.Rule`) and validate their
-    hyperparameters before calling ``super().__init__``.
+    The classes in :mod:`fastopt.optimizers` set ``rule`` (a :class:`fastopt.kernels.Rule`)
+    and pass the hyperparameters it validated.
     """
 
     rule: ClassVar[Any]
@@ -141,7 +141,7 @@ class Optimizer:
         casts = [np.array(scalars, dtype=dt) for dt in self._dtypes]   # once per dtype
         for kernel, p, g, slots, k in zip(self._kernels, self._flat, flat_grads, self._slots,
                                           self._dtype_index):
-            kernel(p, g, *slots, casts[k])
+            kernel(p, g, slots, casts[k])
         self._t = t
         self._extra = extra
 
@@ -163,7 +163,9 @@ class Optimizer:
 
     @property
     def hyperparams(self) -> dict:
-        return dict(self._hp, lr=self._lr)
+        """The keyword arguments in force (the rule's fixed ones left out)."""
+        hp = {k: v for k, v in self._hp.items() if k not in self.rule.fixed}
+        return dict(lr=self._lr, **hp)
 
     @property
     def state(self) -> list[dict]:
@@ -172,7 +174,7 @@ class Optimizer:
                 for st, a in zip(self._state, self._arrays)]
 
     def __repr__(self) -> str:
-        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items() if k != "decoupled")
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
         return f"{type(self).__name__}({hp}, backend={self.backend!r}, step={self._t})"
 
     # -- state_dict ----------------------------------------------------------------------

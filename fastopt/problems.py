@@ -62,16 +62,18 @@ def make_logistic(n_samples: int = 2000, n_features: int = 50, l2: float = 1e-3,
 
 
 def classic_problems(quadratic_n: int = 10_000) -> list[Problem]:
-    """Rosenbrock, an ill-conditioned quadratic and a logistic regression."""
+    """Rosenbrock, an ill-conditioned quadratic and a logistic regression, each with the
+    learning rate every registered rule declares for it (``Rule.tuned_lr``)."""
+    from .kernels import RULES
+
+    def tuned(problem: str) -> dict[str, float]:
+        return {name: rule.tuned_lr[problem] for name, rule in RULES.items()}
+
     return [
         Problem("rosenbrock", rosenbrock, np.tile([-1.2, 1.0], 2), 0.0, steps=5000,
-                lr=dict(SGD=1e-3, Adagrad=0.5, RMSprop=1e-3, Adadelta=0.05, Adam=3e-2,
-                        AdamW=3e-2, Adamax=3e-2, Nadam=1e-2)),
-        Problem("quadratic", make_quadratic(quadratic_n), np.ones(quadratic_n), 0.0,
-                steps=1000,
-                lr=dict(SGD=1.5e-3, Adagrad=0.5, RMSprop=1e-2, Adadelta=0.3, Adam=2e-2,
-                        AdamW=2e-2, Adamax=2e-2, Nadam=2e-2)),
+                lr=tuned("rosenbrock")),
+        Problem("quadratic", make_quadratic(quadratic_n, condition=100.0), np.ones(quadratic_n),
+                0.0, steps=1500, lr=tuned("quadratic")),
         Problem("logistic", make_logistic(), np.zeros(50), None, steps=1000,
-                lr=dict(SGD=1.0, Adagrad=0.5, RMSprop=1e-2, Adadelta=1.0, Adam=5e-2,
-                        AdamW=5e-2, Adamax=5e-2, Nadam=5e-2)),
+                lr=tuned("logistic")),
     ]

@@ -1,7 +1,22 @@
-"""fastopt's kernels: one module per update rule, each holding its NumPy reference, its
-Numba CPU kernel and its CuPy kernel body side by side (installed as ``fastopt.kernels``)."""
-from . import adadelta, adagrad, adam, adamax, nadam, rmsprop, sgd
+"""fastopt's kernels: one module per update rule, each the single description of its rule
+(hyperparameters, state, host scalars, NumPy reference, Numba element body, CUDA body);
+installed as ``fastopt.kernels``. The registry below is the one list of rules: the
+optimizer classes, the command line, the benchmarks and the test tables derive from it.
+"""
+from . import adadelta, adagrad, adam, adamax, lion, nadam, rmsprop, sgd
+from ._rule import Rule
 
-RULES = {m.RULE.name: m.RULE for m in (sgd, adagrad, rmsprop, adadelta, adam, adamax, nadam)}
+REGISTRY: tuple[Rule, ...] = (
+    sgd.RULE,
+    adagrad.RULE,
+    rmsprop.RULE,
+    adadelta.RULE,
+    adam.RULE,
+    adam.ADAMW,
+    adamax.RULE,
+    nadam.RULE,
+    lion.RULE,
+)
+RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 
-__all__ = ["RULES"]
+__all__ = ["REGISTRY", "RULES", "Rule"]

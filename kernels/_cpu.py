@@ -1,9 +1,17 @@
-"""Numba CPU kernels: each rule's fused loop compiled twice, serial and parallel.
+"""Numba CPU kernels: the loops around each rule's element body, compiled serial and parallel.
 
-A rule writes its kernel as a plain function over flat arrays whose loop is
-``for i in prange(p.size)``: compiled with ``parallel=True`` numba splits that range into
-one contiguous chunk per thread; compiled without, it is an ordinary (vectorised) loop.
-A step that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` takes the serial kernel, where
+A rule gives ``cpu_element(i, p, g, state, s, flags)``, the update of element ``i``; this
+module owns the loops that run it. ``_loop`` is one ``for i in prange(p.size)``: compiled
+with ``parallel=True`` numba splits that range into one contiguous chunk per thread;
+compiled without, it is an ordinary (vectorised) loop. Each rule variant gets its own copy
+of ``_loop`` whose globals bind ``ELEMENT`` (the rule's body), ``FLAGS`` (the variant's
+compile-time flags) and ``N_SCALARS``: numba freezes globals as constants, LLVM inlines the
+body and folds the flags, so a variant's disabled branches and unused state vanish. Measured
+on the 2-core machine: Adam at 1e5 float32 ran 42.6 us per call against 42.2 us for the
+hand-written loop it replaced (bit-identical results); at 1e3 0.86 against 0.78 us (the
+state tuple's unboxing).
+
+A step that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` takes the serial loop, where
 waking the threads costs more than the work saves. The crossover follows the bytes a step
 moves rather than the element count: on the 2-core development machine the parallel loop
 started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
@@ -21,14 +29,18 @@ compilation when an optimizer is constructed, so no step ever waits for the JIT.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import types
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 try:
     import numba
     from numba import prange
+    from numba.np.unsafe.ndarray import to_fixed_tuple
 except ImportError:  # the numba backend is optional; the rule modules still import
     numba = None
     prange = range
@@ -45,8 +57,27 @@ def scalar_helper(fn: Callable) -> Callable:
 
 @scalar_helper
 def nan_max(a, b):
-    """max(a, b) that propagates NaN from either side, as numpy.maximum does."""
-    return a if (a >= b or a != a) else b
+    """numpy.maximum(a, b): NaN from either side propagates, and a tie (-0.0 vs +0.0)
+    gives b, as NumPy gives on x86-64 (SSE/AVX max semantics)."""
+    return a if (a > b or a != a) else b
+
+
+def sign(x):
+    """numpy.sign for the kernels: 1, -1, +0.0 for either zero, NaN for NaN, in x's dtype.
+    (numba's own np.sign returns -0.0 for -0.0, and float64 literals would promote
+    float32 math.)"""
+    return np.sign(x)
+
+
+if numba is not None:
+    @numba.extending.overload(sign, jit_options=OPTIONS)
+    def _sign_in_dtype(x):
+        one = numba.np.numpy_support.as_dtype(x).type(1)
+        zero = one - one
+
+        def impl(x):
+            return one if x > 0 else (-one if x < 0 else (zero if x == 0 else x))
+        return impl
 
 
 def _renamed(fn: Callable, suffix: str) -> Callable:
@@ -68,19 +99,43 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
             numba.njit(parallel=True, **opts)(_renamed(fn, "_parallel")))
 
 
+def _loop(p, g, state, scalars):
+    """One pass of a rule's element body over flat arrays (cloned per variant; see above)."""
+    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    for i in prange(p.size):
+        ELEMENT(i, p, g, state, s, FLAGS)  # noqa: F821
+
+
+def _fingerprint(fn: Callable) -> str:
+    """A short hash of the source file that defines ``fn``: numba's cache checks only the
+    loop's own file, so a change to a rule's module must change the cached loop's name."""
+    try:
+        data = Path(inspect.getsourcefile(fn)).read_bytes()
+    except (OSError, TypeError):
+        data = fn.__code__.co_code + repr(fn.__code__.co_consts).encode()
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def variant_loop(rule: Any, flags: Mapping[str, bool]) -> Callable:
+    """``_loop`` bound to ``rule``'s element body and one variant's flags, named after both
+    (numba caches it under that name)."""
+    suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items())
+    env = dict(_loop.__globals__, ELEMENT=numba.njit(error_model="numpy")(rule.cpu_element),
+               FLAGS=tuple(bool(v) for v in flags.values()), N_SCALARS=len(rule.scalars))
+    loop = types.FunctionType(_loop.__code__, env, "_loop")
+    loop.__qualname__ = f"{rule.name}{suffix}_{_fingerprint(rule.cpu_element)}"
+    loop.__module__ = __name__
+    return loop
+
+
 class CpuKernel:
-    """A rule's loop for one variant (its compile-time flags), compiled serial and parallel.
+    """A rule's loop for one variant (its compile-time flags), compiled serial and parallel."""
 
-    ``loop_factory(**flags)`` returns the loop function; the flags are constants of its
-    closure, so numba removes the branches a variant does not take.
-    """
-
-    def __init__(self, loop_factory: Callable[..., Callable], flags: dict[str, bool],
-                 n_arrays: int, n_scalars: int) -> None:
+    def __init__(self, rule: Any, flags: Mapping[str, bool]) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
-        self.serial, self.parallel = serial_and_parallel(loop_factory(**flags))
-        self.n_arrays, self.n_scalars = n_arrays, n_scalars
+        self.serial, self.parallel = serial_and_parallel(variant_loop(rule, flags))
+        self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
     def for_array(self, a: np.ndarray, bytes_per_step: int) -> Callable[..., None]:
         """The version for arrays like ``a`` (serial below the threshold), compiled now for
@@ -88,9 +143,11 @@ class CpuKernel:
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(a.dtype)[::1]
-        dispatcher.compile(numba.void(*([array] * (self.n_arrays + 1))))  # arrays, scalars
+        dispatcher.compile(numba.void(array, array, numba.types.UniTuple(array, self.n_state),
+                                      array))
         # One call on scratch arrays primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
-        scratch = [np.zeros(1, a.dtype) for _ in range(self.n_arrays)]
-        dispatcher(*scratch, np.zeros(self.n_scalars, a.dtype))
+        scratch = np.zeros(1, a.dtype)
+        dispatcher(scratch, scratch.copy(), tuple(np.zeros(1, a.dtype) for _ in range(self.n_state)),
+                   np.zeros(self.n_scalars, a.dtype))
         return dispatcher

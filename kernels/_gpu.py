@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 PREAMBLE = """\
 template <typename T> __device__ __forceinline__ T nan_max(T a, T b) {
-    return (a >= b || a != a) ? a : b;      // NaN from either side propagates (numpy.maximum)
+    return (a > b || a != a) ? a : b;   // numpy.maximum: NaN propagates; a tie gives b
 }
 """
 OPTIONS = ("--fmad=false",)

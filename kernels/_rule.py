@@ -1,47 +1,149 @@
-"""The description every update rule module exports as ``RULE``.
+"""The description every update rule module exports as ``RULE``: the single source of truth.
 
-A rule is one fused, elementwise update ``kernel(p, g, *state, scalars)`` over flat
-arrays, written three times side by side in its module (NumPy reference, Numba CPU
-kernel, CuPy kernel body) with one calling convention:
+A rule is one fused, elementwise update over flat arrays, declared once in its module:
 
-* ``p`` (updated in place) and ``g`` (read only);
-* the state arrays named by ``state``, in that order, updated in place;
-* ``scalars``: a small array in the parameter's dtype holding the per-step scalars named
-  by ``scalars``, in that order (the CuPy kernel takes them as separate arguments).
-  ``host_scalars`` computes them in float64 once per step, so the bias corrections and
-  schedules live in one place for every backend; one array argument instead of ten keeps
-  the per-call cost of a compiled kernel low.
-
-Boolean hyperparameters that change which arrays a step touches (amsgrad, nesterov,
-centered, momentum on/off) are compile-time ``flags``: each backend builds one kernel per
-combination it meets (``variant(hp)``), so a disabled branch costs nothing and a state
-slot the configuration does not use (still passed, aliased to ``p``) is never touched.
-The NumPy reference takes the flags as keyword arguments.
+* ``hyperparams``: each keyword with its default, kind (which fixes its validation) and a
+  one-line doc, in signature order; ``lr`` first. The public optimizer class, its
+  signature and docstring, the validation and the test tables are derived from them.
+* ``flags``: the boolean hyperparameters that change which arrays a step touches (amsgrad,
+  nesterov, centered, momentum on/off), computed from the hyperparameters by ``variant``.
+  Each backend builds one kernel per combination it meets, so a disabled branch costs
+  nothing and a state slot the variant does not use (still passed, aliased to ``p``) is
+  never touched.
+* ``state``: the per-element state arrays, those a variant uses (``state_used``) and
+  their initial fill (``state_fill``); ``extra``: scalar state carried between steps
+  (Nadam's mu product).
+* ``scalars`` and ``host_scalars(hp, t, lr, extra)``: the per-step scalars, computed in
+  float64 once per step so bias corrections and schedules live in one place for every
+  backend, and passed to the kernels as one small array in the parameter's dtype.
+* three implementations of the same formula with one calling convention:
+  ``reference(p, g, *state, scalars, **flags)`` (NumPy, whole arrays, in place);
+  ``cpu_element(i, p, g, state, s, flags)`` (element ``i``; ``state`` and ``s`` are
+  tuples, ``flags`` the variant's values in ``flags`` order; kernels/_cpu.py builds the
+  compiled loops around it); ``cuda_body`` (C++ for one element; kernels/_gpu.py builds
+  the CuPy kernel around it).
+* ``tuned_lr``: the learning rate per demo/test problem with which the rule converges.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
+
+from . import _checks
 
 HostScalars = Callable[[Mapping[str, Any], int, float, Mapping[str, float]],
                        tuple[tuple[float, ...], dict[str, float]]]
 
+# kind -> the check every value of that kind gets: check(owner, name, value) -> value
+KINDS: dict[str, Callable[[str, str, Any], Any]] = {
+    "lr": _checks.learning_rate_or_schedule,
+    "nonnegative": _checks.nonnegative,
+    "optional_nonnegative": _checks.optional_nonnegative,
+    "unit_interval": _checks.in_unit_interval,
+    "unit_interval_closed": _checks.unit_interval_closed,
+    "betas": _checks.betas,
+    "flag": _checks.boolean,
+}
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One hyperparameter: keyword, default, kind (see KINDS) and a one-line doc."""
+
+    name: str
+    default: Any
+    kind: str
+    doc: str
+
+    def check(self, owner: str, value: Any) -> Any:
+        """``value`` validated and normalised, or an error naming ``owner`` and the keyword."""
+        return KINDS[self.kind](owner, self.name, value)
+
+
+def lr(default: float) -> Hyper:
+    return Hyper("lr", default, "lr", "learning rate: a number >= 0 or a schedule t -> lr")
+
+
+def betas(default: tuple[float, float], doc: str = "decay rates of the moment estimates") -> Hyper:
+    return Hyper("betas", default, "betas", doc)
+
+
+def nonnegative(name: str, default: float, doc: str) -> Hyper:
+    return Hyper(name, default, "nonnegative", doc)
+
+
+def unit_interval(name: str, default: float, doc: str, *, closed: bool = False) -> Hyper:
+    return Hyper(name, default, "unit_interval_closed" if closed else "unit_interval", doc)
+
+
+def flag(name: str, default: bool, doc: str) -> Hyper:
+    return Hyper(name, default, "flag", doc)
+
+
+def weight_decay(default: float = 0.0, *, decoupled: bool = False) -> Hyper:
+    doc = ("decoupled decay: p *= 1 - lr*weight_decay before the update" if decoupled
+           else "L2 penalty: g += weight_decay*p")
+    return nonnegative("weight_decay", default, doc)
+
+
+def _no_check(owner: str, hp: Mapping[str, Any]) -> None:
+    """Rules whose hyperparameters are independent of each other need no joint check."""
+
 
 @dataclass(frozen=True)
 class Rule:
-    name: str
+    name: str                       # lower case; names compiled kernels and cache files
+    class_name: str                 # the public optimizer class
+    summary: str                    # one line for the class docstring
+    formula: str                    # the rule module's docstring
+    hyperparams: tuple[Hyper, ...]
     state: tuple[str, ...]
     scalars: tuple[str, ...]
     host_scalars: HostScalars
     reference: Callable[..., None]
-    state_used: Callable[[Mapping[str, Any]], tuple[str, ...]]
+    cpu_element: Callable[..., None]
+    cuda_body: str
+    tuned_lr: Mapping[str, float]
+    flags: tuple[str, ...] = ()
+    variant_of: Callable[[Mapping[str, Any]], dict[str, bool]] | None = None
+    state_used_by: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     state_fill: Callable[[str, Mapping[str, Any]], float] = lambda name, hp: 0.0
     extra: Mapping[str, float] = field(default_factory=dict)
-    variant: Callable[[Mapping[str, Any]], dict[str, bool]] = lambda hp: {}
-    numba_loop: Callable[..., Callable] | None = None
-    cuda_body: str | None = None
+    check: Callable[[str, Mapping[str, Any]], None] = _no_check
+    fixed: Mapping[str, Any] = field(default_factory=dict)   # not keywords (AdamW: decoupled)
+
+    # -- hyperparameters ------------------------------------------------------------------
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {h.name: h.default for h in self.hyperparams}
+
+    def checked(self, owner: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Every hyperparameter but ``lr`` validated (each alone, then jointly), plus the
+        rule's fixed ones; an error naming ``owner`` and the keyword otherwise."""
+        hp = {h.name: h.check(owner, values[h.name]) for h in self.hyperparams if h.name != "lr"}
+        self.check(owner, hp)
+        return dict(hp, **self.fixed)
+
+    def derive(self, name: str, class_name: str, summary: str, *replaced: Hyper,
+               **changes: Any) -> Rule:
+        """Another public rule over the same kernels: some hyperparameters replaced (same
+        keyword, e.g. another default) and other fields changed (e.g. ``fixed``)."""
+        new = {h.name: h for h in replaced}
+        hyperparams = tuple(new.get(h.name, h) for h in self.hyperparams)
+        return dataclasses.replace(self, name=name, class_name=class_name, summary=summary,
+                                   hyperparams=hyperparams, **changes)
+
+    # -- variants -------------------------------------------------------------------------
+    def variant(self, hp: Mapping[str, Any]) -> dict[str, bool]:
+        """The compile-time flags of ``hp``, in ``flags`` order."""
+        if self.variant_of is None:
+            return {f: bool(hp[f]) for f in self.flags}
+        return self.variant_of(hp)
+
+    def state_used(self, hp: Mapping[str, Any]) -> tuple[str, ...]:
+        return self.state if self.state_used_by is None else self.state_used_by(hp)
 
     def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int) -> int:
         """Bytes a step must move per element: read p, g, each used state; write p, each state."""
         return itemsize * (3 + 2 * len(self.state_used(hp)))
-

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cpu import prange
-from ._rule import Rule
+from . import _rule as r
 
+HYPERPARAMS = (r.lr(1.0), r.unit_interval("rho", 0.9, "decay rate of both averages", closed=True),
+               r.nonnegative("eps", 1e-6, "added inside both square roots"), r.weight_decay())
 STATE = ("sq", "acc")
 SCALARS = ("lr", "wd", "rho", "one_minus_rho", "eps")
-
-
-def state_used(hp):
-    return STATE
 
 
 def host_scalars(hp, t, lr, extra):
@@ -38,20 +35,18 @@ def reference(p, g, sq, acc, scalars):
     p -= lr * d
 
 
-def numba_loop():
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def adadelta(p, g, sq, acc, scalars):
-        lr, wd, rho, one_minus_rho, eps = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            a = acc[i]
-            s = rho * sq[i] + one_minus_rho * (gi * gi)
-            d = np.sqrt(a + eps) / np.sqrt(s + eps) * gi
-            sq[i] = s
-            acc[i] = rho * a + one_minus_rho * (d * d)
-            p[i] = pi - lr * d
-    return adadelta
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    sq, acc = state
+    lr, wd, rho, one_minus_rho, eps = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    a = acc[i]
+    si = rho * sq[i] + one_minus_rho * (gi * gi)
+    d = np.sqrt(a + eps) / np.sqrt(si + eps) * gi
+    sq[i] = si
+    acc[i] = rho * a + one_minus_rho * (d * d)
+    p[i] = pi - lr * d
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -66,5 +61,6 @@ acc = rho * a + one_minus_rho * (d * d);
 p = pi - lr * d;
 """
 
-RULE = Rule("adadelta", STATE, SCALARS, host_scalars, reference, state_used,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("adadelta", "Adadelta", "Adadelta (Zeiler 2012).", __doc__, HYPERPARAMS, STATE,
+              SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=1.0, rosenbrock=0.05, logistic=1.0))

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cpu import prange
-from ._rule import Rule
+from . import _rule as r
 
+HYPERPARAMS = (r.lr(1e-2), r.nonnegative("lr_decay", 0.0, "lr / (1 + (t-1)*lr_decay)"),
+               r.weight_decay(),
+               r.nonnegative("initial_accumulator_value", 0.0, "the sum's starting value"),
+               r.nonnegative("eps", 1e-10, "added to sqrt(sum)"))
 STATE = ("sum",)
 SCALARS = ("clr", "wd", "eps")
-
-
-def state_used(hp):
-    return STATE
 
 
 def state_fill(name, hp):
@@ -38,17 +37,15 @@ def reference(p, g, sum_, scalars):
     p -= clr * (g / (np.sqrt(sum_) + eps))
 
 
-def numba_loop():
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def adagrad(p, g, sum_, scalars):
-        clr, wd, eps = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            s = sum_[i] + gi * gi
-            sum_[i] = s
-            p[i] = pi - clr * (gi / (np.sqrt(s) + eps))
-    return adagrad
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    (sum_,) = state
+    clr, wd, eps = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    si = sum_[i] + gi * gi
+    sum_[i] = si
+    p[i] = pi - clr * (gi / (np.sqrt(si) + eps))
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -60,5 +57,6 @@ sum = s;
 p = pi - clr * (gi / (sqrt(s) + eps));
 """
 
-RULE = Rule("adagrad", STATE, SCALARS, host_scalars, reference, state_used, state_fill,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("adagrad", "Adagrad", "Adagrad with learning-rate decay.", __doc__, HYPERPARAMS,
+              STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=0.5, rosenbrock=0.5, logistic=0.5), state_fill=state_fill)

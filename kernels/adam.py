@@ -13,16 +13,14 @@ import math
 
 import numpy as np
 
-from ._cpu import nan_max, prange
-from ._rule import Rule
+from . import _rule as r
+from ._cpu import nan_max
 
+HYPERPARAMS = (r.lr(1e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to sqrt(v)"),
+               r.weight_decay(), r.flag("amsgrad", False, "use the running maximum of v"))
 STATE = ("m", "v", "vmax")
 SCALARS = ("step_size", "wd", "decay", "b1", "one_minus_b1", "b2", "one_minus_b2",
            "bc2_sqrt", "eps")
-
-
-def variant(hp):
-    return {"amsgrad": hp["amsgrad"]}
 
 
 def state_used(hp):
@@ -60,22 +58,21 @@ def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     p -= step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
 
 
-def numba_loop(amsgrad):
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def adam(p, g, m, v, vmax, scalars):
-        step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = scalars
-        for i in prange(p.size):
-            pi = p[i] * decay
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            mi = b1 * m[i] + one_minus_b1 * gi
-            vi = b2 * v[i] + one_minus_b2 * (gi * gi)
-            m[i] = mi
-            v[i] = vi
-            if amsgrad:
-                vi = nan_max(vmax[i], vi)
-                vmax[i] = vi
-            p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
-    return adam
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    m, v, vmax = state
+    (amsgrad,) = flags
+    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = s
+    pi = p[i] * decay
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    mi = b1 * m[i] + one_minus_b1 * gi
+    vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+    m[i] = mi
+    v[i] = vi
+    if amsgrad:
+        vi = nan_max(vmax[i], vi)
+        vmax[i] = vi
+    p[i] = pi - step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -93,5 +90,9 @@ vmax = vi;
 p = pi - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
 """
 
-RULE = Rule("adam", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("adam", "Adam", "Adam with coupled (L2) weight decay, amsgrad optional.", __doc__,
+              HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2),
+              flags=("amsgrad",), state_used_by=state_used, fixed=dict(decoupled=False))
+ADAMW = RULE.derive("adamw", "AdamW", "Adam with decoupled weight decay.",
+                    r.weight_decay(1e-2, decoupled=True), fixed=dict(decoupled=True))

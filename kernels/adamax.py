@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cpu import nan_max, prange
-from ._rule import Rule
+from . import _rule as r
+from ._cpu import nan_max
 
+HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to |g|"),
+               r.weight_decay())
 STATE = ("m", "u")
 SCALARS = ("step_size", "wd", "b1", "one_minus_b1", "b2", "eps")
-
-
-def state_used(hp):
-    return STATE
 
 
 def host_scalars(hp, t, lr, extra):
@@ -37,19 +35,17 @@ def reference(p, g, m, u, scalars):
     p -= step_size * (m / u)
 
 
-def numba_loop():
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def adamax(p, g, m, u, scalars):
-        step_size, wd, b1, one_minus_b1, b2, eps = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            mi = b1 * m[i] + one_minus_b1 * gi
-            ui = nan_max(b2 * u[i], np.abs(gi) + eps)
-            m[i] = mi
-            u[i] = ui
-            p[i] = pi - step_size * (mi / ui)
-    return adamax
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    m, u = state
+    step_size, wd, b1, one_minus_b1, b2, eps = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    mi = b1 * m[i] + one_minus_b1 * gi
+    ui = nan_max(b2 * u[i], np.abs(gi) + eps)
+    m[i] = mi
+    u[i] = ui
+    p[i] = pi - step_size * (mi / ui)
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -63,5 +59,6 @@ u = ui;
 p = pi - step_size * (mi / ui);
 """
 
-RULE = Rule("adamax", STATE, SCALARS, host_scalars, reference, state_used,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("adamax", "Adamax", "Adamax, Adam's infinity-norm variant.", __doc__, HYPERPARAMS,
+              STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2))

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cpu import prange
-from ._rule import Rule
+from . import _rule as r
 from .adam import update_moments
 
+HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to the denominator"),
+               r.weight_decay(),
+               r.Hyper("momentum_decay", 4e-3, "optional_nonnegative",
+                       "psi of the momentum schedule; None: the textbook (optax) form"))
 STATE = ("m", "v")
 SCALARS = ("cg", "cm", "wd", "b1", "one_minus_b1", "b2", "one_minus_b2", "bc2", "eps")
-
-
-def state_used(hp):
-    return STATE
 
 
 def momentum_coefficients(hp, t, lr, mu_product):
@@ -58,20 +57,18 @@ def reference(p, g, m, v, scalars):
     p -= cm * (m / den)
 
 
-def numba_loop():
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def nadam(p, g, m, v, scalars):
-        cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            mi = b1 * m[i] + one_minus_b1 * gi
-            vi = b2 * v[i] + one_minus_b2 * (gi * gi)
-            m[i] = mi
-            v[i] = vi
-            den = np.sqrt(vi / bc2) + eps
-            p[i] = pi - cg * (gi / den) - cm * (mi / den)
-    return nadam
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    m, v = state
+    cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    mi = b1 * m[i] + one_minus_b1 * gi
+    vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+    m[i] = mi
+    v[i] = vi
+    den = np.sqrt(vi / bc2) + eps
+    p[i] = pi - cg * (gi / den) - cm * (mi / den)
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -86,5 +83,7 @@ T den = sqrt(vi / bc2) + eps;
 p = pi - cg * (gi / den) - cm * (mi / den);
 """
 
-RULE = Rule("nadam", STATE, SCALARS, host_scalars, reference, state_used,
-            extra={"mu_product": 1.0}, numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("nadam", "Nadam", "Nadam: Adam with Nesterov momentum.", __doc__, HYPERPARAMS,
+              STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=5e-2, rosenbrock=1e-2, logistic=5e-2),
+              extra={"mu_product": 1.0})

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._cpu import prange
-from ._rule import Rule
+from . import _rule as r
 
+HYPERPARAMS = (r.lr(1e-2), r.unit_interval("alpha", 0.99, "decay rate of sq", closed=True),
+               r.nonnegative("eps", 1e-8, "added to the root"), r.weight_decay(),
+               r.nonnegative("momentum", 0.0, "momentum of buf (0: none)"),
+               r.flag("centered", False, "divide by the centered (variance) estimate"))
 STATE = ("sq", "ga", "buf")
 SCALARS = ("lr", "wd", "alpha", "one_minus_alpha", "eps", "momentum")
 
@@ -52,28 +55,27 @@ def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
         p -= lr * (g / avg)
 
 
-def numba_loop(centered, has_momentum):
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def rmsprop(p, g, sq, ga, buf, scalars):
-        lr, wd, alpha, one_minus_alpha, eps, momentum = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            s = alpha * sq[i] + one_minus_alpha * (gi * gi)
-            sq[i] = s
-            if centered:
-                a = alpha * ga[i] + one_minus_alpha * gi
-                ga[i] = a
-                avg = np.sqrt(s - a * a) + eps
-            else:
-                avg = np.sqrt(s) + eps
-            if has_momentum:
-                b = momentum * buf[i] + gi / avg
-                buf[i] = b
-                p[i] = pi - lr * b
-            else:
-                p[i] = pi - lr * (gi / avg)
-    return rmsprop
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    sq, ga, buf = state
+    centered, has_momentum = flags
+    lr, wd, alpha, one_minus_alpha, eps, momentum = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    si = alpha * sq[i] + one_minus_alpha * (gi * gi)
+    sq[i] = si
+    if centered:
+        a = alpha * ga[i] + one_minus_alpha * gi
+        ga[i] = a
+        avg = np.sqrt(si - a * a) + eps
+    else:
+        avg = np.sqrt(si) + eps
+    if has_momentum:
+        b = momentum * buf[i] + gi / avg
+        buf[i] = b
+        p[i] = pi - lr * b
+    else:
+        p[i] = pi - lr * (gi / avg)
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -98,5 +100,7 @@ p = pi - lr * (gi / avg);
 #endif
 """
 
-RULE = Rule("rmsprop", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("rmsprop", "RMSprop", "RMSprop, optionally centered and with momentum.", __doc__,
+              HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+              tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2),
+              flags=("centered", "has_momentum"), variant_of=variant, state_used_by=state_used)

@@ -11,15 +11,25 @@ keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*
 """
 from __future__ import annotations
 
-from ._cpu import prange
-from ._rule import Rule
+from . import _rule as r
 
+HYPERPARAMS = (r.lr(1e-3), r.nonnegative("momentum", 0.0, "momentum of buf (0: plain SGD)"),
+               r.unit_interval("dampening", 0.0, "buf = momentum*buf + (1-dampening)*g",
+                               closed=True),
+               r.weight_decay(), r.flag("nesterov", False, "Nesterov momentum"))
 STATE = ("buf",)
 SCALARS = ("lr", "wd", "momentum", "keep", "gain")
 
 
 def variant(hp):
     return {"has_momentum": hp["momentum"] != 0, "nesterov": hp["nesterov"]}
+
+
+def check(owner, hp):
+    """Nesterov momentum needs momentum and no dampening (as in PyTorch)."""
+    if hp["nesterov"] and (hp["momentum"] == 0 or hp["dampening"] != 0):
+        raise ValueError(f"{owner}: nesterov=True needs momentum > 0 and dampening = 0, got "
+                         f"momentum={hp['momentum']!r}, dampening={hp['dampening']!r}")
 
 
 def state_used(hp):
@@ -47,20 +57,19 @@ def reference(p, g, buf, scalars, *, has_momentum, nesterov):
     p -= lr * d
 
 
-def numba_loop(has_momentum, nesterov):
-    """Numba CPU kernel: the formula above in one pass over the arrays."""
-    def sgd(p, g, buf, scalars):
-        lr, wd, momentum, keep, gain = scalars
-        for i in prange(p.size):
-            pi = p[i]
-            gi = g[i] + wd * pi if wd != 0 else g[i]
-            d = gi
-            if has_momentum:
-                b = keep * buf[i] + gain * gi
-                buf[i] = b
-                d = gi + momentum * b if nesterov else b
-            p[i] = pi - lr * d
-    return sgd
+def cpu_element(i, p, g, state, s, flags):
+    """Numba element body: the formula above for element i."""
+    (buf,) = state
+    has_momentum, nesterov = flags
+    lr, wd, momentum, keep, gain = s
+    pi = p[i]
+    gi = g[i] + wd * pi if wd != 0 else g[i]
+    d = gi
+    if has_momentum:
+        b = keep * buf[i] + gain * gi
+        buf[i] = b
+        d = gi + momentum * b if nesterov else b
+    p[i] = pi - lr * d
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
@@ -76,5 +85,8 @@ d = NESTEROV ? gi + momentum * b : b;
 p = pi - lr * d;
 """
 
-RULE = Rule("sgd", STATE, SCALARS, host_scalars, reference, state_used, variant=variant,
-            numba_loop=numba_loop, cuda_body=CUDA_BODY)
+RULE = r.Rule("sgd", "SGD", "Stochastic gradient descent with optional (Nesterov) momentum.",
+              __doc__, HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element,
+              CUDA_BODY, tuned_lr=dict(quadratic=1.5e-2, rosenbrock=1e-3, logistic=1.0),
+              flags=("has_momentum", "nesterov"), variant_of=variant, state_used_by=state_used,
+              check=check)

@@ -8,6 +8,38 @@ def make_optimizer(rule: str, params, hp: dict, backend: str = "numpy"):
     return getattr(fastopt, rule)(params, backend=backend, **hp)
 
 
+def assert_bits_equal(actual, expected, err_msg: str = "") -> None:
+    """Equal values, NaN in the same places, and the same sign on every zero (the one case
+    where == holds between different bit patterns)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    np.testing.assert_array_equal(actual, expected, err_msg=err_msg)
+    numbers = ~np.isnan(expected)
+    np.testing.assert_array_equal(np.signbit(actual[numbers]), np.signbit(expected[numbers]),
+                                  err_msg=f"signed zeros differ {err_msg}")
+
+
+def assert_same_from_signed_zeros(rule: str, hp: dict, dtype, make_other) -> None:
+    """The optimizer ``make_other(params)`` against the NumPy reference, both started from
+    every combination of +0.0, -0.0, +-1 and NaN in a param, its state (all state arrays
+    alike, set through a state_dict) and its first grad; bits compared after every step
+    (a later step may hide a wrong sign)."""
+    values = np.array([0.0, -0.0, 1.0, -1.0, np.nan], dtype)
+    p0, state, g = (a.ravel() for a in np.meshgrid(values, values, values, indexing="ij"))
+    ref, other = p0.copy(), p0.copy()
+    opt_ref, opt_other = make_optimizer(rule, ref, hp), make_other(other)
+    sd = opt_ref.state_dict()
+    sd.update({k: state.copy() for k in sd if k.startswith("0.")})
+    opt_ref.load_state_dict(sd)
+    opt_other.load_state_dict(sd)
+    with np.errstate(all="ignore"):
+        for step, grad in enumerate([g, np.roll(g, 7), np.roll(g, 31)]):
+            opt_ref.step(grad)
+            opt_other.step(grad)
+            assert_bits_equal(other, ref, err_msg=f"params, step {step}")
+            for k, v in opt_ref.state[0].items():
+                assert_bits_equal(opt_other.state[0][k], v, err_msg=f"{k}, step {step}")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

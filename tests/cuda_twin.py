@@ -83,15 +83,16 @@ class Twin:
         self.lib = build_library("\n\n".join(parts), build_dir, "cuda_twin")
 
     def kernel(self, rule, hp, dtype):
-        """A step function ``f(p, g, *slots, scalars)`` running the compiled body."""
+        """A step function ``f(p, g, state, scalars)`` running the compiled body."""
         source = kernel_source(rule, rule.variant(hp), hp)
         fn = getattr(self.lib, function_name(source, dtype))
         fn.argtypes = [ctypes.c_long] + [ctypes.c_void_p] * (3 + len(rule.state))
         fn.restype = None
 
-        def step(p, g, *rest):
-            assert all(a.dtype == dtype and a.flags.c_contiguous for a in (p, g, *rest))
-            fn(p.size, *(a.ctypes.data for a in (p, g, *rest)))
+        def step(p, g, state, scalars):
+            arrays = (p, g, *state, scalars)
+            assert all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+            fn(p.size, *(a.ctypes.data for a in arrays))
 
         return step
 

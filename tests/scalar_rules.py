@@ -27,7 +27,7 @@ class ScalarRule:
         wd = hp.get("weight_decay", 1e-2 if self.rule == "AdamW" else 0.0)
         for i in range(self.n):
             g = g_in[i]
-            if self.rule == "AdamW":
+            if self.rule in ("AdamW", "Lion"):           # decoupled decay
                 p[i] = p[i] * (1 - lr * wd)
             elif wd != 0:
                 g = g + wd * p[i]
@@ -112,6 +112,14 @@ class ScalarRule:
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
         prod = self.mu_product * mu         # product of mu_1..mu_t
         return p - lr * (1 - mu) / (1 - prod) * g / den - lr * mu_next / (1 - prod * mu_next) * m[i] / den
+
+    def _lion(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.99))
+        m = self.buf("m")
+        c = b1 * m[i] + (1 - b1) * g
+        m[i] = b2 * m[i] + (1 - b2) * g
+        sign = 1.0 if c > 0 else -1.0 if c < 0 else 0.0 if c == 0 else math.nan
+        return p - lr * sign
 
 
 def run_scalar(rule: str, hp: dict, p0: np.ndarray, grads: list, lrs: list) -> np.ndarray:

@@ -4,13 +4,8 @@ import pytest
 from cases import RULE_NAMES
 from conftest import make_optimizer
 
+from fastopt.kernels import RULES
 from fastopt.problems import make_quadratic, rosenbrock
-
-QUADRATIC_LR = dict(SGD=1.5e-2, Adagrad=0.5, RMSprop=1e-2, Adadelta=1.0, Adam=5e-2,
-                    AdamW=5e-2, Adamax=5e-2, Nadam=5e-2)
-ROSENBROCK_LR = dict(SGD=1e-3, Adagrad=0.5, RMSprop=1e-3, Adadelta=0.05, Adam=3e-2,
-                     AdamW=3e-2, Adamax=3e-2, Nadam=1e-2)
-
 
 def minimise(rule, fun, x0, steps, **hp):
     x = x0.copy()
@@ -26,14 +21,14 @@ def test_quadratic(rule):
     fun = make_quadratic(50, condition=100.0)
     x0 = np.ones(50)
     f0 = fun(x0)[0]
-    f = minimise(rule, fun, x0, 1500, lr=QUADRATIC_LR[rule])
+    f = minimise(rule, fun, x0, 1500, lr=RULES[rule].tuned_lr["quadratic"])
     assert f < 1e-3 * f0, f
 
 
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_rosenbrock(rule):
     x0 = np.array([-1.2, 1.0])
-    f = minimise(rule, rosenbrock, x0, 6000, lr=ROSENBROCK_LR[rule])
+    f = minimise(rule, rosenbrock, x0, 6000, lr=RULES[rule].tuned_lr["rosenbrock"])
     assert f < 0.05, f          # from f(x0) = 24.2, through the curved valley
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 from cases import CASES, parametrize_cases
-from conftest import make_optimizer
+from conftest import assert_bits_equal, assert_same_from_signed_zeros, make_optimizer
 from cuda_twin import Twin, compiler
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler")
@@ -41,10 +41,17 @@ def test_cuda_body_matches_reference(rule, hp, dtype, twin):
             opt_ref.step(g)
             opt_twin.step(g)
     assert not np.array_equal(gpu_math, p0)
-    np.testing.assert_array_equal(gpu_math, ref)
+    assert_bits_equal(gpu_math, ref)
     for st_ref, st_twin in zip(opt_ref.state, opt_twin.state):
         for k in st_ref:
-            np.testing.assert_array_equal(st_twin[k], st_ref[k], err_msg=k)
+            assert_bits_equal(st_twin[k], st_ref[k], err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_cuda_body_keeps_the_sign_of_zero_like_reference(rule, hp, dtype, twin):
+    assert_same_from_signed_zeros(
+        rule, hp, dtype, lambda p: with_twin_kernel(make_optimizer(rule, p, hp), twin))
 
 
 def test_a_typo_in_a_body_fails_to_build(tmp_path):
@@ -93,5 +100,6 @@ def test_minimize_runs_on_the_cuda_kernels(lbfgs_twin, monkeypatch):
         monkeypatch.setattr(K, "HostOps", TwinOps)
         got = fastopt.minimize(p, p.x0, backend="numpy")
         monkeypatch.undo()
-        assert got.success and got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-12)
+        # near a zero minimum the last digits follow the summation order of the dots
+        assert got.success and got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-9)
         assert abs(got.nit - expected.nit) <= 2

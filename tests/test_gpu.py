@@ -6,7 +6,7 @@ the kernel bodies (test_cuda_twin.py) proves the same math.
 import numpy as np
 import pytest
 from cases import parametrize_cases
-from conftest import make_optimizer
+from conftest import assert_bits_equal, make_optimizer
 
 import fastopt
 
@@ -39,10 +39,10 @@ def test_cupy_matches_reference_bit_for_bit(rule, hp, dtype, n, cp):
             opt_gpu.step(cp.asarray(g))
     out = cp.asnumpy(dev)
     assert not np.array_equal(out, p0)
-    np.testing.assert_array_equal(out, ref)
+    assert_bits_equal(out, ref)
     for st_ref, st_gpu in zip(opt_ref.state, opt_gpu.state):
         for k in st_ref:
-            np.testing.assert_array_equal(cp.asnumpy(st_gpu[k]), st_ref[k], err_msg=k)
+            assert_bits_equal(cp.asnumpy(st_gpu[k]), st_ref[k], err_msg=k)
 
 
 def test_auto_picks_cupy_for_device_arrays(cp):

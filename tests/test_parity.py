@@ -8,7 +8,7 @@ NaN and Inf included. Any formula or rounding difference fails these tests.
 import numpy as np
 import pytest
 from cases import parametrize_cases
-from conftest import make_optimizer
+from conftest import assert_bits_equal, assert_same_from_signed_zeros, make_optimizer
 
 import fastopt
 from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES
@@ -47,7 +47,7 @@ def assert_state_equal(opt_ref, opt_fast):
     for st_ref, st_fast in zip(opt_ref.state, opt_fast.state):
         assert st_ref.keys() == st_fast.keys()
         for k in st_ref:
-            np.testing.assert_array_equal(st_fast[k], st_ref[k], err_msg=k)
+            assert_bits_equal(st_fast[k], st_ref[k], err_msg=k)
 
 
 @needs_numba
@@ -58,7 +58,7 @@ def test_numba_matches_reference(rule, hp, dtype, n):
     opt_ref, opt_fast, ref, fast = run_both(rule, hp, "numba", dtype, n, gaussian)
     assert fast.dtype == dtype
     assert not np.array_equal(fast, np.random.default_rng(0).standard_normal(n).astype(dtype))
-    np.testing.assert_array_equal(fast, ref)
+    assert_bits_equal(fast, ref)
     assert_state_equal(opt_ref, opt_fast)
 
 
@@ -78,8 +78,17 @@ def test_numba_propagates_nan_and_inf_like_reference(rule, hp, n):
     opt_ref, opt_fast, ref, fast = run_both(rule, hp, "numba", np.float32, n, with_non_finite,
                                             steps=6)
     assert np.isnan(ref).any() and np.isfinite(ref).any()
-    np.testing.assert_array_equal(fast, ref)           # NaN positions equal too
+    assert_bits_equal(fast, ref)           # NaN positions equal too
     assert_state_equal(opt_ref, opt_fast)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_numba_keeps_the_sign_of_zero_like_reference(rule, hp, dtype):
+    """Signed zeros and NaN in params, state and grads (Lion's sign(-0.0), Adam's max)."""
+    assert_same_from_signed_zeros(rule, hp, dtype,
+                                  lambda p: make_optimizer(rule, p, hp, "numba"))
 
 
 @needs_numba

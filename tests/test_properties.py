@@ -7,29 +7,35 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastopt
+from fastopt.kernels import RULES
 
 unit = st.floats(0.0, 0.999)
 nonneg = st.floats(0.0, 0.1)
-HYPERPARAMS = {
-    "SGD": st.fixed_dictionaries({"lr": nonneg, "momentum": unit, "weight_decay": nonneg}),
-    "Adagrad": st.fixed_dictionaries({"lr": nonneg, "lr_decay": nonneg, "weight_decay": nonneg,
-                                      "initial_accumulator_value": nonneg}),
-    "RMSprop": st.fixed_dictionaries({"lr": nonneg, "alpha": unit, "momentum": unit,
-                                      "centered": st.booleans(), "weight_decay": nonneg}),
-    "Adadelta": st.fixed_dictionaries({"lr": st.floats(0.0, 2.0), "rho": unit,
-                                       "weight_decay": nonneg}),
-    "Adam": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
-                                   "weight_decay": nonneg, "amsgrad": st.booleans()}),
-    "AdamW": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
-                                    "weight_decay": nonneg, "amsgrad": st.booleans()}),
-    "Adamax": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
-                                     "weight_decay": nonneg}),
-    "Nadam": st.fixed_dictionaries({"lr": nonneg, "betas": st.tuples(unit, unit),
-                                    "weight_decay": nonneg,
-                                    "momentum_decay": st.one_of(st.none(), nonneg)}),
+# A strategy per kind of hyperparameter (kernels/_rule.py KINDS): every keyword of every
+# registered rule is drawn, within ranges where the float32 math stays finite.
+BY_KIND = {
+    "lr": nonneg,
+    "nonnegative": nonneg,
+    "optional_nonnegative": st.one_of(st.none(), nonneg),
+    "unit_interval": unit,
+    "unit_interval_closed": unit,
+    "betas": st.tuples(unit, unit),
+    "flag": st.booleans(),
 }
-cases = st.sampled_from(sorted(HYPERPARAMS)).flatmap(
-    lambda rule: st.tuples(st.just(rule), HYPERPARAMS[rule]))
+NARROWER = {"Adadelta": {"lr": st.floats(0.0, 2.0)}}
+
+
+def hyperparameters(rule):
+    """Every keyword of ``rule`` drawn from its kind (SGD's nesterov only where valid)."""
+    fields = {h.name: NARROWER.get(rule.class_name, {}).get(h.name, BY_KIND[h.kind])
+              for h in rule.hyperparams}
+    return st.fixed_dictionaries(fields).map(
+        lambda hp: dict(hp, nesterov=hp["nesterov"] and hp["momentum"] > 0
+                        and hp["dampening"] == 0) if "nesterov" in hp else hp)
+
+
+cases = st.sampled_from(list(RULES.values())).flatmap(
+    lambda rule: st.tuples(st.just(rule.class_name), hyperparameters(rule)))
 shapes = st.lists(st.integers(1, 7), min_size=0, max_size=3).map(tuple)
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])

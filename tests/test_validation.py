@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import fastopt
+from fastopt.kernels import RULES
 
 
 class FakeDeviceArray:
@@ -130,8 +131,31 @@ BAD_HYPERPARAMS = [
 ]
 
 
+# One bad value per kind of hyperparameter (kernels/_rule.py KINDS), for every keyword of
+# every registered rule: the error names the keyword.
+BAD_BY_KIND = {
+    "lr": [-1.0, float("nan"), "0.1"],
+    "nonnegative": [-1e-3, float("inf"), None],
+    "optional_nonnegative": [-1.0, float("nan")],
+    "unit_interval": [1.0, -0.1],
+    "unit_interval_closed": [1.5, float("nan")],
+    "betas": [0.9, (0.9, 1.0), (-0.1, 0.9), (0.9, float("nan"))],
+    "flag": ["yes", 2],
+}
+BAD_HYPERPARAMS += [(rule.class_name, {h.name: bad}, rf"{h.name}(\[\d\])? must")
+                    for rule in RULES.values() for h in rule.hyperparams
+                    for bad in BAD_BY_KIND[h.kind]]
+
+
+def test_every_kind_of_hyperparameter_has_bad_values():
+    from fastopt.kernels._rule import KINDS
+
+    assert set(BAD_BY_KIND) == set(KINDS)
+
+
 @pytest.mark.parametrize("rule,hp,match", BAD_HYPERPARAMS,
-                         ids=[f"{r}-{list(h)[0]}" for r, h, _ in BAD_HYPERPARAMS])
+                         ids=[f"{r}-{list(h)[0]}={list(h.values())[0]!r}"
+                              for r, h, _ in BAD_HYPERPARAMS])
 def test_bad_hyperparameters(rule, hp, match):
     p = np.ones(3)
     with pytest.raises((ValueError, TypeError), match=match) as info:

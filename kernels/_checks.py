@@ -27,14 +27,14 @@ def in_unit_interval(owner: str, name: str, value: Any, *, include_one: bool = F
     return float(value)
 
 
-def betas(owner: str, value: Any) -> tuple[float, float]:
+def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
     """A pair (b1, b2), each in [0, 1)."""
     try:
         b1, b2 = value
     except (TypeError, ValueError):
-        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2) of numbers in [0, 1), "
+        raise ValueError(f"{owner}: {name} must be a pair (beta1, beta2) of numbers in [0, 1), "
                          f"got {value!r}") from None
-    return (in_unit_interval(owner, "betas[0]", b1), in_unit_interval(owner, "betas[1]", b2))
+    return (in_unit_interval(owner, f"{name}[0]", b1), in_unit_interval(owner, f"{name}[1]", b2))
 
 
 def boolean(owner: str, name: str, value: Any) -> bool:
@@ -49,3 +49,18 @@ def learning_rate(owner: str, value: Any, step: int | None = None) -> float:
     if not _is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{owner}: {where} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def optional_nonnegative(owner: str, name: str, value: Any) -> float | None:
+    """None, or a finite float >= 0."""
+    return None if value is None else nonnegative(owner, name, value)
+
+
+def unit_interval_closed(owner: str, name: str, value: Any) -> float:
+    """A float in [0, 1]."""
+    return in_unit_interval(owner, name, value, include_one=True)
+
+
+def learning_rate_or_schedule(owner: str, name: str, value: Any) -> Any:
+    """A schedule (any callable t -> lr, checked at each step) or a learning rate."""
+    return value if callable(value) else learning_rate(owner, value)

@@ -1,0 +1,73 @@
+"""The registry is the one list of rules: everything public derives from it, and every
+registered rule is covered by the test tables and has an independent scalar oracle."""
+import inspect
+
+import numpy as np
+import pytest
+from cases import CASES
+from conftest import make_optimizer
+from scalar_rules import ScalarRule
+
+import fastopt
+from fastopt import cli
+from fastopt.kernels import REGISTRY, RULES
+
+RULE_IDS = [rule.class_name for rule in REGISTRY]
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_every_rule_has_parity_cases_covering_its_flags(rule):
+    cases = [hp for name, hp in CASES if name == rule.class_name]
+    assert cases, f"{rule.class_name} has no row in tests/cases.py"
+    seen = {}
+    for hp in cases:
+        opt = make_optimizer(rule.class_name, np.zeros(1), hp)
+        for flag, on in rule.variant(opt._hp).items():
+            seen.setdefault(flag, set()).add(on)
+    for flag in rule.flags:
+        assert seen.get(flag) == {False, True}, f"{rule.class_name}: cases never set {flag}={{}}"
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_every_rule_has_an_independent_scalar_oracle(rule):
+    assert callable(getattr(ScalarRule, "_" + rule.class_name.lower(), None)), (
+        f"tests/scalar_rules.py has no _{rule.class_name.lower()} for {rule.class_name}")
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_public_class_signature_and_docstring_come_from_the_rule(rule):
+    cls = getattr(fastopt, rule.class_name)
+    assert cls.rule is rule and cls.__name__ == rule.class_name
+    params = inspect.signature(cls).parameters
+    assert list(params) == ["params", *(h.name for h in rule.hyperparams), "backend"]
+    for h in rule.hyperparams:
+        assert params[h.name].default == h.default
+        assert f"{h.name}={h.default!r}" in cls.__doc__
+    assert params["backend"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert rule.summary in cls.__doc__ and "Arguments:" in cls.__doc__
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_defaults_and_positional_order_follow_the_declaration(rule):
+    values = [h.default for h in rule.hyperparams]
+    by_position = getattr(fastopt, rule.class_name)(np.zeros(2), *values, backend="numpy")
+    assert by_position.hyperparams == {h.name: h.default for h in rule.hyperparams}
+
+
+def test_every_class_is_exported_and_listed():
+    assert [name for name in fastopt.__all__ if name in RULES] == list(RULES)
+    assert list(cli.RULE_NAMES) == list(RULES)
+
+
+def test_unknown_keyword_names_the_class():
+    with pytest.raises(TypeError, match="Adam: .*'momentum'"):
+        fastopt.Adam(np.zeros(2), momentum=0.9)
+    with pytest.raises(TypeError, match="SGD: .*params"):
+        fastopt.SGD()
+
+
+def test_copy_and_pickle_find_the_generated_classes():
+    import pickle
+
+    for name in RULES:
+        assert pickle.loads(pickle.dumps(getattr(fastopt, name))) is getattr(fastopt, name)
