@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+import timeit
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,24 +21,19 @@ from .backends import available_backends
 from .kernels._cpu import PARALLEL_THRESHOLD_BYTES, prange, serial_and_parallel
 
 
-def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, batches: int = 5,
+def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, repeat: int = 5,
                      sync: Callable[[], Any] = lambda: None) -> float:
-    """Best mean time of one call over ``batches`` batches that each last ~min_time/batches."""
-    fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    once = max(time.perf_counter() - t0, 1e-7)
-    per_batch = max(1, int(min_time / batches / once))
-    best = float("inf")
-    for _ in range(batches):
-        t0 = time.perf_counter()
-        for _ in range(per_batch):
-            fn()
+    """Best mean time of one call of ``fn`` over ``repeat`` timeit measurements of about
+    ``min_time / repeat`` each. ``sync`` (waiting for the device) runs whenever timeit
+    reads its clock, so queued device work is counted once per measurement, not per call."""
+    def clock() -> float:
         sync()
-        best = min(best, (time.perf_counter() - t0) / per_batch)
-    return best
+        return time.perf_counter()
+
+    timer = timeit.Timer(fn, timer=clock)
+    once = timer.timeit(number=1) or 1e-9          # also warms the call
+    number = max(1, int(min_time / repeat / once))
+    return min(timer.repeat(repeat=repeat, number=number)) / number
 
 
 def array_module(backend: str) -> tuple[Any, Callable[[], Any]]:

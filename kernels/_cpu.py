@@ -15,8 +15,8 @@ A step that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` takes the serial loop,
 waking the threads costs more than the work saves. The crossover follows the bytes a step
 moves rather than the element count: on the 2-core development machine the parallel loop
 started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
-(20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``python
-benchmarks/cpu_kernels.py sweep`` measures it again. The thread count is numba's
+(20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``pytest
+benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread count is numba's
 (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are

@@ -74,3 +74,14 @@ def test_bench_command_line(capsys):
     assert cli.main(["bench", "--rules", "Nadam", "--backends", "numpy", "--sizes", "1e3",
                      "--min-time", "0.01"]) == 0
     assert "Nadam" in capsys.readouterr().out
+
+
+def test_quick_benchmarks_run_once():
+    """The pytest-benchmark suite (benchmarks/quick, not collected by the default run):
+    every benchmark once at a small size, untimed."""
+    pytest.importorskip("pytest_benchmark")
+    out = subprocess.run([sys.executable, "-m", "pytest", "benchmarks/quick", "--smoke",
+                          "--benchmark-disable", "-q", "-p", "no:cacheprovider"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert " passed" in out.stdout and " failed" not in out.stdout

@@ -107,27 +107,9 @@ def test_read_only_params():
         fastopt.SGD(p, backend="numpy")
 
 
-BAD_HYPERPARAMS = [
-    ("SGD", dict(lr=-1.0), "lr must be a finite number >= 0, got -1.0"),
-    ("SGD", dict(lr=float("nan")), "lr must be"),
-    ("SGD", dict(momentum=-0.5), "momentum must be"),
+BAD_HYPERPARAMS = [      # joint checks; every keyword's own kind is covered below
     ("SGD", dict(nesterov=True), "nesterov=True needs momentum > 0"),
     ("SGD", dict(momentum=0.9, dampening=0.1, nesterov=True), "dampening = 0"),
-    ("SGD", dict(dampening=1.5), "dampening must be a number in \\[0, 1\\]"),
-    ("Adam", dict(betas=(0.9, 1.0)), "betas\\[1\\] must be a number in \\[0, 1\\)"),
-    ("Adam", dict(betas=(-0.1, 0.9)), "betas\\[0\\]"),
-    ("Adam", dict(betas=0.9), "betas must be a pair"),
-    ("Adam", dict(eps=float("nan")), "eps must be"),
-    ("Adam", dict(weight_decay=-1e-2), "weight_decay must be"),
-    ("Adam", dict(amsgrad="yes"), "amsgrad must be True or False"),
-    ("AdamW", dict(weight_decay=float("inf")), "weight_decay must be"),
-    ("Adagrad", dict(lr_decay=-1.0), "lr_decay must be"),
-    ("Adagrad", dict(initial_accumulator_value=-1.0), "initial_accumulator_value must be"),
-    ("RMSprop", dict(alpha=1.5), "alpha must be"),
-    ("RMSprop", dict(centered=2), "centered must be True or False"),
-    ("Adadelta", dict(rho=-0.1), "rho must be"),
-    ("Adamax", dict(betas=(0.9, float("nan"))), "betas\\[1\\]"),
-    ("Nadam", dict(momentum_decay=-1.0), "momentum_decay must be"),
 ]
 
 
