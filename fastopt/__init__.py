@@ -37,8 +37,7 @@ from .backends import BackendUnavailableError, available_backends  # noqa: E402
 from .lbfgs import LBFGS, OptimizeResult, minimize  # noqa: E402
 from .optimizer import Optimizer  # noqa: E402
 from .optimizers import CLASSES  # noqa: E402
-
-globals().update(CLASSES)       # SGD, Adagrad, ..., one class per registered rule
+from .optimizers import *  # noqa: E402,F401,F403 (SGD, Adagrad, ...: one class per registered rule)
 
 __version__ = "0.1.0"
 

@@ -71,3 +71,11 @@ def test_copy_and_pickle_find_the_generated_classes():
 
     for name in RULES:
         assert pickle.loads(pickle.dumps(getattr(fastopt, name))) is getattr(fastopt, name)
+
+
+def test_type_stub_is_current():
+    """fastopt/optimizers.pyi tells IDEs the generated classes' signatures and docstrings;
+    regenerate it with `python -m fastopt._stubs` after changing a rule's description."""
+    from fastopt import _stubs
+
+    assert _stubs.STUB.read_text() == _stubs.render(), "run: python -m fastopt._stubs"

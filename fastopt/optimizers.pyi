@@ -1,0 +1,228 @@
+# Written by `python -m fastopt._stubs` from the rule registry (fastopt/kernels); do not edit.
+import inspect
+from typing import Any
+
+from .optimizer import Arrays, LearningRate, Optimizer
+
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion']
+
+CLASSES: dict[str, type[Optimizer]]
+
+def signature(rule: Any) -> inspect.Signature: ...
+def docstring(rule: Any) -> str: ...
+def optimizer_class(rule: Any) -> type[Optimizer]: ...
+
+class SGD(Optimizer):
+    """
+    Stochastic gradient descent with optional (Nesterov) momentum.
+
+            g   = g + wd*p
+            buf = g                              (t = 1)
+            buf = momentum*buf + (1-dampening)*g (t > 1)
+            d   = g + momentum*buf if nesterov else buf      (d = g when momentum = 0)
+            p  -= lr*d
+
+        The host folds the t = 1 case into two scalars: keep = 0, gain = 1 at t = 1, else
+        keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*g.
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        momentum=0.0: momentum of buf (0: plain SGD)
+        dampening=0.0: buf = momentum*buf + (1-dampening)*g
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        nesterov=False: Nesterov momentum
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.sgd.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *, backend: str = 'auto') -> None: ...
+
+class Adagrad(Optimizer):
+    """
+    Adagrad with learning-rate decay.
+
+        g    = g + wd*p
+        clr  = lr / (1 + (t-1)*lr_decay)
+        sum += g^2                     (sum starts at initial_accumulator_value)
+        p   -= clr * g / (sqrt(sum) + eps)
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
+        lr_decay=0.0: lr / (1 + (t-1)*lr_decay)
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        initial_accumulator_value=0.0: the sum's starting value
+        eps=1e-10: added to sqrt(sum)
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.adagrad.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, backend: str = 'auto') -> None: ...
+
+class RMSprop(Optimizer):
+    """
+    RMSprop, optionally centered and with momentum.
+
+        g   = g + wd*p
+        sq  = alpha*sq + (1-alpha)*g^2
+        avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered)
+        avg = sqrt(sq) + eps                                         (otherwise)
+        buf = momentum*buf + g/avg;  p -= lr*buf                     (momentum > 0)
+        p  -= lr * g/avg                                             (otherwise)
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
+        alpha=0.99: decay rate of sq
+        eps=1e-08: added to the root
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        momentum=0.0: momentum of buf (0: none)
+        centered=False: divide by the centered (variance) estimate
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.rmsprop.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *, backend: str = 'auto') -> None: ...
+
+class Adadelta(Optimizer):
+    """
+    Adadelta (Zeiler 2012).
+
+        g   = g + wd*p
+        sq  = rho*sq + (1-rho)*g^2
+        d   = sqrt(acc + eps) / sqrt(sq + eps) * g
+        acc = rho*acc + (1-rho)*d^2
+        p  -= lr*d
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=1.0: learning rate: a number >= 0 or a schedule t -> lr
+        rho=0.9: decay rate of both averages
+        eps=1e-06: added inside both square roots
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.adadelta.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
+
+class Adam(Optimizer):
+    """
+    Adam with coupled (L2) weight decay, amsgrad optional.
+
+        p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+        g   = g + wd*p                  (Adam: coupled decay)
+        m   = b1*m + (1-b1)*g
+        v   = b2*v + (1-b2)*g^2
+        vmax = max(vmax, v); use vmax for v   (amsgrad)
+        p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to sqrt(v)
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        amsgrad=False: use the running maximum of v
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.adam.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, *, backend: str = 'auto') -> None: ...
+
+class AdamW(Optimizer):
+    """
+    Adam with decoupled weight decay.
+
+        p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+        g   = g + wd*p                  (Adam: coupled decay)
+        m   = b1*m + (1-b1)*g
+        v   = b2*v + (1-b2)*g^2
+        vmax = max(vmax, v); use vmax for v   (amsgrad)
+        p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to sqrt(v)
+        weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
+        amsgrad=False: use the running maximum of v
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.adam.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, *, backend: str = 'auto') -> None: ...
+
+class Adamax(Optimizer):
+    """
+    Adamax, Adam's infinity-norm variant.
+
+        g  = g + wd*p
+        m  = b1*m + (1-b1)*g
+        u  = max(b2*u, |g| + eps)        (NaN propagates, as numpy.maximum)
+        p -= lr/(1-b1^t) * m/u
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to |g|
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.adamax.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
+
+class Nadam(Optimizer):
+    """
+    Nadam: Adam with Nesterov momentum.
+
+            g   = g + wd*p
+            m   = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g^2
+            den = sqrt(v/(1-b2^t)) + eps
+            p  -= cg*g/den + cm*m/den
+
+        PyTorch (momentum_decay = psi):  mu_t = b1*(1 - 0.5*0.96^(t*psi)), mu_next at t+1,
+            mu_product *= mu_t,  cg = lr*(1-mu_t)/(1-mu_product),
+            cm = lr*mu_next/(1-mu_product*mu_next).
+        Textbook / optax (momentum_decay = None):  cg = lr*(1-b1)/(1-b1^t),
+            cm = lr*b1/(1-b1^(t+1)).
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to the denominator
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        momentum_decay=0.004: psi of the momentum schedule; None: the textbook (optax) form
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.nadam.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, *, backend: str = 'auto') -> None: ...
+
+class Lion(Optimizer):
+    """
+    Lion: the sign of an interpolated momentum.
+
+        Algorithms"), with decoupled weight decay like AdamW.
+
+            c  = b1*m + (1-b1)*g
+            p  = p*(1 - lr*wd) - lr*sign(c)      sign(0) = 0; NaN propagates
+            m  = b2*m + (1-b2)*g
+
+        sign is NumPy's in every implementation: +0 for either zero, so a zero c leaves p as it is.
+
+    Arguments:
+        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        lr=0.0001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.99): b1 mixes the update direction, b2 decays the momentum
+        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+
+    The rule and its kernels: fastopt.kernels.lion.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
