@@ -59,29 +59,34 @@ def _scale_in_place(parallel: bool):
         return lambda a, s: np.multiply(a, s, out=a)
 
 
-def host_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
+def host_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2,
+                        repeat: int = 5) -> float:
     """GB/s of an in-place a *= s over n elements (read + write counted), threaded as the
     kernels are at this size (serially below PARALLEL_THRESHOLD_BYTES)."""
     a = np.ones(n, dtype=dtype)
     s = np.dtype(dtype).type(1.0)
     scale = _scale_in_place(2 * a.nbytes >= PARALLEL_THRESHOLD_BYTES)
-    return 2 * a.nbytes / seconds_per_call(lambda: scale(a, s), min_time) / 1e9
+    return 2 * a.nbytes / seconds_per_call(lambda: scale(a, s), min_time, repeat) / 1e9
 
 
-def device_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
+def device_copy_bandwidth(n: int, dtype: Any = np.float32, min_time: float = 0.2,
+                          repeat: int = 5) -> float:
     """GB/s of a device-to-device copy of n elements (read + write counted)."""
     cp, sync = array_module("cupy")
     a, b = cp.ones(n, dtype=dtype), cp.empty(n, dtype=dtype)
-    gbps = 2 * a.nbytes / seconds_per_call(lambda: cp.copyto(b, a), min_time, sync=sync) / 1e9
+    gbps = 2 * a.nbytes / seconds_per_call(lambda: cp.copyto(b, a), min_time, repeat,
+                                           sync=sync) / 1e9
     del a, b
     return gbps
 
 
-def copy_bandwidth(backend: str, n: int, dtype: Any = np.float32, min_time: float = 0.2) -> float:
-    """The roofline of ``backend``'s device for n elements of ``dtype``."""
+def copy_bandwidth(backend: str, n: int, dtype: Any = np.float32, min_time: float = 0.2,
+                   repeat: int = 5) -> float:
+    """The roofline of ``backend``'s device for n elements of ``dtype`` (``repeat=1``: the
+    mean of one batch rather than the best of several)."""
     if backend == "cupy":
-        return device_copy_bandwidth(n, dtype, min_time)
-    return host_copy_bandwidth(n, dtype, min_time)
+        return device_copy_bandwidth(n, dtype, min_time, repeat)
+    return host_copy_bandwidth(n, dtype, min_time, repeat)
 
 
 @dataclass
