@@ -53,11 +53,11 @@ def test_step(benchmark, figures, rule, backend, n):
     benchmark.extra_info.update(steps_per_call=k, bytes_per_step=case.bytes_per_step)
     benchmark(batched(case, k))
 
-    def row() -> dict:
-        seconds = benchmark.stats.stats.median / k
-        return dict(rule=rule, backend=backend, n=f"{n:.0e}", us=seconds * 1e6,
-                    GBps=case.bytes_per_step / seconds / 1e9)
-    figures("step: median per opt.step", row)
+    def row() -> dict:   # fastest: the cost without interference; median: what a loop sees
+        fastest, median = benchmark.stats.stats.min / k, benchmark.stats.stats.median / k
+        return dict(rule=rule, backend=backend, n=f"{n:.0e}", us_fastest=fastest * 1e6,
+                    us_median=median * 1e6, GBps_median=case.bytes_per_step / median / 1e9)
+    figures("step: time per opt.step", row)
 
 
 @pytest.mark.sizes(1e7, 1e8)
