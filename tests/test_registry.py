@@ -79,3 +79,12 @@ def test_type_stub_is_current():
     from fastopt import _stubs
 
     assert _stubs.STUB.read_text() == _stubs.render(), "run: python -m fastopt._stubs"
+
+
+def test_readme_rule_table_lists_every_rule():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = readme.split("## Update rules", 1)[1].split("\n## ", 1)[0]
+    for name in RULES:
+        assert f"| `{name}` |" in rows, f"README's update-rules table has no row for {name}"
