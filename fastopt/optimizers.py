@@ -33,7 +33,7 @@ def signature(rule: Rule) -> inspect.Signature:
 def docstring(rule: Rule) -> str:
     """The rule's summary, its formula and one line per argument with its default."""
     args = "\n".join(f"    {h.name}={h.default!r}: {h.doc}" for h in rule.hyperparams)
-    formula = textwrap.dedent(rule.formula.split("\n", 1)[1]).strip("\n")
+    formula = textwrap.dedent(rule.formula.split("\n\n", 1)[-1]).strip("\n")  # title dropped
     return (f"{rule.summary}\n\n{textwrap.indent(formula, '    ')}\n\nArguments:\n"
             f"    params: one array or a list of arrays (float32/float64, C-contiguous), "
             f"updated in place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "

@@ -206,9 +206,7 @@ class Nadam(Optimizer):
 
 class Lion(Optimizer):
     """
-    Lion: the sign of an interpolated momentum.
-
-        Algorithms"), with decoupled weight decay like AdamW.
+    Lion (Chen et al. 2023): the sign of an interpolated momentum.
 
             c  = b1*m + (1-b1)*g
             p  = p*(1 - lr*wd) - lr*sign(c)      sign(0) = 0; NaN propagates
