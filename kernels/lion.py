@@ -55,6 +55,6 @@ p = p * decay - lr * sc;
 m = b2 * m + one_minus_b2 * g;
 """
 
-RULE = r.Rule("lion", "Lion", "Lion (Chen et al. 2023): the sign of an interpolated momentum.", __doc__,
-              HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
+RULE = r.Rule("lion", "Lion", "Lion (Chen et al. 2023): the sign of an interpolated momentum.",
+              __doc__, HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=2e-3, rosenbrock=1e-3, logistic=5e-3))
