@@ -31,7 +31,8 @@ def optimizer_class(rule: Any) -> type[Optimizer]: ...
 
 
 def _parameter(p: inspect.Parameter) -> str:
-    annotation = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+    annotation = (p.annotation if isinstance(p.annotation, str)
+                  else inspect.formatannotation(p.annotation))
     return f"{p.name}: {annotation}" + ("" if p.default is p.empty else f" = {p.default!r}")
 
 

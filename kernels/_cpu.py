@@ -21,7 +21,8 @@ waking the threads costs more than the work saves. The crossover follows the byt
 moves rather than the element count: on the 2-core development machine the parallel loop
 started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
 (20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``pytest
-benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread count is numba's
+benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread
+count is numba's
 (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
@@ -155,6 +156,6 @@ class CpuKernel:
         # One call on scratch arrays primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
         scratch = np.zeros(1, a.dtype)
-        dispatcher(scratch, scratch.copy(), tuple(np.zeros(1, a.dtype) for _ in range(self.n_state)),
-                   np.zeros(self.n_scalars, a.dtype))
+        state = tuple(np.zeros(1, a.dtype) for _ in range(self.n_state))
+        dispatcher(scratch, scratch.copy(), state, np.zeros(self.n_scalars, a.dtype))
         return dispatcher

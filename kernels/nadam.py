@@ -18,8 +18,8 @@ import numpy as np
 from . import _rule as r
 from .adam import update_moments
 
-HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to the denominator"),
-               r.weight_decay(),
+HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)),
+               r.nonnegative("eps", 1e-8, "added to the denominator"), r.weight_decay(),
                r.Hyper("momentum_decay", 4e-3, "optional_nonnegative",
                        "psi of the momentum schedule; None: the textbook (optax) form"))
 STATE = ("m", "v")
