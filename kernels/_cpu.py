@@ -22,8 +22,7 @@ moves rather than the element count: on the 2-core development machine the paral
 started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
 (20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``pytest
 benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread
-count is numba's
-(``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
+count is numba's (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
 passed already cast), ``error_model="numpy"`` (no division checks, so loops vectorise),
