@@ -41,7 +41,8 @@ def class_stub(rule: Rule) -> str:
     args = ", ".join(["self", *map(_parameter, params[:-1]), "*", _parameter(params[-1])])
     doc = optimizer_class(rule).__doc__.replace("\\", "\\\\")
     body = "\n".join(("    " + line).rstrip() for line in doc.splitlines())
-    return (f"\nclass {rule.class_name}(Optimizer):\n    \"\"\"\n{body}\n    \"\"\"\n"
+    base = rule.derived_from or "Optimizer"
+    return (f"\nclass {rule.class_name}({base}):\n    \"\"\"\n{body}\n    \"\"\"\n"
             f"    def __init__({args}) -> None: ...\n")
 
 

@@ -75,12 +75,13 @@ class HostBackend:
 
     def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
         """The step function ``f(p, g, state, scalars)`` of ``rule`` for ``param`` (``state``:
-        a tuple of every state slot the rule declares)."""
-        reference, flags = rule.reference, rule.variant(hp)
+        a tuple of every state slot the rule declares); a partial, so it pickles."""
+        return functools.partial(_reference_step, rule.reference, rule.variant(hp))
 
-        def step(p, g, state, scalars):
-            reference(p, g, *state, scalars, **flags)
-        return step
+
+def _reference_step(reference: Callable[..., None], flags: Mapping[str, bool], p: Any, g: Any,
+                    state: tuple, scalars: Any) -> None:
+    reference(p, g, *state, scalars, **flags)
 
 
 class NumbaBackend(HostBackend):

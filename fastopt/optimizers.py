@@ -40,8 +40,8 @@ def docstring(rule: Rule) -> str:
             f"\"auto\" (from the arrays)\n\nThe rule and its kernels: {rule.reference.__module__}.")
 
 
-def optimizer_class(rule: Rule) -> type[Optimizer]:
-    """The public optimizer class of ``rule``."""
+def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optimizer]:
+    """The public optimizer class of ``rule`` (a subclass of ``base``)."""
     sig = signature(rule)
     init_sig = sig.replace(parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY),
                                        *sig.parameters.values()])
@@ -59,11 +59,15 @@ def optimizer_class(rule: Rule) -> type[Optimizer]:
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"
-    return type(rule.class_name, (Optimizer,),
+    return type(rule.class_name, (base,),
                 {"rule": rule, "__init__": __init__, "__doc__": docstring(rule),
                  "__module__": __name__, "__qualname__": rule.class_name})
 
 
-CLASSES: dict[str, type[Optimizer]] = {rule.class_name: optimizer_class(rule) for rule in REGISTRY}
+CLASSES: dict[str, type[Optimizer]] = {}
+for _rule in REGISTRY:       # in registry order, so a derived rule's base class exists already
+    CLASSES[_rule.class_name] = optimizer_class(
+        _rule, CLASSES[_rule.derived_from] if _rule.derived_from else Optimizer)
+del _rule
 globals().update(CLASSES)
 __all__ = list(CLASSES)

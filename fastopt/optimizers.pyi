@@ -131,7 +131,7 @@ class Adam(Optimizer):
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, *, backend: str = 'auto') -> None: ...
 
-class AdamW(Optimizer):
+class AdamW(Adam):
     """
     Adam with decoupled weight decay.
 

@@ -113,7 +113,9 @@ def _loop(p, g, state, scalars):
 
 def _fingerprint(fn: Callable) -> str:
     """A short hash of the source file that defines ``fn``: numba's cache checks only the
-    loop's own file, so a change to a rule's module must change the cached loop's name."""
+    loop's own file, so a change to a rule's module must change the cached loop's name.
+    (An element body may therefore call helpers from its own module or from this one, whose
+    changes numba sees, but from no third module.)"""
     try:
         data = Path(inspect.getsourcefile(fn)).read_bytes()
     except (OSError, TypeError):

@@ -112,6 +112,7 @@ class Rule:
     extra: Mapping[str, float] = field(default_factory=dict)
     check: Callable[[str, Mapping[str, Any]], None] = _no_check
     fixed: Mapping[str, Any] = field(default_factory=dict)   # not keywords (AdamW: decoupled)
+    derived_from: str | None = None     # the class this rule's class subclasses (AdamW: Adam)
 
     # -- hyperparameters ------------------------------------------------------------------
     @property
@@ -132,14 +133,18 @@ class Rule:
         new = {h.name: h for h in replaced}
         hyperparams = tuple(new.get(h.name, h) for h in self.hyperparams)
         return dataclasses.replace(self, name=name, class_name=class_name, summary=summary,
-                                   hyperparams=hyperparams, **changes)
+                                   hyperparams=hyperparams, derived_from=self.class_name,
+                                   **changes)
 
     # -- variants -------------------------------------------------------------------------
     def variant(self, hp: Mapping[str, Any]) -> dict[str, bool]:
-        """The compile-time flags of ``hp``, in ``flags`` order."""
+        """The compile-time flags of ``hp``, in ``flags`` order (the element bodies unpack
+        them by position)."""
         if self.variant_of is None:
             return {f: bool(hp[f]) for f in self.flags}
-        return self.variant_of(hp)
+        flags = self.variant_of(hp)
+        assert tuple(flags) == self.flags, (self.class_name, tuple(flags), self.flags)
+        return flags
 
     def state_used(self, hp: Mapping[str, Any]) -> tuple[str, ...]:
         return self.state if self.state_used_by is None else self.state_used_by(hp)

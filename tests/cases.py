@@ -39,6 +39,36 @@ CASES = [
 
 RULE_NAMES = list(RULES)
 
+# The public contract, written out: each class's keywords in positional order with their
+# defaults and kinds (PyTorch's names, order and defaults; release 0.1.0's classes, then
+# the rules added since). tests/test_registry.py checks the registry against it, so a
+# swapped keyword, a changed default or a changed kind fails even where every test that
+# passes keywords by name still passes.
+UNIT, CLOSED, NONNEG = "unit_interval", "unit_interval_closed", "nonnegative"
+SIGNATURES_0_1_0 = {
+    "SGD": [("lr", 1e-3, "lr"), ("momentum", 0.0, NONNEG), ("dampening", 0.0, CLOSED),
+            ("weight_decay", 0.0, NONNEG), ("nesterov", False, "flag")],
+    "Adagrad": [("lr", 1e-2, "lr"), ("lr_decay", 0.0, NONNEG), ("weight_decay", 0.0, NONNEG),
+                ("initial_accumulator_value", 0.0, NONNEG), ("eps", 1e-10, NONNEG)],
+    "RMSprop": [("lr", 1e-2, "lr"), ("alpha", 0.99, CLOSED), ("eps", 1e-8, NONNEG),
+                ("weight_decay", 0.0, NONNEG), ("momentum", 0.0, NONNEG),
+                ("centered", False, "flag")],
+    "Adadelta": [("lr", 1.0, "lr"), ("rho", 0.9, CLOSED), ("eps", 1e-6, NONNEG),
+                 ("weight_decay", 0.0, NONNEG)],
+    "Adam": [("lr", 1e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
+             ("weight_decay", 0.0, NONNEG), ("amsgrad", False, "flag")],
+    "AdamW": [("lr", 1e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
+              ("weight_decay", 1e-2, NONNEG), ("amsgrad", False, "flag")],
+    "Adamax": [("lr", 2e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
+               ("weight_decay", 0.0, NONNEG)],
+    "Nadam": [("lr", 2e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
+              ("weight_decay", 0.0, NONNEG), ("momentum_decay", 4e-3, "optional_nonnegative")],
+}
+SIGNATURES = {
+    **SIGNATURES_0_1_0,
+    "Lion": [("lr", 1e-4, "lr"), ("betas", (0.9, 0.99), "betas"), ("weight_decay", 0.0, NONNEG)],
+}
+
 
 def case_id(case) -> str:
     rule, hp = case

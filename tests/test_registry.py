@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 import pytest
-from cases import CASES
+from cases import CASES, SIGNATURES
 from conftest import make_optimizer
 from scalar_rules import ScalarRule
 
@@ -26,6 +26,38 @@ def test_every_rule_has_parity_cases_covering_its_flags(rule):
             seen.setdefault(flag, set()).add(on)
     for flag in rule.flags:
         assert seen.get(flag) == {False, True}, f"{rule.class_name}: cases never set {flag}={{}}"
+
+
+def test_every_rule_has_its_public_signature_written_out():
+    assert list(SIGNATURES) == list(RULES), "tests/cases.py SIGNATURES: one entry per rule"
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_keywords_defaults_and_kinds_match_the_written_contract(rule):
+    assert [(h.name, h.default, h.kind) for h in rule.hyperparams] == SIGNATURES[rule.class_name]
+
+
+@pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
+def test_flags_come_in_declared_order(rule):
+    for name, hp in CASES:
+        if name == rule.class_name:
+            opt = make_optimizer(name, np.zeros(1), hp)
+            assert tuple(rule.variant(opt._hp)) == rule.flags
+
+
+def test_adamw_is_an_adam():
+    assert issubclass(fastopt.AdamW, fastopt.Adam)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_optimizers_pickle(backend):
+    """(Whether a copy then updates the copied params is the reliability issue's to settle.)"""
+    import pickle
+
+    if backend not in fastopt.available_backends():
+        pytest.skip(f"{backend} is not available")
+    opt = fastopt.Adam(np.zeros(3), backend=backend)
+    assert type(pickle.loads(pickle.dumps(opt))) is fastopt.Adam
 
 
 @pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
