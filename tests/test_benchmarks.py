@@ -85,3 +85,29 @@ def test_quick_benchmarks_run_once():
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert " passed" in out.stdout and " failed" not in out.stdout
+
+
+def test_regression_check_slows_any_rule_module_and_keeps_it_valid():
+    """The self-test's slowed commit is valid Python for every rule module, with one more
+    division per store to p (the script itself runs asv: a procedure, not a test)."""
+    import ast
+
+    from benchmarks import regression_check
+
+    for path in sorted((ROOT / "kernels").glob("[a-z]*.py")):
+        if path.name == "lbfgs.py":
+            continue
+        source = path.read_text()
+        slowed = regression_check.slowed_element(source)
+        ast.parse(slowed)
+        assert slowed.count("slow_x / slow_x") == source.count("p[i] = ") >= 1, path.name
+
+
+def test_regression_check_compares_in_a_fresh_results_folder(tmp_path):
+    import json
+
+    from benchmarks import regression_check
+
+    conf = json.loads(regression_check.fresh_config(tmp_path).read_text())
+    assert conf["results_dir"] == str(tmp_path / "results")
+    assert conf["repo"] == str(ROOT) and conf["env_dir"].startswith(str(ROOT))

@@ -1,0 +1,169 @@
+"""The maintainers' performance regression check: asv, two commits, the warm-step benchmarks
+of the numba backend, a fresh results folder.
+
+    python benchmarks/regression_check.py [BASE [HEAD]]     # default: main HEAD
+    python benchmarks/regression_check.py --self-test       # prove it on made-up commits
+
+It runs ``asv continuous`` on ``RuleStep.time_steps`` for every rule on numba at the sizes
+where the loop's own cost shows (1e3: Python overhead and dispatch; 1e5: the loop body, in
+cache), with 4 rounds interleaved between the two commits, and flags a benchmark when the
+head is more than ``--factor`` (default 1.15) slower and asv's statistics call the change
+significant. The exit status is asv's: 1 when something got slower. Results go to a new
+temporary folder every time, so earlier runs' results never enter the comparison; the
+built environments in .asv/env are reused.
+
+``--self-test`` makes two commits on top of HEAD without touching any branch or the work
+tree (git plumbing): one that changes only the README, and one that slows one rule's numba
+element body (``--slow-rule``, default Adam) with a redundant division whose result is
+bit-identical, measures that slowdown directly, then runs the check three times on each and
+prints the tally. A good check flags the slow commit three times out of three and the
+documentation commit never.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASV = [sys.executable, "-m", "asv"]
+SIZES = (1_000, 100_000)
+BENCH = rf"^bench_rules\.RuleStep\.time_steps\('\w+', 'numba', ({'|'.join(map(str, SIZES))})\)$"
+ASV_OPTIONS = ["-a", "rounds=4", "--interleave-rounds", "--split"]
+
+
+def git(*args: str, env: dict | None = None, input: str | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True,
+                          env=env, input=input).stdout.strip()
+
+
+def fresh_config(folder: Path) -> Path:
+    """asv.conf.json with absolute paths and the results and HTML in ``folder``."""
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / conf["benchmark_dir"]),
+                env_dir=str(ROOT / conf["env_dir"]), results_dir=str(folder / "results"),
+                html_dir=str(folder / "html"))
+    path = folder / "asv.conf.json"
+    path.write_text(json.dumps(conf, indent=2))
+    return path
+
+
+def check(base: str, head: str, factor: float) -> tuple[int, str]:
+    """(asv's exit status, its output) of one comparison in a fresh results folder."""
+    with tempfile.TemporaryDirectory(prefix="fastopt-asv-") as folder:
+        config = fresh_config(Path(folder))
+        out = subprocess.run([*ASV, "continuous", "--config", str(config), *ASV_OPTIONS,
+                              "--factor", str(factor), "--bench", BENCH, base, head],
+                             cwd=ROOT, capture_output=True, text=True)
+    return out.returncode, out.stdout + out.stderr
+
+
+# -- the self-test: commits made with git plumbing, no branch or work tree touched ----------
+def commit_with(changes: dict[str, str], message: str) -> str:
+    """A commit on top of HEAD whose files are HEAD's with ``changes`` (path -> text)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, GIT_INDEX_FILE=str(Path(tmp) / "index"))
+        git("read-tree", "HEAD", env=env)
+        for path, text in changes.items():
+            blob = git("hash-object", "-w", "--stdin", input=text)
+            git("update-index", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = git("write-tree", env=env)
+    return git("commit-tree", tree, "-p", "HEAD", "-m", message)
+
+
+def slowed_element(source: str) -> str:
+    """The rule module with every ``p[i] = X`` of its element body made ``p[i] = x*(x/x)``:
+    one more division and multiplication per element, bit-identical for finite nonzero x."""
+    slowed, count = re.subn(r"^(\s+)p\[i\] = (.+)$",
+                            r"\1slow_x = \2\n\1p[i] = slow_x * (slow_x / slow_x)", source,
+                            flags=re.M)
+    assert count, "no 'p[i] = ...' line to slow down"
+    return slowed
+
+
+def measured_slowdown(rule: str, slowed_source: str, n: int = 100_000) -> float:
+    """The slowed loop's time over the original's at n float32 elements, in one process,
+    interleaved (the median of 11 rounds)."""
+    code = f"""
+import dataclasses, sys, timeit
+import numpy as np
+from fastopt.kernels import RULES
+from fastopt.kernels._cpu import CpuKernel
+rule = RULES[{rule!r}]
+namespace = dict(vars(sys.modules[rule.cpu_element.__module__]))
+exec(compile({slowed_source!r}, "<slowed>", "exec"), namespace)
+hp = rule.checked({rule!r}, rule.defaults)
+fast = CpuKernel(rule, rule.variant(hp))
+slow = CpuKernel(dataclasses.replace(rule, cpu_element=namespace["cpu_element"]), rule.variant(hp))
+rng = np.random.default_rng(0)
+p = rng.standard_normal({n}).astype(np.float32); g = p * np.float32(1e-3)
+state = tuple(np.full({n}, 1e-3, np.float32) for _ in rule.state)
+s = np.array(rule.host_scalars(hp, 3, 1e-3, dict(rule.extra))[0], np.float32)
+f, w = fast.for_array(p, 0), slow.for_array(p, 0)
+ratios = []
+for _ in range(11):
+    a = min(timeit.repeat(lambda: f(p, g, state, s), number=200, repeat=3))
+    b = min(timeit.repeat(lambda: w(p, g, state, s), number=200, repeat=3))
+    ratios.append(b / a)
+print(sorted(ratios)[5])
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True,
+                         text=True)
+    return float(out.stdout.split()[-1])
+
+
+def self_test(rule: str, factor: float, tries: int) -> int:
+    from fastopt.kernels import RULES
+
+    module_path = Path(sys.modules[RULES[rule].cpu_element.__module__].__file__)
+    rel = f"kernels/{module_path.name}"
+    slowed = slowed_element(git("show", f"HEAD:{rel}"))
+    readme = git("show", "HEAD:README.md") + "\n\n<!-- a documentation-only change -->\n"
+    docs = commit_with({"README.md": readme}, "regression check self-test: README only")
+    slow = commit_with({rel: slowed}, f"regression check self-test: slower {rule} loop")
+    print(f"{rule}'s numba loop slowed {measured_slowdown(rule, slowed):.2f}x at 1e5 float32 "
+          f"(redundant division; measured in one process)")
+    tally = {"docs": [], "slow": []}
+    for attempt in range(tries):
+        for kind, commit in (("docs", docs), ("slow", slow)):
+            start = time.perf_counter()
+            status, output = check("HEAD", commit, factor)
+            flagged = [line for line in output.splitlines() if line.startswith("| + |")]
+            tally[kind].append(bool(status))
+            print(f"[{attempt + 1}/{tries}] {kind}: exit {status}, {len(flagged)} flagged, "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            for line in flagged:
+                print("    " + line)
+    print(f"slow commit flagged {sum(tally['slow'])}/{tries}; "
+          f"documentation commit flagged {sum(tally['docs'])}/{tries}")
+    return 0 if all(tally["slow"]) and not any(tally["docs"]) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("base", nargs="?", default="main")
+    parser.add_argument("head", nargs="?", default="HEAD")
+    parser.add_argument("--factor", type=float, default=1.15,
+                        help="flag a benchmark this many times slower (default 1.15)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the check on a documentation-only and a slowed commit")
+    parser.add_argument("--slow-rule", default="Adam", help="the rule the self-test slows")
+    parser.add_argument("--tries", type=int, default=3, help="self-test comparisons of each kind")
+    args = parser.parse_args()
+    if args.self_test:
+        return self_test(args.slow_rule, args.factor, args.tries)
+    start = time.perf_counter()
+    status, output = check(args.base, args.head, args.factor)
+    print(output)
+    print(f"({time.perf_counter() - start:.0f} s)")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
