@@ -1,6 +1,6 @@
 """Quick local figures with pytest-benchmark (asv keeps the tracked history).
 
-    pytest benchmarks/quick --benchmark-only                 # everything (~10 min on 2 cores)
+    pytest benchmarks/quick --benchmark-only                 # everything (4 min on 2 cores)
     pytest benchmarks/quick --benchmark-only -k "Adam and numba"
     pytest benchmarks/quick --benchmark-only -k fraction_of_copy
 
