@@ -90,9 +90,7 @@ class Optimizer:
 
     # -- checks --------------------------------------------------------------------------
     def _checked_lr(self, lr: Any) -> LearningRate:
-        if callable(lr):
-            return lr
-        return _checks.learning_rate(type(self).__name__, lr)
+        return _checks.learning_rate_or_schedule(type(self).__name__, "lr", lr)
 
     def _lr_at(self, t: int) -> float:
         lr = self._lr

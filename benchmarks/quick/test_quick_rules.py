@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from fastopt._bench import copy_bandwidth, step_case
+from fastopt._bench import copy_bandwidth, seconds_per_call, step_case
 from fastopt.backends import BACKENDS, available_backends
 from fastopt.kernels import RULES
 from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES, CpuKernel
@@ -72,11 +71,7 @@ def test_fraction_of_copy(benchmark, figures, rule, backend, n, smoke):
     if (n >= 1e8) != (backend == "cupy") and not smoke:
         pytest.skip("1e7 on the host, 1e8 on the GPU")
     case = step_case(rule, backend, n)
-    one = batched(case, 1)
-    one()
-    t0 = time.perf_counter()
-    one()
-    k = max(1, int(0.05 / (time.perf_counter() - t0)))
+    k = max(1, int(0.05 / seconds_per_call(case.step, 0.01, repeat=1, sync=case.sync)))
     copies = []
     benchmark.group = f"fraction of copy n={n:.0e} ({k} steps per round)"
     benchmark.pedantic(batched(case, k), setup=lambda: copies.append(
