@@ -121,11 +121,11 @@ rng = np.random.default_rng(0)
 p = rng.standard_normal({n}).astype(np.float32); g = p * np.float32(1e-3)
 state = tuple(np.full({n}, 1e-3, np.float32) for _ in rule.state)
 s = np.array(rule.host_scalars(hp, 3, 1e-3, dict(rule.extra))[0], np.float32)
-f, w = fast.for_array(p, 0), slow.for_array(p, 0)
+f, w = fast.for_array(p, g, 0), slow.for_array(p, g, 0)
 ratios = []
 for _ in range(11):
-    a = min(timeit.repeat(lambda: f(p, g, state, s), number=200, repeat=3))
-    b = min(timeit.repeat(lambda: w(p, g, state, s), number=200, repeat=3))
+    a = min(timeit.repeat(lambda: f(state, s), number=200, repeat=3))
+    b = min(timeit.repeat(lambda: w(state, s), number=200, repeat=3))
     ratios.append(b / a)
 print(sorted(ratios)[5])
 """

@@ -112,7 +112,7 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
     p = xp.asarray(rng.standard_normal(n).astype(dtype))
     g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
     opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}))
-    bytes_per_step = opt.rule.bytes_per_element(opt._hp, np.dtype(dtype).itemsize) * n
+    bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, np.dtype(dtype).itemsize) * n
     return StepCase(rule, backend, n, np.dtype(dtype).name, lambda: opt.step(g), sync,
                     bytes_per_step)
 

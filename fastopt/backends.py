@@ -42,6 +42,9 @@ class HostBackend:
 
     name = "numpy"
 
+    def __reduce__(self) -> tuple:
+        return _make_backend, (self.name,)   # the process's shared backend object
+
     def check_array(self, x: Any, what: str) -> np.ndarray:
         """``x`` as a NumPy array this backend can update, or a TypeError naming ``what``."""
         if not isinstance(x, np.ndarray):
@@ -67,21 +70,87 @@ class HostBackend:
         return (isinstance(g, np.ndarray) and g.shape == p.shape and g.dtype == p.dtype
                 and g.flags.c_contiguous)
 
+    def checked_grad(self, g: Any, p: Any, what: str) -> Any:
+        """``g`` as a flat array of the backend, or the error that says what is wrong with
+        it as the gradient of ``p`` (other libraries' device arrays, e.g. torch CUDA
+        tensors, are viewed without a copy)."""
+        if not self.grad_matches(g, p):
+            g = self.check_array(g, what)
+            if g.shape != p.shape:
+                raise ValueError(f"{what} has shape {g.shape}, its param has {p.shape}")
+            if g.dtype != p.dtype:
+                raise TypeError(f"{what} has dtype {g.dtype}, its param has {p.dtype}")
+            if not g.flags.c_contiguous:
+                raise ValueError(f"{what} must be C-contiguous, got strides {g.strides}")
+            if not self.grad_matches(g, p):
+                raise ValueError(f"{what} is on another device than its param "
+                                 f"({self.device_of(g)} vs {self.device_of(p)})")
+        return g.reshape(-1)
+
     def device_of(self, x: Any) -> str:
         return "host"
 
     def address(self, x: np.ndarray) -> int:
         return x.__array_interface__["data"][0]
 
-    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
-        """The step function ``f(p, g, state, scalars)`` of ``rule`` for ``param`` (``state``:
-        a tuple of every state slot the rule declares); a partial, so it pickles."""
-        return functools.partial(_reference_step, rule.reference, rule.variant(hp))
+    def grads_resolver(self, owner: str, params: list, order: list[int],
+                       labels: list[str]) -> Any:
+        """What finds a step's grads for the buckets: ``resolve(grads)`` checks every grad
+        (``grads[order[k]]`` belongs to ``params[k]``, named ``labels[k]`` in errors) and
+        returns what the bucket kernels take, indexed by k."""
+        return FlatGrads(self, owner, params, order, labels)
+
+    def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                      offsets: list[int]) -> Callable[[Any, Any], None]:
+        """``f(grads, scalars)`` updating flat ``params`` from their flat ``grads``;
+        ``state`` holds one flat buffer per state name of the rule (param k owns
+        offsets[k]:offsets[k+1]; an empty buffer for the state the variant does not use)."""
+        per_param = [(p, tuple(s[a:b] if s.size else p for s in state))
+                     for p, a, b in zip(params, offsets, offsets[1:])]
+        return functools.partial(_reference_bucket, rule.reference, rule.variant(hp), per_param)
 
 
-def _reference_step(reference: Callable[..., None], flags: Mapping[str, bool], p: Any, g: Any,
-                    state: tuple, scalars: Any) -> None:
-    reference(p, g, *state, scalars, **flags)
+class FlatGrads:
+    """The general grads resolver: checks each grad in Python, returns them flat."""
+
+    def __init__(self, backend: HostBackend, owner: str, params: list, order: list[int],
+                 labels: list[str]) -> None:
+        self.backend, self.params, self.order = backend, params, order
+        self.labels = [f"{owner}: {label}" for label in labels]
+
+    def resolve(self, grads: list) -> list:
+        check = self.backend.checked_grad
+        return [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
+                                                                self.labels)]
+
+
+class GradPointers(FlatGrads):
+    """The numba resolver: the grads' data pointers, found by one compiled call
+    (kernels/_ndarray.py) or, for a grad it cannot vouch for, by the general checks."""
+
+    def __init__(self, *args: Any) -> None:
+        from .kernels._ndarray import LAYOUT, grad_table, resolve_grads
+
+        super().__init__(*args)
+        self.table, self.dims = grad_table(self.params, self.order)
+        self.pointers = np.zeros(len(self.params), dtype=np.intp)
+        self.compiled, self.layout = resolve_grads, LAYOUT
+
+    def resolve(self, grads: list) -> np.ndarray:
+        if self.compiled is not None:
+            ids = np.fromiter(map(id, grads), np.intp, len(grads))
+            if self.compiled(ids, self.table, self.dims, self.pointers, self.layout) < 0:
+                return self.pointers
+        # Flat views of the grads (alive while ``grads`` is): their addresses are theirs.
+        for k, g in enumerate(super().resolve(grads)):
+            self.pointers[k] = self.backend.address(g)
+        return self.pointers
+
+
+def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
+                      per_param: list, grads: list, scalars: Any) -> None:
+    for (p, state), g in zip(per_param, grads):
+        reference(p, g, *state, scalars, **flags)
 
 
 class NumbaBackend(HostBackend):
@@ -92,15 +161,34 @@ class NumbaBackend(HostBackend):
     def __init__(self) -> None:
         self._kernels: dict = {}
 
-    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
-        from .kernels._cpu import CpuKernel
+    def grads_resolver(self, owner: str, params: list, order: list[int],
+                       labels: list[str]) -> GradPointers:
+        return GradPointers(self, owner, params, order, labels)
+
+    def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                      offsets: list[int]) -> Callable[[Any, Any], None]:
+        import numba
+
+        from .kernels._cpu import CpuKernel, bucket_table
 
         flags = rule.variant(hp)
         key = (rule.cpu_element, tuple(flags.items()))
         if key not in self._kernels:
             self._kernels[key] = CpuKernel(rule, flags)
-        bytes_per_step = rule.bytes_per_element(hp, param.itemsize) * param.size
-        return self._kernels[key].for_array(param, bytes_per_step)
+        dtype = params[0].dtype
+        loop, parallel = self._kernels[key].loop(
+            dtype, rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
+        table = bucket_table(params)
+        if parallel:
+            threads = numba.get_num_threads
+
+            def step(pointers, scalars):
+                loop(table, pointers, state, scalars, threads())
+        else:
+            def step(pointers, scalars):
+                loop(table, pointers, state, scalars, 1)
+        step.loop = loop
+        return step
 
 
 class CupyBackend(HostBackend):
@@ -148,24 +236,60 @@ class CupyBackend(HostBackend):
     def device_of(self, x: Any) -> str:
         return f"cuda:{x.device.id}"
 
-    def kernel(self, rule: Any, hp: Mapping[str, Any], param: Any) -> Callable[..., None]:
-        from .kernels._gpu import elementwise_kernel, kernel_source
+    def grads_resolver(self, owner: str, params: list, order: list[int],
+                       labels: list[str]) -> DeviceGradAddresses:
+        return DeviceGradAddresses(self, owner, params, order, labels)
+
+    def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                      offsets: list[int]) -> Callable[[Any, Any], None]:
+        from .kernels._gpu import OPTIONS, BucketLaunch, kernel_source, multi_tensor_name
+        from .kernels._gpu import multi_tensor_source
 
         source = kernel_source(rule, rule.variant(hp), hp)
-        if source not in self._kernels:
-            self._kernels[source] = elementwise_kernel(source)
-        launch = self._kernels[source]
-        used = [rule.state.index(s) for s in source.out_params[1:]]
-        block = source.block_size
+        dtype = params[0].dtype
+        code = multi_tensor_source(source, dtype)
+        if code not in self._kernels:
+            self._kernels[code] = self.cp.RawKernel(code, multi_tensor_name(source, dtype),
+                                                    options=OPTIONS)
+        used = [state[rule.state.index(s)] for s in source.out_params[1:]]
+        launch = BucketLaunch(self._kernels[code], self.cp, source,
+                              [p.data.ptr for p in params], [p.size for p in params], used)
+        # Compile now (or load cupy's disk cache): no step waits for NVRTC.
+        self._kernels[code].compile()
+        return launch
 
-        def step(p, g, state, scalars):
-            launch(g, *scalars, p, *[state[k] for k in used], block_size=block)
 
-        # Compile for this dtype now (or load cupy's disk cache): no step waits for NVRTC.
-        scratch = self.cp.zeros(1, dtype=param.dtype)
-        step(scratch.copy(), scratch, tuple(scratch.copy() for _ in rule.state),
-             np.zeros(len(rule.scalars), param.dtype))
-        return step
+class DeviceGradAddresses(FlatGrads):
+    """The cupy resolver: the grads' device addresses, checked in Python (cheap attribute
+    reads, no new arrays), copied to the device once per step for every bucket."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        cp = self.backend.cp
+        self.shapes = [p.shape for p in self.params]
+        self.dtypes = [p.dtype for p in self.params]
+        self.devices = [p.data.device_id for p in self.params]
+        self.addresses = cp.zeros(len(self.params), dtype=np.uint64)
+
+    def _fast(self, grads: list) -> list[int] | None:
+        cp = self.backend.cp
+        mine = [grads[i] for i in self.order]
+        if not all(type(g) is cp.ndarray and g.flags.c_contiguous for g in mine):
+            return None
+        if ([g.shape for g in mine] != self.shapes or [g.dtype for g in mine] != self.dtypes
+                or [g.data.device_id for g in mine] != self.devices):
+            return None
+        return [g.data.ptr for g in mine]
+
+    def resolve(self, grads: list) -> Any:
+        addresses = self._fast(grads)
+        if addresses is None:     # other device arrays (torch), or the error to raise
+            addresses = [g.data.ptr for g in super().resolve(grads)]
+        # An asynchronous copy on the current stream: ordered before the launches that
+        # read it, and it returns once the host list is staged.
+        self.addresses.set(np.array(addresses, dtype=np.uint64),
+                           stream=self.backend.cp.cuda.get_current_stream())
+        return self.addresses
 
 
 NUMPY = HostBackend()

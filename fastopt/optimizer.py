@@ -1,46 +1,36 @@
-"""The one optimizer API every rule shares: construction, ``step``, ``state_dict``."""
+"""The one optimizer API every rule shares: param groups, ``step``, ``state_dict``.
+
+A step runs in two phases, so that nothing is modified unless everything is right: first
+every grad is checked and located (``Backend.grads_resolver``) and every group's host
+scalars are computed (a schedule may raise); then each *bucket* (the params of one group
+and one dtype) is updated by one compiled call. Each bucket keeps its state arrays packed
+in one flat buffer per state name; ``opt.state`` shows them per param.
+"""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
 import numpy as np
 
-from .kernels import _checks
 from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
+from ._state_dict import encode, load
+from .groups import Changes, ParamGroup, group_spec, group_specs
+from .kernels import _checks
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
 Arrays = Union[Any, Sequence[Any]]
 
 
-def _as_list(x: Arrays, single: bool, what: str, count: int) -> list:
-    """``x`` as a list of arrays, structured like the params (one array or a sequence)."""
-    if single:
-        if isinstance(x, (list, tuple)):
-            raise TypeError(f"{what} must be a single array like params, got a "
-                            f"{type(x).__name__} of {len(x)}")
-        return [x]
-    if not isinstance(x, (list, tuple)):
-        raise TypeError(f"{what} must be a list or tuple of {count} arrays like params, "
-                        f"got {type(x).__name__}")
-    if len(x) != count:
-        raise ValueError(f"{what} must hold {count} arrays (one per param), got {len(x)}")
-    return list(x)
-
-
-def checked_params(owner: str, params: Arrays, backend_name: str
-                   ) -> tuple[bool, HostBackend, list]:
-    """(single?, backend, arrays) for ``params``: one array or a list of arrays the
-    resolved backend can update in place (float32/float64, C-contiguous, writeable, not
-    sharing memory); a clear error otherwise, before anything is allocated."""
-    single = not isinstance(params, (list, tuple))
-    plist = [params] if single else list(params)
-    if not plist:
-        raise ValueError(f"{owner}: params is empty; give an array or a list of arrays")
-    backend = resolve_backend(backend_name, plist)
-    arrays = []
-    for i, p in enumerate(plist):
-        what = f"{owner}: " + ("params" if single else f"params[{i}]")
+def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBackend) -> list:
+    """``arrays`` as the backend's arrays, each one it can update in place (float32/float64,
+    C-contiguous, writeable) and no two sharing memory; a clear error naming the label
+    otherwise, before anything is allocated."""
+    checked = []
+    for p, label in zip(arrays, labels):
+        what = f"{owner}: {label}"
         a = backend.check_array(p, what)
         if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{what} must have dtype float32 or float64, got {a.dtype}")
@@ -49,99 +39,276 @@ def checked_params(owner: str, params: Arrays, backend_name: str
                              f"got strides {a.strides} for shape {a.shape}")
         if not backend.writeable(a):
             raise ValueError(f"{what} is read-only; params are updated in place")
-        arrays.append(a)
+        checked.append(a)
     spans = sorted((backend.address(a), backend.address(a) + a.nbytes, i)
-                   for i, a in enumerate(arrays) if a.nbytes)
+                   for i, a in enumerate(checked) if a.nbytes)
     for (_, end, i), (start, _, j) in zip(spans, spans[1:]):
         if start < end:
-            raise ValueError(f"{owner}: params[{i}] and params[{j}] share memory; each "
-                             "param must be updated once per step")
-    return single, backend, arrays
+            first, second = sorted((i, j))
+            raise ValueError(f"{owner}: {labels[first]} and {labels[second]} share memory; "
+                             "each param must be updated once per step")
+    return checked
+
+
+def checked_params(owner: str, params: Arrays, backend_name: str
+                   ) -> tuple[bool, HostBackend, list]:
+    """(single?, backend, arrays) for ``params``: one array or a list of arrays (no groups)."""
+    form, specs = group_specs(owner, params, ())
+    if form == "groups":
+        raise TypeError(f"{owner}: params must be an array or a list of arrays (no groups)")
+    arrays = specs[0][0]
+    backend = resolve_backend(backend_name, arrays)
+    labels = Optimizer._labels(form, [len(arrays)])
+    return form == "array", backend, checked_arrays(owner, arrays, labels, backend)
+
+
+@dataclass
+class Bucket:
+    """The params of one group and dtype, updated by one compiled call per step."""
+
+    start: int                  # its rows in the grads resolver's order: start..stop
+    stop: int
+    dtype: np.dtype
+    params: list                # flat views of the params
+    state: dict[str, Any]       # state name -> one flat buffer for all the params
+    kernel: Callable[[Any, Any], None]
+
+    @property
+    def offsets(self) -> list[int]:
+        return np.cumsum([0] + [p.size for p in self.params]).tolist()
+
+
+@dataclass
+class GroupState:
+    """What the optimizer keeps per param group besides its dict."""
+
+    hp: dict[str, Any]          # validated hyperparameters, lr excluded, fixed ones included
+    lr: LearningRate
+    flags: dict[str, bool]
+    positions: list[int]        # the group's params in the optimizer's param order
+    t: int                      # steps this group has taken
+    extra: dict[str, float]     # the rule's scalar state (Nadam: mu_product)
+    buckets: list[Bucket]
 
 
 class Optimizer:
-    """Base class: holds the params, the state and the bound step function of one rule.
+    """Base class: the param groups, their state and the bound kernels of one rule.
 
     The classes in :mod:`fastopt.optimizers` set ``rule`` (a :class:`fastopt.kernels.Rule`)
-    and pass the hyperparameters it validated.
+    and pass the keyword values, validated, as ``defaults``.
     """
 
     rule: ClassVar[Any]
 
-    def __init__(self, params: Arrays, lr: LearningRate, backend: str,
-                 hyperparams: Mapping[str, Any]) -> None:
-        self._single, self._backend, arrays = checked_params(type(self).__name__, params,
-                                                             backend)
-        self._lr = self._checked_lr(lr)
-        self._hp = dict(hyperparams)
-        self._params = params
-        self._arrays = arrays
-        self._flat = [a.reshape(-1) for a in arrays]
-        used = self.rule.state_used(self._hp)
-        self._state = [{s: self._backend.zeros(a.size, a.dtype, self.rule.state_fill(s, self._hp))
-                        for s in used} for a in arrays]
-        self._slots = [tuple(st.get(s, flat) for s in self.rule.state)
-                       for st, flat in zip(self._state, self._flat)]
-        self._dtypes = tuple(dict.fromkeys(a.dtype for a in arrays))
-        self._dtype_index = [self._dtypes.index(a.dtype) for a in arrays]
-        self._kernels = [self._backend.kernel(self.rule, self._hp, a) for a in arrays]
+    def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str) -> None:
+        owner = type(self).__name__
+        object.__setattr__(self, "defaults", dict(defaults))
+        form, specs = group_specs(owner, params, self._keys())
+        self._single = form == "array"
+        arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
+        self._backend = resolve_backend(backend, arrays)
+        self._changes = Changes()
+        self.param_groups: list[ParamGroup] = []
+        self._groups: list[GroupState] = []
+        self._arrays: list = []
         self._t = 0
-        self._extra = dict(self.rule.extra)
+        labels = self._labels(form, [len(a) for a, _ in specs])
+        checked = checked_arrays(owner, arrays, labels, self._backend)
+        start = 0
+        for j, (spec_arrays, overrides) in enumerate(specs):
+            count = len(spec_arrays)
+            self._add_group(f"{owner}: param_groups[{j}]", checked[start:start + count],
+                            spec_arrays, overrides)
+            start += count
+        self._rebuild_resolver()
 
-    # -- checks --------------------------------------------------------------------------
-    def _checked_lr(self, lr: Any) -> LearningRate:
-        return _checks.learning_rate_or_schedule(type(self).__name__, "lr", lr)
+    # -- setup -----------------------------------------------------------------------------
+    def _keys(self) -> tuple[str, ...]:
+        return tuple(h.name for h in self.rule.hyperparams)
 
-    def _lr_at(self, t: int) -> float:
-        lr = self._lr
-        if callable(lr):
-            return _checks.learning_rate(type(self).__name__, lr(t), step=t)
-        return lr
+    @staticmethod
+    def _labels(form: str, counts: list[int]) -> list[str]:
+        if form == "array":
+            return ["params"]
+        if form == "arrays":
+            return [f"params[{i}]" for i in range(counts[0])]
+        return [f"param_groups[{j}]['params'][{i}]" for j, n in enumerate(counts)
+                for i in range(n)]
 
-    def _checked_grads(self, grads: Arrays) -> list:
-        """The grads, flat, after checking each matches its param; nothing is modified."""
-        ok = self._backend.grad_matches
-        if self._single:
-            if ok(grads, self._arrays[0]):
-                return [grads if grads.ndim == 1 else grads.reshape(-1)]
-        elif (isinstance(grads, (list, tuple)) and len(grads) == len(self._arrays)
-              and all(map(ok, grads, self._arrays))):
-            return [g if g.ndim == 1 else g.reshape(-1) for g in grads]
-        return self._converted_grads(grads)
+    def _checked_group(self, owner: str, overrides: Mapping[str, Any]
+                       ) -> tuple[LearningRate, dict[str, Any]]:
+        """(lr, the other hyperparameters) of a group: the defaults with its overrides,
+        validated."""
+        values = dict(self.defaults, **overrides)
+        lr = _checks.learning_rate_or_schedule(owner, "lr", values["lr"])
+        return lr, self.rule.checked(owner, values)
 
-    def _converted_grads(self, grads: Arrays) -> list:
-        """The slow path: view other libraries' device arrays (e.g. torch CUDA tensors) as
-        the backend's arrays, or raise the error that says what is wrong with ``grads``."""
-        name = type(self).__name__
-        glist = _as_list(grads, self._single, f"{name}: grads", len(self._arrays))
-        flat = []
-        for i, (g, p) in enumerate(zip(glist, self._arrays)):
-            what = f"{name}: grads" if self._single else f"{name}: grads[{i}]"
-            g = self._backend.check_array(g, what)
-            if g.shape != p.shape:
-                raise ValueError(f"{what} has shape {g.shape}, its param has {p.shape}")
-            if g.dtype != p.dtype:
-                raise TypeError(f"{what} has dtype {g.dtype}, its param has {p.dtype}")
-            if not g.flags.c_contiguous:
-                raise ValueError(f"{what} must be C-contiguous, got strides {g.strides}")
-            if not self._backend.grad_matches(g, p):
-                raise ValueError(f"{what} is on another device than its param "
-                                 f"({self._backend.device_of(g)} vs {self._backend.device_of(p)})")
-            flat.append(g.reshape(-1))
-        return flat
+    def _add_group(self, owner: str, arrays: list, given: list,
+                   overrides: Mapping[str, Any]) -> None:
+        lr, hp = self._checked_group(owner, overrides)
+        index = len(self.param_groups)
+        values = dict(self.defaults, **overrides)
+        group = ParamGroup({"params": tuple(given), **values}, index, self._keys(), self._changes)
+        positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
+        self._arrays.extend(arrays)
+        state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [])
+        state.buckets = self._buckets(state)
+        self.param_groups.append(group)
+        self._groups.append(state)
+
+    def _buckets(self, group: GroupState, keep: Mapping[str, Any] | None = None) -> list[Bucket]:
+        """The group's buckets, one per dtype, with fresh state (``keep``: state buffers per
+        bucket dtype to carry over, by name, from the buckets they replace)."""
+        by_dtype: dict[np.dtype, list[int]] = {}
+        for i in group.positions:
+            by_dtype.setdefault(self._arrays[i].dtype, []).append(i)
+        buckets = []
+        for dtype, members in by_dtype.items():
+            flat = [self._arrays[i].reshape(-1) for i in members]
+            n = sum(a.size for a in flat)
+            state = {s: self._backend.zeros(n, dtype, self.rule.state_fill(s, group.hp))
+                     for s in self.rule.state_used(group.hp)}
+            for s, buffer in (keep or {}).get(dtype, {}).items():
+                if s in state:
+                    state[s] = buffer
+            buckets.append(Bucket(0, 0, dtype, flat, state, kernel=None))
+        for bucket in buckets:
+            self._bind_kernel(bucket, group.hp)
+        return buckets
+
+    def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
+        empty = self._backend.zeros(0, bucket.dtype)
+        state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
+        bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
+                                                   bucket.offsets)
+
+    def _rebuild_resolver(self) -> None:
+        """Number the buckets' rows in one order (bucket by bucket) for the grads resolver."""
+        order: list[int] = []
+        for group in self._groups:
+            for bucket in group.buckets:
+                bucket.start = len(order)
+                order.extend(self._positions_of(group, bucket))
+                bucket.stop = len(order)
+        labels = ["grads"] if self._single else [f"grads[{i}]" for i in range(len(self._arrays))]
+        self._resolver = self._backend.grads_resolver(
+            type(self).__name__, [self._arrays[i] for i in order], order,
+            [labels[i] for i in order])
+
+    def _positions_of(self, group: GroupState, bucket: Bucket) -> list[int]:
+        return [i for i in group.positions if self._arrays[i].dtype == bucket.dtype]
+
+    def add_param_group(self, param_group: Mapping[str, Any]) -> None:
+        """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
+        of its own, as in PyTorch. Its params must not overlap any param already here."""
+        owner = f"{type(self).__name__}: param_groups[{len(self.param_groups)}]"
+        if not isinstance(param_group, Mapping):
+            raise TypeError(f"{owner} must be a dict {{'params': [...], ...}}, got "
+                            f"{type(param_group).__name__}")
+        given, overrides = group_spec(owner, param_group, self._keys())
+        labels = [f"param_groups[{len(self.param_groups)}]['params'][{i}]"
+                  for i in range(len(given))]
+        known = [f"param {i}" for i in range(len(self._arrays))]
+        checked = checked_arrays(type(self).__name__, self._arrays + given, known + labels,
+                                 self._backend)[len(self._arrays):]
+        self._single = False
+        self._add_group(owner, checked, given, overrides)
+        self._rebuild_resolver()
+
+    # -- live hyperparameters -------------------------------------------------------------
+    def _apply_changes(self) -> None:
+        """Validate every changed group, then apply them all (or nothing)."""
+        updates = []
+        for j in sorted(self._changes.groups):
+            owner = f"{type(self).__name__}: param_groups[{j}]"
+            overrides = {k: v for k, v in self.param_groups[j].items() if k != "params"}
+            lr, hp = self._checked_group(owner, overrides)
+            group = self._groups[j]
+            flags = self.rule.variant(hp)
+            grows = set(self.rule.state_used(hp)) - set(self.rule.state_used(group.hp))
+            if flags != group.flags and grows and group.t > 0:
+                changed = [k for k in self.rule.flags if flags[k] != group.flags[k]]
+                raise ValueError(f"{owner}: this change switches {changed} on, which needs "
+                                 f"state {sorted(grows)} this group has not kept since step 1; "
+                                 "set it when creating the optimizer (or before its first "
+                                 "step)")
+            updates.append((group, lr, hp, flags))
+        for group, lr, hp, flags in updates:
+            group.lr = lr
+            rebuild = flags != group.flags
+            group.hp, group.flags = hp, flags
+            if rebuild:     # else only the host scalars change: the kernels stay
+                group.buckets = self._buckets(group, {b.dtype: b.state for b in group.buckets})
+                self._rebuild_resolver()
+        self._changes.groups.clear()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("_") and name != "param_groups":
+            raise AttributeError(
+                f"{type(self).__name__} has no settable attribute {name!r}: hyperparameters "
+                f"live in param_groups (e.g. opt.param_groups[0][{name!r}] = {value!r}, "
+                "used from the next step)")
+        object.__setattr__(self, name, value)
 
     # -- the step ------------------------------------------------------------------------
+    def _grads_list(self, grads: Arrays) -> list:
+        name = type(self).__name__
+        if self._single:
+            if isinstance(grads, (list, tuple)):
+                raise TypeError(f"{name}: grads must be a single array like params, got a "
+                                f"{type(grads).__name__} of {len(grads)}")
+            return [grads]
+        if not isinstance(grads, (list, tuple)):
+            if not hasattr(grads, "__iter__") or hasattr(grads, "__array_interface__") or \
+                    hasattr(grads, "__cuda_array_interface__"):
+                raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
+                                f"arrays like params, got {type(grads).__name__}")
+            grads = list(grads)
+        if len(grads) != len(self._arrays):
+            raise ValueError(f"{name}: grads must hold {len(self._arrays)} arrays (one per "
+                             f"param), got {len(grads)}")
+        return grads
+
+    def _scalars(self, group: GroupState, t: int) -> tuple[tuple[float, ...], dict]:
+        lr = group.lr
+        if callable(lr):
+            lr = _checks.learning_rate(type(self).__name__, lr(t), step=t)
+        return self.rule.host_scalars(group.hp, t, lr, group.extra)
+
     def step(self, grads: Arrays) -> None:
-        """One fused update of every param in place, from ``grads`` (structured like params)."""
-        flat_grads = self._checked_grads(grads)
-        t = self._t + 1
-        scalars, extra = self.rule.host_scalars(self._hp, t, self._lr_at(t), self._extra)
-        casts = [np.array(scalars, dtype=dt) for dt in self._dtypes]   # once per dtype
-        for kernel, p, g, slots, k in zip(self._kernels, self._flat, flat_grads, self._slots,
-                                          self._dtype_index):
-            kernel(p, g, slots, casts[k])
-        self._t = t
-        self._extra = extra
+        """One fused update of every param in place, from ``grads``: one array if params
+        was one array, else a sequence with one grad per param, in the order of the groups."""
+        if self._changes.groups:
+            self._apply_changes()
+        resolved = self._resolver.resolve(self._grads_list(grads))
+        per_group = [self._scalars(group, group.t + 1) for group in self._groups]
+        for group, (scalars, extra) in zip(self._groups, per_group):
+            casts = {}
+            for bucket in group.buckets:
+                cast = casts.get(bucket.dtype)
+                if cast is None:
+                    cast = casts[bucket.dtype] = np.array(scalars, dtype=bucket.dtype)
+                bucket.kernel(resolved[bucket.start:bucket.stop], cast)
+            group.t += 1
+            group.extra = extra
+        self._t += 1
+
+    # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_resolver"]
+        state["_groups"] = [(dataclasses.replace(g, buckets=[]),
+                             {b.dtype.str: b.state for b in g.buckets}) for g in self._groups]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        groups = state.pop("_groups")
+        self.__dict__.update(state)
+        self._groups = []
+        for group, kept in groups:
+            group.buckets = self._buckets(group, {np.dtype(k): v for k, v in kept.items()})
+            self._groups.append(group)
+        self._rebuild_resolver()
 
     # -- introspection -------------------------------------------------------------------
     @property
@@ -151,91 +318,69 @@ class Optimizer:
 
     @property
     def params(self) -> Arrays:
-        """The arrays this optimizer updates, as given."""
-        return self._params
+        """The arrays this optimizer updates: one array, or a list in group order."""
+        return self._arrays[0] if self._single else list(self._arrays)
 
     @property
     def step_count(self) -> int:
-        """How many steps have been taken (t of the last step)."""
+        """How many steps have been taken."""
         return self._t
 
     @property
     def hyperparams(self) -> dict:
-        """The keyword arguments in force (the rule's fixed ones left out)."""
-        hp = {k: v for k, v in self._hp.items() if k not in self.rule.fixed}
-        return dict(lr=self._lr, **hp)
+        """The constructor's keyword values (each group's own are in ``param_groups``)."""
+        return dict(self.defaults)
 
     @property
     def state(self) -> list[dict]:
-        """Per param, its state arrays (views, shaped like the param)."""
-        return [{k: v.reshape(a.shape) for k, v in st.items()}
-                for st, a in zip(self._state, self._arrays)]
+        """Per param (in group order), its state arrays (views, shaped like the param)."""
+        out: list[dict] = [{} for _ in self._arrays]
+        for group in self._groups:
+            for bucket in group.buckets:
+                offsets = bucket.offsets
+                for k, i in enumerate(self._positions_of(group, bucket)):
+                    shape = self._arrays[i].shape
+                    out[i] = {s: v[offsets[k]:offsets[k + 1]].reshape(shape)
+                              for s, v in bucket.state.items()}
+        return out
 
     def __repr__(self) -> str:
-        hp = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
-        return f"{type(self).__name__}({hp}, backend={self.backend!r}, step={self._t})"
+        hp = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        groups = f", groups={len(self.param_groups)}" if len(self.param_groups) > 1 else ""
+        return f"{type(self).__name__}({hp}, backend={self.backend!r}{groups}, step={self._t})"
 
     # -- state_dict ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state as a flat dict of NumPy arrays and Python scalars.
 
-        Keys: ``rule``, ``step``, ``n_params``, the rule's scalar state (e.g. Nadam's
-        ``mu_product``) and ``"{i}.{name}"`` for each state array of param i. It can be
-        saved with ``np.savez(file, **sd)`` and loaded into an optimizer of the same rule
-        and param shapes on any backend.
+        Keys: ``rule``, ``step``, ``n_params``, ``n_groups``; per group j
+        ``groups.{j}.params`` (the indices of its params), ``groups.{j}.step``, its
+        hyperparameters ``groups.{j}.{name}`` and the rule's scalar state (Nadam's
+        ``groups.{j}.mu_product``); and ``"{i}.{name}"`` for each state array of param i,
+        shaped like it (an optional hyperparameter set to None is stored as NaN). It can be
+        saved with ``np.savez(file, **sd)`` (a schedule given as lr is pickled then: load
+        with ``allow_pickle=True``) and loaded into an optimizer of
+        the same rule, groups and param shapes on any backend.
         """
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self._t,
-                              "n_params": len(self._arrays), **self._extra}
-        for i, (st, a) in enumerate(zip(self._state, self._arrays)):
+                              "n_params": len(self._arrays), "n_groups": len(self._groups)}
+        for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):
+            prefix = f"groups.{j}."
+            sd[prefix + "params"] = np.array(group.positions, dtype=np.int64)
+            sd[prefix + "step"] = group.t
+            sd[prefix + "lr"] = group.lr
+            for h in self.rule.hyperparams:
+                if h.name != "lr":
+                    sd[prefix + h.name] = encode(h.kind, group.hp[h.name])
+            for k, v in group.extra.items():
+                sd[prefix + k] = v
+        for i, st in enumerate(self.state):
             for k, v in st.items():
-                sd[f"{i}.{k}"] = self._backend.to_numpy(v).reshape(a.shape)
+                sd[f"{i}.{k}"] = self._backend.to_numpy(v)
         return sd
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict()``; every check runs before anything is changed."""
-        name = type(self).__name__
-        sd = dict(state_dict)
-        scalar = {k: _plain_scalar(sd.get(k)) for k in ("rule", "step", "n_params", *self._extra)}
-        if scalar["rule"] != name:
-            raise ValueError(f"{name}.load_state_dict: state_dict is for rule "
-                             f"{scalar['rule']!r}, not {name!r}")
-        if scalar["n_params"] != len(self._arrays):
-            raise ValueError(f"{name}.load_state_dict: state_dict holds {scalar['n_params']} "
-                             f"params, this optimizer has {len(self._arrays)}")
-        step = scalar["step"]
-        if not isinstance(step, (int, np.integer)) or isinstance(step, bool) or step < 0:
-            raise ValueError(f"{name}.load_state_dict: step must be an integer >= 0, got {step!r}")
-        for k in self._extra:
-            if not isinstance(scalar[k], (float, int)) or isinstance(scalar[k], bool):
-                raise ValueError(f"{name}.load_state_dict: {k} must be a number, got {scalar[k]!r}")
-        expected = {f"{i}.{k}": (k, a) for i, (st, a) in enumerate(zip(self._state, self._arrays))
-                    for k in st}
-        given = set(sd) - set(scalar)
-        if given != set(expected):
-            missing, unexpected = sorted(set(expected) - given), sorted(given - set(expected))
-            raise ValueError(f"{name}.load_state_dict: state arrays do not match this optimizer "
-                             f"(missing {missing}, unexpected {unexpected})")
-        arrays = {}
-        for key, (_, a) in expected.items():
-            v = sd[key]
-            if not isinstance(v, np.ndarray):
-                raise TypeError(f"{name}.load_state_dict: {key} must be a numpy.ndarray, got "
-                                f"{type(v).__name__}")
-            if v.shape != a.shape or v.dtype != a.dtype:
-                raise ValueError(f"{name}.load_state_dict: {key} has shape {v.shape} and dtype "
-                                 f"{v.dtype}, its param has {a.shape} {a.dtype}")
-            arrays[key] = v
-        for key, (k, _) in expected.items():
-            i = int(key.split(".", 1)[0])
-            self._backend.copy_from_numpy(self._state[i][k], arrays[key])
-        self._t = int(step)
-        self._extra = {k: float(scalar[k]) for k in self._extra}
-
-
-def _plain_scalar(v: Any) -> Any:
-    """A Python scalar from a value or a 0-d array (as ``np.load`` returns them)."""
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        return v.item()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
+        """Restore a ``state_dict()`` (this release's or 0.1.0's): the groups'
+        hyperparameters and steps, and the state. Every check runs before anything is
+        changed."""
+        load(self, state_dict)

@@ -12,7 +12,7 @@ import inspect
 import textwrap
 from typing import Any
 
-from .kernels import REGISTRY, Rule
+from .kernels import REGISTRY, Rule, _checks
 from .optimizer import Optimizer
 
 _PARAMS = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Arrays")
@@ -55,7 +55,9 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
         bound.apply_defaults()
         values = dict(bound.arguments)
         hp = rule.checked(name, values)
-        Optimizer.__init__(self, values["params"], values["lr"], values["backend"], hp)
+        lr = _checks.learning_rate_or_schedule(name, "lr", values["lr"])
+        defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}
+        Optimizer.__init__(self, values["params"], defaults, values["backend"])
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"

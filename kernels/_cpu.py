@@ -1,28 +1,30 @@
-"""Numba CPU kernels: the loops around each rule's element body, compiled serial and parallel.
+"""Numba CPU kernels: the loops around each rule's element body, over a bucket of arrays.
 
 A rule gives ``cpu_element(i, p, g, state, s, flags)``, the update of element ``i``; this
-module owns the loops that run it. ``_loop`` is one ``for i in prange(p.size)``: compiled
-with ``parallel=True`` numba splits that range into one contiguous chunk per thread;
-compiled without, it is an ordinary (vectorised) loop. Each rule variant gets its own copy
-of ``_loop`` whose globals bind ``ELEMENT`` (the rule's body), ``FLAGS`` (the variant's
-compile-time flags) and ``N_SCALARS``: numba freezes globals as constants, LLVM inlines the
-body and folds the flags, so a variant's disabled branches and unused state vanish.
-Measured on the 2-core machine against the hand-written per-rule loops this replaced, in
-one process, interleaved: every rule within 2.5% at 1e3, 1e5 and 1e7 float32,
-bit-identical. A cold compile of one variant costs ~0.1 s more than the hand-written loop
-did (0.34 s against 0.23 s serial; parallel 0.46 s, level), because the body is compiled as
-a function of its own first; building it without Python wrappers saved 0.05-0.09 s of
-that. numba's ``inline="always"`` would splice the body into the loop's IR instead, but its
-parallel loops then no longer matched the reference bit for bit, and Adamax ran 2.6x slower
-at 1e3, so it is not used.
+module owns the loops that run it. A step updates a *bucket* (the params of one group and
+dtype) in one compiled call: ``_bucket_loop`` walks the bucket's arrays as one run of
+elements, the params and grads through their data pointers (the bucket's table, and the
+pointers ``kernels/_ndarray.py`` found for this step's grads), the state as slices of one
+flat buffer per state array. Compiled with ``parallel=True`` it splits that run into one
+contiguous part per thread, across array boundaries, so the threads start once per step
+whatever the number of arrays; compiled without, it is an ordinary (vectorised) loop per
+array. Each rule variant gets its own copy of ``_bucket_loop`` whose globals bind
+``ELEMENT`` (the rule's body), ``FLAGS`` (the variant's compile-time flags),
+and ``N_SCALARS``: numba freezes globals as constants, LLVM inlines the body
+and folds the flags, so a variant's disabled branches and unused state vanish. Measured on
+the 2-core machine against the hand-written per-rule loops this replaced, in one process,
+interleaved: every rule within 2.5% at 1e3, 1e5 and 1e7 float32, bit-identical. numba's
+``inline="always"`` would splice the body into the loop's IR instead, but its parallel
+loops then no longer matched the reference bit for bit, and Adamax ran 2.6x slower at
+1e3, so it is not used.
 
-A step that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` takes the serial loop, where
-waking the threads costs more than the work saves. The crossover follows the bytes a step
-moves rather than the element count: on the 2-core development machine the parallel loop
-started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
+A bucket that moves fewer than ``PARALLEL_THRESHOLD_BYTES`` a step takes the serial loop,
+where waking the threads costs more than the work saves. The crossover follows the bytes a
+step moves rather than the element count: on the 2-core development machine the parallel
+loop started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
 (20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``pytest
 benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread
-count is numba's (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``).
+count is numba's (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``), read every step.
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
 passed already cast), ``error_model="numpy"`` (no division checks, so loops vectorise),
@@ -45,7 +47,10 @@ import numpy as np
 try:
     import numba
     from numba import prange
+    from numba.extending import overload
     from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    from ._ndarray import void_pointer
 except ImportError:  # the numba backend is optional; the rule modules still import
     numba = None
     prange = range
@@ -104,11 +109,69 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
             numba.njit(parallel=True, **opts)(_renamed(fn, "_parallel")))
 
 
-def _loop(p, g, state, scalars):
-    """One pass of a rule's element body over flat arrays (cloned per variant; see above)."""
+# Columns of a bucket's table, one row per param: its data pointer, and its place in the
+# bucket's flat state buffers (offset, size). The params are the user's arrays (their
+# addresses never change), the state buffers are the optimizer's.
+PARAM, OFFSET, SIZE = range(3)
+
+
+def bucket_table(params: list) -> np.ndarray:
+    """The table of a bucket of C-contiguous params, their state packed in this order."""
+    sizes = [a.size for a in params]
+    offsets = np.cumsum([0] + sizes)[:-1]
+    rows = [(a.__array_interface__["data"][0], o, n) for a, o, n in zip(params, offsets, sizes)]
+    return np.array(rows, dtype=np.int64).reshape(len(params), 3)
+
+
+def state_views(state, a, b):
+    """tuple(x[a:b] for x in state), which numba cannot compile as written."""
+    return tuple(x[a:b] for x in state)
+
+
+if numba is not None:
+    @overload(state_views, jit_options=dict(OPTIONS, cache=False))  # its source is generated
+    def _state_views_unrolled(state, a, b):
+        items = "".join(f"state[{j}][a:b], " for j in range(len(state)))
+        return eval(f"lambda state, a, b: ({items})")
+
+
+@scalar_helper
+def _first_row_at(table, element):
+    """The last row whose run of elements starts at or before ``element`` (binary search)."""
+    lo, hi = 0, table.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if table[mid, OFFSET] <= element:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _bucket_loop(table, grads, state, scalars, parts):
+    """One pass of a rule's element body over a bucket (cloned per variant; see above):
+    ``table`` rows as above, ``grads`` the grads' data pointers, ``state`` one flat buffer
+    per state array (those the variant does not use may be empty), ``scalars`` this step's
+    host scalars in the arrays' dtype, ``parts`` the number of threads (1 when serial;
+    numba.get_num_threads() inside the loop would keep numba from caching it)."""
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
-    for i in prange(p.size):
-        ELEMENT(i, p, g, state, s, FLAGS)  # noqa: F821
+    n = table.shape[0]
+    total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
+    for part in prange(parts):
+        lo, hi = total * part // parts, total * (part + 1) // parts
+        for k in range(_first_row_at(table, lo), n):
+            offset, size = table[k, OFFSET], table[k, SIZE]
+            if offset >= hi:
+                break
+            # this part's elements of array k: [a, a + m), as views starting at 0 (a loop
+            # from a nonzero start did not vectorise: 6x slower)
+            a = max(lo, offset) - offset
+            m = min(hi, offset + size) - offset - a
+            p = numba.carray(void_pointer(table[k, PARAM]), size, scalars.dtype)[a:a + m]
+            g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[a:a + m]
+            st = state_views(state, offset + a, offset + a + m)
+            for i in range(m):
+                ELEMENT(i, p, g, st, s, FLAGS)  # noqa: F821
 
 
 def _fingerprint(fn: Callable) -> str:
@@ -123,40 +186,53 @@ def _fingerprint(fn: Callable) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
 
 
-def variant_loop(rule: Any, flags: Mapping[str, bool]) -> Callable:
-    """``_loop`` bound to ``rule``'s element body and one variant's flags, named after both
-    (numba caches it under that name)."""
-    suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items())
+def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callable:
+    """``_bucket_loop`` bound to ``rule``'s element body and one variant's flags, named after
+    both (numba caches it under that name)."""
+    suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items()) + ("_parallel" if parallel else "")
     element = numba.njit(error_model="numpy", no_cpython_wrapper=True,  # only called
                          no_cfunc_wrapper=True)(rule.cpu_element)           # by the loop
-    env = dict(_loop.__globals__, ELEMENT=element, FLAGS=tuple(bool(v) for v in flags.values()),
-               N_SCALARS=len(rule.scalars))
-    loop = types.FunctionType(_loop.__code__, env, "_loop")
+    env = dict(_bucket_loop.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
+               FLAGS=tuple(bool(v) for v in flags.values()))
+    loop = types.FunctionType(_bucket_loop.__code__, env, "_bucket_loop")
     loop.__qualname__ = f"{rule.name}{suffix}_{_fingerprint(rule.cpu_element)}"
     loop.__module__ = __name__
     return loop
 
 
 class CpuKernel:
-    """A rule's loop for one variant (its compile-time flags), compiled serial and parallel."""
+    """A rule's bucket loop for one variant (its compile-time flags), serial and parallel."""
 
     def __init__(self, rule: Any, flags: Mapping[str, bool]) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
-        self.serial, self.parallel = serial_and_parallel(variant_loop(rule, flags))
+        self.serial, self.parallel = (numba.njit(parallel=parallel, **OPTIONS)(
+            variant_loop(rule, flags, parallel)) for parallel in (False, True))
         self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
-    def for_array(self, a: np.ndarray, bytes_per_step: int) -> Callable[..., None]:
-        """The version for arrays like ``a`` (serial below the threshold), compiled now for
-        its dtype, or loaded from numba's on-disk cache, so no step waits for the JIT."""
+    def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., None], bool]:
+        """(``f(table, grads, state, scalars, parts)``, parallel?) for buckets of ``dtype``
+        moving ``bytes_per_step`` (serial below the threshold: call it with parts=1),
+        compiled now or loaded from numba's on-disk cache, so no step waits for the JIT."""
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES
         dispatcher = self.parallel if parallel else self.serial
-        array = numba.from_dtype(a.dtype)[::1]
-        dispatcher.compile(numba.void(array, array, numba.types.UniTuple(array, self.n_state),
-                                      array))
-        # One call on scratch arrays primes the dispatcher and starts the thread pool
+        array = numba.from_dtype(np.dtype(dtype))[::1]
+        dispatcher.compile(numba.void(numba.int64[:, ::1], numba.intp[::1],
+                                      numba.types.UniTuple(array, self.n_state), array,
+                                      numba.intp))
+        # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
-        scratch = np.zeros(1, a.dtype)
-        state = tuple(np.zeros(1, a.dtype) for _ in range(self.n_state))
-        dispatcher(scratch, scratch.copy(), state, np.zeros(self.n_scalars, a.dtype))
-        return dispatcher
+        scratch = np.zeros(1, dtype)
+        state = tuple(np.zeros(1, dtype) for _ in range(self.n_state))
+        dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
+                   np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1)
+        return dispatcher, parallel
+
+    def for_array(self, p: np.ndarray, g: np.ndarray, bytes_per_step: int
+                  ) -> Callable[[tuple, np.ndarray], None]:
+        """``f(state, scalars)``: the loop over the one array ``p`` with the grad ``g`` (the
+        loop alone, for benchmarks)."""
+        loop, parallel = self.loop(p.dtype, bytes_per_step)
+        table, grads = bucket_table([p]), np.array([g.ctypes.data], np.intp)
+        parts = numba.get_num_threads() if parallel else 1
+        return lambda state, scalars: loop(table, grads, state, scalars, parts)

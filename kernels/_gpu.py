@@ -1,12 +1,12 @@
-"""CuPy GPU kernels: each rule's CUDA body as one ElementwiseKernel per variant.
+"""CuPy GPU kernels: each rule's CUDA body in one kernel per variant and dtype that updates
+a whole bucket of arrays in one launch.
 
 A rule's ``cuda_body`` is C++ for one element: ``g`` and the per-step scalars are inputs
 (scalars are kernel arguments, never baked into the source, so one compiled kernel serves
 every step), ``p`` and the state arrays the variant uses are in-out references. The
 compile-time flags become preprocessor macros (``#if AMSGRAD``), so a variant declares and
-touches only its own arrays. cupy compiles a kernel once per dtype on its first call
-(cached on disk under ``~/.cupy/kernel_cache``); the backend makes that call when an
-optimizer is constructed.
+touches only its own arrays. cupy compiles a kernel once (cached on disk under
+``~/.cupy/kernel_cache``); the backend compiles it when an optimizer is constructed.
 
 ``--fmad=false`` keeps a*b+c as a multiply and an add, each rounded, as NumPy does; with
 CUDA's default IEEE division and square root the GPU then rounds like the reference.
@@ -54,11 +54,84 @@ def kernel_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any]) -
                       body=rule.cuda_body, preamble=macros + PREAMBLE)
 
 
-def elementwise_kernel(source: CudaSource) -> Any:
-    """The cupy.ElementwiseKernel for ``source`` (compiled per dtype on first call)."""
-    import cupy
+# -- many arrays in one launch ------------------------------------------------------------
+# A bucket (the params of one group and dtype) is updated by one launch of a kernel that
+# covers all its arrays, as torch's MultiTensorApply does: block b updates one chunk of
+# CHUNK elements of one array, found in two tables the backend uploads once per bucket
+# (which array, where in it); the params' addresses and the state's offsets are uploaded
+# once too, and only the grads' addresses (a new array each step) are copied each step.
+CHUNK = 4096
+CTYPES = {"float32": "float", "float64": "double"}
 
-    return cupy.ElementwiseKernel(", ".join(f"T {n}" for n in source.in_params),
-                                  ", ".join(f"T {n}" for n in source.out_params),
-                                  source.body, source.name, preamble=source.preamble,
-                                  options=OPTIONS, no_return=True)
+
+def chunk_table(sizes: list[int], chunk: int = CHUNK) -> tuple[Any, Any]:
+    """(array, first element) of each chunk of ``chunk`` elements, arrays in order."""
+    import numpy as np
+
+    counts = [-(-n // chunk) for n in sizes]
+    arrays = np.repeat(np.arange(len(sizes), dtype=np.int32), counts)
+    starts = np.concatenate([np.arange(c, dtype=np.int64) * chunk for c in counts] or
+                            [np.zeros(0, np.int64)])
+    return arrays, starts.astype(np.int64)
+
+
+def multi_tensor_name(source: CudaSource, dtype: Any) -> str:
+    return f"{source.name}_multi_{CTYPES[str(dtype)]}"
+
+
+def multi_tensor_params(source: CudaSource) -> list[str]:
+    """The kernel's parameters: the tables (params' and grads' addresses, the arrays'
+    element offsets, each chunk's array and first element), the used state buffers (flat,
+    the bucket's) and the scalars, by value."""
+    return ["const unsigned long long* params_", "const unsigned long long* grads_",
+            "const long long* offsets_", "const int* chunk_array_",
+            "const long long* chunk_start_", *(f"T* {s}_" for s in source.out_params[1:]),
+            *(f"const T {s}" for s in source.in_params[1:])]
+
+
+def multi_tensor_source(source: CudaSource, dtype: Any) -> str:
+    """The kernel over a bucket's chunks, for ``dtype`` (block b: chunk b)."""
+    state = source.out_params[1:]
+    args = multi_tensor_params(source)
+    lines = [f"typedef {CTYPES[str(dtype)]} T;", source.preamble,
+             f'extern "C" __global__ void {multi_tensor_name(source, dtype)}(',
+             "        " + ",\n        ".join(args) + ") {",
+             "    const int k = chunk_array_[blockIdx.x];",
+             "    const long long first = chunk_start_[blockIdx.x];",
+             "    const long long offset = offsets_[k];",
+             "    const long long size = offsets_[k + 1] - offset;",
+             f"    const long long last = first + {CHUNK} < size ? first + {CHUNK} : size;",
+             "    T* p_ = reinterpret_cast<T*>(params_[k]);",
+             "    const T* g_ = reinterpret_cast<const T*>(grads_[k]);",
+             "    for (long long i = first + threadIdx.x; i < last; i += blockDim.x) {",
+             "        T& p = p_[i];",
+             "        const T g = g_[i];",
+             *(f"        T& {s} = {s}_[offset + i];" for s in state),
+             source.body,
+             "    }",
+             "}"]
+    return "\n".join(lines)
+
+
+class BucketLaunch:
+    """One bucket's launch of its multi-tensor kernel, with the bucket's tables uploaded
+    once (``xp``: cupy, or numpy for the CPU twin; ``launch(grid, block, args)``: a
+    ``cupy.RawKernel`` or the twin's)."""
+
+    def __init__(self, launch: Any, xp: Any, source: CudaSource, param_addresses: list[int],
+                 sizes: list[int], state: list) -> None:
+        import numpy as np
+
+        arrays, starts = chunk_table(sizes)
+        offsets = np.cumsum([0] + list(sizes)).astype(np.int64)
+        self.tables = (xp.asarray(np.asarray(param_addresses, dtype=np.uint64)),
+                       xp.asarray(offsets), xp.asarray(arrays), xp.asarray(starts))
+        self.launch, self.state = launch, list(state)
+        self.grid, self.block = (len(arrays),), (source.block_size,)
+
+    def __call__(self, grad_addresses: Any, scalars: Any) -> None:
+        """One step: ``grad_addresses`` (uint64, on the device) of this bucket's grads."""
+        if self.grid[0]:
+            params, offsets, arrays, starts = self.tables
+            self.launch(self.grid, self.block, (params, grad_addresses, offsets, arrays, starts,
+                                                *self.state, *scalars))

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fastopt.kernels._gpu import CudaSource, kernel_source
+from fastopt.backends import FlatGrads, HostBackend
+from fastopt.kernels._gpu import (BucketLaunch, CudaSource, kernel_source, multi_tensor_name,
+                                  multi_tensor_params, multi_tensor_source)
 
 SHIM = """\
 #include <cmath>
@@ -47,54 +49,98 @@ def build_library(code: str, build_dir: Path, stem: str) -> ctypes.CDLL:
     return ctypes.CDLL(str(lib))
 
 
-def function_name(source: CudaSource, dtype: np.dtype) -> str:
-    return f"{source.name}_{CTYPES[np.dtype(dtype)]}"
+# The grid, run one (block, thread) at a time: every thread sees its own indices.
+GRID_SHIM = """\
+struct Dim3 { unsigned x; };
+static Dim3 blockIdx, threadIdx, blockDim, gridDim;
+#define __global__
+"""
 
 
-def function_source(rule, source: CudaSource, dtype: np.dtype) -> str:
-    """One extern "C" function: the body in a loop over n elements."""
-    name = function_name(source, dtype)
-    slots = ", ".join(f"T* {s}_" for s in rule.state)
-    lines = [f"namespace {name}_ns {{", f"typedef {CTYPES[np.dtype(dtype)]} T;", source.preamble,
-             f'extern "C" void {name}(long n, T* p_, const T* g_, {slots}, const T* s_) {{']
-    lines += [f"    const T {s} = s_[{k}];" for k, s in enumerate(source.in_params[1:])]
-    lines += ["    for (long i = 0; i < n; ++i) {", "        const T g = g_[i];"]
-    lines += [f"        T& {a} = {a}_[i];" for a in source.out_params]
-    lines += [source.body, "    }", "}"]
+def launcher_source(source: CudaSource, dtype: np.dtype) -> str:
+    """The bucket kernel of ``source`` for ``dtype`` and an extern "C" launcher that runs
+    its grid on the CPU, in a namespace of its own (its typedef and macros stay there)."""
+    name = multi_tensor_name(source, dtype)
+    params = multi_tensor_params(source)
+    args = ", ".join(p.rsplit(" ", 1)[1] for p in params)
+    lines = [f"namespace {name}_ns {{", multi_tensor_source(source, dtype),
+             f'extern "C" void {name}_launch(unsigned grid, unsigned block, {", ".join(params)}) {{',
+             "    gridDim.x = grid; blockDim.x = block;",
+             "    for (unsigned b = 0; b < grid; ++b)",
+             "        for (unsigned t = 0; t < block; ++t) {",
+             f"            blockIdx.x = b; threadIdx.x = t; {name}({args});",
+             "        }", "}", "}"]
     lines += [f"#undef {line.split()[1]}" for line in source.preamble.splitlines()
               if line.startswith("#define")]
-    lines.append("}")
     return "\n".join(lines)
 
 
 class Twin:
-    """Builds the CPU twins of a set of (rule, hp) variants; ``kernel(rule, hp, dtype)``."""
+    """The bucket kernels of a set of (rule, hp) variants compiled for the CPU;
+    ``launcher(source, dtype)`` gives ``launch(grid, block, args)`` as cupy's RawKernel
+    takes it (host arrays for device arrays, NumPy scalars by value)."""
 
     def __init__(self, variants, build_dir: Path) -> None:
-        self.sources = {}
-        parts = [SHIM]
+        parts = [SHIM, GRID_SHIM]
+        seen = set()
         for rule, hp in variants:
             source = kernel_source(rule, rule.variant(hp), hp)
             for dtype in CTYPES:
-                key = function_name(source, dtype)
-                if key not in self.sources:
-                    self.sources[key] = source
-                    parts.append(function_source(rule, source, dtype))
+                if (source, dtype) not in seen:
+                    seen.add((source, dtype))
+                    parts.append(launcher_source(source, dtype))
         self.lib = build_library("\n\n".join(parts), build_dir, "cuda_twin")
 
-    def kernel(self, rule, hp, dtype):
-        """A step function ``f(p, g, state, scalars)`` running the compiled body."""
-        source = kernel_source(rule, rule.variant(hp), hp)
-        fn = getattr(self.lib, function_name(source, dtype))
-        fn.argtypes = [ctypes.c_long] + [ctypes.c_void_p] * (3 + len(rule.state))
+    def launcher(self, source: CudaSource, dtype: np.dtype):
+        fn = getattr(self.lib, multi_tensor_name(source, dtype) + "_launch")
+        scalar = ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double
         fn.restype = None
 
-        def step(p, g, state, scalars):
-            arrays = (p, g, *state, scalars)
-            assert all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
-            fn(p.size, *(a.ctypes.data for a in arrays))
+        def launch(grid, block, args):
+            converted = []
+            for a in args:
+                if isinstance(a, np.ndarray):
+                    assert a.flags.c_contiguous
+                    converted.append(ctypes.c_void_p(a.ctypes.data))
+                else:
+                    assert isinstance(a, np.generic) and a.dtype == dtype, a
+                    converted.append(scalar(a))
+            fn(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
 
-        return step
+        return launch
+
+
+class HostAddresses(FlatGrads):
+    """The grads' host addresses, as DeviceGradAddresses gives device ones."""
+
+    def resolve(self, grads):
+        return np.array([g.ctypes.data for g in super().resolve(grads)], dtype=np.uint64)
+
+
+class TwinBackend(HostBackend):
+    """NumPy arrays updated by the CUDA bucket kernels compiled for the CPU, through the
+    same BucketLaunch (tables, chunking, argument order) the cupy backend uses."""
+
+    def __init__(self, twin: Twin) -> None:
+        self.twin = twin
+
+    def grads_resolver(self, owner, params, order, labels):
+        return HostAddresses(self, owner, params, order, labels)
+
+    def bucket_kernel(self, rule, hp, params, state, offsets):
+        source = kernel_source(rule, rule.variant(hp), hp)
+        used = [state[rule.state.index(s)] for s in source.out_params[1:]]
+        return BucketLaunch(self.twin.launcher(source, params[0].dtype), np, source,
+                            [p.ctypes.data for p in params], [p.size for p in params], used)
+
+
+def on_twin(opt, twin: Twin):
+    """``opt`` (a numpy-backend optimizer) moved onto the twin's kernels, state kept."""
+    opt._backend = TwinBackend(twin)
+    for group in opt._groups:
+        group.buckets = opt._buckets(group, {b.dtype: b.state for b in group.buckets})
+    opt._rebuild_resolver()
+    return opt
 
 
 # -- the L-BFGS CUDA kernels on the CPU: one block of one thread ---------------------------

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from cases import CASES, parametrize_cases
 from conftest import assert_bits_equal, assert_same_from_signed_zeros, make_optimizer
-from cuda_twin import Twin, compiler
+from cuda_twin import Twin, compiler, on_twin
 
 pytestmark = pytest.mark.skipif(compiler() is None, reason="no C++ compiler")
 
@@ -15,14 +15,8 @@ def twin(tmp_path_factory):
     variants = []
     for rule, hp in CASES:
         opt = make_optimizer(rule, np.zeros(1), hp)
-        variants.append((opt.rule, opt._hp))
+        variants.append((opt.rule, opt._groups[0].hp))
     return Twin(variants, tmp_path_factory.mktemp("twin"))
-
-
-def with_twin_kernel(opt, twin):
-    """Swap the optimizer's NumPy kernels for the compiled CUDA bodies."""
-    opt._kernels = [twin.kernel(opt.rule, opt._hp, a.dtype) for a in opt._arrays]
-    return opt
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
@@ -32,7 +26,7 @@ def test_cuda_body_matches_reference(rule, hp, dtype, twin):
     p0 = rng.standard_normal(257).astype(dtype)
     ref, gpu_math = p0.copy(), p0.copy()
     opt_ref = make_optimizer(rule, ref, hp)
-    opt_twin = with_twin_kernel(make_optimizer(rule, gpu_math, hp), twin)
+    opt_twin = on_twin(make_optimizer(rule, gpu_math, hp), twin)
     with np.errstate(all="ignore"):
         for step in range(STEPS):
             g = rng.standard_normal(257).astype(dtype)
@@ -51,7 +45,37 @@ def test_cuda_body_matches_reference(rule, hp, dtype, twin):
 @parametrize_cases()
 def test_cuda_body_keeps_the_sign_of_zero_like_reference(rule, hp, dtype, twin):
     assert_same_from_signed_zeros(
-        rule, hp, dtype, lambda p: with_twin_kernel(make_optimizer(rule, p, hp), twin))
+        rule, hp, dtype, lambda p: on_twin(make_optimizer(rule, p, hp), twin))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_cuda_bucket_kernel_over_many_arrays_matches_reference(rule, hp, dtype, twin):
+    """One launch over arrays of many sizes (empty, 0-d, one chunk, several chunks and a
+    part), in two groups (the second with its own lr): the tables and the chunking."""
+    from fastopt.kernels._gpu import CHUNK
+
+    rng = np.random.default_rng(1)
+    shapes = [(3, 5), (0,), (), (CHUNK,), (2 * CHUNK + 17,), (1,), (7, 0, 2), (129,)]
+    p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ref, gpu_math = [p.copy() for p in p0], [p.copy() for p in p0]
+
+    def groups(ps):
+        return [{"params": ps[:5]}, {"params": ps[5:], "lr": 0.003}]
+
+    opt_ref = make_optimizer(rule, groups(ref), hp)
+    opt_twin = on_twin(make_optimizer(rule, groups(gpu_math), hp), twin)
+    with np.errstate(all="ignore"):
+        for _ in range(4):
+            grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+            opt_ref.step(grads)
+            opt_twin.step(grads)
+    for a, b in zip(gpu_math, ref):
+        assert_bits_equal(a, b)
+    assert not np.array_equal(gpu_math[4], p0[4])
+    for st_ref, st_twin in zip(opt_ref.state, opt_twin.state):
+        for k in st_ref:
+            assert_bits_equal(st_twin[k], st_ref[k], err_msg=k)
 
 
 def test_a_typo_in_a_body_fails_to_build(tmp_path):
@@ -62,7 +86,7 @@ def test_a_typo_in_a_body_fails_to_build(tmp_path):
     opt = make_optimizer("Adam", np.zeros(1), {})
     broken = dataclasses.replace(opt.rule, cuda_body=opt.rule.cuda_body.replace("mi /", "mj /"))
     with pytest.raises(subprocess.CalledProcessError):
-        Twin([(broken, opt._hp)], tmp_path)
+        Twin([(broken, opt._groups[0].hp)], tmp_path)
 
 
 # -- the L-BFGS CUDA kernels ---------------------------------------------------------------

@@ -154,3 +154,25 @@ def test_lbfgs_optimizer_on_the_gpu(cp):
     assert opt.backend == "cupy"
     opt.step(lambda: (lambda f_g: (f_g[0], cp.asarray(f_g[1])))(fun(cp.asnumpy(w))))
     np.testing.assert_allclose(cp.asnumpy(w), best.x, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@parametrize_cases()
+def test_cupy_bucket_of_many_arrays_in_groups_matches_reference(rule, hp, dtype, cp):
+    """One launch per bucket over arrays of many sizes, in two groups with their own lr,
+    and a mix of dtypes: bit for bit the reference."""
+    rng = np.random.default_rng(2)
+    shapes = [(3, 5), (0,), (), (4096,), (2 * 4096 + 17,), (1,), (129,)]
+    p0 = [rng.standard_normal(s).astype(dtype if i % 3 else np.float32)
+          for i, s in enumerate(shapes)]
+    ref, dev = [p.copy() for p in p0], [cp.asarray(p) for p in p0]
+    groups = lambda ps: [{"params": ps[:4]}, {"params": ps[4:], "lr": 0.003}]  # noqa: E731
+    opt_ref = make_optimizer(rule, groups(ref), hp, "numpy")
+    opt_gpu = make_optimizer(rule, groups(dev), hp, "cupy")
+    with np.errstate(all="ignore"):
+        for _ in range(5):
+            grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in p0]
+            opt_ref.step(grads)
+            opt_gpu.step([cp.asarray(g) for g in grads])
+    for a, b in zip(dev, ref):
+        assert_bits_equal(cp.asnumpy(a), b)

@@ -28,7 +28,8 @@ def run_both(rule, hp, backend, dtype, n, grads_fn, steps=STEPS, seed=0):
     opt_fast = make_optimizer(rule, fast, hp, backend)
     assert opt_fast.backend == backend
     if backend == "numba":       # the size picks the path under test
-        parallel = opt_fast._kernels[0].targetoptions.get("parallel", False)
+        (bucket,) = opt_fast._groups[0].buckets
+        parallel = bucket.kernel.loop.targetoptions.get("parallel", False)
         assert bool(parallel) == (n > 1000), (n, parallel)
     with np.errstate(all="ignore"):
         for _ in range(steps):

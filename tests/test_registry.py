@@ -22,7 +22,7 @@ def test_every_rule_has_parity_cases_covering_its_flags(rule):
     seen = {}
     for hp in cases:
         opt = make_optimizer(rule.class_name, np.zeros(1), hp)
-        for flag, on in rule.variant(opt._hp).items():
+        for flag, on in rule.variant(opt._groups[0].hp).items():
             seen.setdefault(flag, set()).add(on)
     for flag in rule.flags:
         assert seen.get(flag) == {False, True}, f"{rule.class_name}: cases never set {flag}={{}}"
@@ -42,7 +42,7 @@ def test_flags_come_in_declared_order(rule):
     for name, hp in CASES:
         if name == rule.class_name:
             opt = make_optimizer(name, np.zeros(1), hp)
-            assert tuple(rule.variant(opt._hp)) == rule.flags
+            assert tuple(rule.variant(opt._groups[0].hp)) == rule.flags
 
 
 def test_adamw_is_an_adam():

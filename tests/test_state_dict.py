@@ -53,8 +53,10 @@ def test_state_dict_contents():
     opt.step(np.ones(3))
     sd = opt.state_dict()
     assert sd["rule"] == "Nadam" and sd["step"] == 1 and sd["n_params"] == 1
-    assert 0 < sd["mu_product"] < 1
-    assert set(sd) == {"rule", "step", "n_params", "mu_product", "0.m", "0.v"}
+    assert 0 < sd["groups.0.mu_product"] < 1
+    hyper = {f"groups.0.{k}" for k in ("lr", "betas", "eps", "weight_decay", "momentum_decay")}
+    assert set(sd) == {"rule", "step", "n_params", "n_groups", "groups.0.params",
+                       "groups.0.step", "groups.0.mu_product", *hyper, "0.m", "0.v"}
     sd["0.m"][:] = 123.0                       # a copy: the optimizer is not affected
     assert not np.any(opt.state[0]["m"] == 123.0)
 
@@ -90,11 +92,27 @@ def test_mismatched_state_dict_is_refused_and_changes_nothing(mutate, match):
     np.testing.assert_array_equal(after["0.v"], before["0.v"])
 
 
-def test_amsgrad_state_does_not_load_into_plain_adam():
+def test_loading_restores_the_groups_hyperparameters_and_their_state():
+    """As in PyTorch, the saved hyperparameters replace the optimizer's: an amsgrad dict
+    turns amsgrad on (with its vmax), and both then continue alike."""
+    p_ams, ams = _stepped(amsgrad=True, lr=0.05)
+    p_plain, plain = _stepped()
+    plain.load_state_dict(ams.state_dict())
+    assert plain.param_groups[0]["amsgrad"] is True and plain.param_groups[0]["lr"] == 0.05
+    p_plain[...] = p_ams
+    for g in (np.full((2, 3), -1.0), np.full((2, 3), 0.25)):
+        ams.step(g)
+        plain.step(g)
+    np.testing.assert_array_equal(p_plain, p_ams)
+    np.testing.assert_array_equal(plain.state[0]["vmax"], ams.state[0]["vmax"])
+
+
+def test_amsgrad_state_of_the_0_1_0_layout_does_not_load_into_plain_adam():
     _, ams = _stepped(amsgrad=True)
     _, plain = _stepped()
+    old = {k: v for k, v in ams.state_dict().items() if not k.startswith(("groups.", "n_groups"))}
     with pytest.raises(ValueError, match="unexpected \\['0.vmax'\\]"):
-        plain.load_state_dict(ams.state_dict())
+        plain.load_state_dict(old)
 
 
 RELEASE_0_1_0 = sorted((Path(__file__).parent / "data").glob("state_dict-0.1.0-*.npz"))
@@ -116,9 +134,11 @@ def test_state_dict_saved_by_release_0_1_0_loads_and_resumes_exactly(path):
         straight.step(grads_for(params, rng))
     for i, p in enumerate(params):
         np.testing.assert_array_equal(p, saved[f"test.param.{i}"])
-    assert straight.state_dict().keys() == sd.keys()
-    for k, v in straight.state_dict().items():
-        np.testing.assert_array_equal(v, sd[k], err_msg=k)
+    now = straight.state_dict()
+    assert now["step"] == sd["step"] and {k for k in now if k[0].isdigit()} == \
+        {k for k in sd if k[0].isdigit()}
+    for k, v in sd.items():
+        np.testing.assert_array_equal(now[k] if k in now else now[f"groups.0.{k}"], v, err_msg=k)
     resumed_params = [saved["test.param.0"].copy(), saved["test.param.1"].copy()]
     resumed = getattr(fastopt, rule)(resumed_params, backend="numpy", **hp)
     resumed.load_state_dict(sd)

@@ -104,8 +104,8 @@ def test_serial_vs_parallel(benchmark, rule, loop, n):
     moved = r.bytes_per_element(r.checked(rule, r.defaults), 4) * n
     benchmark.group = f"{rule} loop n={n:.0e} ({moved / 2**20:.2f} MiB; parallel from "\
                       f"{PARALLEL_THRESHOLD_BYTES / 2**20:.0f} MiB)"
-    fn = kernel.for_array(p, PARALLEL_THRESHOLD_BYTES if loop == "parallel" else 0)
-    benchmark(fn, p, g, state, scalars)
+    fn = kernel.for_array(p, g, PARALLEL_THRESHOLD_BYTES if loop == "parallel" else 0)
+    benchmark(fn, state, scalars)
 
 
 START_UP = """

@@ -1,0 +1,140 @@
+"""Loading a ``state_dict`` into an optimizer: every check first, then every change.
+
+The layout is written by :meth:`fastopt.Optimizer.state_dict`; dicts from fastopt 0.1.0
+(one group, no hyperparameters, the rule's scalar state at the top level) load too.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+import numpy as np
+
+STATE_KEY = re.compile(r"^(\d+)\.(\w+)$")
+
+
+def plain(v: Any) -> Any:
+    """A Python value from a value or a 0-d/1-d array (as ``np.load`` returns them)."""
+    if isinstance(v, np.ndarray):
+        return v.item() if v.ndim == 0 else tuple(v.tolist())
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def encode(kind: str, value: Any) -> Any:
+    """A hyperparameter as ``np.savez`` stores it without pickling: None as NaN."""
+    return math.nan if kind == "optional_nonnegative" and value is None else value
+
+
+def decode(kind: str, value: Any) -> Any:
+    value = plain(value)
+    if kind == "optional_nonnegative" and isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _integer(owner: str, key: str, value: Any) -> int:
+    value = plain(value)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{owner}: {key} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per group: its param indices, step, hyperparameter overrides and scalar state."""
+    extra_names = list(opt.rule.extra)
+    if "n_groups" not in sd:                       # fastopt 0.1.0: one group
+        if len(opt.param_groups) != 1:
+            raise ValueError(f"{owner}: state_dict has one param group (fastopt 0.1.0), this "
+                             f"optimizer has {len(opt.param_groups)}")
+        overrides = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        return [dict(params=opt._groups[0].positions, step=_integer(owner, "step", sd["step"]),
+                     overrides=overrides, extra={k: sd.get(k) for k in extra_names})]
+    n_groups = _integer(owner, "n_groups", sd["n_groups"])
+    if n_groups != len(opt.param_groups):
+        raise ValueError(f"{owner}: state_dict has {n_groups} param groups, this optimizer has "
+                         f"{len(opt.param_groups)}")
+    groups = []
+    for j in range(n_groups):
+        prefix = f"groups.{j}."
+        missing = [k for k in ("params", "step", *opt._keys(), *extra_names)
+                   if prefix + k not in sd]
+        if missing:
+            raise ValueError(f"{owner}: state_dict lacks {[prefix + k for k in missing]}")
+        kinds = {h.name: h.kind for h in opt.rule.hyperparams}
+        groups.append(dict(
+            params=[int(i) for i in np.asarray(sd[prefix + "params"]).ravel()],
+            step=_integer(owner, prefix + "step", sd[prefix + "step"]),
+            overrides={k: decode(kinds[k], sd[prefix + k]) for k in opt._keys()},
+            extra={k: sd[prefix + k] for k in extra_names}))
+    return groups
+
+
+def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
+    """Check ``state_dict`` against ``opt`` completely, then restore it."""
+    name = type(opt).__name__
+    owner = f"{name}.load_state_dict"
+    sd = dict(state_dict)
+    for key in ("rule", "step", "n_params"):
+        if key not in sd:
+            raise ValueError(f"{owner}: state_dict has no {key!r}; is it a state_dict()?")
+    rule = plain(sd["rule"])
+    if rule != name:
+        raise ValueError(f"{owner}: state_dict is for rule {rule!r}, not {name!r}")
+    n_params = plain(sd["n_params"])
+    if n_params != len(opt._arrays):
+        raise ValueError(f"{owner}: state_dict holds {n_params} params, this optimizer has "
+                         f"{len(opt._arrays)}")
+    step = _integer(owner, "step", sd["step"])
+    plans = []
+    expected: dict[str, Any] = {}
+    for j, (given, group) in enumerate(zip(_groups_given(owner, opt, sd), opt._groups)):
+        if given["params"] != group.positions:
+            raise ValueError(f"{owner}: param group {j} holds params {given['params']} in the "
+                             f"state_dict, {group.positions} here")
+        lr, hp = opt._checked_group(f"{owner}: param_groups[{j}]", given["overrides"])
+        extra = {}
+        for k, v in given["extra"].items():
+            v = plain(v)
+            if not isinstance(v, (float, int)) or isinstance(v, bool):
+                raise ValueError(f"{owner}: {k} must be a number, got {v!r}")
+            extra[k] = float(v)
+        for i in group.positions:
+            for s in opt.rule.state_used(hp):
+                expected[f"{i}.{s}"] = opt._arrays[i]
+        plans.append((group, given, lr, hp, extra))
+    given_keys = {k for k in sd if STATE_KEY.match(k)}
+    if given_keys != set(expected):
+        missing, unexpected = sorted(set(expected) - given_keys), sorted(given_keys - set(expected))
+        raise ValueError(f"{owner}: state arrays do not match this optimizer "
+                         f"(missing {missing}, unexpected {unexpected})")
+    for key, a in expected.items():
+        v = sd[key]
+        if not isinstance(v, np.ndarray):
+            raise TypeError(f"{owner}: {key} must be a numpy.ndarray, got {type(v).__name__}")
+        if v.shape != a.shape or v.dtype != a.dtype:
+            raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}, its "
+                             f"param has {a.shape} {a.dtype}")
+    _restore(opt, plans, sd, step)
+
+
+def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:
+    rebuilt = False
+    for group, given, lr, hp, extra in plans:
+        values = opt.param_groups[opt._groups.index(group)]
+        dict.update(values, {k: v for k, v in given["overrides"].items()})
+        if set(opt.rule.state_used(hp)) != set(opt.rule.state_used(group.hp)) or \
+                opt.rule.variant(hp) != group.flags:
+            group.hp, group.flags = hp, opt.rule.variant(hp)
+            group.buckets = opt._buckets(group)
+            rebuilt = True
+        group.hp, group.lr, group.t, group.extra = hp, lr, given["step"], extra
+    if rebuilt:
+        opt._rebuild_resolver()
+    for i, st in enumerate(opt.state):
+        for k, view in st.items():
+            opt._backend.copy_from_numpy(view, sd[f"{i}.{k}"])
+    opt._changes.groups.clear()
+    opt._t = step
