@@ -360,8 +360,11 @@ class Optimizer:
         shaped like it (an optional hyperparameter set to None is stored as NaN). It can be
         saved with ``np.savez(file, **sd)`` (a schedule given as lr is pickled then: load
         with ``allow_pickle=True``) and loaded into an optimizer of
-        the same rule, groups and param shapes on any backend.
+        the same rule, groups and param shapes on any backend. Changes made to
+        ``param_groups`` since the last step are validated and applied first.
         """
+        if self._changes.groups:
+            self._apply_changes()        # the groups as they are now, validated
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self._t,
                               "n_params": len(self._arrays), "n_groups": len(self._groups)}
         for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):

@@ -78,3 +78,33 @@ def test_resuming_from_a_state_dict_is_exact(case, split, seed):
     for g in grads[split:]:
         opt2.step(g)
     np.testing.assert_array_equal(first, straight)
+
+
+@pytest.mark.skipif("numba" not in fastopt.available_backends(), reason="numba not installed")
+@SETTINGS
+@given(case=cases, layout=st.lists(st.tuples(shapes, st.sampled_from([np.float32, np.float64]),
+                                              st.integers(0, 2)), min_size=1, max_size=12),
+       seed=st.integers(0, 2**16))
+def test_any_buckets_equal_the_reference(case, layout, seed):
+    """Arrays of any shapes and dtypes, in up to three groups (the second and third with
+    their own lr): the numba buckets equal the per-array reference."""
+    rule, hp = case
+    rng = np.random.default_rng(seed)
+    p0 = [rng.standard_normal(shape).astype(dtype) for shape, dtype, _ in layout]
+    groups = sorted({g for _, _, g in layout})
+
+    def given_as(ps):
+        return [{"params": [p for p, (_, _, g) in zip(ps, layout) if g == j],
+                 **({"lr": 0.01 * j} if j else {})} for j in groups]
+
+    order = [i for j in groups for i, (_, _, g) in enumerate(layout) if g == j]
+    ref, fast = [p.copy() for p in p0], [p.copy() for p in p0]
+    opt_ref = make_optimizer(rule, given_as(ref), hp)
+    opt_fast = make_optimizer(rule, given_as(fast), hp, "numba")
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            g = [rng.standard_normal(p0[i].shape).astype(p0[i].dtype) for i in order]
+            opt_ref.step(g)
+            opt_fast.step(g)
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)

@@ -17,9 +17,10 @@ def two_params():
     return [np.linspace(0, 1, 4), np.linspace(1, 2, 6).reshape(2, 3)]
 
 
-def stepped_optimizer(rule="Adam", **hp):
+def stepped_optimizer(rule="Adam", backend="numpy", groups=False, **hp):
     params = two_params()
-    opt = getattr(fastopt, rule)(params, backend="numpy", **hp)
+    given = [{"params": params[:1]}, {"params": params[1:]}] if groups else params
+    opt = getattr(fastopt, rule)(given, backend=backend, **hp)
     opt.step([np.ones(4), np.ones((2, 3))])
     return params, opt
 
@@ -50,9 +51,14 @@ BAD_GRADS = [
 ]
 
 
+@pytest.mark.parametrize("groups", [False, True], ids=["one group", "two groups"])
+@pytest.mark.parametrize("backend", [b for b in ("numpy", "numba")
+                                     if b in fastopt.available_backends()])
 @pytest.mark.parametrize("what,grads,exc,match", BAD_GRADS, ids=[b[0] for b in BAD_GRADS])
-def test_bad_grads(what, grads, exc, match):
-    params, opt = stepped_optimizer()
+def test_bad_grads(what, grads, exc, match, backend, groups):
+    """Every grad is checked before any bucket is updated: a bad second grad leaves the
+    first group's param alone too."""
+    params, opt = stepped_optimizer(backend=backend, groups=groups)
     snap = snapshot(params, opt)
     with pytest.raises(exc, match=match):
         opt.step(grads)
