@@ -137,4 +137,4 @@ def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:
         for k, view in st.items():
             opt._backend.copy_from_numpy(view, sd[f"{i}.{k}"])
     opt._changes.groups.clear()
-    opt._t = step
+    opt._steps.value = step

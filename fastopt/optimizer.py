@@ -91,6 +91,15 @@ class GroupState:
     buckets: list[Bucket]
 
 
+@dataclass
+class StepCount:
+    """The steps an optimizer has taken, in an object of its own: a step then sets no
+    attribute of the optimizer, whose ``__setattr__`` (the guard against ``opt.lr = x``)
+    costs a Python call."""
+
+    value: int = 0
+
+
 class Optimizer:
     """Base class: the param groups, their state and the bound kernels of one rule.
 
@@ -111,7 +120,7 @@ class Optimizer:
         self.param_groups: list[ParamGroup] = []
         self._groups: list[GroupState] = []
         self._arrays: list = []
-        self._t = 0
+        self._steps = StepCount()
         labels = self._labels(form, [len(a) for a, _ in specs])
         checked = checked_arrays(owner, arrays, labels, self._backend)
         start = 0
@@ -252,12 +261,8 @@ class Optimizer:
 
     # -- the step ------------------------------------------------------------------------
     def _grads_list(self, grads: Arrays) -> list:
+        """The grads as a list, one per param (one array: checked by the resolver)."""
         name = type(self).__name__
-        if self._single:
-            if isinstance(grads, (list, tuple)):
-                raise TypeError(f"{name}: grads must be a single array like params, got a "
-                                f"{type(grads).__name__} of {len(grads)}")
-            return [grads]
         if not isinstance(grads, (list, tuple)):
             if not hasattr(grads, "__iter__") or hasattr(grads, "__array_interface__") or \
                     hasattr(grads, "__cuda_array_interface__"):
@@ -280,18 +285,25 @@ class Optimizer:
         was one array, else a sequence with one grad per param, in the order of the groups."""
         if self._changes.groups:
             self._apply_changes()
-        resolved = self._resolver.resolve(self._grads_list(grads))
-        per_group = [self._scalars(group, group.t + 1) for group in self._groups]
-        for group, (scalars, extra) in zip(self._groups, per_group):
-            casts = {}
-            for bucket in group.buckets:
-                cast = casts.get(bucket.dtype)
-                if cast is None:
-                    cast = casts[bucket.dtype] = np.array(scalars, dtype=bucket.dtype)
-                bucket.kernel(resolved[bucket.start:bucket.stop], cast)
+        if self._single:
+            try:
+                resolved = self._resolver.resolve([grads])
+            except TypeError:
+                if isinstance(grads, (list, tuple)):
+                    raise TypeError(f"{type(self).__name__}: grads must be a single array like "
+                                    f"params, got a {type(grads).__name__} of {len(grads)}"
+                                    ) from None
+                raise
+        else:
+            resolved = self._resolver.resolve(self._grads_list(grads))
+        per_group = [(group, *self._scalars(group, group.t + 1)) for group in self._groups]
+        for group, scalars, extra in per_group:
+            for bucket in group.buckets:        # one bucket per dtype of the group
+                bucket.kernel(resolved[bucket.start:bucket.stop],
+                              np.array(scalars, dtype=bucket.dtype))
             group.t += 1
             group.extra = extra
-        self._t += 1
+        self._steps.value += 1
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
     def __getstate__(self) -> dict[str, Any]:
@@ -324,7 +336,7 @@ class Optimizer:
     @property
     def step_count(self) -> int:
         """How many steps have been taken."""
-        return self._t
+        return self._steps.value
 
     @property
     def hyperparams(self) -> dict:
@@ -347,7 +359,7 @@ class Optimizer:
     def __repr__(self) -> str:
         hp = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         groups = f", groups={len(self.param_groups)}" if len(self.param_groups) > 1 else ""
-        return f"{type(self).__name__}({hp}, backend={self.backend!r}{groups}, step={self._t})"
+        return f"{type(self).__name__}({hp}, backend={self.backend!r}{groups}, step={self.step_count})"
 
     # -- state_dict ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -365,7 +377,7 @@ class Optimizer:
         """
         if self._changes.groups:
             self._apply_changes()        # the groups as they are now, validated
-        sd: dict[str, Any] = {"rule": type(self).__name__, "step": self._t,
+        sd: dict[str, Any] = {"rule": type(self).__name__, "step": self.step_count,
                               "n_params": len(self._arrays), "n_groups": len(self._groups)}
         for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):
             prefix = f"groups.{j}."
