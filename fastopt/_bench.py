@@ -137,3 +137,60 @@ def measure_step(rule: str, backend: str, n: int, dtype: Any = np.float32,
     case = step_case(rule, backend, n, dtype, hyperparams)
     seconds = seconds_per_call(case.step, min_time, sync=case.sync)
     return StepTiming(rule, backend, n, case.dtype, seconds, case.bytes_per_step)
+
+
+# -- many arrays ------------------------------------------------------------------------
+def _resnet18_shapes() -> list[tuple[int, ...]]:
+    """The 62 parameter shapes of torchvision's ResNet-18 (11.7M parameters), in order."""
+    shapes: list[tuple[int, ...]] = [(64, 3, 7, 7), (64,), (64,)]
+    width_in = 64
+    for width in (64, 128, 256, 512):
+        for block in range(2):
+            c_in = width_in if block == 0 else width
+            shapes += [(width, c_in, 3, 3), (width,), (width,), (width, width, 3, 3), (width,),
+                       (width,)]
+            if block == 0 and c_in != width:          # the downsampling shortcut
+                shapes += [(width, c_in, 1, 1), (width,), (width,)]
+        width_in = width
+    return shapes + [(1000, 512), (1000,)]
+
+
+LAYOUTS: dict[str, list[tuple[int, ...]]] = {
+    "100x100": [(100,)] * 100,
+    "200x5000": [(5000,)] * 200,
+    "resnet18": _resnet18_shapes(),
+}
+
+
+def layout_case(rule: str, backend: str, layout: str, dtype: Any = np.float32,
+                flat: bool = False) -> StepCase:
+    """A step over the arrays of ``layout`` (one list of params), or with ``flat`` over
+    one array of the same total size: what bucketing costs is the ratio of the two."""
+    if backend not in available_backends():
+        raise NotImplementedError(f"backend {backend!r} is not available here")
+    xp, sync = array_module(backend)
+    shapes = LAYOUTS[layout]
+    if flat:
+        shapes = [(sum(int(np.prod(s)) for s in shapes),)]
+    rng = np.random.default_rng(0)
+    params = [xp.asarray(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    grads = [xp.asarray((rng.standard_normal(s) * 1e-3).astype(dtype)) for s in shapes]
+    opt = getattr(optimizers, rule)(params, backend=backend)
+    n = sum(p.size for p in params)
+    bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, np.dtype(dtype).itemsize) * n
+    return StepCase(rule, backend, n, np.dtype(dtype).name, lambda: opt.step(grads), sync,
+                    bytes_per_step)
+
+
+def torch_adam_case(layout: str, device: str = "cpu", fused: bool = True) -> StepCase:
+    """``torch.optim.Adam(fused=True)`` over the arrays of ``layout`` (ImportError without
+    torch), for comparison."""
+    import torch
+
+    params = [torch.zeros(s, device=device, requires_grad=True) for s in LAYOUTS[layout]]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)
+    opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    n = sum(p.numel() for p in params)
+    return StepCase("Adam", f"torch-{device}", n, "float32", opt.step, sync, 28 * n)

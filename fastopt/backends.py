@@ -135,10 +135,15 @@ class GradPointers(FlatGrads):
         self.table, self.dims = grad_table(self.params, self.order)
         self.pointers = np.zeros(len(self.params), dtype=np.intp)
         self.compiled, self.layout = resolve_grads, LAYOUT
+        self.one_id = np.zeros(1, dtype=np.intp)
 
     def resolve(self, grads: list) -> np.ndarray:
         if self.compiled is not None:
-            ids = np.fromiter(map(id, grads), np.intp, len(grads))
+            if len(grads) == 1:          # 0.08 us instead of fromiter's 0.45
+                ids = self.one_id
+                ids[0] = id(grads[0])
+            else:
+                ids = np.fromiter(map(id, grads), np.intp, len(grads))
             if self.compiled(ids, self.table, self.dims, self.pointers, self.layout) < 0:
                 return self.pointers
         # Flat views of the grads (alive while ``grads`` is): their addresses are theirs.

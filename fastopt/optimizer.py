@@ -66,8 +66,7 @@ def checked_params(owner: str, params: Arrays, backend_name: str
 class Bucket:
     """The params of one group and dtype, updated by one compiled call per step."""
 
-    start: int                  # its rows in the grads resolver's order: start..stop
-    stop: int
+    rows: slice                 # its rows in the grads resolver's order
     dtype: np.dtype
     params: list                # flat views of the params
     state: dict[str, Any]       # state name -> one flat buffer for all the params
@@ -180,7 +179,7 @@ class Optimizer:
             for s, buffer in (keep or {}).get(dtype, {}).items():
                 if s in state:
                     state[s] = buffer
-            buckets.append(Bucket(0, 0, dtype, flat, state, kernel=None))
+            buckets.append(Bucket(slice(0), dtype, flat, state, kernel=None))
         for bucket in buckets:
             self._bind_kernel(bucket, group.hp)
         return buckets
@@ -196,9 +195,9 @@ class Optimizer:
         order: list[int] = []
         for group in self._groups:
             for bucket in group.buckets:
-                bucket.start = len(order)
+                start = len(order)
                 order.extend(self._positions_of(group, bucket))
-                bucket.stop = len(order)
+                bucket.rows = slice(start, len(order))
         labels = ["grads"] if self._single else [f"grads[{i}]" for i in range(len(self._arrays))]
         self._resolver = self._backend.grads_resolver(
             type(self).__name__, [self._arrays[i] for i in order], order,
@@ -299,8 +298,7 @@ class Optimizer:
         per_group = [(group, *self._scalars(group, group.t + 1)) for group in self._groups]
         for group, scalars, extra in per_group:
             for bucket in group.buckets:        # one bucket per dtype of the group
-                bucket.kernel(resolved[bucket.start:bucket.stop],
-                              np.array(scalars, dtype=bucket.dtype))
+                bucket.kernel(resolved[bucket.rows], np.array(scalars, dtype=bucket.dtype))
             group.t += 1
             group.extra = extra
         self._steps.value += 1
