@@ -10,20 +10,11 @@ better, as asv assumes).
 """
 from fastopt._bench import LAYOUTS, layout_case, seconds_per_call
 
-from .bench_rules import BACKENDS, TRACK_TIME, WARM_STEPS
-
-_cases: dict = {}
+from .bench_rules import BACKENDS, TRACK_TIME, warm
 
 
 def warm_layout_case(backend: str, layout: str, flat: bool = False):
-    key = (backend, layout, flat)
-    if key not in _cases:
-        case = layout_case("Adam", backend, layout, flat=flat)
-        for _ in range(WARM_STEPS):
-            case.step()
-        case.sync()
-        _cases[key] = case
-    return _cases[key]
+    return warm(layout_case, "Adam", backend, layout, flat=flat)
 
 
 class ManyArrays:

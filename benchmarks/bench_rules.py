@@ -35,9 +35,15 @@ def steps_per_sample(backend: str, n: int) -> int:
 def warm_case(rule: str, backend: str, n: int, dtype: str):
     """The optimizer of these parameters, built once per process and stepped WARM_STEPS
     times (NotImplementedError where the backend cannot run)."""
-    key = (rule, backend, n, dtype)
+    return warm(step_case, rule, backend, n, dtype)
+
+
+def warm(build, *args, **kwargs):
+    """``build(*args, **kwargs)``, a StepCase, built once per process and stepped
+    WARM_STEPS times."""
+    key = (build, args, tuple(kwargs.items()))
     if key not in _cases:
-        case = step_case(rule, backend, n, dtype)
+        case = build(*args, **kwargs)
         for _ in range(WARM_STEPS):
             case.step()
         case.sync()
