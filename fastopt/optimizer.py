@@ -107,6 +107,8 @@ class Optimizer:
     """
 
     rule: ClassVar[Any]
+    defaults: dict[str, Any]            # the constructor's keywords
+    param_groups: list[ParamGroup]      # live: changes apply from the next step
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str) -> None:
         owner = type(self).__name__
@@ -116,7 +118,7 @@ class Optimizer:
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         self._backend = resolve_backend(backend, arrays)
         self._changes = Changes()
-        self.param_groups: list[ParamGroup] = []
+        self.param_groups = []
         self._groups: list[GroupState] = []
         self._arrays: list = []
         self._steps = StepCount()

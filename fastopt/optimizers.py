@@ -2,9 +2,9 @@
 
 Each class is derived from its rule's description: the signature (PyTorch's keyword
 names, order and defaults, then the keyword-only ``backend``), the docstring (formula,
-defaults) and the validation. ``params`` is one array or a list of arrays, updated in
-place; ``lr`` a float or a schedule from :mod:`fastopt.schedules`; ``step(grads)``
-applies one fused update.
+defaults) and the validation. ``params`` is one array, an iterable of arrays or a list of
+param group dicts, updated in place; ``lr`` a float or a schedule from
+:mod:`fastopt.schedules`; ``step(grads)`` applies one fused update per bucket.
 """
 from __future__ import annotations
 
@@ -35,8 +35,9 @@ def docstring(rule: Rule) -> str:
     args = "\n".join(f"    {h.name}={h.default!r}: {h.doc}" for h in rule.hyperparams)
     formula = textwrap.dedent(rule.formula.split("\n\n", 1)[-1]).strip("\n")  # title dropped
     return (f"{rule.summary}\n\n{textwrap.indent(formula, '    ')}\n\nArguments:\n"
-            f"    params: one array or a list of arrays (float32/float64, C-contiguous), "
-            f"updated in place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "
+            f"    params: one array, an iterable of arrays (float32/float64, C-contiguous) or "
+            f"a list of param group dicts {{'params': [...], <keyword>: value}}, updated in "
+            f"place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "
             f"\"auto\" (from the arrays)\n\nThe rule and its kernels: {rule.reference.__module__}.")
 
 

@@ -26,7 +26,7 @@ class SGD(Optimizer):
         keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*g.
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         momentum=0.0: momentum of buf (0: plain SGD)
         dampening=0.0: buf = momentum*buf + (1-dampening)*g
@@ -48,7 +48,7 @@ class Adagrad(Optimizer):
         p   -= clr * g / (sqrt(sum) + eps)
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
         lr_decay=0.0: lr / (1 + (t-1)*lr_decay)
         weight_decay=0.0: L2 penalty: g += weight_decay*p
@@ -72,7 +72,7 @@ class RMSprop(Optimizer):
         p  -= lr * g/avg                                             (otherwise)
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
         alpha=0.99: decay rate of sq
         eps=1e-08: added to the root
@@ -96,7 +96,7 @@ class Adadelta(Optimizer):
         p  -= lr*d
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=1.0: learning rate: a number >= 0 or a schedule t -> lr
         rho=0.9: decay rate of both averages
         eps=1e-06: added inside both square roots
@@ -119,7 +119,7 @@ class Adam(Optimizer):
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to sqrt(v)
@@ -143,7 +143,7 @@ class AdamW(Adam):
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to sqrt(v)
@@ -165,7 +165,7 @@ class Adamax(Optimizer):
         p -= lr/(1-b1^t) * m/u
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to |g|
@@ -192,7 +192,7 @@ class Nadam(Optimizer):
             cm = lr*b1/(1-b1^(t+1)).
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to the denominator
@@ -215,7 +215,7 @@ class Lion(Optimizer):
         sign is NumPy's in every implementation: +0 for either zero, so a zero c leaves p as it is.
 
     Arguments:
-        params: one array or a list of arrays (float32/float64, C-contiguous), updated in place
+        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.0001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.99): b1 mixes the update direction, b2 decays the momentum
         weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
