@@ -53,7 +53,8 @@ class HostBackend:
                             f"{_type_name(x)}{where}")
         return x
 
-    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0) -> np.ndarray:
+    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0, like: Any = None) -> np.ndarray:
+        """n elements of ``fill`` (on the device of ``like``, for device arrays)."""
         return np.full(n, fill, dtype=dtype)
 
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
@@ -135,6 +136,7 @@ class GradPointers(FlatGrads):
         self.table, self.dims = grad_table(self.params, self.order)
         self.pointers = np.zeros(len(self.params), dtype=np.intp)
         self.compiled, self.layout = resolve_grads, LAYOUT
+        self.dtypes = [p.dtype for p in self.params]   # the table holds their addresses
         self.one_id = np.zeros(1, dtype=np.intp)
 
     def resolve(self, grads: list) -> np.ndarray:
@@ -146,9 +148,10 @@ class GradPointers(FlatGrads):
                 ids = np.fromiter(map(id, grads), np.intp, len(grads))
             if self.compiled(ids, self.table, self.dims, self.pointers, self.layout) < 0:
                 return self.pointers
-        # Flat views of the grads (alive while ``grads`` is): their addresses are theirs.
-        for k, g in enumerate(super().resolve(grads)):
-            self.pointers[k] = self.backend.address(g)
+        super().resolve(grads)          # the checks, and the errors they raise
+        # The grads themselves (the step holds them) own the memory the kernels read.
+        for k, i in enumerate(self.order):
+            self.pointers[k] = self.backend.address(np.asarray(grads[i]))
         return self.pointers
 
 
@@ -222,8 +225,9 @@ class CupyBackend(HostBackend):
     def writeable(self, x: Any) -> bool:
         return True
 
-    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0) -> Any:
-        return self.cp.full(n, fill, dtype=dtype)
+    def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0, like: Any = None) -> Any:
+        with self.cp.cuda.Device(like.device if like is not None else None):
+            return self.cp.full(n, fill, dtype=dtype)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return self.cp.asnumpy(x)
@@ -257,24 +261,37 @@ class CupyBackend(HostBackend):
             self._kernels[code] = self.cp.RawKernel(code, multi_tensor_name(source, dtype),
                                                     options=OPTIONS)
         used = [state[rule.state.index(s)] for s in source.out_params[1:]]
-        launch = BucketLaunch(self._kernels[code], self.cp, source,
-                              [p.data.ptr for p in params], [p.size for p in params], used)
-        # Compile now (or load cupy's disk cache): no step waits for NVRTC.
-        self._kernels[code].compile()
-        return launch
+        cp, device = self.cp, params[0].device
+        with device:    # the tables live, and the kernel runs, on the params' device
+            launch = BucketLaunch(self._kernels[code], cp, source, [p.data.ptr for p in params],
+                                  [p.size for p in params], used)
+            self._kernels[code].compile()    # now (or from cupy's disk cache), not in a step
+            grads = cp.zeros(len(params), dtype=np.uint64)
+        last_stream = [None]
+
+        def step(addresses: np.ndarray, scalars: Any) -> None:
+            with device:
+                stream = cp.cuda.get_current_stream()
+                if last_stream[0] is not None and last_stream[0].ptr != stream.ptr:
+                    last_stream[0].synchronize()    # its launch may still read ``grads``
+                last_stream[0] = stream
+                # asynchronous on this stream, ordered before the launch; it returns once
+                # the host addresses are staged
+                grads.set(addresses, stream=stream)
+                launch(grads, scalars)
+
+        return step
 
 
 class DeviceGradAddresses(FlatGrads):
-    """The cupy resolver: the grads' device addresses, checked in Python (cheap attribute
-    reads, no new arrays), copied to the device once per step for every bucket."""
+    """The cupy resolver: the grads' device addresses (on the host; each bucket copies its
+    own to its device), checked in Python with cheap attribute reads and no new arrays."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        cp = self.backend.cp
         self.shapes = [p.shape for p in self.params]
         self.dtypes = [p.dtype for p in self.params]
         self.devices = [p.data.device_id for p in self.params]
-        self.addresses = cp.zeros(len(self.params), dtype=np.uint64)
 
     def _fast(self, grads: list) -> list[int] | None:
         cp = self.backend.cp
@@ -286,15 +303,11 @@ class DeviceGradAddresses(FlatGrads):
             return None
         return [g.data.ptr for g in mine]
 
-    def resolve(self, grads: list) -> Any:
+    def resolve(self, grads: list) -> np.ndarray:
         addresses = self._fast(grads)
-        if addresses is None:     # other device arrays (torch), or the error to raise
+        if addresses is None:     # other device arrays (torch, viewed), or the error to raise
             addresses = [g.data.ptr for g in super().resolve(grads)]
-        # An asynchronous copy on the current stream: ordered before the launches that
-        # read it, and it returns once the host list is staged.
-        self.addresses.set(np.array(addresses, dtype=np.uint64),
-                           stream=self.backend.cp.cuda.get_current_stream())
-        return self.addresses
+        return np.array(addresses, dtype=np.uint64)
 
 
 NUMPY = HostBackend()

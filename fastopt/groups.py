@@ -73,8 +73,6 @@ def group_spec(owner: str, group: Mapping[str, Any], keys: tuple[str, ...]
 class Changes:
     """Which groups of one optimizer were changed since its last step."""
 
-    __slots__ = ("groups",)
-
     def __init__(self) -> None:
         self.groups: set[int] = set()
 

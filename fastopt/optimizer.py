@@ -71,6 +71,12 @@ class Bucket:
     params: list                # flat views of the params
     state: dict[str, Any]       # state name -> one flat buffer for all the params
     kernel: Callable[[Any, Any], None]
+    device: str = "host"
+    positions: list[int] = dataclasses.field(default_factory=list)  # its params' indices
+
+    @property
+    def key(self) -> tuple[np.dtype, str]:
+        return self.dtype, self.device
 
     @property
     def offsets(self) -> list[int]:
@@ -162,32 +168,38 @@ class Optimizer:
         positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
         self._arrays.extend(arrays)
         state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [])
-        state.buckets = self._buckets(state)
+        try:
+            state.buckets = self._buckets(state)
+        except BaseException:            # e.g. out of memory: no param without a group
+            del self._arrays[positions[0]:]
+            raise
         self.param_groups.append(group)
         self._groups.append(state)
 
-    def _buckets(self, group: GroupState, keep: Mapping[str, Any] | None = None) -> list[Bucket]:
-        """The group's buckets, one per dtype, with fresh state (``keep``: state buffers per
-        bucket dtype to carry over, by name, from the buckets they replace)."""
-        by_dtype: dict[np.dtype, list[int]] = {}
+    def _buckets(self, group: GroupState, keep: Mapping[Any, Any] | None = None) -> list[Bucket]:
+        """The group's buckets, one per dtype and device, with fresh state (``keep``: the
+        state buffers, by name, of the buckets they replace, by (dtype, device))."""
+        members: dict[tuple, list[int]] = {}
         for i in group.positions:
-            by_dtype.setdefault(self._arrays[i].dtype, []).append(i)
+            a = self._arrays[i]
+            members.setdefault((a.dtype, self._backend.device_of(a)), []).append(i)
         buckets = []
-        for dtype, members in by_dtype.items():
-            flat = [self._arrays[i].reshape(-1) for i in members]
+        for key, positions in members.items():
+            flat = [self._arrays[i].reshape(-1) for i in positions]
             n = sum(a.size for a in flat)
-            state = {s: self._backend.zeros(n, dtype, self.rule.state_fill(s, group.hp))
+            state = {s: self._backend.zeros(n, key[0], self.rule.state_fill(s, group.hp),
+                                            like=flat[0])
                      for s in self.rule.state_used(group.hp)}
-            for s, buffer in (keep or {}).get(dtype, {}).items():
+            for s, buffer in (keep or {}).get(key, {}).items():
                 if s in state:
                     state[s] = buffer
-            buckets.append(Bucket(slice(0), dtype, flat, state, kernel=None))
+            buckets.append(Bucket(slice(0), key[0], flat, state, None, key[1], positions))
         for bucket in buckets:
             self._bind_kernel(bucket, group.hp)
         return buckets
 
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
-        empty = self._backend.zeros(0, bucket.dtype)
+        empty = self._backend.zeros(0, bucket.dtype, like=bucket.params[0])
         state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
         bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
                                                    bucket.offsets)
@@ -198,15 +210,12 @@ class Optimizer:
         for group in self._groups:
             for bucket in group.buckets:
                 start = len(order)
-                order.extend(self._positions_of(group, bucket))
+                order.extend(bucket.positions)
                 bucket.rows = slice(start, len(order))
         labels = ["grads"] if self._single else [f"grads[{i}]" for i in range(len(self._arrays))]
         self._resolver = self._backend.grads_resolver(
             type(self).__name__, [self._arrays[i] for i in order], order,
             [labels[i] for i in order])
-
-    def _positions_of(self, group: GroupState, bucket: Bucket) -> list[int]:
-        return [i for i in group.positions if self._arrays[i].dtype == bucket.dtype]
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
@@ -221,8 +230,8 @@ class Optimizer:
         known = [f"param {i}" for i in range(len(self._arrays))]
         checked = checked_arrays(type(self).__name__, self._arrays + given, known + labels,
                                  self._backend)[len(self._arrays):]
-        self._single = False
         self._add_group(owner, checked, given, overrides)
+        self._single = False
         self._rebuild_resolver()
 
     # -- live hyperparameters -------------------------------------------------------------
@@ -248,7 +257,7 @@ class Optimizer:
             rebuild = flags != group.flags
             group.hp, group.flags = hp, flags
             if rebuild:     # else only the host scalars change: the kernels stay
-                group.buckets = self._buckets(group, {b.dtype: b.state for b in group.buckets})
+                group.buckets = self._buckets(group, {b.key: b.state for b in group.buckets})
                 self._rebuild_resolver()
         self._changes.groups.clear()
 
@@ -262,9 +271,10 @@ class Optimizer:
 
     # -- the step ------------------------------------------------------------------------
     def _grads_list(self, grads: Arrays) -> list:
-        """The grads as a list, one per param (one array: checked by the resolver)."""
+        """The grads as a list or tuple, one per param (one array: checked by the resolver);
+        anything else, list or tuple subclasses included, is copied into a list first."""
         name = type(self).__name__
-        if not isinstance(grads, (list, tuple)):
+        if type(grads) not in (list, tuple):
             if not hasattr(grads, "__iter__") or hasattr(grads, "__array_interface__") or \
                     hasattr(grads, "__cuda_array_interface__"):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
@@ -275,20 +285,27 @@ class Optimizer:
                              f"param), got {len(grads)}")
         return grads
 
-    def _scalars(self, group: GroupState, t: int) -> tuple[tuple[float, ...], dict]:
+    def _group_step(self, group: GroupState) -> tuple[GroupState, list, dict]:
+        """(group, the host scalars of its next step cast for each of its buckets, the
+        rule's scalar state after it): everything that may raise, computed before any
+        kernel runs."""
+        t = group.t + 1
         lr = group.lr
         if callable(lr):
             lr = _checks.learning_rate(type(self).__name__, lr(t), step=t)
-        return self.rule.host_scalars(group.hp, t, lr, group.extra)
+        scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
+        return group, [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
         was one array, else a sequence with one grad per param, in the order of the groups."""
         if self._changes.groups:
             self._apply_changes()
+        # ``glist`` holds the grads (and ``resolved`` their addresses) until every kernel ran
         if self._single:
+            glist = [grads]
             try:
-                resolved = self._resolver.resolve([grads])
+                resolved = self._resolver.resolve(glist)
             except TypeError:
                 if isinstance(grads, (list, tuple)):
                     raise TypeError(f"{type(self).__name__}: grads must be a single array like "
@@ -296,21 +313,28 @@ class Optimizer:
                                     ) from None
                 raise
         else:
-            resolved = self._resolver.resolve(self._grads_list(grads))
-        per_group = [(group, *self._scalars(group, group.t + 1)) for group in self._groups]
-        for group, scalars, extra in per_group:
-            for bucket in group.buckets:        # one bucket per dtype of the group
-                bucket.kernel(resolved[bucket.rows], np.array(scalars, dtype=bucket.dtype))
+            glist = self._grads_list(grads)
+            resolved = self._resolver.resolve(glist)
+        per_group = [self._group_step(group) for group in self._groups]
+        for group, casts, extra in per_group:
+            for bucket, scalars in zip(group.buckets, casts):
+                bucket.kernel(resolved[bucket.rows], scalars)
             group.t += 1
             group.extra = extra
         self._steps.value += 1
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
+    def __copy__(self) -> Optimizer:
+        raise TypeError(f"{type(self).__name__}: a shallow copy would share params and state "
+                        "but not the step counts; use copy.deepcopy (new params and state) "
+                        "or state_dict()")
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         del state["_resolver"]
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
-                             {b.dtype.str: b.state for b in g.buckets}) for g in self._groups]
+                             [(b.dtype.str, b.device, b.state) for b in g.buckets])
+                            for g in self._groups]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -318,7 +342,7 @@ class Optimizer:
         self.__dict__.update(state)
         self._groups = []
         for group, kept in groups:
-            group.buckets = self._buckets(group, {np.dtype(k): v for k, v in kept.items()})
+            group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})
             self._groups.append(group)
         self._rebuild_resolver()
 
@@ -350,7 +374,7 @@ class Optimizer:
         for group in self._groups:
             for bucket in group.buckets:
                 offsets = bucket.offsets
-                for k, i in enumerate(self._positions_of(group, bucket)):
+                for k, i in enumerate(bucket.positions):
                     shape = self._arrays[i].shape
                     out[i] = {s: v[offsets[k]:offsets[k + 1]].reshape(shape)
                               for s, v in bucket.state.items()}

@@ -53,7 +53,7 @@ def _words(obj: object, n: int) -> list[int]:
 def _measure_fields() -> Fields | None:
     """The offsets, found on a probe array and verified on others; None if they disagree."""
     probe = np.zeros((3, 5), np.float32)
-    words = _words(probe, 16)
+    words = _words(probe, np.ndarray.__basicsize__ // ctypes.sizeof(ctypes.c_ssize_t))
     try:
         kind, data = words.index(id(np.ndarray)), words.index(probe.ctypes.data)
     except ValueError:

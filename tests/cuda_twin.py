@@ -138,7 +138,7 @@ def on_twin(opt, twin: Twin):
     """``opt`` (a numpy-backend optimizer) moved onto the twin's kernels, state kept."""
     opt._backend = TwinBackend(twin)
     for group in opt._groups:
-        group.buckets = opt._buckets(group, {b.dtype: b.state for b in group.buckets})
+        group.buckets = opt._buckets(group, {b.key: b.state for b in group.buckets})
     opt._rebuild_resolver()
     return opt
 

@@ -436,3 +436,56 @@ def test_a_copy_updates_its_own_params(backend, clone):
     opt.step([np.ones(3), np.ones(2)])
     for p, q in zip(opt.params, twin.params):
         np.testing.assert_array_equal(p, q)
+
+
+# -- what a step holds, and what an error leaves -----------------------------------------
+class FreshItems(list):
+    """A list whose items are new arrays each time they are read."""
+
+    def __iter__(self):
+        return (x.copy() for x in list.__iter__(self))
+
+    def __getitem__(self, i):
+        return list.__getitem__(self, i).copy()
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("make", [lambda gs: (g.astype(np.float32) for g in gs), FreshItems],
+                         ids=["generator", "list subclass"])
+def test_grads_made_on_the_fly_live_through_the_step(backend, make):
+    """Grads that exist only while the step reads them are kept alive by the step."""
+    params = [np.zeros(100_000, np.float32), np.zeros(3, np.float32)]
+    opt = fastopt.SGD(params, lr=1.0, backend=backend)
+    for step in range(1, 4):
+        opt.step(make([np.ones(100_000), np.ones(3)] if make is not FreshItems else
+                      [np.ones(100_000, np.float32), np.ones(3, np.float32)]))
+        assert all((p == -step).all() for p in params)
+
+
+def test_a_failed_add_param_group_leaves_the_optimizer_as_it_was():
+    p = np.zeros(3)
+    opt = fastopt.SGD(p, lr=0.1, backend="numpy")
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: lr must be"):
+        opt.add_param_group({"params": [np.zeros(2)], "lr": -1.0})
+    opt.step(np.ones(3))                   # still one array, one grad
+    assert opt.params is p and len(opt.param_groups) == 1 and opt.step_count == 1
+
+
+def test_an_error_in_a_later_groups_scalars_changes_no_group():
+    """float32 cannot hold this weight decay: the cast fails under errstate('raise') after
+    the float64 group's scalars were made, before any kernel ran."""
+    params = [np.zeros(3), np.zeros(2, np.float32)]
+    opt = fastopt.SGD([{"params": params[:1]}, {"params": params[1:], "weight_decay": 1e39}],
+                      lr=0.1, backend="numpy")
+    with np.errstate(all="raise"), pytest.raises(FloatingPointError):
+        opt.step([np.ones(3), np.ones(2, np.float32)])
+    assert not params[0].any() and opt.step_count == 0
+    assert opt.state_dict()["groups.0.step"] == 0
+
+
+def test_a_shallow_copy_is_refused_and_old_pickle_protocols_work():
+    opt = fastopt.Adam([np.zeros(3)], backend="numpy")
+    with pytest.raises(TypeError, match="deepcopy"):
+        copy.copy(opt)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert pickle.loads(pickle.dumps(opt, protocol)).param_groups[0]["lr"] == 1e-3
