@@ -110,6 +110,15 @@ class HostBackend:
                      for p, a, b in zip(params, offsets, offsets[1:])]
         return functools.partial(_reference_bucket, rule.reference, rule.variant(hp), per_param)
 
+    def runner(self, resolver: Any, buckets: list) -> Callable[[list, list], None]:
+        """``run(grads, scalars)``: check and locate every grad, then run each bucket's
+        kernel with its scalars (one cast array per bucket, in ``buckets`` order)."""
+        def run(grads: list, scalars: list) -> None:
+            resolved = resolver.resolve(grads)
+            for bucket, cast in zip(buckets, scalars):
+                bucket.kernel(resolved[bucket.rows], cast)
+        return run
+
 
 class FlatGrads:
     """The general grads resolver: checks each grad in Python, returns them flat."""
@@ -130,25 +139,33 @@ class GradPointers(FlatGrads):
     (kernels/_ndarray.py) or, for a grad it cannot vouch for, by the general checks."""
 
     def __init__(self, *args: Any) -> None:
-        from .kernels._ndarray import LAYOUT, grad_table, resolve_grads
+        from .kernels._ndarray import FIELDS, LAYOUT, grad_table, resolve_grads
 
         super().__init__(*args)
         self.table, self.dims = grad_table(self.params, self.order)
         self.pointers = np.zeros(len(self.params), dtype=np.intp)
-        self.compiled, self.layout = resolve_grads, LAYOUT
+        self.compiled = resolve_grads if FIELDS is not None else None
+        self.layout = LAYOUT
         self.dtypes = [p.dtype for p in self.params]   # the table holds their addresses
         self.one_id = np.zeros(1, dtype=np.intp)
 
+    def ids(self, grads: list) -> np.ndarray:
+        """The grads' object addresses, for the compiled checks."""
+        if len(grads) == 1:             # 0.08 us instead of fromiter's 0.45
+            self.one_id[0] = id(grads[0])
+            return self.one_id
+        return np.fromiter(map(id, grads), np.intp, len(grads))
+
     def resolve(self, grads: list) -> np.ndarray:
         if self.compiled is not None:
-            if len(grads) == 1:          # 0.08 us instead of fromiter's 0.45
-                ids = self.one_id
-                ids[0] = id(grads[0])
-            else:
-                ids = np.fromiter(map(id, grads), np.intp, len(grads))
+            ids = self.ids(grads)
             if self.compiled(ids, self.table, self.dims, self.pointers, self.layout) < 0:
                 return self.pointers
-        super().resolve(grads)          # the checks, and the errors they raise
+        return self.resolve_in_python(grads)
+
+    def resolve_in_python(self, grads: list) -> np.ndarray:
+        """The general checks (and the errors they raise), then the addresses."""
+        super().resolve(grads)
         # The grads themselves (the step holds them) own the memory the kernels read.
         for k, i in enumerate(self.order):
             self.pointers[k] = self.backend.address(np.asarray(grads[i]))
@@ -177,7 +194,7 @@ class NumbaBackend(HostBackend):
                       offsets: list[int]) -> Callable[[Any, Any], None]:
         import numba
 
-        from .kernels._cpu import CpuKernel, bucket_table
+        from .kernels._cpu import UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
         key = (rule.cpu_element, tuple(flags.items()))
@@ -187,16 +204,31 @@ class NumbaBackend(HostBackend):
         loop, parallel = self._kernels[key].loop(
             dtype, rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
         table = bucket_table(params)
-        if parallel:
-            threads = numba.get_num_threads
+        parts = numba.get_num_threads if parallel else lambda: 1
 
-            def step(pointers, scalars):
-                loop(table, pointers, state, scalars, threads())
-        else:
-            def step(pointers, scalars):
-                loop(table, pointers, state, scalars, 1)
-        step.loop = loop
+        def step(pointers: np.ndarray, scalars: np.ndarray) -> None:
+            loop(table, pointers, state, scalars, parts(), *UNCHECKED)
+
+        def checked_step(ids: np.ndarray, grads: GradPointers, scalars: np.ndarray) -> int:
+            """The grads checked and located in the same call: -1, or the first row the
+            compiled checks could not vouch for (nothing touched then)."""
+            return loop(table, grads.pointers, state, scalars, parts(), ids, grads.table,
+                        grads.dims, grads.layout)
+
+        step.loop, step.checked = loop, checked_step
         return step
+
+    def runner(self, resolver: GradPointers, buckets: list) -> Callable[[list, list], None]:
+        """One bucket: its loop checks the grads itself (one compiled call a step)."""
+        if len(buckets) != 1 or resolver.compiled is None:
+            return super().runner(resolver, buckets)
+        (bucket,) = buckets
+        kernel = bucket.kernel
+
+        def run(grads: list, scalars: list) -> None:
+            if kernel.checked(resolver.ids(grads), resolver, scalars[0]) >= 0:
+                kernel(resolver.resolve_in_python(grads), scalars[0])
+        return run
 
 
 class CupyBackend(HostBackend):

@@ -216,6 +216,8 @@ class Optimizer:
         self._resolver = self._backend.grads_resolver(
             type(self).__name__, [self._arrays[i] for i in order], order,
             [labels[i] for i in order])
+        self._run = self._backend.runner(self._resolver,
+                                         [b for group in self._groups for b in group.buckets])
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
@@ -285,8 +287,8 @@ class Optimizer:
                              f"param), got {len(grads)}")
         return grads
 
-    def _group_step(self, group: GroupState) -> tuple[GroupState, list, dict]:
-        """(group, the host scalars of its next step cast for each of its buckets, the
+    def _group_step(self, group: GroupState) -> tuple[list, dict]:
+        """(the host scalars of the group's next step cast for each of its buckets, the
         rule's scalar state after it): everything that may raise, computed before any
         kernel runs."""
         t = group.t + 1
@@ -294,18 +296,24 @@ class Optimizer:
         if callable(lr):
             lr = _checks.learning_rate(type(self).__name__, lr(t), step=t)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        return group, [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
+        return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
         was one array, else a sequence with one grad per param, in the order of the groups."""
         if self._changes.groups:
             self._apply_changes()
-        # ``glist`` holds the grads (and ``resolved`` their addresses) until every kernel ran
+        casts: list = []
+        extras = []
+        for group in self._groups:
+            group_casts, extra = self._group_step(group)
+            casts += group_casts
+            extras.append(extra)
+        # ``glist`` holds the grads until every kernel ran (a generator's arrays included)
         if self._single:
             glist = [grads]
             try:
-                resolved = self._resolver.resolve(glist)
+                self._run(glist, casts)
             except TypeError:
                 if isinstance(grads, (list, tuple)):
                     raise TypeError(f"{type(self).__name__}: grads must be a single array like "
@@ -314,11 +322,8 @@ class Optimizer:
                 raise
         else:
             glist = self._grads_list(grads)
-            resolved = self._resolver.resolve(glist)
-        per_group = [self._group_step(group) for group in self._groups]
-        for group, casts, extra in per_group:
-            for bucket, scalars in zip(group.buckets, casts):
-                bucket.kernel(resolved[bucket.rows], scalars)
+            self._run(glist, casts)
+        for group, extra in zip(self._groups, extras):
             group.t += 1
             group.extra = extra
         self._steps.value += 1
@@ -331,7 +336,7 @@ class Optimizer:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_resolver"]
+        del state["_resolver"], state["_run"]
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
                              [(b.dtype.str, b.device, b.state) for b in g.buckets])
                             for g in self._groups]

@@ -50,7 +50,7 @@ try:
     from numba.extending import overload
     from numba.np.unsafe.ndarray import to_fixed_tuple
 
-    from ._ndarray import void_pointer
+    from ._ndarray import resolve_grads, void_pointer
 except ImportError:  # the numba backend is optional; the rule modules still import
     numba = None
     prange = range
@@ -123,6 +123,11 @@ def bucket_table(params: list) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(params), 3)
 
 
+# The last four arguments of a bucket loop whose grads are located already.
+UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 4), np.intp), np.zeros(0, np.intp),
+             np.zeros(8, np.intp))
+
+
 def state_views(state, a, b):
     """tuple(x[a:b] for x in state), which numba cannot compile as written."""
     return tuple(x[a:b] for x in state)
@@ -148,12 +153,21 @@ def _first_row_at(table, element):
     return lo
 
 
-def _bucket_loop(table, grads, state, scalars, parts):
+def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, layout):
     """One pass of a rule's element body over a bucket (cloned per variant; see above):
     ``table`` rows as above, ``grads`` the grads' data pointers, ``state`` one flat buffer
     per state array (those the variant does not use may be empty), ``scalars`` this step's
     host scalars in the arrays' dtype, ``parts`` the number of threads (1 when serial;
-    numba.get_num_threads() inside the loop would keep numba from caching it)."""
+    numba.get_num_threads() inside the loop would keep numba from caching it).
+
+    With ``ids`` (not empty), the grads are first checked and located from their objects
+    (kernels/_ndarray.py: ``checks``, ``dims`` and ``layout`` are its table, shapes and
+    layout), saving a second compiled call; returns the first row it cannot vouch for,
+    before touching anything, or -1 once the bucket is updated."""
+    if ids.size:
+        bad = resolve_grads(ids, checks, dims, grads, layout)
+        if bad >= 0:
+            return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
@@ -172,6 +186,7 @@ def _bucket_loop(table, grads, state, scalars, parts):
             st = state_views(state, offset + a, offset + a + m)
             for i in range(m):
                 ELEMENT(i, p, g, st, s, FLAGS)  # noqa: F821
+    return -1
 
 
 def _fingerprint(fn: Callable) -> str:
@@ -210,22 +225,25 @@ class CpuKernel:
             variant_loop(rule, flags, parallel)) for parallel in (False, True))
         self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
-    def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., None], bool]:
-        """(``f(table, grads, state, scalars, parts)``, parallel?) for buckets of ``dtype``
-        moving ``bytes_per_step`` (serial below the threshold: call it with parts=1),
-        compiled now or loaded from numba's on-disk cache, so no step waits for the JIT."""
+    def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
+        """(``f(table, grads, state, scalars, parts, ids, checks, dims, layout)``,
+        parallel?) for buckets of ``dtype`` moving ``bytes_per_step`` (serial below the
+        threshold: call it with parts=1), compiled now or loaded from numba's on-disk
+        cache, so no step waits for the JIT."""
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(np.dtype(dtype))[::1]
-        dispatcher.compile(numba.void(numba.int64[:, ::1], numba.intp[::1],
+        index = numba.intp[::1]
+        dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
                                       numba.types.UniTuple(array, self.n_state), array,
-                                      numba.intp))
+                                      numba.intp, index, numba.intp[:, ::1], index, index))
         # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
         scratch = np.zeros(1, dtype)
         state = tuple(np.zeros(1, dtype) for _ in range(self.n_state))
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
-                   np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1)
+                   np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
+                   *UNCHECKED)
         return dispatcher, parallel
 
     def for_array(self, p: np.ndarray, g: np.ndarray, bytes_per_step: int
@@ -235,4 +253,4 @@ class CpuKernel:
         loop, parallel = self.loop(p.dtype, bytes_per_step)
         table, grads = bucket_table([p]), np.array([g.ctypes.data], np.intp)
         parts = numba.get_num_threads() if parallel else 1
-        return lambda state, scalars: loop(table, grads, state, scalars, parts)
+        return lambda state, scalars: loop(table, grads, state, scalars, parts, *UNCHECKED)

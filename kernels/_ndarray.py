@@ -109,7 +109,7 @@ def grad_table(arrays: list, grad_index: list[int]) -> tuple[np.ndarray, np.ndar
 # What resolve_grads reads, passed as an argument (numba's cache must not freeze
 # addresses of this process): the ndarray type's address, then FIELDS.
 LAYOUT = (np.array([id(np.ndarray), *FIELDS, ctypes.sizeof(ctypes.c_ssize_t)], dtype=np.intp)
-          if FIELDS is not None else None)
+          if FIELDS is not None else np.zeros(8, np.intp))
 KIND, TYPE, DATA, ND, DIMENSIONS, DESCRIPTOR, FLAGS, WORD = range(8)   # LAYOUT's entries
 
 if numba is not None:
@@ -157,5 +157,10 @@ if numba is not None and FIELDS is not None:
                 return k
             pointers[k] = _word(obj + layout[DATA])
         return -1
+elif numba is not None:
+    @numba.njit(cache=True, nogil=True)
+    def resolve_grads(ids, table, dims, pointers, layout):
+        """The layout is unknown here: no grad is vouched for (Python checks them all)."""
+        return 0 if table.shape[0] else -1
 else:
     resolve_grads = None
