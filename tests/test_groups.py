@@ -159,15 +159,19 @@ def test_grads_the_compiled_check_cannot_vouch_for_take_the_general_route():
 
 
 @pytest.mark.skipif("numba" not in HOST_BACKENDS, reason="numba is not installed")
-def test_plain_grads_take_the_compiled_route_and_the_python_route_agrees():
-    from fastopt.kernels._ndarray import FIELDS
+@pytest.mark.parametrize("dtypes", [(np.float32,), (np.float32, np.float64)],
+                         ids=["one bucket", "two buckets"])
+def test_plain_grads_take_the_compiled_route_and_the_python_route_agrees(dtypes, monkeypatch):
+    from fastopt.kernels import _ndarray
 
-    assert FIELDS is not None, "the ndarray header layout was not recognised on this machine"
-    params = arrays([(3, 2), (), (0,), (4,)], (np.float32, np.float64))
+    assert _ndarray.FIELDS is not None, "the ndarray header layout was not recognised here"
+    params = arrays([(3, 2), (), (0,), (4,)], dtypes)
     fast, slow, ref = copies(params), copies(params), copies(params)
-    opt_fast, opt_slow = fastopt.Adam(fast, backend="numba"), fastopt.Adam(slow, backend="numba")
+    opt_fast = fastopt.Adam(fast, backend="numba")
+    monkeypatch.setattr(_ndarray, "FIELDS", None)          # as where the layout is unknown
+    opt_slow = fastopt.Adam(slow, backend="numba")
+    assert opt_slow._resolver.compiled is None
     opt_ref = fastopt.Adam(ref, backend="numpy")
-    opt_slow._resolver.compiled = None                      # as where FIELDS is None
     rng = np.random.default_rng(7)
     for _ in range(3):
         g = grads_like(params, rng)
