@@ -5,7 +5,8 @@ the bound kernel directly every step.
 
 * ``numpy``  the plain-NumPy reference (always available);
 * ``numba``  fused, multithreaded CPU kernels (needs numba);
-* ``cupy``   fused CUDA elementwise kernels (needs cupy and a CUDA device).
+* ``cupy``   fused CUDA kernels, one launch per bucket of arrays (needs cupy and a CUDA
+  device).
 
 ``backend="auto"`` picks cupy for device arrays (anything with ``__cuda_array_interface__``)
 and numba for NumPy arrays, numpy when numba is not installed. A backend named explicitly
@@ -233,8 +234,8 @@ class NumbaBackend(HostBackend):
 
 class CupyBackend(HostBackend):
     """CuPy arrays (or any ``__cuda_array_interface__`` object, viewed without a copy),
-    updated by the rules' CUDA elementwise kernels. A step launches one kernel per param
-    and never synchronises with the host."""
+    updated by the rules' CUDA bucket kernels (kernels/_gpu.py). A step launches one kernel
+    per bucket and never synchronises with the host."""
 
     name = "cupy"
 
@@ -258,7 +259,7 @@ class CupyBackend(HostBackend):
         return True
 
     def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0, like: Any = None) -> Any:
-        with self.cp.cuda.Device(like.device if like is not None else None):
+        with self.cp.cuda.Device(like.data.device_id if like is not None else None):
             return self.cp.full(n, fill, dtype=dtype)
 
     def to_numpy(self, x: Any) -> np.ndarray:

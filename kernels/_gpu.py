@@ -31,7 +31,7 @@ BLOCK_SIZE, BLOCK_SIZE_TWO_ARRAYS = 128, 256
 
 @dataclass(frozen=True)
 class CudaSource:
-    """What an ElementwiseKernel of one rule variant is built from."""
+    """What the CUDA kernel of one rule variant is built from."""
 
     name: str
     in_params: tuple[str, ...]      # "g" then the scalars, all of type T

@@ -1,10 +1,11 @@
-"""The CuPy kernel bodies compiled for the CPU with the system C++ compiler.
+"""The CuPy bucket kernels compiled for the CPU with the system C++ compiler.
 
-Each rule variant's CUDA source (kernels/_gpu.py: the same preamble, macros, parameter
-names and body string that cupy.ElementwiseKernel gets) is wrapped in a plain C++ loop
-with the few CUDA spellings shimmed, compiled into one shared library, and called through
-ctypes with the optimizer's calling convention. A typo or a math error in a GPU kernel
-body therefore fails CI, which has no GPU.
+Each rule variant's CUDA kernel (kernels/_gpu.py: the very source cupy.RawKernel gets)
+is compiled with the few CUDA spellings shimmed, in one shared library, beside a launcher
+that runs its grid one block and thread at a time; ``TwinBackend`` drives it through the
+same ``BucketLaunch`` (tables, chunks, argument order) the cupy backend uses, with host
+arrays for device arrays. A typo or a math error in a GPU kernel, or a wrong table or
+chunk, therefore fails CI, which has no GPU.
 """
 from __future__ import annotations
 
