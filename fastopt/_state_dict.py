@@ -94,13 +94,10 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
         if given["params"] != group.positions:
             raise ValueError(f"{owner}: param group {j} holds params {given['params']} in the "
                              f"state_dict, {group.positions} here")
-        lr, hp = opt._checked_group(f"{owner}: param_groups[{j}]", given["overrides"])
-        extra = {}
-        for k, v in given["extra"].items():
-            v = plain(v)
-            if not isinstance(v, (float, int)) or isinstance(v, bool):
-                raise ValueError(f"{owner}: {k} must be a number, got {v!r}")
-            extra[k] = float(v)
+        lr, hp = opt._checked_group(f"{owner}: param_groups[{j}]", given["overrides"],
+                                    opt._group_arrays(group))
+        extra = opt.rule.checked_extra(f"{owner}: param_groups[{j}]",
+                                       {k: plain(v) for k, v in given["extra"].items()})
         for i in group.positions:
             for s in opt.rule.state_used(hp):
                 expected[f"{i}.{s}"] = opt._arrays[i]

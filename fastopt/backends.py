@@ -76,6 +76,9 @@ class HostBackend:
         """``g`` as a flat array of the backend, or the error that says what is wrong with
         it as the gradient of ``p`` (other libraries' device arrays, e.g. torch CUDA
         tensors, are viewed without a copy)."""
+        if isinstance(g, np.ma.MaskedArray):
+            raise TypeError(f"{what} is a masked array, whose mask the kernels would ignore; "
+                            "give g.filled(0.0) (or the value the masked entries should have)")
         if not self.grad_matches(g, p):
             g = self.check_array(g, what)
             if g.shape != p.shape:
@@ -87,7 +90,11 @@ class HostBackend:
             if not self.grad_matches(g, p):
                 raise ValueError(f"{what} is on another device than its param "
                                  f"({self.device_of(g)} vs {self.device_of(p)})")
-        return g.reshape(-1)
+        return self.flat(g)
+
+    def flat(self, g: Any) -> Any:
+        """``g`` as a flat array of this backend's own type (np.matrix stays 2-D otherwise)."""
+        return (g if type(g) is np.ndarray else np.asarray(g)).reshape(-1)
 
     def device_of(self, x: Any) -> str:
         return "host"
@@ -278,6 +285,9 @@ class CupyBackend(HostBackend):
     def device_of(self, x: Any) -> str:
         return f"cuda:{x.device.id}"
 
+    def flat(self, g: Any) -> Any:
+        return g.reshape(-1)
+
     def grads_resolver(self, owner: str, params: list, order: list[int],
                        labels: list[str]) -> DeviceGradAddresses:
         return DeviceGradAddresses(self, owner, params, order, labels)
@@ -356,14 +366,31 @@ def _module_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def _numba_problem() -> str | None:
+    """Why the numba backend cannot run here, or None."""
+    if not _module_available("numba"):
+        return "numba is not installed: pip install numba (or fastopt[numba])"
+    try:
+        import numba
+    except Exception as exc:        # installed but broken (e.g. built for another NumPy)
+        return f"numba fails to import ({type(exc).__name__}: {exc})"
+    if numba.config.DISABLE_JIT:
+        return "numba's JIT is disabled (NUMBA_DISABLE_JIT is set)"
+    from .kernels._cpu import numba as kernels_numba
+
+    if kernels_numba is None:
+        return "numba imported, but its extension API did not (see kernels/_cpu.py)"
+    return None
+
+
 def _make_backend(name: str) -> HostBackend:
     """The backend object for ``name``, or BackendUnavailableError saying what is missing."""
     if name == "numpy":
         return NUMPY
     if name == "numba":
-        if not _module_available("numba"):
-            raise BackendUnavailableError(
-                "backend 'numba' needs numba: pip install numba (or fastopt[numba])")
+        problem = _numba_problem()
+        if problem:
+            raise BackendUnavailableError(f"backend 'numba' cannot run: {problem}")
         return _shared(NumbaBackend)
     if name == "cupy":
         if not _module_available("cupy"):

@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--steps", type=int, default=None,
                        help="steps per run (default: each problem's own)")
     sub.add_parser("info", help="versions, threads and the GPU")
-    b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, % of copy bandwidth")
+    b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, %% of copy bandwidth")
     b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
     b.add_argument("--backends", nargs="+", default=None,
                    help="default: every available backend")

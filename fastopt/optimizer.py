@@ -9,6 +9,7 @@ in one flat buffer per state name; ``opt.state`` shows them per param.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
@@ -94,6 +95,12 @@ class GroupState:
     t: int                      # steps this group has taken
     extra: dict[str, float]     # the rule's scalar state (Nadam: mu_product)
     buckets: list[Bucket]
+    limit: float = np.inf       # the largest value its narrowest dtype holds
+
+
+def _narrowest(arrays: list) -> np.dtype:
+    """The float dtype among ``arrays`` with the smallest range."""
+    return min((a.dtype for a in arrays), key=lambda d: np.finfo(d).max)
 
 
 @dataclass
@@ -124,6 +131,7 @@ class Optimizer:
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         self._backend = resolve_backend(backend, arrays)
         self._changes = Changes()
+        self._lock = threading.RLock()
         self.param_groups = []
         self._groups: list[GroupState] = []
         self._arrays: list = []
@@ -133,8 +141,8 @@ class Optimizer:
         start = 0
         for j, (spec_arrays, overrides) in enumerate(specs):
             count = len(spec_arrays)
-            self._add_group(f"{owner}: param_groups[{j}]", checked[start:start + count],
-                            spec_arrays, overrides)
+            self._add_group(f"{owner}: param_groups[{j}]" if form == "groups" else owner,
+                            checked[start:start + count], spec_arrays, overrides)
             start += count
         self._rebuild_resolver()
 
@@ -151,23 +159,29 @@ class Optimizer:
         return [f"param_groups[{j}]['params'][{i}]" for j, n in enumerate(counts)
                 for i in range(n)]
 
-    def _checked_group(self, owner: str, overrides: Mapping[str, Any]
+    def _checked_group(self, owner: str, overrides: Mapping[str, Any], arrays: list
                        ) -> tuple[LearningRate, dict[str, Any]]:
-        """(lr, the other hyperparameters) of a group: the defaults with its overrides,
-        validated."""
+        """(lr, the other hyperparameters) of a group of ``arrays``: the defaults with its
+        overrides, validated, each number representable in the arrays' dtypes (torch, too,
+        refuses lr=1e39 for float32 params rather than step to inf)."""
         values = dict(self.defaults, **overrides)
         lr = _checks.learning_rate_or_schedule(owner, "lr", values["lr"])
-        return lr, self.rule.checked(owner, values)
+        hp = self.rule.checked(owner, values)
+        dtype = _narrowest(arrays)
+        for name, value in [("lr", lr), *hp.items()]:
+            _checks.representable(owner, name, value, dtype)
+        return lr, hp
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
-        lr, hp = self._checked_group(owner, overrides)
+        lr, hp = self._checked_group(owner, overrides, arrays)
         index = len(self.param_groups)
         values = dict(self.defaults, **overrides)
         group = ParamGroup({"params": tuple(given), **values}, index, self._keys(), self._changes)
         positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
         self._arrays.extend(arrays)
-        state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [])
+        state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [],
+                           float(np.finfo(_narrowest(arrays)).max))
         try:
             state.buckets = self._buckets(state)
         except BaseException:            # e.g. out of memory: no param without a group
@@ -222,6 +236,10 @@ class Optimizer:
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
         of its own, as in PyTorch. Its params must not overlap any param already here."""
+        with self._lock:
+            self._add_param_group(param_group)
+
+    def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
         owner = f"{type(self).__name__}: param_groups[{len(self.param_groups)}]"
         if not isinstance(param_group, Mapping):
             raise TypeError(f"{owner} must be a dict {{'params': [...], ...}}, got "
@@ -243,8 +261,8 @@ class Optimizer:
         for j in sorted(self._changes.groups):
             owner = f"{type(self).__name__}: param_groups[{j}]"
             overrides = {k: v for k, v in self.param_groups[j].items() if k != "params"}
-            lr, hp = self._checked_group(owner, overrides)
             group = self._groups[j]
+            lr, hp = self._checked_group(owner, overrides, self._group_arrays(group))
             flags = self.rule.variant(hp)
             grows = set(self.rule.state_used(hp)) - set(self.rule.state_used(group.hp))
             if flags != group.flags and grows and group.t > 0:
@@ -262,6 +280,9 @@ class Optimizer:
                 group.buckets = self._buckets(group, {b.key: b.state for b in group.buckets})
                 self._rebuild_resolver()
         self._changes.groups.clear()
+
+    def _group_arrays(self, group: GroupState) -> list:
+        return [self._arrays[i] for i in group.positions]
 
     def __setattr__(self, name: str, value: Any) -> None:
         if not name.startswith("_") and name != "param_groups":
@@ -294,13 +315,22 @@ class Optimizer:
         t = group.t + 1
         lr = group.lr
         if callable(lr):
-            lr = _checks.learning_rate(type(self).__name__, lr(t), step=t)
+            owner = type(self).__name__
+            lr = _checks.learning_rate(owner, lr(t), step=t)
+            if lr > group.limit:
+                _checks.representable(owner, f"lr schedule at step {t}", lr,
+                                      _narrowest(self._group_arrays(group)))
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
-        was one array, else a sequence with one grad per param, in the order of the groups."""
+        was one array, else a sequence with one grad per param, in the order of the groups.
+        Calls from several threads take turns (one lock per optimizer)."""
+        with self._lock:
+            self._step(grads)
+
+    def _step(self, grads: Arrays) -> None:
         if self._changes.groups:
             self._apply_changes()
         casts: list = []
@@ -336,7 +366,7 @@ class Optimizer:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        del state["_resolver"], state["_run"]
+        del state["_resolver"], state["_run"], state["_lock"]
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
                              [(b.dtype.str, b.device, b.state) for b in g.buckets])
                             for g in self._groups]
@@ -344,7 +374,7 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         groups = state.pop("_groups")
-        self.__dict__.update(state)
+        self.__dict__.update(state, _lock=threading.RLock())
         self._groups = []
         for group, kept in groups:
             group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})
@@ -404,6 +434,10 @@ class Optimizer:
         the same rule, groups and param shapes on any backend. Changes made to
         ``param_groups`` since the last step are validated and applied first.
         """
+        with self._lock:
+            return self._state_dict()
+
+    def _state_dict(self) -> dict[str, Any]:
         if self._changes.groups:
             self._apply_changes()        # the groups as they are now, validated
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self.step_count,
@@ -427,4 +461,5 @@ class Optimizer:
         """Restore a ``state_dict()`` (this release's or 0.1.0's): the groups'
         hyperparameters and steps, and the state. Every check runs before anything is
         changed."""
-        load(self, state_dict)
+        with self._lock:
+            load(self, state_dict)

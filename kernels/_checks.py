@@ -11,6 +11,25 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def finite(owner: str, name: str, value: Any) -> float:
+    """A finite float."""
+    if not _is_real(value) or not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def representable(owner: str, name: str, value: Any, dtype: Any) -> None:
+    """Numbers (alone or in a tuple) within the range of ``dtype``, the params' (float32:
+    |x| <= 3.4e38): beyond it the kernels would compute with inf."""
+    import numpy as np
+
+    largest = float(np.finfo(dtype).max)
+    for v in value if isinstance(value, tuple) else (value,):
+        if _is_real(v) and abs(v) > largest:
+            raise ValueError(f"{owner}: {name}={value!r} overflows {np.dtype(dtype).name}, the "
+                             f"dtype of its params (largest {largest:.3g})")
+
+
 def nonnegative(owner: str, name: str, value: Any) -> float:
     """A finite float >= 0."""
     if not _is_real(value) or not math.isfinite(value) or value < 0:

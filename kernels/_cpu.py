@@ -44,6 +44,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ._jit import njit
+
 try:
     import numba
     from numba import prange
@@ -51,7 +53,7 @@ try:
     from numba.np.unsafe.ndarray import to_fixed_tuple
 
     from ._ndarray import resolve_grads, void_pointer
-except ImportError:  # the numba backend is optional; the rule modules still import
+except Exception:  # the numba backend is optional (or broken); the rule modules still import
     numba = None
     prange = range
 
@@ -62,7 +64,7 @@ PARALLEL_THRESHOLD_BYTES = 1 << 20
 
 def scalar_helper(fn: Callable) -> Callable:
     """A small scalar function the kernels call (compiled by numba when it is present)."""
-    return numba.njit(**OPTIONS)(fn) if numba is not None else fn
+    return njit(fn, **OPTIONS) if numba is not None else fn
 
 
 @scalar_helper
@@ -80,7 +82,7 @@ def sign(x):
 
 
 if numba is not None:
-    @numba.extending.overload(sign, jit_options=OPTIONS)
+    @numba.extending.overload(sign, jit_options=dict(OPTIONS, cache=False))  # inlined
     def _sign_in_dtype(x):
         one = numba.np.numpy_support.as_dtype(x).type(1)
         zero = one - one
@@ -105,8 +107,7 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
     if numba is None:
         raise ImportError("the numba backend needs numba: pip install numba")
     opts = dict(OPTIONS, **options)
-    return (numba.njit(**opts)(fn),
-            numba.njit(parallel=True, **opts)(_renamed(fn, "_parallel")))
+    return (njit(fn, **opts), njit(_renamed(fn, "_parallel"), parallel=True, **opts))
 
 
 # Columns of a bucket's table, one row per param: its data pointer, and its place in the
@@ -221,8 +222,9 @@ class CpuKernel:
     def __init__(self, rule: Any, flags: Mapping[str, bool]) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
-        self.serial, self.parallel = (numba.njit(parallel=parallel, **OPTIONS)(
-            variant_loop(rule, flags, parallel)) for parallel in (False, True))
+        self.serial, self.parallel = (njit(variant_loop(rule, flags, parallel),
+                                           parallel=parallel, **OPTIONS)
+                                      for parallel in (False, True))
         self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:

@@ -24,12 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._jit import njit
+
 try:
     import numba
     from numba import types
     from numba.core import cgutils
     from numba.extending import intrinsic
-except ImportError:   # the numba backend is optional
+except Exception:   # the numba backend is optional (or broken)
     numba = None
 
 C_CONTIGUOUS = 0x0001   # NPY_ARRAY_C_CONTIGUOUS
@@ -123,15 +125,15 @@ else:
     void_pointer = None
 
 if numba is not None and FIELDS is not None:
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def _word(address):
         return numba.carray(void_pointer(address), 1, np.intp)[0]
 
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def _int(address):
         return numba.carray(void_pointer(address), 1, np.intc)[0]
 
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def _matches(obj, k, table, dims, layout):
         if _word(obj + layout[TYPE]) != layout[KIND]:   # what every object has, first
             return False
@@ -146,7 +148,7 @@ if numba is not None and FIELDS is not None:
                 return False
         return True
 
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def resolve_grads(ids, table, dims, pointers, layout):
         """pointers[k] = the data of grad ``ids[table[k, GRAD]]`` for every row k, if each
         is a C-contiguous numpy.ndarray of its param's shape and dtype; else the first row
@@ -158,7 +160,7 @@ if numba is not None and FIELDS is not None:
             pointers[k] = _word(obj + layout[DATA])
         return -1
 elif numba is not None:
-    @numba.njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True)
     def resolve_grads(ids, table, dims, pointers, layout):
         """The layout is unknown here: no grad is vouched for (Python checks them all)."""
         return 0 if table.shape[0] else -1

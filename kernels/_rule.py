@@ -110,6 +110,7 @@ class Rule:
     state_used_by: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     state_fill: Callable[[str, Mapping[str, Any]], float] = lambda name, hp: 0.0
     extra: Mapping[str, float] = field(default_factory=dict)
+    extra_kinds: Mapping[str, str] = field(default_factory=dict)   # KINDS that check them
     check: Callable[[str, Mapping[str, Any]], None] = _no_check
     fixed: Mapping[str, Any] = field(default_factory=dict)   # not keywords (AdamW: decoupled)
     derived_from: str | None = None     # the class this rule's class subclasses (AdamW: Adam)
@@ -148,6 +149,17 @@ class Rule:
 
     def state_used(self, hp: Mapping[str, Any]) -> tuple[str, ...]:
         return self.state if self.state_used_by is None else self.state_used_by(hp)
+
+    def checked_extra(self, owner: str, values: Mapping[str, Any]) -> dict[str, float]:
+        """The scalar state (as a state_dict holds it) validated: each a finite number, of
+        its kind where the rule gives one (Nadam's mu_product: in [0, 1])."""
+        out = {}
+        for name, value in values.items():
+            if name in self.extra_kinds:
+                out[name] = KINDS[self.extra_kinds[name]](owner, name, value)
+            else:
+                out[name] = _checks.finite(owner, name, value)
+        return out
 
     def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int) -> int:
         """Bytes a step must move per element: read p, g, each used state; write p, each state."""

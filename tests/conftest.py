@@ -40,6 +40,22 @@ def assert_same_from_signed_zeros(rule: str, hp: dict, dtype, make_other) -> Non
                 assert_bits_equal(opt_other.state[0][k], v, err_msg=f"{k}, step {step}")
 
 
+def snapshot(params, opt):
+    """Copies of the params and the optimizer's state_dict, for assert_unchanged."""
+    return [p.copy() for p in params], opt.state_dict()
+
+
+def assert_unchanged(params, opt, snap) -> None:
+    """The params and every entry of the state_dict exactly as in ``snap``."""
+    old_params, old_sd = snap
+    for p, q in zip(params, old_params):
+        np.testing.assert_array_equal(p, q)
+    sd = opt.state_dict()
+    assert sd.keys() == old_sd.keys()
+    for k in sd:
+        np.testing.assert_array_equal(sd[k], old_sd[k], err_msg=k)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

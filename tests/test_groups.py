@@ -476,11 +476,12 @@ def test_a_failed_add_param_group_leaves_the_optimizer_as_it_was():
 
 
 def test_an_error_in_a_later_groups_scalars_changes_no_group():
-    """float32 cannot hold this weight decay: the cast fails under errstate('raise') after
-    the float64 group's scalars were made, before any kernel ran."""
+    """float32 cannot hold this step size (lr / (1 - 0.999)): the cast fails under
+    errstate('raise') after the float64 group's scalars were made, before any kernel ran."""
     params = [np.zeros(3), np.zeros(2, np.float32)]
-    opt = fastopt.SGD([{"params": params[:1]}, {"params": params[1:], "weight_decay": 1e39}],
-                      lr=0.1, backend="numpy")
+    opt = fastopt.Adam([{"params": params[:1]},
+                        {"params": params[1:], "lr": 3e38, "betas": (0.999, 0.999)}],
+                       lr=0.1, backend="numpy")
     with np.errstate(all="raise"), pytest.raises(FloatingPointError):
         opt.step([np.ones(3), np.ones(2, np.float32)])
     assert not params[0].any() and opt.step_count == 0

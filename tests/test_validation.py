@@ -1,6 +1,7 @@
 """Bad input gets a clear error before anything is modified."""
 import numpy as np
 import pytest
+from conftest import assert_unchanged, snapshot
 
 import fastopt
 from fastopt.kernels import RULES
@@ -23,20 +24,6 @@ def stepped_optimizer(rule="Adam", backend="numpy", groups=False, **hp):
     opt = getattr(fastopt, rule)(given, backend=backend, **hp)
     opt.step([np.ones(4), np.ones((2, 3))])
     return params, opt
-
-
-def snapshot(params, opt):
-    return [p.copy() for p in params], opt.state_dict()
-
-
-def assert_unchanged(params, opt, snap):
-    old_params, old_sd = snap
-    for p, q in zip(params, old_params):
-        np.testing.assert_array_equal(p, q)
-    sd = opt.state_dict()
-    assert sd.keys() == old_sd.keys()
-    for k in sd:
-        np.testing.assert_array_equal(sd[k], old_sd[k])
 
 
 BAD_GRADS = [

@@ -1,0 +1,186 @@
+"""Faults a new or a hostile user meets: each gives the right result or a clear error, and
+after an error the params and the optimizer's state are exactly as they were."""
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_unchanged, snapshot
+
+import fastopt
+from fastopt import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
+needs_numba = pytest.mark.skipif("numba" not in HOST_BACKENDS, reason="numba not installed")
+
+
+def stepped(rule="Adam", backend="numpy", dtype=np.float64, **hp):
+    params = [np.linspace(0, 1, 4).astype(dtype), np.linspace(1, 2, 6).reshape(2, 3).astype(dtype)]
+    opt = getattr(fastopt, rule)(params, backend=backend, **hp)
+    opt.step([np.ones(4, dtype), np.ones((2, 3), dtype)])
+    return params, opt
+
+
+# -- grads ----------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")   # np.matrix itself
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_matrix_grad_for_the_second_param_works_like_an_array(backend):
+    params, opt = stepped("SGD", backend, lr=1.0)
+    opt.step([np.ones(4), np.matrix(np.ones((2, 3)))])
+    np.testing.assert_array_equal(params[1], np.linspace(1, 2, 6).reshape(2, 3) - 2)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_masked_grad_is_refused_before_anything_changes(backend):
+    params, opt = stepped(backend=backend)
+    snap = snapshot(params, opt)
+    masked = np.ma.masked_array(np.ones((2, 3)), mask=np.eye(2, 3))
+    with pytest.raises(TypeError, match=r"grads\[1\] is a masked array.*filled"):
+        opt.step([np.ones(4), masked])
+    assert_unchanged(params, opt, snap)
+
+
+# -- hyperparameters ------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("hp", [dict(lr=1e39), dict(weight_decay=1e39), dict(eps=1e39)],
+                         ids=["lr", "weight_decay", "eps"])
+def test_hyperparameters_beyond_float32_are_refused_for_float32_params(backend, hp):
+    name = next(iter(hp))
+    with pytest.raises(ValueError, match=rf"{name}=1e\+39 overflows float32"):
+        fastopt.Adam(np.zeros(3, np.float32), backend=backend, **hp)
+    fastopt.Adam(np.zeros(3), backend=backend, **hp)      # float64 holds them
+
+
+def test_a_change_or_schedule_beyond_float32_is_refused_before_anything_changes():
+    params, opt = stepped(dtype=np.float32)
+    snap = snapshot(params, opt)
+    opt.param_groups[0]["lr"] = 1e39
+    with pytest.raises(ValueError, match="lr=1e\\+39 overflows float32"):
+        opt.step([np.ones(4, np.float32), np.ones((2, 3), np.float32)])
+    opt.param_groups[0]["lr"] = 1e-3
+    assert_unchanged(params, opt, snap)
+    scheduled = fastopt.SGD(np.zeros(2, np.float32), lr=lambda t: 1e39, backend="numpy")
+    with pytest.raises(ValueError, match="lr schedule at step 1=1e\\+39 overflows float32"):
+        scheduled.step(np.ones(2, np.float32))
+    assert scheduled.step_count == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.5, 1.5])
+def test_nadam_refuses_a_bad_mu_product_in_a_state_dict(bad):
+    params, opt = stepped("Nadam")
+    snap = snapshot(params, opt)
+    sd = opt.state_dict()
+    sd["groups.0.mu_product"] = bad
+    with pytest.raises(ValueError, match="mu_product must be a number in \\[0, 1\\]"):
+        opt.load_state_dict(sd)
+    assert_unchanged(params, opt, snap)
+
+
+# -- copies and threads -----------------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("clone", [copy.deepcopy, lambda o: pickle.loads(pickle.dumps(o))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copy_is_an_independent_working_optimizer(backend, clone):
+    p = np.zeros(5)
+    opt = fastopt.Adam(p, lr=0.1, backend=backend)
+    opt.step(np.ones(5))
+    twin = clone(opt)
+    twin.step(np.ones(5))
+    assert twin.params is not p and not np.array_equal(twin.params, p)
+    opt.step(np.ones(5))
+    np.testing.assert_array_equal(twin.params, p)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_two_threads_stepping_one_optimizer_lose_no_step(backend):
+    """The kernels release the GIL; without the optimizer's lock two steps would read the
+    same t and write the same state at once."""
+    n, steps = 100_000, 60
+    p, ref = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    opt = fastopt.Adam(p, lr=0.01, backend=backend)
+    sequential = fastopt.Adam(ref, lr=0.01, backend=backend)
+    g = np.linspace(-1, 1, n, dtype=np.float32)
+    for _ in range(2 * steps):
+        sequential.step(g)
+
+    def work():
+        for _ in range(steps):
+            opt.step(g)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert opt.step_count == 2 * steps
+    np.testing.assert_array_equal(p, ref)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_two_threads_with_two_optimizers_both_work(backend):
+    ps = [np.zeros(200_000, np.float32), np.zeros(200_000, np.float32)]
+    opts = [fastopt.Adam(p, lr=0.01, backend=backend) for p in ps]
+    ref = np.zeros(200_000, np.float32)
+    solo = fastopt.Adam(ref, lr=0.01, backend="numpy")
+    g = np.linspace(-1, 1, 200_000, dtype=np.float32)
+    for _ in range(20):
+        solo.step(g)
+    threads = [threading.Thread(target=lambda o=o: [o.step(g) for _ in range(20)]) for o in opts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in ps:
+        np.testing.assert_array_equal(p, ref)
+
+
+# -- environment ------------------------------------------------------------------------------
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, **env), timeout=300)
+
+
+@needs_numba
+def test_import_and_steps_work_where_numba_has_nowhere_to_cache():
+    """As for a read-only install run by a user without a writable home: no cache locator."""
+    out = run_python("""
+import warnings
+import numba.core.caching as caching
+caching.CacheImpl._locator_classes = []          # nowhere to write a cache
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import numpy as np, fastopt
+    opt = fastopt.Adam([np.zeros(3), np.zeros(2, np.float32)], lr=0.1, backend="numba")
+    opt.step([np.ones(3), np.ones(2, np.float32)])
+print(opt.params[0][0], sum("nowhere to write its cache" in str(w.message) for w in caught))
+""")
+    assert out.returncode == 0, out.stderr
+    value, warnings_count = out.stdout.split()
+    assert float(value) == pytest.approx(-0.1) and warnings_count == "1"
+
+
+def test_with_numba_jit_disabled_the_numba_backend_says_so_and_auto_uses_numpy():
+    out = run_python("""
+import numpy as np, fastopt
+print(fastopt.available_backends(), fastopt.Adam(np.zeros(2)).backend)
+try:
+    fastopt.Adam(np.zeros(2), backend="numba")
+except fastopt.BackendUnavailableError as exc:
+    print(exc)
+""", NUMBA_DISABLE_JIT="1")
+    assert out.returncode == 0, out.stderr
+    assert "['numpy'] numpy" in out.stdout and "NUMBA_DISABLE_JIT" in out.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["info", "--help"],
+                                  ["bench", "--help"]])
+def test_every_help_prints(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
