@@ -180,6 +180,16 @@ class GradPointers(FlatGrads):
         return self.pointers
 
 
+def _parts() -> int:
+    """How many parts a parallel loop splits into: numba's threads (1 in a child forked
+    after GNU OpenMP started, which runs the serial loop; see kernels/_threads.py)."""
+    import numba
+
+    from .kernels import _threads
+
+    return 1 if _threads.forked_from_omp else numba.get_num_threads()
+
+
 def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
                       per_param: list, grads: list, scalars: Any) -> None:
     for (p, state), g in zip(per_param, grads):
@@ -200,7 +210,6 @@ class NumbaBackend(HostBackend):
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
-        import numba
 
         from .kernels._cpu import UNCHECKED, CpuKernel, bucket_table
 
@@ -212,7 +221,7 @@ class NumbaBackend(HostBackend):
         loop, parallel = self._kernels[key].loop(
             dtype, rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
         table = bucket_table(params)
-        parts = numba.get_num_threads if parallel else lambda: 1
+        parts = _parts if parallel else lambda: 1
 
         def step(pointers: np.ndarray, scalars: np.ndarray) -> None:
             loop(table, pointers, state, scalars, parts(), *UNCHECKED)

@@ -44,6 +44,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import _threads
 from ._jit import njit
 
 try:
@@ -107,7 +108,9 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
     if numba is None:
         raise ImportError("the numba backend needs numba: pip install numba")
     opts = dict(OPTIONS, **options)
-    return (njit(fn, **opts), njit(_renamed(fn, "_parallel"), parallel=True, **opts))
+    serial = njit(fn, **opts)
+    return serial, _threads.fork_guarded(serial, njit(_renamed(fn, "_parallel"), parallel=True,
+                                                      **opts))
 
 
 # Columns of a bucket's table, one row per param: its data pointer, and its place in the
@@ -246,6 +249,8 @@ class CpuKernel:
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
                    *UNCHECKED)
+        if parallel:   # a child forked after OpenMP started runs the serial loop
+            return _threads.fork_guarded(self.serial, dispatcher), parallel
         return dispatcher, parallel
 
     def for_array(self, p: np.ndarray, g: np.ndarray, bytes_per_step: int

@@ -184,3 +184,36 @@ def test_every_help_prints(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+@needs_numba
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_child_forked_after_parallel_steps_can_step():
+    """GNU OpenMP kills a forked child that starts a parallel region: the child runs the
+    loops serially, with the same result."""
+    out = run_python("""
+import os, numpy as np, fastopt
+p = np.zeros(1_000_000, np.float32); g = np.linspace(-1, 1, p.size, dtype=np.float32)
+opt = fastopt.Adam(p, lr=0.01, backend="numba")
+opt.step(g)                                          # the parent's threads have started
+pid = os.fork()
+if pid == 0:
+    ref = np.zeros_like(p); solo = fastopt.Adam(ref, lr=0.01, backend="numpy")
+    solo.step(g); solo.step(g)
+    opt.step(g)
+    os._exit(0 if np.array_equal(p, ref) else 3)
+print(os.waitpid(pid, 0)[1])
+""")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stderr
+
+
+@pytest.mark.parametrize("env,expected", [({}, "1000"), ({"GOMP_SPINCOUNT": "7"}, "7"),
+                                          ({"OMP_WAIT_POLICY": "PASSIVE"}, "None")])
+def test_the_openmp_spin_count_is_set_unless_the_user_chose(env, expected):
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT",
+                                                               "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", "import os, fastopt; "
+                          "print(os.environ.get('GOMP_SPINCOUNT'))"], cwd=ROOT,
+                         capture_output=True, text=True, env=dict(clean, **env), timeout=300)
+    assert out.stdout.split() == [expected], out.stderr
