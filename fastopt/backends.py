@@ -15,6 +15,7 @@ falls back silently.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib.util
 from typing import Any, Callable, Mapping, Sequence
@@ -102,12 +103,13 @@ class HostBackend:
     def address(self, x: np.ndarray) -> int:
         return x.__array_interface__["data"][0]
 
-    def grads_resolver(self, owner: str, params: list, order: list[int],
-                       labels: list[str]) -> Any:
+    def grads_resolver(self, owner: str, params: list, order: list[int], labels: list[str],
+                       spans: np.ndarray, roots: frozenset) -> Any:
         """What finds a step's grads for the buckets: ``resolve(grads)`` checks every grad
-        (``grads[order[k]]`` belongs to ``params[k]``, named ``labels[k]`` in errors) and
-        returns what the bucket kernels take, indexed by k."""
-        return FlatGrads(self, owner, params, order, labels)
+        (``grads[order[k]]`` belongs to ``params[k]``, named ``labels[k]`` in errors; one
+        that meets ``spans``, the memory a step writes, owned by the arrays ``roots``, is
+        copied first) and returns what the bucket kernels take, indexed by k."""
+        return FlatGrads(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
@@ -129,17 +131,44 @@ class HostBackend:
 
 
 class FlatGrads:
-    """The general grads resolver: checks each grad in Python, returns them flat."""
+    """The general grads resolver: checks each grad in Python, returns them flat.
+
+    A grad that shares memory with a param or the optimizer's state (``spans``: the byte
+    ranges a step writes) is replaced by a copy first: every backend then computes as if
+    all grads were read before anything is written, and they all agree."""
 
     def __init__(self, backend: HostBackend, owner: str, params: list, order: list[int],
-                 labels: list[str]) -> None:
-        self.backend, self.params, self.order = backend, params, order
+                 labels: list[str], spans: np.ndarray, roots: frozenset = frozenset()) -> None:
+        self.backend, self.params, self.order, self.spans = backend, params, order, spans
+        self.starts, self.ends = spans[:, 0].tolist(), spans[:, 1].tolist()
+        self.roots = roots              # ids of the arrays owning the memory of ``spans``
         self.labels = [f"{owner}: {label}" for label in labels]
+        self.copies: list = []         # kept until the next step: the kernels read them
 
     def resolve(self, grads: list) -> list:
         check = self.backend.checked_grad
-        return [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
+        flat = [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
                                                                 self.labels)]
+        return self.apart(flat, [grads[i] for i in self.order])
+
+    def apart(self, flat: list, given: list) -> list:
+        """``flat`` with each grad that meets ``spans`` replaced by a copy. A grad that owns
+        its memory and owns none of theirs cannot (one attribute read); the others take an
+        address read and a bisection."""
+        starts, ends, roots = self.starts, self.ends, self.roots
+        address = self.backend.address
+        out, self.copies = flat, []
+        for k, (g, original) in enumerate(zip(flat, given)):
+            if getattr(original, "base", 0) is None and id(original) not in roots:
+                continue
+            if g.nbytes:
+                start = address(g)
+                i = bisect.bisect_left(starts, start + g.nbytes) - 1
+                if i >= 0 and ends[i] > start:
+                    out = list(out) if out is flat else out
+                    out[k] = g.copy()
+                    self.copies.append(out[k])
+        return out
 
 
 class GradPointers(FlatGrads):
@@ -167,16 +196,16 @@ class GradPointers(FlatGrads):
     def resolve(self, grads: list) -> np.ndarray:
         if self.compiled is not None:
             ids = self.ids(grads)
-            if self.compiled(ids, self.table, self.dims, self.pointers, self.layout) < 0:
+            if self.compiled(ids, self.table, self.dims, self.spans, self.pointers,
+                             self.layout) < 0:
                 return self.pointers
         return self.resolve_in_python(grads)
 
     def resolve_in_python(self, grads: list) -> np.ndarray:
-        """The general checks (and the errors they raise), then the addresses."""
-        super().resolve(grads)
-        # The grads themselves (the step holds them) own the memory the kernels read.
-        for k, i in enumerate(self.order):
-            self.pointers[k] = self.backend.address(np.asarray(grads[i]))
+        """The general checks (and the errors they raise), then the addresses: of the grads
+        themselves (the step holds them), or of their copies (``self.copies`` holds them)."""
+        for k, g in enumerate(super().resolve(grads)):
+            self.pointers[k] = self.backend.address(g)
         return self.pointers
 
 
@@ -204,9 +233,9 @@ class NumbaBackend(HostBackend):
     def __init__(self) -> None:
         self._kernels: dict = {}
 
-    def grads_resolver(self, owner: str, params: list, order: list[int],
-                       labels: list[str]) -> GradPointers:
-        return GradPointers(self, owner, params, order, labels)
+    def grads_resolver(self, owner: str, params: list, order: list[int], labels: list[str],
+                       spans: np.ndarray, roots: frozenset) -> GradPointers:
+        return GradPointers(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
@@ -230,7 +259,7 @@ class NumbaBackend(HostBackend):
             """The grads checked and located in the same call: -1, or the first row the
             compiled checks could not vouch for (nothing touched then)."""
             return loop(table, grads.pointers, state, scalars, parts(), ids, grads.table,
-                        grads.dims, grads.layout)
+                        grads.dims, grads.spans, grads.layout)
 
         step.loop, step.checked = loop, checked_step
         return step
@@ -297,9 +326,9 @@ class CupyBackend(HostBackend):
     def flat(self, g: Any) -> Any:
         return g.reshape(-1)
 
-    def grads_resolver(self, owner: str, params: list, order: list[int],
-                       labels: list[str]) -> DeviceGradAddresses:
-        return DeviceGradAddresses(self, owner, params, order, labels)
+    def grads_resolver(self, owner: str, params: list, order: list[int], labels: list[str],
+                       spans: np.ndarray, roots: frozenset) -> DeviceGradAddresses:
+        return DeviceGradAddresses(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
@@ -344,6 +373,7 @@ class DeviceGradAddresses(FlatGrads):
         self.shapes = [p.shape for p in self.params]
         self.dtypes = [p.dtype for p in self.params]
         self.devices = [p.data.device_id for p in self.params]
+        self.nbytes = np.array([p.nbytes for p in self.params], dtype=np.int64)
 
     def _fast(self, grads: list) -> list[int] | None:
         cp = self.backend.cp
@@ -353,7 +383,14 @@ class DeviceGradAddresses(FlatGrads):
         if ([g.shape for g in mine] != self.shapes or [g.dtype for g in mine] != self.dtypes
                 or [g.data.device_id for g in mine] != self.devices):
             return None
-        return [g.data.ptr for g in mine]
+        addresses = [g.data.ptr for g in mine]
+        if not len(self.spans):
+            return addresses
+        starts = np.array(addresses, dtype=np.int64)
+        meets = np.searchsorted(self.spans[:, 0], starts + self.nbytes) - 1
+        if np.any((meets >= 0) & (self.spans[meets, 1] > starts) & (self.nbytes > 0)):
+            return None                 # shares memory with a param or the state: copies
+        return addresses
 
     def resolve(self, grads: list) -> np.ndarray:
         addresses = self._fast(grads)

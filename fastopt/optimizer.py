@@ -19,6 +19,7 @@ from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
 from ._state_dict import encode, load
 from .groups import Changes, ParamGroup, group_spec, group_specs
 from .kernels import _checks
+from .kernels._ndarray import spans_of
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -96,6 +97,13 @@ class GroupState:
     extra: dict[str, float]     # the rule's scalar state (Nadam: mu_product)
     buckets: list[Bucket]
     limit: float = np.inf       # the largest value its narrowest dtype holds
+
+
+def _owner(a: Any) -> Any:
+    """The array at the end of ``a``'s chain of bases: the one owning its memory."""
+    while getattr(a, "base", None) is not None and hasattr(a.base, "base"):
+        a = a.base
+    return a
 
 
 def _narrowest(arrays: list) -> np.dtype:
@@ -227,9 +235,12 @@ class Optimizer:
                 order.extend(bucket.positions)
                 bucket.rows = slice(start, len(order))
         labels = ["grads"] if self._single else [f"grads[{i}]" for i in range(len(self._arrays))]
+        written = self._arrays + [v for g in self._groups for b in g.buckets
+                                  for v in b.state.values()]
         self._resolver = self._backend.grads_resolver(
             type(self).__name__, [self._arrays[i] for i in order], order,
-            [labels[i] for i in order])
+            [labels[i] for i in order], spans_of(written, self._backend.address),
+            frozenset(id(_owner(a)) for a in written))
         self._run = self._backend.runner(self._resolver,
                                          [b for group in self._groups for b in group.buckets])
 

@@ -127,9 +127,9 @@ def bucket_table(params: list) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(params), 3)
 
 
-# The last four arguments of a bucket loop whose grads are located already.
-UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 4), np.intp), np.zeros(0, np.intp),
-             np.zeros(8, np.intp))
+# The last five arguments of a bucket loop whose grads are located already.
+UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 5), np.intp), np.zeros(0, np.intp),
+             np.zeros((0, 2), np.intp), np.zeros(8, np.intp))
 
 
 def state_views(state, a, b):
@@ -157,7 +157,7 @@ def _first_row_at(table, element):
     return lo
 
 
-def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, layout):
+def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, layout):
     """One pass of a rule's element body over a bucket (cloned per variant; see above):
     ``table`` rows as above, ``grads`` the grads' data pointers, ``state`` one flat buffer
     per state array (those the variant does not use may be empty), ``scalars`` this step's
@@ -165,11 +165,11 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, layout)
     numba.get_num_threads() inside the loop would keep numba from caching it).
 
     With ``ids`` (not empty), the grads are first checked and located from their objects
-    (kernels/_ndarray.py: ``checks``, ``dims`` and ``layout`` are its table, shapes and
-    layout), saving a second compiled call; returns the first row it cannot vouch for,
+    (kernels/_ndarray.py: ``checks``, ``dims``, ``spans`` and ``layout`` are its table,
+    shapes, the memory a step writes and the header layout), saving a second compiled call; returns the first row it cannot vouch for,
     before touching anything, or -1 once the bucket is updated."""
     if ids.size:
-        bad = resolve_grads(ids, checks, dims, grads, layout)
+        bad = resolve_grads(ids, checks, dims, spans, grads, layout)
         if bad >= 0:
             return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
@@ -231,7 +231,7 @@ class CpuKernel:
         self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
-        """(``f(table, grads, state, scalars, parts, ids, checks, dims, layout)``,
+        """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout)``,
         parallel?) for buckets of ``dtype`` moving ``bytes_per_step`` (serial below the
         threshold: call it with parts=1), compiled now or loaded from numba's on-disk
         cache, so no step waits for the JIT."""
@@ -241,7 +241,8 @@ class CpuKernel:
         index = numba.intp[::1]
         dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
                                       numba.types.UniTuple(array, self.n_state), array,
-                                      numba.intp, index, numba.intp[:, ::1], index, index))
+                                      numba.intp, index, numba.intp[:, ::1], index,
+                                      numba.intp[:, ::1], index))
         # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
         scratch = np.zeros(1, dtype)

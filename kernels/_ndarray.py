@@ -94,18 +94,32 @@ def descr_id(a: np.ndarray) -> int:
 
 
 # Columns of the table ``resolve_grads`` reads, one row per param (in bucket order).
-GRAD, NDIM, DIMS, DESCR = range(4)
+GRAD, NDIM, DIMS, DESCR, NBYTES = range(5)
 
 
 def grad_table(arrays: list, grad_index: list[int]) -> tuple[np.ndarray, np.ndarray]:
     """(table, dims) describing the grads expected for ``arrays``: row k says which entry of
-    the step's grads belongs to arrays[k], its ndim, where its shape starts in ``dims``, and
-    its dtype object."""
+    the step's grads belongs to arrays[k], its ndim, where its shape starts in ``dims``, its
+    dtype object and its size in bytes."""
     dims = np.array([d for a in arrays for d in a.shape], dtype=np.intp)
     starts = np.cumsum([0] + [a.ndim for a in arrays])[:-1]
-    table = np.array([(i, a.ndim, s, descr_id(a)) for i, a, s in zip(grad_index, arrays, starts)],
-                     dtype=np.intp).reshape(len(arrays), 4)
+    table = np.array([(i, a.ndim, s, descr_id(a), a.nbytes)
+                      for i, a, s in zip(grad_index, arrays, starts)],
+                     dtype=np.intp).reshape(len(arrays), 5)
     return table, dims
+
+
+def spans_of(arrays: list, address) -> np.ndarray:
+    """The byte ranges [start, end) of ``arrays`` (the params and the optimizer's state:
+    memory a step writes), sorted, as a (m, 2) table; empty arrays left out."""
+    rows = sorted((address(a), address(a) + a.nbytes) for a in arrays if a.nbytes)
+    return np.array(rows, dtype=np.intp).reshape(len(rows), 2)
+
+
+def overlapping(spans: np.ndarray, start: int, end: int) -> bool:
+    """Whether [start, end) meets one of the sorted, disjoint ``spans``."""
+    i = int(np.searchsorted(spans[:, 0], end)) - 1
+    return i >= 0 and spans[i, 1] > start
 
 
 # What resolve_grads reads, passed as an argument (numba's cache must not freeze
@@ -149,19 +163,35 @@ if numba is not None and FIELDS is not None:
         return True
 
     @njit(cache=True, nogil=True)
-    def resolve_grads(ids, table, dims, pointers, layout):
+    def _meets(spans, start, end):
+        """Whether [start, end) meets one of the sorted, disjoint ``spans`` (bisection)."""
+        lo, hi = 0, spans.shape[0]
+        while lo < hi:                  # the first span starting at or after ``end``
+            mid = (lo + hi) // 2
+            if spans[mid, 0] < end:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo > 0 and spans[lo - 1, 1] > start
+
+    @njit(cache=True, nogil=True)
+    def resolve_grads(ids, table, dims, spans, pointers, layout):
         """pointers[k] = the data of grad ``ids[table[k, GRAD]]`` for every row k, if each
-        is a C-contiguous numpy.ndarray of its param's shape and dtype; else the first row
-        that is not (nothing is written past it) so Python can look closer."""
+        is a C-contiguous numpy.ndarray of its param's shape and dtype that shares no memory
+        with ``spans`` (the params and the state); else the first row that is not (nothing
+        is written past it) so Python can look closer."""
         for k in range(table.shape[0]):
             obj = ids[table[k, GRAD]]
             if not _matches(obj, k, table, dims, layout):
                 return k
-            pointers[k] = _word(obj + layout[DATA])
+            data = _word(obj + layout[DATA])
+            if table[k, NBYTES] and _meets(spans, data, data + table[k, NBYTES]):
+                return k
+            pointers[k] = data
         return -1
 elif numba is not None:
     @njit(cache=True, nogil=True)
-    def resolve_grads(ids, table, dims, pointers, layout):
+    def resolve_grads(ids, table, dims, spans, pointers, layout):
         """The layout is unknown here: no grad is vouched for (Python checks them all)."""
         return 0 if table.shape[0] else -1
 else:

@@ -125,8 +125,8 @@ class TwinBackend(HostBackend):
     def __init__(self, twin: Twin) -> None:
         self.twin = twin
 
-    def grads_resolver(self, owner, params, order, labels):
-        return HostAddresses(self, owner, params, order, labels)
+    def grads_resolver(self, owner, params, order, labels, spans, roots):
+        return HostAddresses(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule, hp, params, state, offsets):
         source = kernel_source(rule, rule.variant(hp), hp)

@@ -217,3 +217,37 @@ def test_the_openmp_spin_count_is_set_unless_the_user_chose(env, expected):
                           "print(os.environ.get('GOMP_SPINCOUNT'))"], cwd=ROOT,
                          capture_output=True, text=True, env=dict(clean, **env), timeout=300)
     assert out.stdout.split() == [expected], out.stderr
+
+
+# -- grads that share memory with what a step writes --------------------------------------------
+def copy_semantics_case(rule, backend, share):
+    """(params after two steps whose grads share memory with a param or the state, the
+    same from grads copied first by the caller)."""
+    def run(copy_first):
+        base = np.linspace(-1, 1, 12)
+        params = [base[1:6], base[7:]]                    # one array's views, apart
+        opt = getattr(fastopt, rule)(params, lr=0.1, backend=backend if not copy_first
+                                     else "numpy")
+        opt.step([np.ones(5), np.ones(5)])
+        grads = share(base, opt)
+        opt.step([g.copy() for g in grads] if copy_first else grads)
+        return base
+    return run(False), run(True)
+
+
+SHARING = {
+    "grad overlapping its own param": lambda base, opt: [base[:5], base[7:]],
+    "grad that is another param": lambda base, opt: [base[7:].reshape(5), base[1:6]],
+    "grad that is the optimizer's state": lambda base, opt: [opt.state[0]["m"],
+                                                             opt.state[1]["v"]],
+}
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("share", list(SHARING))
+@pytest.mark.parametrize("rule", ["SGD", "Adam", "RMSprop"])
+def test_grads_sharing_memory_with_what_a_step_writes_act_as_copies(rule, backend, share):
+    if rule != "Adam" and "state" in share:
+        share = "grad overlapping its own param"      # SGD without momentum has no state
+    got, expected = copy_semantics_case(rule, backend, SHARING[share])
+    np.testing.assert_array_equal(got, expected)

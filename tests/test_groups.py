@@ -177,8 +177,8 @@ def test_plain_grads_take_the_compiled_route_and_the_python_route_agrees(dtypes,
         g = grads_like(params, rng)
         resolver = opt_fast._resolver
         ids = np.fromiter(map(id, g), np.intp, len(g))
-        assert resolver.compiled(ids, resolver.table, resolver.dims, resolver.pointers,
-                                 resolver.layout) == -1
+        assert resolver.compiled(ids, resolver.table, resolver.dims, resolver.spans,
+                                 resolver.pointers, resolver.layout) == -1
         for opt in (opt_fast, opt_slow, opt_ref):
             opt.step(g)
     for a, b, c in zip(fast, slow, ref):
