@@ -163,6 +163,42 @@ def armijo(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: float, 
 LINE_SEARCHES = {"strong_wolfe": strong_wolfe, "armijo": armijo}
 
 
+# -- what fun and closures return --------------------------------------------------------
+def checked_loss(owner: str, what: str, f: Any) -> float:
+    """``f`` as a float: a real number (a 0-d array or NumPy scalar included)."""
+    if isinstance(f, np.ndarray) and f.ndim == 0 or isinstance(f, np.generic):
+        f = f.item()
+    if not isinstance(f, (int, float)) or isinstance(f, bool):
+        shape = f" of shape {f.shape}" if hasattr(f, "shape") else ""
+        raise TypeError(f"{owner}: {what} must be a real number, got "
+                        f"{type(f).__name__}{shape} {f!r:.60}")
+    return float(f)
+
+
+def checked_grad(owner: str, what: str, g: Any, shape: tuple, size: int) -> Any:
+    """``g`` if it is a real, floating (or integer) array of ``shape`` or at least of
+    ``size`` elements in one row, else an error naming it (no broadcasting)."""
+    dtype = getattr(g, "dtype", None)
+    if dtype is None or not hasattr(g, "shape"):
+        raise TypeError(f"{owner}: {what} must be an array of shape {shape}, got "
+                        f"{type(g).__name__}")
+    if np.dtype(dtype).kind not in "fiu":
+        raise TypeError(f"{owner}: {what} must be real numbers, got dtype {dtype}")
+    if tuple(g.shape) != tuple(shape) and not (g.size == size and g.ndim <= 1):
+        raise ValueError(f"{owner}: {what} has shape {tuple(g.shape)}, x has {tuple(shape)}")
+    return g
+
+
+def pair(owner: str, what: str, out: Any) -> tuple[Any, Any]:
+    """(f, g) from what ``fun`` (or a closure) returned, or an error saying what it was."""
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        got = f"a {type(out).__name__} of {len(out)}" if isinstance(out, (tuple, list)) \
+            else type(out).__name__
+        raise TypeError(f"{owner}: {what} must return (f, g), the value and the gradient; "
+                        f"got {got}")
+    return out[0], out[1]
+
+
 # -- the iteration shared by minimize() and LBFGS ----------------------------------------
 class _Problem:
     """The evaluation state of one run: x, its gradient, and trial buffers for the line
@@ -227,11 +263,11 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
 
 def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
     opts = dict(maxiter=15000, maxfun=15000, history_size=10, gtol=1e-5, ftol=2.220446049250313e-09,
-                maxls=20, line_search="strong_wolfe")
+                maxls=20, line_search="strong_wolfe", disp=False)
     given = dict(options or {})
     if "maxcor" in given:                        # SciPy's name for history_size
         given.setdefault("history_size", given.pop("maxcor"))
-    for ignored in ("disp", "iprint", "eps", "finite_diff_rel_step"):
+    for ignored in ("iprint", "eps", "finite_diff_rel_step"):
         given.pop(ignored, None)
     unknown = set(given) - set(opts)
     if unknown:
@@ -244,6 +280,8 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
             raise ValueError(f"minimize: option {k} must be an integer >= 1, got {opts[k]!r}")
     for k in ("gtol", "ftol"):
         _checks.nonnegative("minimize", f"option {k}", opts[k])
+    opts["disp"] = _checks.boolean("minimize", "option disp", bool(opts["disp"])
+                                   if isinstance(opts["disp"], (int, np.integer)) else opts["disp"])
     if opts["line_search"] not in LINE_SEARCHES:
         raise ValueError(f"minimize: option line_search must be one of {sorted(LINE_SEARCHES)}, "
                          f"got {opts['line_search']!r}")
@@ -295,26 +333,40 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
     cupy, as x0 decides with backend="auto"); g is copied into fastopt's buffer. Options
     (SciPy's names): maxiter, maxfun, history_size (or maxcor; default 10), gtol (max|g|,
     1e-5), ftol (relative reduction of f, 2.2e-9), maxls (20), line_search ("strong_wolfe"
-    or "armijo"). ``tol`` sets gtol and ftol. ``callback(x)`` runs after each iteration and
-    may raise StopIteration to stop.
+    or "armijo"), disp (print a summary). ``tol`` sets gtol and ftol. ``callback(x)`` runs
+    after each iteration and may raise StopIteration to stop. ``fun`` and ``callback`` get
+    copies of x, as SciPy gives.
     """
-    if method.replace("-", "").upper() not in ("LBFGS", "LBFGSB"):
+    if not isinstance(method, str) or method.replace("-", "").upper() not in ("LBFGS",
+                                                                              "LBFGSB"):
         raise ValueError(f"minimize: method must be 'L-BFGS', got {method!r}")
+    if not callable(fun):
+        raise TypeError(f"minimize: fun must be callable, got {type(fun).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"minimize: callback must be callable, got {type(callback).__name__}")
     opts = _options(options, tol)
     if jac is True:
-        fun_and_grad = fun
+        def fun_and_grad(x):
+            return pair("minimize", "fun (with jac=True)", fun(x))
     elif callable(jac):
         def fun_and_grad(x):
-            return fun(x), jac(x)
+            f = fun(x)
+            if isinstance(f, (tuple, list)):
+                raise TypeError("minimize: fun returned a tuple, but jac is a function: "
+                                "fun(x) must return f alone (or pass jac=True)")
+            return f, jac(x)
     else:
         raise ValueError("minimize: fastopt needs gradients: jac=True (fun returns (f, g)) "
                          f"or a callable jac(x); got jac={jac!r}")
     backend_name, ops, x = _make_ops(backend, x0)
     shape = np.shape(x0)
+
     def evaluate(v, g_out):
-        f, g = fun_and_grad(v.reshape(shape))
-        g_out[...] = g.reshape(-1) if hasattr(g, "reshape") else g
-        return f
+        # a copy, as SciPy passes: fun may keep or change its x without touching ours
+        f, g = fun_and_grad(v.reshape(shape).copy())
+        g = checked_grad("minimize", "the gradient", g, shape, v.size)
+        g_out[...] = g.reshape(-1)
+        return checked_loss("minimize", "f", f)
 
     problem = _Problem(evaluate, x, ops)
     history = History(ops, x.size, opts["history_size"])
@@ -336,7 +388,7 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
         nit += 1
         if callback is not None:
             try:
-                callback(problem.x.reshape(shape))
+                callback(problem.x.reshape(shape).copy())
             except StopIteration:
                 reason = "callback"
                 break
@@ -348,11 +400,15 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
             reason = "maxiter"
         elif problem.nfev >= opts["maxfun"]:
             reason = "maxfun"
-    return OptimizeResult(x=problem.x.reshape(shape), fun=problem.f,
-                          jac=problem.g.reshape(shape), nit=nit, nfev=problem.nfev,
-                          njev=problem.nfev, status=STATUS[reason],
-                          success=STATUS[reason] == 0, message=MESSAGES[reason],
-                          backend=backend_name)
+    result = OptimizeResult(x=problem.x.reshape(shape), fun=problem.f,
+                            jac=problem.g.reshape(shape), nit=nit, nfev=problem.nfev,
+                            njev=problem.nfev, status=STATUS[reason],
+                            success=STATUS[reason] == 0, message=MESSAGES[reason],
+                            backend=backend_name)
+    if opts["disp"]:
+        print(f"minimize (L-BFGS, {backend_name}): {result.message}\n"
+              f"  f = {result.fun:.10g} after {nit} iterations, {problem.nfev} evaluations")
+    return result
 
 
 class LBFGS:
@@ -377,9 +433,9 @@ class LBFGS:
         if len(dtypes) != 1:
             raise TypeError(f"{name}: params must share one dtype; got "
                             f"{sorted(str(d) for d in dtypes)}")
-        self.lr = _checks.nonnegative(name, "lr", lr)
+        self.lr = _checks.positive(name, "lr", lr)
         for k, v in (("history_size", history_size), ("max_iter", max_iter)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name}: {k} must be an integer >= 1, got {v!r}")
         self.max_iter = max_iter
         self.tolerance_grad = _checks.nonnegative(name, "tolerance_grad", tolerance_grad)
@@ -410,9 +466,13 @@ class LBFGS:
             raise ValueError(f"LBFGS: the closure returned {len(glist)} grads for "
                              f"{len(self._arrays)} params")
         for i, (g, a, part) in enumerate(zip(glist, self._arrays, self._slices)):
-            g = self._backend.check_array(g, f"LBFGS: grads[{i}]")
+            what = "grads" if self._single else f"grads[{i}]"
+            g = self._backend.check_array(g, f"LBFGS: {what}")
+            if g.dtype.kind != "f":
+                raise TypeError(f"LBFGS: {what} must be floating point like its param, got "
+                                f"dtype {g.dtype}")
             if g.shape != a.shape:
-                raise ValueError(f"LBFGS: grads[{i}] has shape {g.shape}, its param {a.shape}")
+                raise ValueError(f"LBFGS: {what} has shape {g.shape}, its param {a.shape}")
             out[part] = g.reshape(-1)
 
     def step(self, closure: Callable[[], tuple[float, Any]]) -> float:
@@ -424,11 +484,21 @@ class LBFGS:
 
         def evaluate(v, g_out):
             self._scatter(v)
-            loss, grads = closure()
+            loss, grads = pair("LBFGS", "the closure", closure())
             self._gather(grads, g_out)
-            return loss
+            return checked_loss("LBFGS", "the closure's loss", loss)
 
-        problem = _Problem(evaluate, x, ops)
+        problem = None
+        try:
+            problem = _Problem(evaluate, x, ops)
+            return self._iterate(problem)
+        except BaseException:
+            # the closure (or a check) failed at a trial point: back to the accepted one
+            self._scatter(problem.x if problem is not None else x)
+            raise
+
+    def _iterate(self, problem: _Problem) -> float:
+        ops = self._ops
         first_loss = problem.f
         if ops.max_abs(problem.g) <= self.tolerance_grad:
             return first_loss

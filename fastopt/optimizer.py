@@ -472,5 +472,8 @@ class Optimizer:
         """Restore a ``state_dict()`` (this release's or 0.1.0's): the groups'
         hyperparameters and steps, and the state. Every check runs before anything is
         changed."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict "
+                            f"as state_dict() returns, got {type(state_dict).__name__}")
         with self._lock:
             load(self, state_dict)

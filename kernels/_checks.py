@@ -6,6 +6,8 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -21,13 +23,18 @@ def finite(owner: str, name: str, value: Any) -> float:
 def representable(owner: str, name: str, value: Any, dtype: Any) -> None:
     """Numbers (alone or in a tuple) within the range of ``dtype``, the params' (float32:
     |x| <= 3.4e38): beyond it the kernels would compute with inf."""
-    import numpy as np
-
     largest = float(np.finfo(dtype).max)
     for v in value if isinstance(value, tuple) else (value,):
         if _is_real(v) and abs(v) > largest:
             raise ValueError(f"{owner}: {name}={value!r} overflows {np.dtype(dtype).name}, the "
                              f"dtype of its params (largest {largest:.3g})")
+
+
+def positive(owner: str, name: str, value: Any) -> float:
+    """A finite float > 0."""
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def nonnegative(owner: str, name: str, value: Any) -> float:
@@ -57,6 +64,9 @@ def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
 
 
 def boolean(owner: str, name: str, value: Any) -> bool:
+    """True or False (NumPy's np.True_ and np.False_, or 0 and 1, too)."""
+    if isinstance(value, np.bool_):
+        value = value.item()
     if not isinstance(value, (bool, numbers.Integral)) or value not in (0, 1):
         raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
     return bool(value)

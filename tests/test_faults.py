@@ -251,3 +251,114 @@ def test_grads_sharing_memory_with_what_a_step_writes_act_as_copies(rule, backen
         share = "grad overlapping its own param"      # SGD without momentum has no state
     got, expected = copy_semantics_case(rule, backend, SHARING[share])
     np.testing.assert_array_equal(got, expected)
+
+
+# -- minimize and LBFGS -----------------------------------------------------------------------
+def quadratic(x):
+    return float(x @ x), 2 * x
+
+
+@pytest.mark.parametrize("fun,error,match", [
+    (lambda x: (float(x @ x), np.array([1.0])), ValueError, r"gradient has shape \(1,\)"),
+    (lambda x: (float(x @ x), 2.0), TypeError, "gradient must be an array"),
+    (lambda x: (float(x @ x), (2 * x).astype(complex)), TypeError, "real numbers"),
+    (lambda x: (float(x @ x), x > 0), TypeError, "real numbers"),
+    (lambda x: float(x @ x), TypeError, r"must return \(f, g\).*got float"),
+    (lambda x: None, TypeError, r"must return \(f, g\).*got NoneType"),
+    (lambda x: (1.0, 2 * x, 3), TypeError, "got a tuple of 3"),
+    (lambda x: (np.array([x @ x]), 2 * x), TypeError, r"f must be a real number.*shape \(1,\)"),
+    (lambda x: (complex(x @ x), 2 * x), TypeError, "f must be a real number"),
+])
+def test_minimize_names_what_fun_returned_wrong(fun, error, match):
+    with pytest.raises(error, match=match):
+        fastopt.minimize(fun, np.ones(3), backend="numpy")
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(method=None), ValueError, "method must be 'L-BFGS'"),
+    (dict(jac=lambda x: 2 * x), TypeError, "fun returned a tuple, but jac is a function"),
+    (dict(callback=3), TypeError, "callback must be callable"),
+])
+def test_minimize_names_the_bad_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fastopt.minimize(quadratic, np.ones(3), backend="numpy", **kwargs)
+
+
+def test_minimize_gives_fun_and_callback_copies_of_x():
+    seen = []
+
+    def fun(x):
+        seen.append(x)
+        f, g = float(x @ x), 2 * x
+        x[...] = 1e6                       # a hostile fun changes its x
+        return f, g
+
+    def callback(x):
+        x[...] = -1e6                      # so does the callback
+
+    res = fastopt.minimize(fun, np.full(3, 2.0), callback=callback, backend="numpy")
+    assert res.success and np.abs(res.x).max() < 1e-5
+    assert len({id(x) for x in seen}) == len(seen)     # a new array each time
+
+
+def test_minimize_disp_prints_a_summary(capsys):
+    fastopt.minimize(quadratic, np.ones(3), options=dict(disp=True), backend="numpy")
+    assert "CONVERGENCE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_lbfgs_puts_the_params_back_when_the_closure_raises(backend):
+    p = np.array([3.0, -2.0])
+    opt = fastopt.LBFGS(p, backend=backend)
+    calls = []
+
+    def closure():
+        calls.append(p.copy())
+        if len(calls) == 3:                # fails at a trial point of the line search
+            raise KeyboardInterrupt
+        return float(p @ p), 2 * p
+
+    with pytest.raises(KeyboardInterrupt):
+        opt.step(closure)
+    assert any(np.array_equal(p, c) for c in calls[:2])   # an evaluated, accepted point
+    assert not np.array_equal(p, calls[2])
+
+
+@pytest.mark.parametrize("grad,match", [
+    (lambda p: (2 * p).astype(int), "must be floating point"),
+    (lambda p: p > 0, "must be floating point"),
+    (lambda p: (2 * p).astype(complex), "must be floating point"),
+])
+def test_lbfgs_refuses_grads_that_are_not_floating_point(grad, match):
+    p = np.array([3.0, -2.0])
+    opt = fastopt.LBFGS(p, backend="numpy")
+    with pytest.raises(TypeError, match=match):
+        opt.step(lambda: (float(p @ p), grad(p)))
+    np.testing.assert_array_equal(p, [3.0, -2.0])
+
+
+def test_lbfgs_says_what_a_closure_must_return():
+    p = np.array([3.0, -2.0])
+    opt = fastopt.LBFGS(p, backend="numpy")
+    with pytest.raises(TypeError, match=r"closure must return \(f, g\).*got float"):
+        opt.step(lambda: float(p @ p))          # torch's convention: the loss alone
+
+
+@pytest.mark.parametrize("kwargs,match", [(dict(lr=0.0), "lr must be a finite number > 0"),
+                                          (dict(history_size=0), "history_size")])
+def test_lbfgs_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fastopt.LBFGS(np.zeros(2), backend="numpy", **kwargs)
+
+
+def test_numpy_scalars_are_accepted_where_python_ones_are():
+    fastopt.LBFGS(np.zeros(2), history_size=np.int64(3), max_iter=np.int32(2), backend="numpy")
+    opt = fastopt.Adam(np.zeros(2), amsgrad=np.True_, backend="numpy")
+    assert opt.param_groups[0]["amsgrad"] is True
+
+
+@pytest.mark.parametrize("bad", [None, [("rule", "Adam")], "state"])
+def test_load_state_dict_names_what_it_got(bad):
+    opt = fastopt.Adam(np.zeros(2), backend="numpy")
+    with pytest.raises(TypeError, match="state_dict must be a dict"):
+        opt.load_state_dict(bad)
