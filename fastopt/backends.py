@@ -149,6 +149,10 @@ class FlatGrads:
         check = self.backend.checked_grad
         flat = [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
                                                                 self.labels)]
+        for p, what in zip(self.params, self.labels):
+            if not self.backend.writeable(p):
+                raise ValueError(f"{what.replace(': grads', ': params', 1)} was made read-only "
+                                 "after the optimizer was built; params are updated in place")
         return self.apart(flat, [grads[i] for i in self.order])
 
     def apart(self, flat: list, given: list) -> list:

@@ -128,7 +128,7 @@ def bucket_table(params: list) -> np.ndarray:
 
 
 # The last five arguments of a bucket loop whose grads are located already.
-UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 5), np.intp), np.zeros(0, np.intp),
+UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 6), np.intp), np.zeros(0, np.intp),
              np.zeros((0, 2), np.intp), np.zeros(8, np.intp))
 
 

@@ -35,6 +35,7 @@ except Exception:   # the numba backend is optional (or broken)
     numba = None
 
 C_CONTIGUOUS = 0x0001   # NPY_ARRAY_C_CONTIGUOUS
+WRITEABLE = 0x0400      # NPY_ARRAY_WRITEABLE
 
 
 class Fields(NamedTuple):
@@ -94,18 +95,19 @@ def descr_id(a: np.ndarray) -> int:
 
 
 # Columns of the table ``resolve_grads`` reads, one row per param (in bucket order).
-GRAD, NDIM, DIMS, DESCR, NBYTES = range(5)
+GRAD, NDIM, DIMS, DESCR, NBYTES, PARAM = range(6)
 
 
 def grad_table(arrays: list, grad_index: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """(table, dims) describing the grads expected for ``arrays``: row k says which entry of
-    the step's grads belongs to arrays[k], its ndim, where its shape starts in ``dims``, its
-    dtype object and its size in bytes."""
+    """(table, dims) describing the grads expected for ``arrays`` (the params): row k says
+    which entry of the step's grads belongs to arrays[k], its ndim, where its shape starts
+    in ``dims``, its dtype object, its size in bytes, and the param's own object (whose
+    WRITEABLE flag is read every step: the caller keeps ``arrays`` alive)."""
     dims = np.array([d for a in arrays for d in a.shape], dtype=np.intp)
     starts = np.cumsum([0] + [a.ndim for a in arrays])[:-1]
-    table = np.array([(i, a.ndim, s, descr_id(a), a.nbytes)
+    table = np.array([(i, a.ndim, s, descr_id(a), a.nbytes, id(a))
                       for i, a, s in zip(grad_index, arrays, starts)],
-                     dtype=np.intp).reshape(len(arrays), 5)
+                     dtype=np.intp).reshape(len(arrays), 6)
     return table, dims
 
 
@@ -178,14 +180,16 @@ if numba is not None and FIELDS is not None:
     def resolve_grads(ids, table, dims, spans, pointers, layout):
         """pointers[k] = the data of grad ``ids[table[k, GRAD]]`` for every row k, if each
         is a C-contiguous numpy.ndarray of its param's shape and dtype that shares no memory
-        with ``spans`` (the params and the state); else the first row that is not (nothing
-        is written past it) so Python can look closer."""
+        with ``spans`` (the params and the state), and the param is still writeable; else
+        the first row that is not (nothing is written past it) so Python can look closer."""
         for k in range(table.shape[0]):
             obj = ids[table[k, GRAD]]
             if not _matches(obj, k, table, dims, layout):
                 return k
             data = _word(obj + layout[DATA])
             if table[k, NBYTES] and _meets(spans, data, data + table[k, NBYTES]):
+                return k
+            if not _int(table[k, PARAM] + layout[FLAGS]) & WRITEABLE:   # made read-only
                 return k
             pointers[k] = data
         return -1

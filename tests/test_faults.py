@@ -362,3 +362,23 @@ def test_load_state_dict_names_what_it_got(bad):
     opt = fastopt.Adam(np.zeros(2), backend="numpy")
     with pytest.raises(TypeError, match="state_dict must be a dict"):
         opt.load_state_dict(bad)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_param_made_read_only_after_construction_is_refused_before_anything_changes(backend):
+    params, opt = stepped(backend=backend)
+    snap = snapshot(params, opt)
+    params[1].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[1\] was made read-only"):
+        opt.step([np.ones(4), np.ones((2, 3))])
+    params[1].flags.writeable = True
+    assert_unchanged(params, opt, snap)
+
+
+def test_replacing_an_entry_of_the_given_list_changes_nothing_for_the_optimizer():
+    """Documented: the optimizer updates the arrays it was given (opt.params)."""
+    params, opt = stepped("SGD", lr=1.0)
+    first = params[0]
+    params[0] = np.zeros(4)
+    opt.step([np.ones(4), np.ones((2, 3))])
+    assert opt.params[0] is first and not params[0].any()
