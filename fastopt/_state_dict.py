@@ -64,8 +64,12 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
         if missing:
             raise ValueError(f"{owner}: state_dict lacks {[prefix + k for k in missing]}")
         kinds = {h.name: h.kind for h in opt.rule.hyperparams}
+        indices = sd[prefix + "params"]
+        if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
+            raise ValueError(f"{owner}: {prefix}params must be an integer array of param "
+                             f"indices, got {indices!r:.60}")
         groups.append(dict(
-            params=[int(i) for i in np.asarray(sd[prefix + "params"]).ravel()],
+            params=[int(i) for i in indices.ravel()],
             step=_integer(owner, prefix + "step", sd[prefix + "step"]),
             overrides={k: decode(kinds[k], sd[prefix + k]) for k in opt._keys()},
             extra={k: sd[prefix + k] for k in extra_names}))
@@ -83,7 +87,10 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
     rule = plain(sd["rule"])
     if rule != name:
         raise ValueError(f"{owner}: state_dict is for rule {rule!r}, not {name!r}")
-    n_params = plain(sd["n_params"])
+    if any(not isinstance(k, str) for k in sd):
+        raise ValueError(f"{owner}: state_dict keys are strings; got "
+                         f"{[k for k in sd if not isinstance(k, str)]}")
+    n_params = _integer(owner, "n_params", sd["n_params"])
     if n_params != len(opt._arrays):
         raise ValueError(f"{owner}: state_dict holds {n_params} params, this optimizer has "
                          f"{len(opt._arrays)}")
@@ -109,6 +116,8 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
                          f"(missing {missing}, unexpected {unexpected})")
     for key, a in expected.items():
         v = sd[key]
+        if isinstance(v, np.ndarray):
+            sd[key] = v = v.copy()      # as if read before writing (it may view our state)
         if not isinstance(v, np.ndarray):
             raise TypeError(f"{owner}: {key} must be a numpy.ndarray, got {type(v).__name__}")
         if v.shape != a.shape or v.dtype != a.dtype:

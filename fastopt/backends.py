@@ -142,17 +142,22 @@ class FlatGrads:
         self.backend, self.params, self.order, self.spans = backend, params, order, spans
         self.starts, self.ends = spans[:, 0].tolist(), spans[:, 1].tolist()
         self.roots = roots              # ids of the arrays owning the memory of ``spans``
+        self.layouts = [(p.shape, p.dtype) for p in params]
         self.labels = [f"{owner}: {label}" for label in labels]
         self.copies: list = []         # kept until the next step: the kernels read them
 
     def resolve(self, grads: list) -> list:
+        for p, what, (shape, dtype) in zip(self.params, self.labels, self.layouts):
+            param = what.replace(": grads", ": params", 1)
+            if not self.backend.writeable(p):
+                raise ValueError(f"{param} was made read-only after the optimizer was built; "
+                                 "params are updated in place")
+            if p.shape != shape or p.dtype != dtype:
+                raise ValueError(f"{param} was changed in place to shape {p.shape} and dtype "
+                                 f"{p.dtype} after the optimizer was built for {shape} {dtype}")
         check = self.backend.checked_grad
         flat = [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
                                                                 self.labels)]
-        for p, what in zip(self.params, self.labels):
-            if not self.backend.writeable(p):
-                raise ValueError(f"{what.replace(': grads', ': params', 1)} was made read-only "
-                                 "after the optimizer was built; params are updated in place")
         return self.apart(flat, [grads[i] for i in self.order])
 
     def apart(self, flat: list, given: list) -> list:
@@ -163,7 +168,8 @@ class FlatGrads:
         address = self.backend.address
         out, self.copies = flat, []
         for k, (g, original) in enumerate(zip(flat, given)):
-            if getattr(original, "base", 0) is None and id(original) not in roots:
+            if getattr(original, "base", 0) is None and id(original) not in roots and \
+                    getattr(getattr(original, "flags", None), "owndata", False):
                 continue
             if g.nbytes:
                 start = address(g)

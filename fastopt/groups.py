@@ -106,7 +106,11 @@ class ParamGroup(dict):
         self._changes.groups.add(self._index)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        for key, value in dict(*args, **kwargs).items():
+        """Every key checked first: an unknown one changes nothing."""
+        changes = dict(*args, **kwargs)
+        for key in changes:
+            self._check_key(key)
+        for key, value in changes.items():
             self[key] = value
 
     def __ior__(self, other: Any) -> ParamGroup:
@@ -122,3 +126,30 @@ class ParamGroup(dict):
         raise KeyError("param group keys cannot be removed; set a value instead")
 
     __delitem__ = pop = popitem = clear = _no_removal
+
+
+class ParamGroups(list):
+    """``opt.param_groups``: the group dicts, in order. Their values may change; the list
+    may not (a replaced, added, removed or reordered dict would not reach the kernels):
+    use ``add_param_group``."""
+
+    def _add(self, group: ParamGroup) -> None:
+        list.append(self, group)
+
+    def _fixed(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("param_groups cannot be changed as a list: change values in its "
+                        "dicts (param_groups[0]['lr'] = ...), or add a group with "
+                        "add_param_group")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = \
+        remove = clear = sort = reverse = _fixed
+
+    def __reduce__(self) -> tuple:
+        return _param_groups, (list(self),)
+
+
+def _param_groups(groups: list) -> ParamGroups:
+    out = ParamGroups()
+    for g in groups:
+        out._add(g)
+    return out

@@ -55,12 +55,15 @@ class History:
         self.ops.two_loop(g, self.S, self.Y, self.rho, np.asarray(self.order, np.int64),
                           self.gamma, d)
 
-    def push(self, x_new: Any, x: Any, g_new: Any, g: Any) -> tuple[float, float, float]:
-        """Store s = x_new - x, y = g_new - g unless its curvature s.y <= eps*y.y; returns
-        (s.y, y.y, max|g_new|)."""
+    def push(self, x_new: Any, x: Any, g_new: Any, g: Any, descent: float
+             ) -> tuple[float, float, float]:
+        """Store s = x_new - x, y = g_new - g unless its curvature s.y <= eps * descent,
+        where descent = -g.s (L-BFGS-B's test: it holds at every scale of f, where
+        s.y <= eps*y.y dropped every pair once f's curvature passed ~1/eps); returns (s.y,
+        y.y, max|g_new|)."""
         slot = self.order[0] if len(self.order) == self.m else len(self.order)
         sy, yy, gmax = self.ops.update_pair(x_new, x, g_new, g, self.S[slot], self.Y[slot])
-        if sy > EPS * yy and yy > 0:
+        if sy > EPS * descent and yy > 0:
             if len(self.order) == self.m:
                 self.order.pop(0)
             self.order.append(slot)
@@ -120,7 +123,7 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         t_prev, f_prev, g_prev, t = t, f, g, t_next
     while bracket is not None and evals < max_evals:
         (t_lo, f_lo, g_lo), (t_hi, f_hi, g_hi) = bracket
-        if abs(t_hi - t_lo) <= xtol * max(1.0, abs(t_lo)):
+        if abs(t_hi - t_lo) <= xtol * max(abs(t_lo), abs(t_hi)):   # relative: steps may be tiny
             break
         lo, hi = min(t_lo, t_hi), max(t_lo, t_hi)
         width = hi - lo
@@ -246,7 +249,7 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
             history.direction(problem.g, problem.d)
             gtd = problem.ops.dot(problem.g, problem.d)
         # first step from an empty memory: |t d| <= 1, as SciPy (and PyTorch) start
-        t0 = lr if history.order else lr * min(1.0, 1.0 / math.sqrt(-gtd))
+        t0 = lr if history.order or not -gtd > 0 else lr * min(1.0, 1.0 / math.sqrt(-gtd))
         t, f_new, _, _, ok = search(problem.phi, problem.f, gtd, t0,
                                     max_evals=max(1, min(maxls, evals_left())))
         if (not ok and t == 0.0) or not f_new <= problem.f:
@@ -257,13 +260,16 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
         f_old, x_old, g_old = problem.f, problem.x, problem.g
         problem.accept(t)
         problem.f = f_new
-        _, _, gmax = history.push(problem.x, x_old, problem.g, g_old)
+        _, _, gmax = history.push(problem.x, x_old, problem.g, g_old, -t * gtd)
         yield f_old, t, gmax
 
 
 def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
     opts = dict(maxiter=15000, maxfun=15000, history_size=10, gtol=1e-5, ftol=2.220446049250313e-09,
                 maxls=20, line_search="strong_wolfe", disp=False)
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"minimize: options must be a dict of option names and values, got "
+                        f"{type(options).__name__}")
     given = dict(options or {})
     if "maxcor" in given:                        # SciPy's name for history_size
         given.setdefault("history_size", given.pop("maxcor"))
@@ -303,7 +309,13 @@ def _make_ops(backend_name: str, x: Any) -> tuple[str, Any, Any]:
     elif not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
         raise TypeError(f"minimize: x0 is a device array; backend {backend.name!r} takes NumPy arrays")
     else:
-        arr = np.array(x, copy=True)
+        try:
+            arr = np.array(x, copy=True)
+        except ValueError as exc:        # ragged nested lists
+            raise ValueError(f"minimize: x0 must be an array of numbers: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"minimize: x0 must hold real numbers, got dtype {arr.dtype} from "
+                        f"{x!r:.60}")
     if arr.dtype not in FLOAT_DTYPES:
         arr = arr.astype(np.float64)
     return backend.name, _ops_for(backend.name, arr.size, arr.dtype), arr.reshape(-1)
@@ -382,7 +394,7 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
     while reason is None:
         step = next(iterations, None)
         if step is None:
-            reason = "linesearch"
+            reason = "maxfun" if problem.nfev >= opts["maxfun"] else "linesearch"
             break
         f_old, _, gmax = step
         nit += 1
@@ -411,6 +423,17 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
     return result
 
 
+def _count(owner: str, name: str, value: Any) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
+            or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+SETTINGS = {"lr": _checks.positive, "max_iter": _count, "tolerance_grad": _checks.nonnegative,
+            "tolerance_change": _checks.nonnegative}
+
+
 class LBFGS:
     """L-BFGS as a stateful optimizer for full-batch training loops (PyTorch's interface).
 
@@ -433,13 +456,9 @@ class LBFGS:
         if len(dtypes) != 1:
             raise TypeError(f"{name}: params must share one dtype; got "
                             f"{sorted(str(d) for d in dtypes)}")
-        self.lr = _checks.positive(name, "lr", lr)
-        for k, v in (("history_size", history_size), ("max_iter", max_iter)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: {k} must be an integer >= 1, got {v!r}")
-        self.max_iter = max_iter
-        self.tolerance_grad = _checks.nonnegative(name, "tolerance_grad", tolerance_grad)
-        self.tolerance_change = _checks.nonnegative(name, "tolerance_change", tolerance_change)
+        _count(name, "history_size", history_size)
+        self.lr, self.max_iter = lr, max_iter            # checked by __setattr__
+        self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
         if line_search not in LINE_SEARCHES:
             raise ValueError(f"{name}: line_search must be one of {sorted(LINE_SEARCHES)}, "
                              f"got {line_search!r}")
@@ -450,6 +469,16 @@ class LBFGS:
         self._ops = _ops_for(self._backend.name, n, self._arrays[0].dtype)
         self._history = History(self._ops, n, history_size)
         self.n_iter = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """The settings may change between steps, checked as in the constructor; any other
+        public attribute is an error, not silently ignored."""
+        if name in SETTINGS:
+            value = SETTINGS[name]("LBFGS", name, value)
+        elif not name.startswith("_") and name != "n_iter":
+            raise AttributeError(f"LBFGS has no setting {name!r}; its settings are "
+                                 f"{sorted(SETTINGS)}")
+        object.__setattr__(self, name, value)
 
     @property
     def backend(self) -> str:
@@ -477,6 +506,9 @@ class LBFGS:
 
     def step(self, closure: Callable[[], tuple[float, Any]]) -> float:
         """Up to max_iter L-BFGS iterations; returns the loss before them."""
+        if not callable(closure):
+            raise TypeError(f"LBFGS.step: closure must be a function returning (loss, grads), "
+                            f"got {type(closure).__name__}")
         ops = self._ops
         x = ops.zeros(self._slices[-1].stop)
         for a, part in zip(self._arrays, self._slices):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from types import MappingProxyType
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
 from ._state_dict import encode, load
-from .groups import Changes, ParamGroup, group_spec, group_specs
+from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs
 from .kernels import _checks
 from .kernels._ndarray import spans_of
 
@@ -33,7 +34,12 @@ def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBac
     checked = []
     for p, label in zip(arrays, labels):
         what = f"{owner}: {label}"
+        if isinstance(p, np.ma.MaskedArray):
+            raise TypeError(f"{what} is a masked array, whose mask the kernels would ignore; "
+                            "give its data (p.data) or a plain array")
         a = backend.check_array(p, what)
+        if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+            a = a.view(np.ndarray)       # np.matrix and co.: the same memory, plain rules
         if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{what} must have dtype float32 or float64, got {a.dtype}")
         if not a.flags.c_contiguous:
@@ -118,6 +124,7 @@ class StepCount:
     costs a Python call."""
 
     value: int = 0
+    running: bool = False       # a step is under way (a schedule calling step is an error)
 
 
 class Optimizer:
@@ -128,19 +135,19 @@ class Optimizer:
     """
 
     rule: ClassVar[Any]
-    defaults: dict[str, Any]            # the constructor's keywords
-    param_groups: list[ParamGroup]      # live: changes apply from the next step
+    defaults: Mapping[str, Any]         # the constructor's keywords (read-only)
+    param_groups: ParamGroups           # live: changes apply from the next step
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str) -> None:
         owner = type(self).__name__
-        object.__setattr__(self, "defaults", dict(defaults))
+        object.__setattr__(self, "defaults", MappingProxyType(dict(defaults)))
         form, specs = group_specs(owner, params, self._keys())
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         self._backend = resolve_backend(backend, arrays)
         self._changes = Changes()
         self._lock = threading.RLock()
-        self.param_groups = []
+        object.__setattr__(self, "param_groups", ParamGroups())
         self._groups: list[GroupState] = []
         self._arrays: list = []
         self._steps = StepCount()
@@ -178,14 +185,19 @@ class Optimizer:
         dtype = _narrowest(arrays)
         for name, value in [("lr", lr), *hp.items()]:
             _checks.representable(owner, name, value, dtype)
+        if not callable(lr):      # the step scalars too, at t = 1 where they are largest
+            scalars, _ = self.rule.host_scalars(hp, 1, lr, dict(self.rule.extra))
+            for name, value in zip(self.rule.scalars, scalars):
+                _checks.representable(owner, f"the step scalar {name} of these "
+                                      "hyperparameters", value, dtype)
         return lr, hp
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
         lr, hp = self._checked_group(owner, overrides, arrays)
         index = len(self.param_groups)
-        values = dict(self.defaults, **overrides)
-        group = ParamGroup({"params": tuple(given), **values}, index, self._keys(), self._changes)
+        group = ParamGroup({"params": tuple(given), **self._as_given(lr, hp)}, index,
+                           self._keys(), self._changes)
         positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
         self._arrays.extend(arrays)
         state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [],
@@ -195,7 +207,7 @@ class Optimizer:
         except BaseException:            # e.g. out of memory: no param without a group
             del self._arrays[positions[0]:]
             raise
-        self.param_groups.append(group)
+        self.param_groups._add(group)
         self._groups.append(state)
 
     def _buckets(self, group: GroupState, keep: Mapping[Any, Any] | None = None) -> list[Bucket]:
@@ -269,7 +281,8 @@ class Optimizer:
     def _apply_changes(self) -> None:
         """Validate every changed group, then apply them all (or nothing)."""
         updates = []
-        for j in sorted(self._changes.groups):
+        pending = set(self._changes.groups)     # changes made meanwhile wait for the next
+        for j in sorted(pending):
             owner = f"{type(self).__name__}: param_groups[{j}]"
             overrides = {k: v for k, v in self.param_groups[j].items() if k != "params"}
             group = self._groups[j]
@@ -283,20 +296,25 @@ class Optimizer:
                                  "set it when creating the optimizer (or before its first "
                                  "step)")
             updates.append((group, lr, hp, flags))
-        for group, lr, hp, flags in updates:
+        for (group, lr, hp, flags), j in zip(updates, sorted(pending)):
+            dict.update(self.param_groups[j], self._as_given(lr, hp))   # e.g. betas as a tuple
             group.lr = lr
             rebuild = flags != group.flags
             group.hp, group.flags = hp, flags
             if rebuild:     # else only the host scalars change: the kernels stay
                 group.buckets = self._buckets(group, {b.key: b.state for b in group.buckets})
                 self._rebuild_resolver()
-        self._changes.groups.clear()
+        self._changes.groups -= pending
+
+    def _as_given(self, lr: LearningRate, hp: Mapping[str, Any]) -> dict[str, Any]:
+        """A group's validated values as its dict shows them (floats, betas a tuple)."""
+        return {k: lr if k == "lr" else hp[k] for k in self._keys()}
 
     def _group_arrays(self, group: GroupState) -> list:
         return [self._arrays[i] for i in group.positions]
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_") and name != "param_groups":
+        if not name.startswith("_"):
             raise AttributeError(
                 f"{type(self).__name__} has no settable attribute {name!r}: hyperparameters "
                 f"live in param_groups (e.g. opt.param_groups[0][{name!r}] = {value!r}, "
@@ -339,7 +357,14 @@ class Optimizer:
         was one array, else a sequence with one grad per param, in the order of the groups.
         Calls from several threads take turns (one lock per optimizer)."""
         with self._lock:
-            self._step(grads)
+            if self._steps.running:
+                raise RuntimeError(f"{type(self).__name__}.step was called from inside its own "
+                                   "step (by an lr schedule?); a step cannot nest")
+            self._steps.running = True
+            try:
+                self._step(grads)
+            finally:
+                self._steps.running = False
 
     def _step(self, grads: Arrays) -> None:
         if self._changes.groups:
@@ -378,6 +403,7 @@ class Optimizer:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         del state["_resolver"], state["_run"], state["_lock"]
+        state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
                              [(b.dtype.str, b.device, b.state) for b in g.buckets])
                             for g in self._groups]
@@ -385,7 +411,8 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         groups = state.pop("_groups")
-        self.__dict__.update(state, _lock=threading.RLock())
+        self.__dict__.update(state, _lock=threading.RLock(),
+                             defaults=MappingProxyType(state["defaults"]))
         self._groups = []
         for group, kept in groups:
             group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})

@@ -12,6 +12,14 @@ Pass one as ``lr`` to any optimizer; it is evaluated once per step, on the host.
 """
 from __future__ import annotations
 
+import numpy as np
+
+
+def _is_count(value: object) -> bool:
+    """An integer >= 1 (NumPy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
+        and value >= 1
+
 import math
 from dataclasses import dataclass
 
@@ -43,7 +51,7 @@ class step_decay(Schedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         check.in_unit_interval("step_decay", "drop", self.drop, include_one=True)
-        if not isinstance(self.every, int) or self.every < 1:
+        if not _is_count(self.every):
             raise ValueError(f"step_decay: every must be an integer >= 1, got {self.every!r}")
 
     def __call__(self, t: int) -> float:
@@ -103,7 +111,7 @@ class linear(Schedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         check.nonnegative("linear", "floor", self.floor)
-        if not isinstance(self.tau, int) or self.tau < 1:
+        if not _is_count(self.tau):
             raise ValueError(f"linear: tau must be an integer >= 1, got {self.tau!r}")
 
     def __call__(self, t: int) -> float:

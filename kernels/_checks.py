@@ -9,13 +9,21 @@ from typing import Any
 import numpy as np
 
 
+def _finite(value: Any) -> bool:
+    """math.isfinite that says False (not OverflowError) for ints beyond a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def finite(owner: str, name: str, value: Any) -> float:
     """A finite float."""
-    if not _is_real(value) or not math.isfinite(value):
+    if not _is_real(value) or not _finite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -32,14 +40,14 @@ def representable(owner: str, name: str, value: Any, dtype: Any) -> None:
 
 def positive(owner: str, name: str, value: Any) -> float:
     """A finite float > 0."""
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+    if not _is_real(value) or not _finite(value) or value <= 0:
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
 def nonnegative(owner: str, name: str, value: Any) -> float:
     """A finite float >= 0."""
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if not _is_real(value) or not _finite(value) or value < 0:
         raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
@@ -75,7 +83,7 @@ def boolean(owner: str, name: str, value: Any) -> bool:
 def learning_rate(owner: str, value: Any, step: int | None = None) -> float:
     """A learning rate: finite and >= 0 (``step`` names the step of a schedule's value)."""
     where = "lr" if step is None else f"lr schedule at step {step}"
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
+    if not _is_real(value) or not _finite(value) or value < 0:
         raise ValueError(f"{owner}: {where} must be a finite number >= 0, got {value!r}")
     return float(value)
 

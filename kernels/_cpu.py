@@ -193,16 +193,19 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
     return -1
 
 
-def _fingerprint(fn: Callable) -> str:
-    """A short hash of the source file that defines ``fn``: numba's cache checks only the
-    loop's own file, so a change to a rule's module must change the cached loop's name.
-    (An element body may therefore call helpers from its own module or from this one, whose
-    changes numba sees, but from no third module.)"""
-    try:
-        data = Path(inspect.getsourcefile(fn)).read_bytes()
-    except (OSError, TypeError):
-        data = fn.__code__.co_code + repr(fn.__code__.co_consts).encode()
-    return hashlib.sha256(data).hexdigest()[:12]
+def _fingerprint(*fns: Callable) -> str:
+    """A short hash of the source files that define ``fns``: numba's cache checks only the
+    loop's own file, so a change to a rule's module, or to the grad checks the loop calls
+    (kernels/_ndarray.py), must change the cached loop's name. (An element body may
+    therefore call helpers from its own module or from this one, whose changes numba sees,
+    but from no third module.)"""
+    digest = hashlib.sha256()
+    for fn in fns:
+        try:
+            digest.update(Path(inspect.getsourcefile(fn)).read_bytes())
+        except (OSError, TypeError):
+            digest.update(fn.__code__.co_code + repr(fn.__code__.co_consts).encode())
+    return digest.hexdigest()[:12]
 
 
 def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callable:
@@ -214,7 +217,8 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callab
     env = dict(_bucket_loop.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
                FLAGS=tuple(bool(v) for v in flags.values()))
     loop = types.FunctionType(_bucket_loop.__code__, env, "_bucket_loop")
-    loop.__qualname__ = f"{rule.name}{suffix}_{_fingerprint(rule.cpu_element)}"
+    source = _fingerprint(rule.cpu_element, resolve_grads.py_func)
+    loop.__qualname__ = f"{rule.name}{suffix}_{source}"
     loop.__module__ = __name__
     return loop
 

@@ -189,7 +189,10 @@ if numba is not None and FIELDS is not None:
             data = _word(obj + layout[DATA])
             if table[k, NBYTES] and _meets(spans, data, data + table[k, NBYTES]):
                 return k
-            if not _int(table[k, PARAM] + layout[FLAGS]) & WRITEABLE:   # made read-only
+            param = table[k, PARAM]     # made read-only, or re-typed or reshaped in place?
+            if not _int(param + layout[FLAGS]) & WRITEABLE or \
+                    _word(param + layout[DESCRIPTOR]) != table[k, DESCR] or \
+                    _int(param + layout[ND]) != table[k, NDIM]:
                 return k
             pointers[k] = data
         return -1

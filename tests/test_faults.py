@@ -382,3 +382,191 @@ def test_replacing_an_entry_of_the_given_list_changes_nothing_for_the_optimizer(
     params[0] = np.zeros(4)
     opt.step([np.ones(4), np.ones((2, 3))])
     assert opt.params[0] is first and not params[0].any()
+
+
+# -- found by a second hunt -----------------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_masked_params_are_refused(backend):
+    p = np.ma.masked_array(np.ones(3), mask=[0, 1, 0])
+    with pytest.raises(TypeError, match=r"params\[0\] is a masked array"):
+        fastopt.SGD([p], lr=1.0, backend=backend)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")   # np.matrix itself
+@pytest.mark.parametrize("rule", ["Adam", "Adagrad"])
+def test_matrix_params_with_weight_decay_agree_on_every_backend(rule):
+    results = []
+    for backend in HOST_BACKENDS:
+        a, m = np.ones(2), np.matrix(np.ones((2, 2)))
+        opt = getattr(fastopt, rule)([a, m], lr=0.1, weight_decay=0.1, backend=backend)
+        opt.step([np.ones(2), np.ones((2, 2))])
+        results.append((a.copy(), np.asarray(m).copy()))
+    for a, m in results[1:]:
+        np.testing.assert_array_equal(a, results[0][0])
+        np.testing.assert_array_equal(m, results[0][1])
+
+
+@needs_numba
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_grad_without_a_base_that_views_the_state_acts_as_a_copy(backend):
+    """An array wrapped from a raw pointer has no base yet owns nothing."""
+    import numba
+
+    from fastopt.kernels._ndarray import void_pointer
+
+    @numba.njit
+    def wrap(address, n):
+        return numba.carray(void_pointer(address), n, np.float64)
+
+    def run(copy_first):
+        p = np.linspace(-1, 1, 4)
+        opt = fastopt.Adagrad([p], lr=0.1, backend=backend if not copy_first else "numpy")
+        opt.step([np.ones(4)])
+        g = wrap(opt.state[0]["sum"].ctypes.data, 4)
+        assert g.base is None and not g.flags.owndata
+        opt.step([g.copy() if copy_first else g])
+        return p
+
+    np.testing.assert_array_equal(run(False), run(True))
+
+
+def test_a_change_made_during_a_step_is_kept_for_the_next():
+    params = [np.zeros(2), np.zeros(2)]
+    opt = fastopt.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1,
+                      backend="numpy")
+
+    def schedule(t):
+        opt.param_groups[1]["lr"] = 0.5        # changes the other group, mid-step
+        return 0.1
+
+    opt.param_groups[0]["lr"] = schedule
+    opt.step([np.ones(2), np.ones(2)])
+    opt.step([np.ones(2), np.ones(2)])
+    np.testing.assert_allclose(params[1], -0.1 - 0.5)
+
+
+def test_param_groups_as_a_list_cannot_change():
+    opt = fastopt.Adam([{"params": [np.zeros(2)]}, {"params": [np.zeros(3)]}], backend="numpy")
+    for change in (lambda g: g.append({}), lambda g: g.reverse(), lambda g: g.pop(),
+                   lambda g: g.__setitem__(0, {"params": [np.zeros(2)], "lr": 100.0})):
+        with pytest.raises(TypeError, match="add_param_group"):
+            change(opt.param_groups)
+    with pytest.raises(AttributeError, match="param_groups"):
+        opt.param_groups = []
+    with pytest.raises(TypeError):
+        opt.defaults["lr"] = 5.0               # read-only
+    assert len(opt.param_groups) == 2 and opt.defaults["lr"] == 1e-3
+
+
+def test_a_group_update_with_an_unknown_key_changes_nothing():
+    opt = fastopt.Adam(np.zeros(2), backend="numpy")
+    with pytest.raises(KeyError, match="'foo'"):
+        opt.param_groups[0].update({"lr": 0.2, "foo": 1})
+    assert opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_group_values_are_kept_as_validated():
+    opt = fastopt.Adam([{"params": [np.zeros(2)], "betas": (b for b in (0.8, 0.9))}],
+                       backend="numpy")
+    assert opt.param_groups[0]["betas"] == (0.8, 0.9)
+    opt.param_groups[0]["lr"] = 0.01
+    opt.step([np.ones(2)])
+    assert opt.state_dict()["groups.0.lr"] == 0.01
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=3e38, betas=(0.999, 0.999)),
+                                    dict(lr=1e20, weight_decay=1e20)], ids=["Adam", "AdamW"])
+def test_step_scalars_beyond_float32_are_refused(kwargs):
+    rule = "AdamW" if "weight_decay" in kwargs else "Adam"
+    with pytest.raises(ValueError, match="step scalar"):
+        getattr(fastopt, rule)(np.zeros(2, np.float32), backend="numpy", **kwargs)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_param_retyped_in_place_is_refused(backend):
+    p = np.zeros(3)
+    opt = fastopt.SGD([p], lr=1.0, backend=backend)
+    p.dtype = np.int64
+    with pytest.raises(ValueError, match="changed in place"):
+        opt.step([np.ones(3)])
+    assert not p.any()
+
+
+def test_load_state_dict_reads_views_of_its_own_state_as_copies():
+    opt = fastopt.Adam([np.zeros(2), np.zeros(2)], backend="numpy")
+    opt.step([np.ones(2), 2 * np.ones(2)])
+    sd = opt.state_dict()
+    m0, m1 = opt.state[0]["m"].copy(), opt.state[1]["m"].copy()
+    sd["0.m"], sd["1.m"] = opt.state[1]["m"], opt.state[0]["m"]   # swap, as views
+    opt.load_state_dict(sd)
+    np.testing.assert_array_equal(opt.state[0]["m"], m1)
+    np.testing.assert_array_equal(opt.state[1]["m"], m0)
+
+
+def test_a_step_inside_a_step_is_an_error():
+    p = np.zeros(2)
+    holder = {}
+    opt = fastopt.Adam(p, lr=lambda t: holder["opt"].step(np.ones(2)) or 0.1, backend="numpy")
+    holder["opt"] = opt
+    with pytest.raises(RuntimeError, match="inside its own step"):
+        opt.step(np.ones(2))
+    assert not p.any() and opt.step_count == 0
+
+
+@pytest.mark.parametrize("change,match", [(dict(n_params="2"), "n_params must be an integer"),
+                                          ({"groups.0.params": np.array([0.5])},
+                                           "integer array of param indices"),
+                                          ({"groups.0.params": None}, "integer array"),
+                                          ({0: 1}, "keys are strings")])
+def test_load_state_dict_refuses_malformed_entries(change, match):
+    params, opt = stepped()
+    snap = snapshot(params, opt)
+    sd = opt.state_dict()
+    sd.update(change)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(sd)
+    assert_unchanged(params, opt, snap)
+
+
+@pytest.mark.parametrize("hp", [dict(lr=10 ** 400), dict(eps=10 ** 400)], ids=["lr", "eps"])
+def test_huge_integer_hyperparameters_are_named(hp):
+    with pytest.raises(ValueError, match=f"{next(iter(hp))} must be"):
+        fastopt.Adam(np.zeros(2), backend="numpy", **hp)
+
+
+def test_schedule_counts_are_integers_not_bools():
+    with pytest.raises(ValueError, match="tau"):
+        fastopt.schedules.linear(1.0, tau=True)
+    assert fastopt.schedules.linear(1.0, tau=np.int64(5))(5) == pytest.approx(
+        fastopt.schedules.linear(1.0, tau=5)(5))
+
+
+@pytest.mark.parametrize("x0,error,match", [(np.array([1 + 1j]), TypeError, "x0 must hold real"),
+                                            ("12", TypeError, "x0 must hold real"),
+                                            ([1.0, None], TypeError, "x0 must hold real"),
+                                            ([[1.0], [2.0, 3.0]], ValueError, "x0 must be")])
+def test_minimize_names_a_bad_x0(x0, error, match):
+    with pytest.raises(error, match=match):
+        fastopt.minimize(quadratic, x0, backend="numpy")
+
+
+def test_minimize_names_bad_options_and_reports_maxfun():
+    with pytest.raises(TypeError, match="options must be a dict"):
+        fastopt.minimize(quadratic, np.ones(2), options="maxiter", backend="numpy")
+    rosen = lambda x: (float(100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2),  # noqa: E731
+                       np.array([-400 * x[0] * (x[1] - x[0] ** 2) - 2 * (1 - x[0]),
+                                 200 * (x[1] - x[0] ** 2)]))
+    r = fastopt.minimize(rosen, np.zeros(2), options=dict(maxfun=5), backend="numpy")
+    assert r.status == 1 and "EVALUATIONS" in r.message
+
+
+def test_lbfgs_settings_are_checked_when_changed():
+    opt = fastopt.LBFGS(np.zeros(2), backend="numpy")
+    for name, value in (("lr", -5.0), ("lr", float("nan")), ("max_iter", -3),
+                        ("tolerance_grad", float("nan"))):
+        with pytest.raises(ValueError, match=name):
+            setattr(opt, name, value)
+    with pytest.raises(AttributeError, match="no setting 'history'"):
+        opt.history = 3
+    with pytest.raises(TypeError, match="closure must be a function"):
+        opt.step(5)

@@ -87,12 +87,21 @@ def test_history_skips_pairs_without_curvature():
     ops = K.HostOps(3, np.float64, compiled=False)
     h = History(ops, 3, 2)
     x, g = np.zeros(3), np.zeros(3)
-    h.push(np.ones(3), x, -np.ones(3), g)           # s.y < 0: skipped
+    h.push(np.ones(3), x, -np.ones(3), g, 1.0)      # s.y < 0: skipped
     assert h.order == []
     for step in range(1, 4):                        # ring of 2 keeps the newest two
-        h.push(np.full(3, step), x, np.full(3, 2.0 * step), g)
+        h.push(np.full(3, step), x, np.full(3, 2.0 * step), g, 1.0)
     assert len(h.order) == 2 and h.gamma == pytest.approx(0.5)
     np.testing.assert_array_equal(h.S[h.order[-1]], np.full(3, 3.0))
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e13, 1e16])
+def test_the_curvature_test_and_the_line_search_hold_at_every_scale(scale):
+    """f = scale*|x|^2: SciPy converges at every scale; the pair test compares s.y with
+    -g.s (not y.y), and the zoom's tolerance is relative to the steps (tiny at 1e13)."""
+    r = fastopt.minimize(lambda x: (float(scale * (x @ x)), 2 * scale * x), np.full(3, 0.1),
+                         backend="numpy")
+    assert r.success and np.abs(r.x).max() < 1e-6, (r.message, r.x)
 
 
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
