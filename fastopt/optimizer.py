@@ -260,6 +260,9 @@ class Optimizer:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
         of its own, as in PyTorch. Its params must not overlap any param already here."""
         with self._lock:
+            if self._steps.running:
+                raise RuntimeError(f"{type(self).__name__}.add_param_group was called from "
+                                   "inside a step (by an lr schedule?); add groups between steps")
             self._add_param_group(param_group)
 
     def _add_param_group(self, param_group: Mapping[str, Any]) -> None:

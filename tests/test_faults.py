@@ -570,3 +570,17 @@ def test_lbfgs_settings_are_checked_when_changed():
         opt.history = 3
     with pytest.raises(TypeError, match="closure must be a function"):
         opt.step(5)
+
+
+def test_adding_a_group_inside_a_step_is_an_error():
+    p = np.zeros(2)
+    holder = {}
+
+    def schedule(t):
+        holder["opt"].add_param_group({"params": [np.zeros(3)]})
+        return 0.1
+
+    opt = holder["opt"] = fastopt.Adam(p, lr=schedule, backend="numpy")
+    with pytest.raises(RuntimeError, match="add_param_group was called from inside a step"):
+        opt.step(np.ones(2))
+    assert len(opt.param_groups) == 1 and not p.any()
