@@ -584,3 +584,19 @@ def test_adding_a_group_inside_a_step_is_an_error():
     with pytest.raises(RuntimeError, match="add_param_group was called from inside a step"):
         opt.step(np.ones(2))
     assert len(opt.param_groups) == 1 and not p.any()
+
+
+def test_a_numba_that_fails_to_import_is_not_listed(tmp_path):
+    broken = tmp_path / "numba"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise ImportError('built for another NumPy')\n")
+    out = run_python("""
+import numpy as np, fastopt
+print(fastopt.available_backends(), fastopt.Adam(np.zeros(2)).backend)
+try:
+    fastopt.Adam(np.zeros(2), backend="numba")
+except fastopt.BackendUnavailableError as exc:
+    print(exc)
+""", PYTHONPATH=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "['numpy'] numpy" in out.stdout and "numba fails to import" in out.stdout
