@@ -165,17 +165,26 @@ print(opt.params[0][0], sum("nowhere to write its cache" in str(w.message) for w
     assert float(value) == pytest.approx(-0.1) and warnings_count == "1"
 
 
-def test_with_numba_jit_disabled_the_numba_backend_says_so_and_auto_uses_numpy():
-    out = run_python("""
+NUMBA_UNAVAILABLE = """
 import numpy as np, fastopt
 print(fastopt.available_backends(), fastopt.Adam(np.zeros(2)).backend)
 try:
     fastopt.Adam(np.zeros(2), backend="numba")
 except fastopt.BackendUnavailableError as exc:
     print(exc)
-""", NUMBA_DISABLE_JIT="1")
+"""
+
+
+def assert_numba_unavailable(reason: str, **env) -> None:
+    """In a process with ``env``: only numpy is listed, auto picks it, and asking for numba
+    raises with ``reason``."""
+    out = run_python(NUMBA_UNAVAILABLE, **env)
     assert out.returncode == 0, out.stderr
-    assert "['numpy'] numpy" in out.stdout and "NUMBA_DISABLE_JIT" in out.stdout
+    assert "['numpy'] numpy" in out.stdout and reason in out.stdout, out.stdout
+
+
+def test_with_numba_jit_disabled_the_numba_backend_says_so_and_auto_uses_numpy():
+    assert_numba_unavailable("NUMBA_DISABLE_JIT", NUMBA_DISABLE_JIT="1")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["info", "--help"],
@@ -590,13 +599,4 @@ def test_a_numba_that_fails_to_import_is_not_listed(tmp_path):
     broken = tmp_path / "numba"
     broken.mkdir()
     (broken / "__init__.py").write_text("raise ImportError('built for another NumPy')\n")
-    out = run_python("""
-import numpy as np, fastopt
-print(fastopt.available_backends(), fastopt.Adam(np.zeros(2)).backend)
-try:
-    fastopt.Adam(np.zeros(2), backend="numba")
-except fastopt.BackendUnavailableError as exc:
-    print(exc)
-""", PYTHONPATH=str(tmp_path))
-    assert out.returncode == 0, out.stderr
-    assert "['numpy'] numpy" in out.stdout and "numba fails to import" in out.stdout
+    assert_numba_unavailable("numba fails to import", PYTHONPATH=str(tmp_path))
