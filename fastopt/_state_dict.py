@@ -102,7 +102,7 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
             raise ValueError(f"{owner}: param group {j} holds params {given['params']} in the "
                              f"state_dict, {group.positions} here")
         lr, hp = opt._checked_group(f"{owner}: param_groups[{j}]", given["overrides"],
-                                    opt._group_arrays(group))
+                                    group.dtype)
         extra = opt.rule.checked_extra(f"{owner}: param_groups[{j}]",
                                        {k: plain(v) for k, v in given["extra"].items()})
         for i in group.positions:

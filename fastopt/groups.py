@@ -71,10 +71,15 @@ def group_spec(owner: str, group: Mapping[str, Any], keys: tuple[str, ...]
 
 
 class Changes:
-    """Which groups of one optimizer were changed since its last step."""
+    """Which groups of one optimizer were changed since its last step; ``lock`` is the
+    optimizer's (a change from another thread waits for a step to end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock: Any = None) -> None:
         self.groups: set[int] = set()
+        self.lock = lock
+
+    def __getstate__(self) -> dict:
+        return {"groups": set(self.groups), "lock": None}    # the copy gets its own lock
 
 
 class ParamGroup(dict):
@@ -102,8 +107,14 @@ class ParamGroup(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_key(key)
-        super().__setitem__(key, value)
-        self._changes.groups.add(self._index)
+        lock = self._changes.lock
+        if lock is None:
+            super().__setitem__(key, value)
+            self._changes.groups.add(self._index)
+            return
+        with lock:
+            super().__setitem__(key, value)
+            self._changes.groups.add(self._index)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Every key checked first: an unknown one changes nothing."""

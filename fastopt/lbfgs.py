@@ -171,20 +171,28 @@ def checked_loss(owner: str, what: str, f: Any) -> float:
     """``f`` as a float: a real number (a 0-d array or NumPy scalar included)."""
     if isinstance(f, np.ndarray) and f.ndim == 0 or isinstance(f, np.generic):
         f = f.item()
-    if not isinstance(f, (int, float)) or isinstance(f, bool):
-        shape = f" of shape {f.shape}" if hasattr(f, "shape") else ""
+    shape = getattr(f, "shape", ())
+    if isinstance(f, (bool, complex, str)) or not hasattr(f, "__float__") or \
+            tuple(shape) != ():
+        shape_text = f" of shape {tuple(shape)}" if shape != () else ""
         raise TypeError(f"{owner}: {what} must be a real number, got "
-                        f"{type(f).__name__}{shape} {f!r:.60}")
-    return float(f)
+                        f"{type(f).__name__}{shape_text} {f!r:.60}")
+    return float(f)          # a 0-d tensor of torch or JAX too
 
 
 def checked_grad(owner: str, what: str, g: Any, shape: tuple, size: int) -> Any:
-    """``g`` if it is a real, floating (or integer) array of ``shape`` or at least of
-    ``size`` elements in one row, else an error naming it (no broadcasting)."""
-    dtype = getattr(g, "dtype", None)
-    if dtype is None or not hasattr(g, "shape"):
-        raise TypeError(f"{owner}: {what} must be an array of shape {shape}, got "
-                        f"{type(g).__name__}")
+    """``g`` (a list or a number becomes an array) if it is a real, floating (or integer)
+    array of ``shape`` or at least of ``size`` elements in one row, else an error naming it
+    (no broadcasting)."""
+    if not hasattr(g, "dtype") or not hasattr(g, "shape"):
+        try:
+            g = np.asarray(g)
+        except (TypeError, ValueError):
+            raise TypeError(f"{owner}: {what} must be an array of shape {shape}, got "
+                            f"{type(g).__name__}") from None
+        if g.dtype == object:
+            raise TypeError(f"{owner}: {what} must be an array of numbers, got {g!r:.60}")
+    dtype = g.dtype
     if np.dtype(dtype).kind not in "fiu":
         raise TypeError(f"{owner}: {what} must be real numbers, got dtype {dtype}")
     if tuple(g.shape) != tuple(shape) and not (g.size == size and g.ndim <= 1):

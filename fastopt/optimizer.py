@@ -38,8 +38,6 @@ def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBac
             raise TypeError(f"{what} is a masked array, whose mask the kernels would ignore; "
                             "give its data (p.data) or a plain array")
         a = backend.check_array(p, what)
-        if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
-            a = a.view(np.ndarray)       # np.matrix and co.: the same memory, plain rules
         if a.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{what} must have dtype float32 or float64, got {a.dtype}")
         if not a.flags.c_contiguous:
@@ -102,7 +100,8 @@ class GroupState:
     t: int                      # steps this group has taken
     extra: dict[str, float]     # the rule's scalar state (Nadam: mu_product)
     buckets: list[Bucket]
-    limit: float = np.inf       # the largest value its narrowest dtype holds
+    dtype: np.dtype = np.dtype(np.float64)   # its narrowest dtype: what numbers must fit
+    limit: float = np.inf                    # the largest number that dtype holds
 
 
 def _owner(a: Any) -> Any:
@@ -145,8 +144,8 @@ class Optimizer:
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         self._backend = resolve_backend(backend, arrays)
-        self._changes = Changes()
         self._lock = threading.RLock()
+        self._changes = Changes(self._lock)
         object.__setattr__(self, "param_groups", ParamGroups())
         self._groups: list[GroupState] = []
         self._arrays: list = []
@@ -174,34 +173,37 @@ class Optimizer:
         return [f"param_groups[{j}]['params'][{i}]" for j, n in enumerate(counts)
                 for i in range(n)]
 
-    def _checked_group(self, owner: str, overrides: Mapping[str, Any], arrays: list
+    def _checked_group(self, owner: str, overrides: Mapping[str, Any], dtype: np.dtype
                        ) -> tuple[LearningRate, dict[str, Any]]:
-        """(lr, the other hyperparameters) of a group of ``arrays``: the defaults with its
-        overrides, validated, each number representable in the arrays' dtypes (torch, too,
-        refuses lr=1e39 for float32 params rather than step to inf)."""
+        """(lr, the other hyperparameters) of a group whose narrowest dtype is ``dtype``:
+        the defaults with its overrides, validated, each number representable in ``dtype``
+        (torch, too, refuses lr=1e39 for float32 params rather than step to inf)."""
         values = dict(self.defaults, **overrides)
         lr = _checks.learning_rate_or_schedule(owner, "lr", values["lr"])
         hp = self.rule.checked(owner, values)
-        dtype = _narrowest(arrays)
         for name, value in [("lr", lr), *hp.items()]:
             _checks.representable(owner, name, value, dtype)
         if not callable(lr):      # the step scalars too, at t = 1 where they are largest
-            scalars, _ = self.rule.host_scalars(hp, 1, lr, dict(self.rule.extra))
-            for name, value in zip(self.rule.scalars, scalars):
-                _checks.representable(owner, f"the step scalar {name} of these "
-                                      "hyperparameters", value, dtype)
+            self._check_scalars(owner, hp, 1, lr, dict(self.rule.extra), dtype)
         return lr, hp
+
+    def _check_scalars(self, owner: str, hp: Mapping[str, Any], t: int, lr: float,
+                       extra: Mapping[str, float], dtype: np.dtype) -> None:
+        scalars, _ = self.rule.host_scalars(hp, t, lr, extra)
+        for name, value in zip(self.rule.scalars, scalars):
+            _checks.representable(owner, f"the step scalar {name} of these hyperparameters",
+                                  value, dtype)
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
-        lr, hp = self._checked_group(owner, overrides, arrays)
+        lr, hp = self._checked_group(owner, overrides, _narrowest(arrays))
         index = len(self.param_groups)
         group = ParamGroup({"params": tuple(given), **self._as_given(lr, hp)}, index,
                            self._keys(), self._changes)
         positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
         self._arrays.extend(arrays)
         state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [],
-                           float(np.finfo(_narrowest(arrays)).max))
+                           _narrowest(arrays), float(np.finfo(_narrowest(arrays)).max))
         try:
             state.buckets = self._buckets(state)
         except BaseException:            # e.g. out of memory: no param without a group
@@ -219,7 +221,7 @@ class Optimizer:
             members.setdefault((a.dtype, self._backend.device_of(a)), []).append(i)
         buckets = []
         for key, positions in members.items():
-            flat = [self._arrays[i].reshape(-1) for i in positions]
+            flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
             n = sum(a.size for a in flat)
             state = {s: self._backend.zeros(n, key[0], self.rule.state_fill(s, group.hp),
                                             like=flat[0])
@@ -283,13 +285,14 @@ class Optimizer:
     # -- live hyperparameters -------------------------------------------------------------
     def _apply_changes(self) -> None:
         """Validate every changed group, then apply them all (or nothing)."""
-        updates = []
+        updates, snapshots = [], []
         pending = set(self._changes.groups)     # changes made meanwhile wait for the next
         for j in sorted(pending):
             owner = f"{type(self).__name__}: param_groups[{j}]"
             overrides = {k: v for k, v in self.param_groups[j].items() if k != "params"}
+            snapshots.append(overrides)
             group = self._groups[j]
-            lr, hp = self._checked_group(owner, overrides, self._group_arrays(group))
+            lr, hp = self._checked_group(owner, overrides, group.dtype)
             flags = self.rule.variant(hp)
             grows = set(self.rule.state_used(hp)) - set(self.rule.state_used(group.hp))
             if flags != group.flags and grows and group.t > 0:
@@ -299,15 +302,17 @@ class Optimizer:
                                  "set it when creating the optimizer (or before its first "
                                  "step)")
             updates.append((group, lr, hp, flags))
-        for (group, lr, hp, flags), j in zip(updates, sorted(pending)):
-            dict.update(self.param_groups[j], self._as_given(lr, hp))   # e.g. betas as a tuple
+        for (group, lr, hp, flags), j, read in zip(updates, sorted(pending), snapshots):
+            values = self.param_groups[j]
+            if all(values[k] is v for k, v in read.items()):     # unchanged since read
+                dict.update(values, self._as_given(lr, hp))        # e.g. betas as a tuple
+                self._changes.groups.discard(j)
             group.lr = lr
-            rebuild = flags != group.flags
-            group.hp, group.flags = hp, flags
-            if rebuild:     # else only the host scalars change: the kernels stay
-                group.buckets = self._buckets(group, {b.key: b.state for b in group.buckets})
+            if flags != group.flags:     # else only the host scalars change: kernels stay
+                rebuilt = dataclasses.replace(group, hp=hp, flags=flags)
+                group.buckets = self._buckets(rebuilt, {b.key: b.state for b in group.buckets})
                 self._rebuild_resolver()
-        self._changes.groups -= pending
+            group.hp, group.flags = hp, flags
 
     def _as_given(self, lr: LearningRate, hp: Mapping[str, Any]) -> dict[str, Any]:
         """A group's validated values as its dict shows them (floats, betas a tuple)."""
@@ -350,9 +355,11 @@ class Optimizer:
             owner = type(self).__name__
             lr = _checks.learning_rate(owner, lr(t), step=t)
             if lr > group.limit:
-                _checks.representable(owner, f"lr schedule at step {t}", lr,
-                                      _narrowest(self._group_arrays(group)))
+                _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
+        if callable(group.lr) and max(map(abs, scalars)) > group.limit:   # what lr made
+            self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
+                                t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 
     def step(self, grads: Arrays) -> None:
@@ -404,7 +411,12 @@ class Optimizer:
                         "or state_dict()")
 
     def __getstate__(self) -> dict[str, Any]:
+        with self._lock:            # not half-way through another thread's step
+            return self._state_for_copy()
+
+    def _state_for_copy(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state["_steps"] = dataclasses.replace(self._steps, running=False)
         del state["_resolver"], state["_run"], state["_lock"]
         state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
@@ -416,6 +428,7 @@ class Optimizer:
         groups = state.pop("_groups")
         self.__dict__.update(state, _lock=threading.RLock(),
                              defaults=MappingProxyType(state["defaults"]))
+        self._changes.lock = self._lock
         self._groups = []
         for group, kept in groups:
             group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})
@@ -506,4 +519,7 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict "
                             f"as state_dict() returns, got {type(state_dict).__name__}")
         with self._lock:
+            if self._steps.running:
+                raise RuntimeError(f"{type(self).__name__}.load_state_dict was called from "
+                                   "inside a step (by an lr schedule?); load between steps")
             load(self, state_dict)

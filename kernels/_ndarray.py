@@ -150,6 +150,14 @@ if numba is not None and FIELDS is not None:
         return numba.carray(void_pointer(address), 1, np.intc)[0]
 
     @njit(cache=True, nogil=True)
+    def _same_shape(shape, k, table, dims, layout):
+        """Whether the dimensions at address ``shape`` are row k's."""
+        for d in range(table[k, NDIM]):
+            if _word(shape + d * layout[WORD]) != dims[table[k, DIMS] + d]:
+                return False
+        return True
+
+    @njit(cache=True, nogil=True)
     def _matches(obj, k, table, dims, layout):
         if _word(obj + layout[TYPE]) != layout[KIND]:   # what every object has, first
             return False
@@ -158,11 +166,7 @@ if numba is not None and FIELDS is not None:
             return False
         if not _int(obj + layout[FLAGS]) & C_CONTIGUOUS:
             return False
-        shape = _word(obj + layout[DIMENSIONS])
-        for d in range(nd):
-            if _word(shape + d * layout[WORD]) != dims[table[k, DIMS] + d]:
-                return False
-        return True
+        return _same_shape(_word(obj + layout[DIMENSIONS]), k, table, dims, layout)
 
     @njit(cache=True, nogil=True)
     def _meets(spans, start, end):
@@ -192,7 +196,8 @@ if numba is not None and FIELDS is not None:
             param = table[k, PARAM]     # made read-only, or re-typed or reshaped in place?
             if not _int(param + layout[FLAGS]) & WRITEABLE or \
                     _word(param + layout[DESCRIPTOR]) != table[k, DESCR] or \
-                    _int(param + layout[ND]) != table[k, NDIM]:
+                    _int(param + layout[ND]) != table[k, NDIM] or \
+                    not _same_shape(_word(param + layout[DIMENSIONS]), k, table, dims, layout):
                 return k
             pointers[k] = data
         return -1

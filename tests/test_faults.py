@@ -269,7 +269,8 @@ def quadratic(x):
 
 @pytest.mark.parametrize("fun,error,match", [
     (lambda x: (float(x @ x), np.array([1.0])), ValueError, r"gradient has shape \(1,\)"),
-    (lambda x: (float(x @ x), 2.0), TypeError, "gradient must be an array"),
+    (lambda x: (float(x @ x), 2.0), ValueError, r"gradient has shape \(\), x has \(3,\)"),
+    (lambda x: (float(x @ x), ["a", "b", "c"]), TypeError, "real numbers"),
     (lambda x: (float(x @ x), (2 * x).astype(complex)), TypeError, "real numbers"),
     (lambda x: (float(x @ x), x > 0), TypeError, "real numbers"),
     (lambda x: float(x @ x), TypeError, r"must return \(f, g\).*got float"),
@@ -600,3 +601,98 @@ def test_a_numba_that_fails_to_import_is_not_listed(tmp_path):
     broken.mkdir()
     (broken / "__init__.py").write_text("raise ImportError('built for another NumPy')\n")
     assert_numba_unavailable("numba fails to import", PYTHONPATH=str(tmp_path))
+
+
+# -- found by a review of the checks themselves ----------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_copy_taken_during_a_step_can_step(backend):
+    p = np.zeros(3)
+    copies = []
+
+    def schedule(t):
+        if not copies:
+            copies.append(copy.deepcopy(opt))
+        return 0.1
+
+    opt = fastopt.Adam(p, lr=schedule, backend=backend)
+    opt.step(np.ones(3))
+    copies[0].step(np.ones(3))
+    assert copies[0].step_count == 1
+
+
+def test_a_schedule_cannot_reach_step_scalars_beyond_float32():
+    p = np.zeros(4, np.float32)
+    opt = fastopt.Adam(p, lr=lambda t: 1e38, backend="numpy")   # lr / (1 - 0.9) overflows
+    with pytest.raises(ValueError, match="lr schedule at step 1.*step scalar"):
+        opt.step(np.ones(4, np.float32))
+    assert not p.any()
+
+
+def test_a_change_made_while_a_change_is_validated_is_kept():
+    opt = fastopt.SGD(np.zeros(2), lr=0.1, backend="numpy")
+
+    class Sneaky(float):
+        def __lt__(self, other):       # called while the lr is validated
+            opt.param_groups[0]["lr"] = 0.5
+            return float(self) < other
+
+    opt.param_groups[0]["lr"] = Sneaky(0.01)
+    opt.step(np.ones(2))
+    assert opt.param_groups[0]["lr"] == 0.5
+    opt.step(np.ones(2))
+    assert opt._groups[0].lr == 0.5
+
+
+class ZeroDim:
+    """A 0-d tensor of another library: it converts with float()."""
+
+    shape = ()
+
+    def __init__(self, value):
+        self.value = value
+
+    def __float__(self):
+        return float(self.value)
+
+
+def test_minimize_takes_losses_that_convert_and_gradients_as_lists():
+    r = fastopt.minimize(lambda x: (ZeroDim(x @ x), list(2 * x)), np.ones(3), backend="numpy")
+    assert r.success and np.abs(r.x).max() < 1e-6
+    r = fastopt.minimize(lambda x: x[0] ** 2, np.ones(1), jac=lambda x: [2 * x[0]],
+                         backend="numpy")
+    assert r.success
+
+
+@needs_numba
+def test_numba_refuses_a_param_reshaped_in_place_like_numpy():
+    for backend in HOST_BACKENDS:
+        p = np.ones((4, 6), np.float32)
+        opt = fastopt.SGD([p], lr=0.1, backend=backend)
+        p.shape = (6, 4)
+        with pytest.raises(ValueError, match="changed in place"):
+            opt.step([np.ones((4, 6), np.float32)])
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")   # np.matrix itself
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_matrix_param_made_read_only_is_refused(backend):
+    m = np.matrix(np.ones((2, 2)))
+    opt = fastopt.SGD([m], lr=0.1, backend=backend)
+    m.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        opt.step([np.ones((2, 2))])
+    np.testing.assert_array_equal(m, 1.0)
+
+
+def test_load_state_dict_inside_a_step_is_an_error():
+    p = np.zeros(2)
+    holder = {}
+
+    def schedule(t):
+        holder["opt"].load_state_dict(holder["sd"])
+        return 0.1
+
+    opt = holder["opt"] = fastopt.Adam(p, lr=schedule, backend="numpy")
+    holder["sd"] = opt.state_dict()
+    with pytest.raises(RuntimeError, match="load_state_dict was called from inside a step"):
+        opt.step(np.ones(2))
