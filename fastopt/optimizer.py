@@ -196,14 +196,15 @@ class Optimizer:
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
-        lr, hp = self._checked_group(owner, overrides, _narrowest(arrays))
+        dtype = _narrowest(arrays)
+        lr, hp = self._checked_group(owner, overrides, dtype)
         index = len(self.param_groups)
         group = ParamGroup({"params": tuple(given), **self._as_given(lr, hp)}, index,
                            self._keys(), self._changes)
         positions = list(range(len(self._arrays), len(self._arrays) + len(arrays)))
         self._arrays.extend(arrays)
         state = GroupState(hp, lr, self.rule.variant(hp), positions, 0, dict(self.rule.extra), [],
-                           _narrowest(arrays), float(np.finfo(_narrowest(arrays)).max))
+                           dtype, float(np.finfo(dtype).max))
         try:
             state.buckets = self._buckets(state)
         except BaseException:            # e.g. out of memory: no param without a group
@@ -317,9 +318,6 @@ class Optimizer:
     def _as_given(self, lr: LearningRate, hp: Mapping[str, Any]) -> dict[str, Any]:
         """A group's validated values as its dict shows them (floats, betas a tuple)."""
         return {k: lr if k == "lr" else hp[k] for k in self._keys()}
-
-    def _group_arrays(self, group: GroupState) -> list:
-        return [self._arrays[i] for i in group.positions]
 
     def __setattr__(self, name: str, value: Any) -> None:
         if not name.startswith("_"):
