@@ -8,10 +8,13 @@ the kernels the grads' object addresses (``id``, ~0.04 us per array through
 ``numpy.fromiter``) and ``resolve_grads`` reads each array's header, the
 ``PyArrayObject`` struct of NumPy's C API, whose field order is NumPy's ABI, the same one
 every compiled extension relies on: it checks the type (exactly ``numpy.ndarray``), the
-shape, the dtype (the same descriptor object as the param's) and C-contiguity, and stores
-the data pointer. Any grad that fails these checks is handed back to Python, which either
-accepts it by the slower, general route (a subclass, another descriptor object of an equal
-dtype) or raises the error that says what is wrong, before any param is touched.
+shape, the dtype (the same descriptor object as the param's) and C-contiguity, that the
+grad shares no memory with what the step writes (the params and the state: a bisection of
+their byte ranges), and that its param is still writeable and of its shape and dtype (it
+reads the param's header too), and stores the data pointer. Any grad that fails these
+checks is handed back to Python, which either accepts it by the slower, general route (a
+subclass, another descriptor object of an equal dtype, a copy of a grad that shares
+memory) or raises the error that says what is wrong, before any param is touched.
 
 The field offsets are not hard-coded: ``FIELDS`` is measured on probe arrays at import and
 checked against what NumPy reports for them; where that fails (another interpreter, an
