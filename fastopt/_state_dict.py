@@ -128,15 +128,10 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
 
 def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:
     rebuilt = False
-    for group, given, lr, hp, extra in plans:
-        values = opt.param_groups[opt._groups.index(group)]
-        dict.update(values, {k: v for k, v in given["overrides"].items()})
-        if set(opt.rule.state_used(hp)) != set(opt.rule.state_used(group.hp)) or \
-                opt.rule.variant(hp) != group.flags:
-            group.hp, group.flags = hp, opt.rule.variant(hp)
-            group.buckets = opt._buckets(group)
-            rebuilt = True
-        group.hp, group.lr, group.t, group.extra = hp, lr, given["step"], extra
+    for values, (group, given, lr, hp, extra) in zip(opt.param_groups, plans):
+        dict.update(values, opt._as_given(lr, hp))
+        rebuilt |= opt._set_hyperparams(group, hp)
+        group.lr, group.t, group.extra = lr, given["step"], extra
     if rebuilt:
         opt._rebuild_resolver()
     for i, st in enumerate(opt.state):

@@ -15,12 +15,13 @@ falls back silently.
 """
 from __future__ import annotations
 
-import bisect
 import functools
 import importlib.util
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from .kernels._ndarray import overlapping
 
 BACKENDS = ("numpy", "numba", "cupy")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -142,6 +143,8 @@ class FlatGrads:
         self.backend, self.params, self.order, self.spans = backend, params, order, spans
         self.starts, self.ends = spans[:, 0].tolist(), spans[:, 1].tolist()
         self.roots = roots              # ids of the arrays owning the memory of ``spans``
+        # (shape, dtype) of each param as built (holding the dtypes: compiled checks compare
+        # their addresses)
         self.layouts = [(p.shape, p.dtype) for p in params]
         self.labels = [f"{owner}: {label}" for label in labels]
         self.copies: list = []         # kept until the next step: the kernels read them
@@ -164,21 +167,20 @@ class FlatGrads:
         """``flat`` with each grad that meets ``spans`` replaced by a copy. A grad that owns
         its memory and owns none of theirs cannot (one attribute read); the others take an
         address read and a bisection."""
-        starts, ends, roots = self.starts, self.ends, self.roots
-        address = self.backend.address
         out, self.copies = flat, []
         for k, (g, original) in enumerate(zip(flat, given)):
-            if getattr(original, "base", 0) is None and id(original) not in roots and \
+            if getattr(original, "base", 0) is None and id(original) not in self.roots and \
                     getattr(getattr(original, "flags", None), "owndata", False):
                 continue
-            if g.nbytes:
-                start = address(g)
-                i = bisect.bisect_left(starts, start + g.nbytes) - 1
-                if i >= 0 and ends[i] > start:
-                    out = list(out) if out is flat else out
-                    out[k] = g.copy()
-                    self.copies.append(out[k])
+            if self.meets(self.backend.address(g), g.nbytes):
+                out = list(out) if out is flat else out
+                out[k] = g.copy()
+                self.copies.append(out[k])
         return out
+
+    def meets(self, start: int, nbytes: int) -> bool:
+        """Whether ``nbytes`` from ``start`` share memory with what a step writes."""
+        return bool(nbytes) and overlapping(self.starts, self.ends, start, start + nbytes)
 
 
 class GradPointers(FlatGrads):
@@ -193,7 +195,6 @@ class GradPointers(FlatGrads):
         self.pointers = np.zeros(len(self.params), dtype=np.intp)
         self.compiled = resolve_grads if FIELDS is not None else None
         self.layout = LAYOUT
-        self.dtypes = [p.dtype for p in self.params]   # the table holds their addresses
         self.one_id = np.zeros(1, dtype=np.intp)
 
     def ids(self, grads: list) -> np.ndarray:
@@ -249,7 +250,6 @@ class NumbaBackend(HostBackend):
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
-
         from .kernels._cpu import UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
@@ -380,25 +380,18 @@ class DeviceGradAddresses(FlatGrads):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.shapes = [p.shape for p in self.params]
-        self.dtypes = [p.dtype for p in self.params]
         self.devices = [p.data.device_id for p in self.params]
-        self.nbytes = np.array([p.nbytes for p in self.params], dtype=np.int64)
 
     def _fast(self, grads: list) -> list[int] | None:
         cp = self.backend.cp
         mine = [grads[i] for i in self.order]
         if not all(type(g) is cp.ndarray and g.flags.c_contiguous for g in mine):
             return None
-        if ([g.shape for g in mine] != self.shapes or [g.dtype for g in mine] != self.dtypes
+        if ([(g.shape, g.dtype) for g in mine] != self.layouts
                 or [g.data.device_id for g in mine] != self.devices):
             return None
         addresses = [g.data.ptr for g in mine]
-        if not len(self.spans):
-            return addresses
-        starts = np.array(addresses, dtype=np.int64)
-        meets = np.searchsorted(self.spans[:, 0], starts + self.nbytes) - 1
-        if np.any((meets >= 0) & (self.spans[meets, 1] > starts) & (self.nbytes > 0)):
+        if any(self.meets(a, g.nbytes) for a, g in zip(addresses, mine)):
             return None                 # shares memory with a param or the state: copies
         return addresses
 

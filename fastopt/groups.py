@@ -9,6 +9,7 @@ step.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any
 
 
@@ -107,12 +108,7 @@ class ParamGroup(dict):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_key(key)
-        lock = self._changes.lock
-        if lock is None:
-            super().__setitem__(key, value)
-            self._changes.groups.add(self._index)
-            return
-        with lock:
+        with self._changes.lock or nullcontext():    # none while being unpickled
             super().__setitem__(key, value)
             self._changes.groups.add(self._index)
 

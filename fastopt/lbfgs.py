@@ -290,12 +290,12 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
         opts.update(ftol=tol, gtol=tol)
     opts.update(given)
     for k in ("maxiter", "maxfun", "history_size", "maxls"):
-        if not isinstance(opts[k], (int, np.integer)) or opts[k] < 1:
-            raise ValueError(f"minimize: option {k} must be an integer >= 1, got {opts[k]!r}")
+        _checks.count("minimize", f"option {k}", opts[k])
     for k in ("gtol", "ftol"):
         _checks.nonnegative("minimize", f"option {k}", opts[k])
-    opts["disp"] = _checks.boolean("minimize", "option disp", bool(opts["disp"])
-                                   if isinstance(opts["disp"], (int, np.integer)) else opts["disp"])
+    disp = opts["disp"]          # SciPy takes verbosity levels: any integer
+    opts["disp"] = bool(disp) if isinstance(disp, (int, np.integer)) else \
+        _checks.boolean("minimize", "option disp", disp)
     if opts["line_search"] not in LINE_SEARCHES:
         raise ValueError(f"minimize: option line_search must be one of {sorted(LINE_SEARCHES)}, "
                          f"got {opts['line_search']!r}")
@@ -431,15 +431,8 @@ def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = 
     return result
 
 
-def _count(owner: str, name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
-            or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-SETTINGS = {"lr": _checks.positive, "max_iter": _count, "tolerance_grad": _checks.nonnegative,
-            "tolerance_change": _checks.nonnegative}
+SETTINGS = {"lr": _checks.positive, "max_iter": _checks.count,
+            "tolerance_grad": _checks.nonnegative, "tolerance_change": _checks.nonnegative}
 
 
 class LBFGS:
@@ -464,7 +457,7 @@ class LBFGS:
         if len(dtypes) != 1:
             raise TypeError(f"{name}: params must share one dtype; got "
                             f"{sorted(str(d) for d in dtypes)}")
-        _count(name, "history_size", history_size)
+        _checks.count(name, "history_size", history_size)
         self.lr, self.max_iter = lr, max_iter            # checked by __setattr__
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
         if line_search not in LINE_SEARCHES:

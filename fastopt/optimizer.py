@@ -18,7 +18,7 @@ import numpy as np
 
 from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
 from ._state_dict import encode, load
-from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs
+from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from .kernels import _checks
 from .kernels._ndarray import spans_of
 
@@ -309,11 +309,20 @@ class Optimizer:
                 dict.update(values, self._as_given(lr, hp))        # e.g. betas as a tuple
                 self._changes.groups.discard(j)
             group.lr = lr
-            if flags != group.flags:     # else only the host scalars change: kernels stay
-                rebuilt = dataclasses.replace(group, hp=hp, flags=flags)
-                group.buckets = self._buckets(rebuilt, {b.key: b.state for b in group.buckets})
+            if self._set_hyperparams(group, hp):
                 self._rebuild_resolver()
-            group.hp, group.flags = hp, flags
+
+    def _set_hyperparams(self, group: GroupState, hp: dict[str, Any]) -> bool:
+        """``group.hp = hp``; a new variant (its flags) rebuilds the group's buckets and
+        kernels, keeping its state arrays by name (else only the host scalars change).
+        Whether it rebuilt: the caller then renumbers the grads."""
+        flags = self.rule.variant(hp)
+        rebuild = flags != group.flags
+        if rebuild:      # built before group changes, so a failure leaves it as it was
+            replacement = dataclasses.replace(group, hp=hp, flags=flags)
+            group.buckets = self._buckets(replacement, {b.key: b.state for b in group.buckets})
+        group.hp, group.flags = hp, flags
+        return rebuild
 
     def _as_given(self, lr: LearningRate, hp: Mapping[str, Any]) -> dict[str, Any]:
         """A group's validated values as its dict shows them (floats, betas a tuple)."""
@@ -333,8 +342,7 @@ class Optimizer:
         anything else, list or tuple subclasses included, is copied into a list first."""
         name = type(self).__name__
         if type(grads) not in (list, tuple):
-            if not hasattr(grads, "__iter__") or hasattr(grads, "__array_interface__") or \
-                    hasattr(grads, "__cuda_array_interface__"):
+            if not hasattr(grads, "__iter__") or is_one_array(grads):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
                                 f"arrays like params, got {type(grads).__name__}")
             grads = list(grads)

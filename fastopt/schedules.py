@@ -12,14 +12,6 @@ Pass one as ``lr`` to any optimizer; it is evaluated once per step, on the host.
 """
 from __future__ import annotations
 
-import numpy as np
-
-
-def _is_count(value: object) -> bool:
-    """An integer >= 1 (NumPy's too), not a bool."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) \
-        and value >= 1
-
 import math
 from dataclasses import dataclass
 
@@ -51,8 +43,7 @@ class step_decay(Schedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         check.in_unit_interval("step_decay", "drop", self.drop, include_one=True)
-        if not _is_count(self.every):
-            raise ValueError(f"step_decay: every must be an integer >= 1, got {self.every!r}")
+        check.count("step_decay", "every", self.every)
 
     def __call__(self, t: int) -> float:
         return self.lr0 * self.drop ** (t // self.every)
@@ -111,8 +102,7 @@ class linear(Schedule):
     def __post_init__(self) -> None:
         super().__post_init__()
         check.nonnegative("linear", "floor", self.floor)
-        if not _is_count(self.tau):
-            raise ValueError(f"linear: tau must be an integer >= 1, got {self.tau!r}")
+        check.count("linear", "tau", self.tau)
 
     def __call__(self, t: int) -> float:
         a = min(t / self.tau, 1.0)

@@ -38,6 +38,14 @@ def representable(owner: str, name: str, value: Any, dtype: Any) -> None:
                              f"dtype of its params (largest {largest:.3g})")
 
 
+def count(owner: str, name: str, value: Any) -> int:
+    """An integer >= 1 (a NumPy integer too; not a bool)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
+            or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def positive(owner: str, name: str, value: Any) -> float:
     """A finite float > 0."""
     if not _is_real(value) or not _finite(value) or value <= 0:
