@@ -66,9 +66,9 @@ class Minimize:
         self.fun = fun
 
     def time_minimize(self, backend):
-        minimize(self.fun, self.x0, backend=backend)
+        minimize(self.fun, self.x0, jac=True, backend=backend)
 
     def track_evaluations(self, backend):
-        return minimize(self.fun, self.x0, backend=backend).nfev
+        return minimize(self.fun, self.x0, jac=True, backend=backend).nfev
 
     track_evaluations.unit = "evaluations"

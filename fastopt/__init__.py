@@ -34,7 +34,9 @@ _source_tree_kernels()
 
 from . import schedules  # noqa: E402
 from .backends import BackendUnavailableError, available_backends  # noqa: E402
-from .lbfgs import LBFGS, OptimizeResult, minimize  # noqa: E402
+from ._minimize import minimize  # noqa: E402
+from ._result import OptimizeResult  # noqa: E402
+from .lbfgs import LBFGS  # noqa: E402
 from .optimizer import Optimizer  # noqa: E402
 from .optimizers import CLASSES  # noqa: E402
 from .optimizers import *  # noqa: E402,F401,F403 (SGD, Adagrad, ...: one class per registered rule)

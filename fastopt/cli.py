@@ -15,7 +15,7 @@ import numpy as np
 
 from . import __version__, optimizers
 from .backends import available_backends
-from .lbfgs import minimize
+from ._minimize import minimize
 from .problems import Problem, classic_problems
 
 RULE_NAMES = tuple(optimizers.__all__)
@@ -76,7 +76,7 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
                 f, g = problem.loss_and_grad(_host(x))
                 return f, xp.asarray(g)
             t0 = time.perf_counter()
-            r = minimize(fun, xp.asarray(problem.x0), backend=backend)
+            r = minimize(fun, xp.asarray(problem.x0), jac=True, backend=backend)
             ms = (time.perf_counter() - t0) * 1e3
             print(f"{problem.name:<11} {backend:<8} {r.fun:>12.4g} {r.nit:>5} {r.nfev:>5} "
                   f"{ms:>8.1f}  {r.message}", flush=True)

@@ -7,33 +7,15 @@ directional derivative g.d at each trial step.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from .kernels import _checks
-from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import lbfgs as kernels
 from .optimizer import checked_params
 
 EPS = float(np.finfo(np.float64).eps)
-
-
-class OptimizeResult(dict):
-    """The result of :func:`minimize`, with SciPy's field names as attributes:
-    x, fun, jac, nit, nfev, njev, status, success, message."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    __setattr__ = dict.__setitem__
-
-    def __repr__(self) -> str:
-        keys = ("message", "success", "status", "fun", "x", "nit", "jac", "nfev", "njev")
-        return "\n".join(f"{k:>8}: {self[k]!r}" for k in keys if k in self)
 
 
 # -- the history ------------------------------------------------------------------------
@@ -49,6 +31,11 @@ class History:
 
     def reset(self) -> None:
         self.order, self.gamma = [], 1.0
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(s, y) of the stored pairs, oldest first, as host arrays of shape (k, n)."""
+        S, Y = self.S[self.order], self.Y[self.order]
+        return (S.get(), Y.get()) if hasattr(S, "get") else (S, Y)
 
     def direction(self, g: Any, d: Any) -> None:
         """d = -H g (the scaled steepest descent -g when the memory is empty)."""
@@ -168,13 +155,14 @@ LINE_SEARCHES = {"strong_wolfe": strong_wolfe, "armijo": armijo}
 
 # -- what fun and closures return --------------------------------------------------------
 def checked_loss(owner: str, what: str, f: Any) -> float:
-    """``f`` as a float: a real number (a 0-d array or NumPy scalar included)."""
-    if isinstance(f, np.ndarray) and f.ndim == 0 or isinstance(f, np.generic):
+    """``f`` as a float: a real number (a NumPy scalar or an array of one element
+    included, as SciPy and torch take it)."""
+    if isinstance(f, np.ndarray) and f.size == 1 or isinstance(f, np.generic):
         f = f.item()
-    shape = getattr(f, "shape", ())
+    shape = tuple(getattr(f, "shape", ()))
     if isinstance(f, (bool, complex, str)) or not hasattr(f, "__float__") or \
-            tuple(shape) != ():
-        shape_text = f" of shape {tuple(shape)}" if shape != () else ""
+            math.prod(shape) != 1:
+        shape_text = f" of shape {shape}" if shape != () else ""
         raise TypeError(f"{owner}: {what} must be a real number, got "
                         f"{type(f).__name__}{shape_text} {f!r:.60}")
     return float(f)          # a 0-d tensor of torch or JAX too
@@ -230,11 +218,15 @@ class _Problem:
         return float(self.evaluate(x, g_out))
 
     def phi(self, t: float) -> tuple[float, float]:
-        """f and g.d at x + t d (kept in the trial buffers)."""
+        """f and g.d at x + t d (kept in the trial buffers; the same t twice in a row is
+        evaluated once)."""
+        if t == self.t_trial:
+            return self.last_trial
         self.ops.step(self.x_trial, self.x, t, self.d)
         f = self._eval_into(self.x_trial, self.g_trial)
         self.t_trial = t
         gtd = self.ops.dot(self.g_trial, self.d) if math.isfinite(f) else math.nan
+        self.last_trial = (f, gtd)
         return f, gtd
 
     def accept(self, t: float) -> None:
@@ -243,6 +235,19 @@ class _Problem:
             self.phi(t)
         self.x, self.x_trial = self.x_trial, self.x
         self.g, self.g_trial = self.g_trial, self.g
+        self.t_trial = None
+
+    def set_direction(self, history: History) -> float:
+        """d = -H g from the history (forgetting it when that is not a descent
+        direction); returns g.d."""
+        self.t_trial = None                        # trials along the old d are stale
+        history.direction(self.g, self.d)
+        gtd = self.ops.dot(self.g, self.d)
+        if not gtd < 0:
+            history.reset()
+            history.direction(self.g, self.d)
+            gtd = self.ops.dot(self.g, self.d)
+        return gtd
 
 
 def _iterations(problem: _Problem, history: History, search: Callable, maxls: int,
@@ -250,12 +255,7 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
     """L-BFGS iterations: yields (f before, step length t, max|g|) after each accepted step;
     ends when the line search finds no decrease even from steepest descent."""
     while True:
-        history.direction(problem.g, problem.d)
-        gtd = problem.ops.dot(problem.g, problem.d)
-        if not gtd < 0:                      # not a descent direction: forget the history
-            history.reset()
-            history.direction(problem.g, problem.d)
-            gtd = problem.ops.dot(problem.g, problem.d)
+        gtd = problem.set_direction(history)
         # first step from an empty memory: |t d| <= 1, as SciPy (and PyTorch) start
         t0 = lr if history.order or not -gtd > 0 else lr * min(1.0, 1.0 / math.sqrt(-gtd))
         t, f_new, _, _, ok = search(problem.phi, problem.f, gtd, t0,
@@ -272,163 +272,11 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
         yield f_old, t, gmax
 
 
-def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
-    opts = dict(maxiter=15000, maxfun=15000, history_size=10, gtol=1e-5, ftol=2.220446049250313e-09,
-                maxls=20, line_search="strong_wolfe", disp=False)
-    if options is not None and not isinstance(options, Mapping):
-        raise TypeError(f"minimize: options must be a dict of option names and values, got "
-                        f"{type(options).__name__}")
-    given = dict(options or {})
-    if "maxcor" in given:                        # SciPy's name for history_size
-        given.setdefault("history_size", given.pop("maxcor"))
-    for ignored in ("iprint", "eps", "finite_diff_rel_step"):
-        given.pop(ignored, None)
-    unknown = set(given) - set(opts)
-    if unknown:
-        raise ValueError(f"minimize: unknown option(s) {sorted(unknown)}; known: {sorted(opts)}")
-    if tol is not None:
-        opts.update(ftol=tol, gtol=tol)
-    opts.update(given)
-    for k in ("maxiter", "maxfun", "history_size", "maxls"):
-        _checks.count("minimize", f"option {k}", opts[k])
-    for k in ("gtol", "ftol"):
-        _checks.nonnegative("minimize", f"option {k}", opts[k])
-    disp = opts["disp"]          # SciPy takes verbosity levels: any integer
-    opts["disp"] = bool(disp) if isinstance(disp, (int, np.integer)) else \
-        _checks.boolean("minimize", "option disp", disp)
-    if opts["line_search"] not in LINE_SEARCHES:
-        raise ValueError(f"minimize: option line_search must be one of {sorted(LINE_SEARCHES)}, "
-                         f"got {opts['line_search']!r}")
-    return opts
-
-
 def _ops_for(backend_name: str, n: int, dtype: np.dtype) -> Any:
     """The L-BFGS operations of a resolved backend, for n elements of ``dtype``."""
     if backend_name == "cupy":
         return kernels.CupyOps(n, dtype)
     return kernels.HostOps(n, dtype, compiled=backend_name == "numba")
-
-
-def _make_ops(backend_name: str, x: Any) -> tuple[str, Any, Any]:
-    """(backend name, L-BFGS ops, a copy of x as a flat float vector of the backend)."""
-    backend = resolve_backend(backend_name, [x])
-    if backend.name == "cupy":
-        arr = backend.cp.array(x, copy=True)
-    elif not isinstance(x, np.ndarray) and hasattr(x, "__cuda_array_interface__"):
-        raise TypeError(f"minimize: x0 is a device array; backend {backend.name!r} takes NumPy arrays")
-    else:
-        try:
-            arr = np.array(x, copy=True)
-        except ValueError as exc:        # ragged nested lists
-            raise ValueError(f"minimize: x0 must be an array of numbers: {exc}") from None
-    if arr.dtype.kind not in "fiu":
-        raise TypeError(f"minimize: x0 must hold real numbers, got dtype {arr.dtype} from "
-                        f"{x!r:.60}")
-    if arr.dtype not in FLOAT_DTYPES:
-        arr = arr.astype(np.float64)
-    return backend.name, _ops_for(backend.name, arr.size, arr.dtype), arr.reshape(-1)
-
-
-MESSAGES = {
-    "gtol": "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
-    "ftol": "CONVERGENCE: REL_REDUCTION_OF_F <= FACTR*EPSMCH",
-    "maxiter": "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT",
-    "maxfun": "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
-    "linesearch": "ABNORMAL_TERMINATION_IN_LNSRCH",
-    "nonfinite": "ABNORMAL: THE OBJECTIVE OR ITS GRADIENT IS NOT FINITE AT x0",
-    "callback": "STOP: THE CALLBACK ASKED TO STOP",
-}
-STATUS = {"gtol": 0, "ftol": 0, "maxiter": 1, "maxfun": 1, "linesearch": 2, "nonfinite": 2,
-          "callback": 99}
-
-
-def minimize(fun: Callable, x0: Any, jac: bool | Callable = True, method: str = "L-BFGS",
-             tol: float | None = None, options: Mapping[str, Any] | None = None,
-             callback: Callable | None = None, backend: str = "auto") -> OptimizeResult:
-    """Minimise ``fun`` by L-BFGS: a drop-in for ``scipy.optimize.minimize(...,
-    method="L-BFGS-B")`` on unconstrained problems.
-
-    ``fun(x)`` returns (f, g) when ``jac=True``; with a callable ``jac``, ``fun(x)`` returns f
-    and ``jac(x)`` g. x lives on the backend (NumPy arrays for numpy/numba, CuPy arrays for
-    cupy, as x0 decides with backend="auto"); g is copied into fastopt's buffer. Options
-    (SciPy's names): maxiter, maxfun, history_size (or maxcor; default 10), gtol (max|g|,
-    1e-5), ftol (relative reduction of f, 2.2e-9), maxls (20), line_search ("strong_wolfe"
-    or "armijo"), disp (print a summary). ``tol`` sets gtol and ftol. ``callback(x)`` runs
-    after each iteration and may raise StopIteration to stop. ``fun`` and ``callback`` get
-    copies of x, as SciPy gives.
-    """
-    if not isinstance(method, str) or method.replace("-", "").upper() not in ("LBFGS",
-                                                                              "LBFGSB"):
-        raise ValueError(f"minimize: method must be 'L-BFGS', got {method!r}")
-    if not callable(fun):
-        raise TypeError(f"minimize: fun must be callable, got {type(fun).__name__}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"minimize: callback must be callable, got {type(callback).__name__}")
-    opts = _options(options, tol)
-    if jac is True:
-        def fun_and_grad(x):
-            return pair("minimize", "fun (with jac=True)", fun(x))
-    elif callable(jac):
-        def fun_and_grad(x):
-            f = fun(x)
-            if isinstance(f, (tuple, list)):
-                raise TypeError("minimize: fun returned a tuple, but jac is a function: "
-                                "fun(x) must return f alone (or pass jac=True)")
-            return f, jac(x)
-    else:
-        raise ValueError("minimize: fastopt needs gradients: jac=True (fun returns (f, g)) "
-                         f"or a callable jac(x); got jac={jac!r}")
-    backend_name, ops, x = _make_ops(backend, x0)
-    shape = np.shape(x0)
-
-    def evaluate(v, g_out):
-        # a copy, as SciPy passes: fun may keep or change its x without touching ours
-        f, g = fun_and_grad(v.reshape(shape).copy())
-        g = checked_grad("minimize", "the gradient", g, shape, v.size)
-        g_out[...] = g.reshape(-1)
-        return checked_loss("minimize", "f", f)
-
-    problem = _Problem(evaluate, x, ops)
-    history = History(ops, x.size, opts["history_size"])
-    search = LINE_SEARCHES[opts["line_search"]]
-    nit, reason = 0, None
-    gmax = ops.max_abs(problem.g)
-    if not (math.isfinite(problem.f) and math.isfinite(gmax)):
-        reason = "nonfinite"
-    elif gmax <= opts["gtol"]:
-        reason = "gtol"
-    iterations = _iterations(problem, history, search, opts["maxls"],
-                             lambda: opts["maxfun"] - problem.nfev, lr=1.0)
-    while reason is None:
-        step = next(iterations, None)
-        if step is None:
-            reason = "maxfun" if problem.nfev >= opts["maxfun"] else "linesearch"
-            break
-        f_old, _, gmax = step
-        nit += 1
-        if callback is not None:
-            try:
-                callback(problem.x.reshape(shape).copy())
-            except StopIteration:
-                reason = "callback"
-                break
-        if gmax <= opts["gtol"]:
-            reason = "gtol"
-        elif (f_old - problem.f) <= opts["ftol"] * max(abs(f_old), abs(problem.f), 1.0):
-            reason = "ftol"
-        elif nit >= opts["maxiter"]:
-            reason = "maxiter"
-        elif problem.nfev >= opts["maxfun"]:
-            reason = "maxfun"
-    result = OptimizeResult(x=problem.x.reshape(shape), fun=problem.f,
-                            jac=problem.g.reshape(shape), nit=nit, nfev=problem.nfev,
-                            njev=problem.nfev, status=STATUS[reason],
-                            success=STATUS[reason] == 0, message=MESSAGES[reason],
-                            backend=backend_name)
-    if opts["disp"]:
-        print(f"minimize (L-BFGS, {backend_name}): {result.message}\n"
-              f"  f = {result.fun:.10g} after {nit} iterations, {problem.nfev} evaluations")
-    return result
 
 
 SETTINGS = {"lr": _checks.positive, "max_iter": _checks.count,

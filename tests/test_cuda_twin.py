@@ -120,9 +120,9 @@ def test_minimize_runs_on_the_cuda_kernels(lbfgs_twin, monkeypatch):
             self.step = lbfgs_twin.step
 
     for p in problems()[:6]:
-        expected = fastopt.minimize(p, p.x0, backend="numpy")
+        expected = fastopt.minimize(p, p.x0, jac=True, backend="numpy")
         monkeypatch.setattr(K, "HostOps", TwinOps)
-        got = fastopt.minimize(p, p.x0, backend="numpy")
+        got = fastopt.minimize(p, p.x0, jac=True, backend="numpy")
         monkeypatch.undo()
         # near a zero minimum the last digits follow the summation order of the dots
         assert got.success and got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-9)

@@ -138,7 +138,7 @@ def test_minimize_on_the_gpu_reaches_the_known_minima(cp):
         def fun(x):
             f, g = p(cp.asnumpy(x))
             return f, cp.asarray(g)
-        r = fastopt.minimize(fun, cp.asarray(p.x0), options=dict(gtol=1e-10, ftol=1e-16,
+        r = fastopt.minimize(fun, cp.asarray(p.x0), jac=True, options=dict(gtol=1e-10, ftol=1e-16,
                                                                   maxiter=20000, maxfun=40000))
         assert r.backend == "cupy" and isinstance(r.x, cp.ndarray)
         assert r.success and abs(r.fun - p.f_min) <= p.f_tol, (p.name, r.fun, r.message)
@@ -148,7 +148,7 @@ def test_lbfgs_optimizer_on_the_gpu(cp):
     from fastopt.problems import make_logistic
 
     fun = make_logistic(n_samples=500, n_features=20)
-    best = fastopt.minimize(fun, np.zeros(20), options=dict(gtol=1e-10, ftol=1e-16))
+    best = fastopt.minimize(fun, np.zeros(20), jac=True, options=dict(gtol=1e-10, ftol=1e-16))
     w = cp.zeros(20)
     opt = fastopt.LBFGS(w, max_iter=100)
     assert opt.backend == "cupy"

@@ -99,7 +99,7 @@ def test_history_skips_pairs_without_curvature():
 def test_the_curvature_test_and_the_line_search_hold_at_every_scale(scale):
     """f = scale*|x|^2: SciPy converges at every scale; the pair test compares s.y with
     -g.s (not y.y), and the zoom's tolerance is relative to the steps (tiny at 1e13)."""
-    r = fastopt.minimize(lambda x: (float(scale * (x @ x)), 2 * scale * x), np.full(3, 0.1),
+    r = fastopt.minimize(lambda x: (float(scale * (x @ x)), 2 * scale * x), np.full(3, 0.1), jac=True,
                          backend="numpy")
     assert r.success and np.abs(r.x).max() < 1e-6, (r.message, r.x)
 
@@ -107,7 +107,7 @@ def test_the_curvature_test_and_the_line_search_hold_at_every_scale(scale):
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
 @pytest.mark.parametrize("problem", problems(), ids=lambda p: p.name)
 def test_reaches_the_known_minimum(problem, backend):
-    r = fastopt.minimize(problem, problem.x0, options=TIGHT, backend=backend)
+    r = fastopt.minimize(problem, problem.x0, jac=True, options=TIGHT, backend=backend)
     assert r.success, r.message
     assert abs(r.fun - problem.f_min) <= problem.f_tol, (r.fun, problem.f_min)
     assert r.backend == backend
@@ -117,7 +117,7 @@ def test_reaches_the_known_minimum(problem, backend):
 @pytest.mark.skipif(len(HOST_BACKENDS) < 2, reason="one host backend")
 def test_backends_take_the_same_path():
     p = rosenbrock(10)
-    a, b = (fastopt.minimize(p, p.x0, backend=be) for be in HOST_BACKENDS)
+    a, b = (fastopt.minimize(p, p.x0, jac=True, backend=be) for be in HOST_BACKENDS)
     # The dot products sum in another order on each backend (NumPy's pairwise sums,
     # numba's loop), so the last iterations may differ by rounding: the same path means
     # the same iteration count give or take two, and the same minimiser to the tolerance.
@@ -146,7 +146,7 @@ def test_no_more_evaluations_than_scipy_in_the_median():
     ours, theirs = [], []
     for p in problems():
         ours.append(evaluations_to_reach(
-            lambda f, x0: fastopt.minimize(f, x0, options=TIGHT), p))
+            lambda f, x0: fastopt.minimize(f, x0, jac=True, options=TIGHT), p))
         theirs.append(evaluations_to_reach(
             lambda f, x0: scipy_optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
                                                   options=TIGHT), p))
@@ -156,7 +156,7 @@ def test_no_more_evaluations_than_scipy_in_the_median():
 
 def test_result_has_scipys_fields():
     p = rosenbrock(4)
-    r = fastopt.minimize(p, p.x0)
+    r = fastopt.minimize(p, p.x0, jac=True)
     for field in ("x", "fun", "jac", "nit", "nfev", "njev", "status", "success", "message"):
         assert field in r and getattr(r, field) is r[field]
     assert r.x.shape == p.x0.shape and r.status == 0 and "CONVERGENCE" in r.message
@@ -176,7 +176,7 @@ def test_jac_as_a_callable_and_tol():
 ])
 def test_limits_stop_with_status_1(options, status, word):
     p = rosenbrock(4)
-    r = fastopt.minimize(p, p.x0, options=options)
+    r = fastopt.minimize(p, p.x0, jac=True, options=options)
     assert r.status == status and not r.success and word in r.message
     assert r.nit <= options.get("maxiter", 99) and r.nfev <= options.get("maxfun", 99) + 20
 
@@ -189,13 +189,13 @@ def test_callback_sees_every_iterate_and_can_stop():
         seen.append(x.copy())
         if len(seen) == 4:
             raise StopIteration
-    r = fastopt.minimize(p, p.x0, callback=callback)
+    r = fastopt.minimize(p, p.x0, jac=True, callback=callback)
     assert len(seen) == 4 and r.nit == 4 and r.status == 99
     np.testing.assert_array_equal(seen[-1], r.x)
 
 
 def test_non_finite_start_is_reported():
-    r = fastopt.minimize(lambda x: (math.inf, np.zeros_like(x)), np.ones(3))
+    r = fastopt.minimize(lambda x: (math.inf, np.zeros_like(x)), np.ones(3), jac=True)
     assert r.status == 2 and "NOT FINITE" in r.message and r.nfev == 1
 
 
@@ -206,7 +206,7 @@ def test_non_finite_values_in_the_search_backtrack(line_search):
         if np.any(np.abs(x) >= 2):
             return math.inf, np.full_like(x, np.nan)
         return float(np.sum((x - 1.5) ** 2) * 100), 200 * (x - 1.5)
-    r = fastopt.minimize(fun, np.zeros(3), options=dict(line_search=line_search))
+    r = fastopt.minimize(fun, np.zeros(3), jac=True, options=dict(line_search=line_search))
     assert r.success, r.message
     np.testing.assert_allclose(r.x, 1.5, atol=1e-5)
 
@@ -222,13 +222,13 @@ def test_a_non_descent_direction_resets_the_memory(monkeypatch):
             d *= -1.0                                 # an ascent direction
     monkeypatch.setattr(History, "direction", ascent_once)
     p = rosenbrock(4)
-    r = fastopt.minimize(p, p.x0)
+    r = fastopt.minimize(p, p.x0, jac=True)
     assert sabotaged and r.success and r.fun < 1e-10
 
 
 def test_armijo_line_search_converges():
     p = rosenbrock(10)
-    r = fastopt.minimize(p, p.x0, options=dict(line_search="armijo", **TIGHT))
+    r = fastopt.minimize(p, p.x0, jac=True, options=dict(line_search="armijo", **TIGHT))
     assert r.success and r.fun < 1e-10
 
 
@@ -240,27 +240,31 @@ def test_strong_wolfe_returns_a_strong_wolfe_step():
 
 
 @pytest.mark.parametrize("options,match", [
-    (dict(maxiter=0), "maxiter must be"),
+    (dict(maxiter=-1), "maxiter must be"),
+    (dict(maxfun=float("nan")), "maxfun must be"),
+    (dict(maxls=0), "maxls must be"),
+    (dict(eps=float("inf")), "eps must be"),
+    (dict(workers=0), "workers must be"),
     (dict(gtol=-1.0), "gtol must be"),
     (dict(line_search="exact"), "line_search must be one of"),
     (dict(bogus=1), "unknown option"),
 ])
 def test_bad_options(options, match):
     with pytest.raises(ValueError, match=match):
-        fastopt.minimize(rosenbrock(2), np.zeros(2), options=options)
+        fastopt.minimize(rosenbrock(2), np.zeros(2), jac=True, options=options)
 
 
 def test_bad_method_and_missing_gradient():
     with pytest.raises(ValueError, match="method must be"):
-        fastopt.minimize(rosenbrock(2), np.zeros(2), method="CG")
-    with pytest.raises(ValueError, match="needs gradients"):
-        fastopt.minimize(lambda x: 0.0, np.zeros(2), jac=False)
+        fastopt.minimize(rosenbrock(2), np.zeros(2), jac=True, method="CG")
+    with pytest.raises(ValueError, match="jac must be True.*got 'two-point'"):
+        fastopt.minimize(lambda x: 0.0, np.zeros(2), jac="two-point")
 
 
 def test_scipy_options_names_are_accepted():
     p = rosenbrock(10)
-    a = fastopt.minimize(p, p.x0, options=dict(maxcor=5, disp=False))
-    b = fastopt.minimize(p, p.x0, options=dict(history_size=5))
+    a = fastopt.minimize(p, p.x0, jac=True, options=dict(maxcor=5, disp=False))
+    b = fastopt.minimize(p, p.x0, jac=True, options=dict(history_size=5))
     assert a.nit == b.nit and a.nfev == b.nfev
 
 
@@ -273,7 +277,7 @@ def logistic_problem():
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
 def test_lbfgs_optimizer_reaches_minimizes_optimum(backend):
     fun = logistic_problem()
-    best = fastopt.minimize(fun, np.zeros(20), options=TIGHT)
+    best = fastopt.minimize(fun, np.zeros(20), jac=True, options=TIGHT)
     w = np.zeros(20)
     opt = fastopt.LBFGS(w, max_iter=100, backend=backend)
     first = opt.step(lambda: fun(w))

@@ -49,7 +49,7 @@ def solver(name: str):
         scipy_optimize = pytest.importorskip("scipy.optimize")
         return lambda f, x0, options: scipy_optimize.minimize(f, x0, jac=True,
                                                               method="L-BFGS-B", options=options)
-    return lambda f, x0, options: fastopt.minimize(f, x0, options=options)
+    return lambda f, x0, options: fastopt.minimize(f, x0, jac=True, options=options)
 
 
 @pytest.mark.sizes(1e5, 1e6, 1e7, 1e8)
