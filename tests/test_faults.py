@@ -276,7 +276,8 @@ def quadratic(x):
     (lambda x: float(x @ x), TypeError, r"must return \(f, g\).*got float"),
     (lambda x: None, TypeError, r"must return \(f, g\).*got NoneType"),
     (lambda x: (1.0, 2 * x, 3), TypeError, "got a tuple of 3"),
-    (lambda x: (np.array([x @ x, 1.0]), 2 * x), TypeError, r"f must be a real number.*shape \(2,\)"),
+    (lambda x: (np.array([x @ x, 1.0]), 2 * x), TypeError,
+     r"f must be a real number.*shape \(2,\)"),
     (lambda x: (complex(x @ x), 2 * x), TypeError, "f must be a real number"),
 ])
 def test_minimize_names_what_fun_returned_wrong(fun, error, match):
@@ -656,7 +657,8 @@ class ZeroDim:
 
 
 def test_minimize_takes_losses_that_convert_and_gradients_as_lists():
-    r = fastopt.minimize(lambda x: (ZeroDim(x @ x), list(2 * x)), np.ones(3), jac=True, backend="numpy")
+    r = fastopt.minimize(lambda x: (ZeroDim(x @ x), list(2 * x)), np.ones(3), jac=True,
+                         backend="numpy")
     assert r.success and np.abs(r.x).max() < 1e-6
     r = fastopt.minimize(lambda x: x[0] ** 2, np.ones(1), jac=lambda x: [2 * x[0]],
                          backend="numpy")

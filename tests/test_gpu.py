@@ -138,10 +138,27 @@ def test_minimize_on_the_gpu_reaches_the_known_minima(cp):
         def fun(x):
             f, g = p(cp.asnumpy(x))
             return f, cp.asarray(g)
-        r = fastopt.minimize(fun, cp.asarray(p.x0), jac=True, options=dict(gtol=1e-10, ftol=1e-16,
-                                                                  maxiter=20000, maxfun=40000))
+        r = fastopt.minimize(fun, cp.asarray(p.x0), jac=True,
+                             options=dict(gtol=1e-10, ftol=1e-16, maxiter=20000, maxfun=40000))
         assert r.backend == "cupy" and isinstance(r.x, cp.ndarray)
         assert r.success and abs(r.fun - p.f_min) <= p.f_tol, (p.name, r.fun, r.message)
+
+
+@pytest.mark.parametrize("jac", [None, "3-point", "cs"])
+def test_minimize_by_finite_differences_on_the_gpu(cp, jac):
+    """fun gets CuPy arrays at every finite-difference point; the result matches the host's."""
+    seen = set()
+
+    def fun(x):
+        seen.add(type(x))
+        return cp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).item()
+    x0 = np.array([1.3, 0.7, 0.8, 1.9, 1.2])
+    r = fastopt.minimize(fun, cp.asarray(x0), jac=jac)
+    host = fastopt.minimize(lambda x: fun(cp.asarray(x)), x0, jac=jac, backend="numpy")
+    assert seen == {cp.ndarray} and r.backend == "cupy" and isinstance(r.x, cp.ndarray)
+    assert r.success and r.nfev == host.nfev
+    np.testing.assert_allclose(cp.asnumpy(r.x), host.x, rtol=1e-10)
+    np.testing.assert_allclose(r.hess_inv.todense(), host.hess_inv.todense(), rtol=1e-8)
 
 
 def test_lbfgs_optimizer_on_the_gpu(cp):

@@ -99,8 +99,8 @@ def test_history_skips_pairs_without_curvature():
 def test_the_curvature_test_and_the_line_search_hold_at_every_scale(scale):
     """f = scale*|x|^2: SciPy converges at every scale; the pair test compares s.y with
     -g.s (not y.y), and the zoom's tolerance is relative to the steps (tiny at 1e13)."""
-    r = fastopt.minimize(lambda x: (float(scale * (x @ x)), 2 * scale * x), np.full(3, 0.1), jac=True,
-                         backend="numpy")
+    r = fastopt.minimize(lambda x: (float(scale * (x @ x)), 2 * scale * x), np.full(3, 0.1),
+                         jac=True, backend="numpy")
     assert r.success and np.abs(r.x).max() < 1e-6, (r.message, r.x)
 
 
