@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from . import _numdiff
-from ._result import OptimizeResult, inverse_hessian
+from ._result import LbfgsInvHessProduct, OptimizeResult, host_array
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import _checks
 from .lbfgs import (LINE_SEARCHES, History, _iterations, _ops_for, _Problem, checked_grad,
@@ -211,10 +211,6 @@ def _workers(workers: Any) -> Iterator[Callable]:
 
 
 # -- evaluating f and g -----------------------------------------------------------------
-def _to_host(a: Any) -> np.ndarray:
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else a
-
-
 class Objective:
     """f(x) as a float (a complex for the complex step), with fun seeing x in x0's shape
     on the backend; picklable, for ``workers`` that are processes."""
@@ -282,7 +278,7 @@ class Evaluations:
         return f
 
     def _finite_differences(self, v: Any, f: float) -> Any:
-        x = _to_host(v)
+        x = host_array(v)
         h = _numdiff.steps(self.mode, x, self.abs_step, self.rel_step).astype(x.dtype)
         g, calls = _numdiff.gradient(self.objective, x, f, self.mode, h, self.workers)
         self.nfev += calls
@@ -315,7 +311,7 @@ def _run(problem: _Problem, history: History, opts: dict, report: Callable | Non
         nit += 1
         if report is not None:
             try:
-                report(_to_host(problem.x).reshape(shape).copy(), problem.f)
+                report(problem.x.reshape(shape).copy(), problem.f)
             except StopIteration:
                 return nit, "callback"
         if gmax <= opts["gtol"]:
@@ -367,7 +363,8 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
         x=problem.x.reshape(shape), fun=problem.f, jac=problem.g.reshape(shape), nit=nit,
         nfev=evaluations.nfev, njev=evaluations.njev, status=STATUS[reason],
         success=STATUS[reason] == 0, message=MESSAGES[reason],
-        hess_inv=inverse_hessian(*history.pairs()), backend=backend_name)
+        hess_inv=LbfgsInvHessProduct.of_history(history.S, history.Y, history.order),
+        backend=backend_name)
     if opts["disp"]:
         print(f"minimize (L-BFGS, {backend_name}): {result.message}\n"
               f"  f = {result.fun:.10g} after {nit} iterations, {result.nfev} evaluations")

@@ -2,6 +2,7 @@
 their behaviour (SciPy itself stays optional)."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -36,24 +37,42 @@ class OptimizeResult(dict):
 
 
 class LbfgsInvHessProduct:
-    """H v for the L-BFGS inverse Hessian approximation of the last m pairs (s_k, y_k),
-    oldest first, built from H0 = I exactly as SciPy's ``LbfgsInvHessProduct``:
+    """H v for the L-BFGS inverse Hessian approximation of the pairs (s_k, y_k), oldest
+    first, built from H0 = I exactly as SciPy's ``LbfgsInvHessProduct``:
 
         H_{k+1} = (I - rho_k s_k y_k^T) H_k (I - rho_k y_k s_k^T) + rho_k s_k s_k^T,
         rho_k = 1 / (y_k . s_k)
 
-    Behaves as a SciPy ``LinearOperator`` (``matvec``, ``matmat``, ``@``, ``dot``, a call,
-    ``todense``, ``shape``, ``dtype``), so SciPy's solvers accept it.
+    It behaves as that SciPy ``LinearOperator`` (``matvec``, ``matmat``, ``rmatvec``,
+    ``@``, ``*``, ``dot``, a call, ``todense``, ``shape``, ``dtype``, ``sk``, ``yk``,
+    ``rho``), and SciPy's solvers accept it. Made by ``minimize`` from the solver's own
+    history buffers, it copies nothing until first used (then the pairs, to the host).
     """
 
-    def __init__(self, sk: np.ndarray, yk: np.ndarray) -> None:
-        sk, yk = np.asarray(sk, dtype=np.float64), np.asarray(yk, dtype=np.float64)
-        if sk.shape != yk.shape or sk.ndim != 2:
+    def __init__(self, sk: Any, yk: Any) -> None:
+        if np.shape(sk) != np.shape(yk) or np.ndim(sk) != 2:
             raise ValueError("sk and yk must have matching shape, (n_corrs, n)")
-        self.sk, self.yk = sk, yk
-        self.n_corrs, n = sk.shape
+        self._source = (sk, yk, list(range(np.shape(sk)[0])))
+        self.n_corrs, n = np.shape(sk)
         self.shape, self.dtype = (n, n), np.dtype(np.float64)
-        self.rho = 1.0 / np.einsum("ij,ij->i", sk, yk)
+
+    @classmethod
+    def of_history(cls, S: Any, Y: Any, order: list[int]) -> "LbfgsInvHessProduct":
+        """The pairs in rows ``order`` of S and Y (NumPy or CuPy), read when first used."""
+        self = cls(S[:0], Y[:0])
+        self._source, self.n_corrs = (S, Y, list(order)), len(order)
+        return self
+
+    @functools.cached_property
+    def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        S, Y, rows = self._source
+        sk, yk = (host_array(A[rows]).astype(np.float64) for A in (S, Y))
+        self._source = None
+        return sk, yk, 1.0 / np.einsum("ij,ij->i", sk, yk)
+
+    sk = property(lambda self: self._pairs[0])
+    yk = property(lambda self: self._pairs[1])
+    rho = property(lambda self: self._pairs[2])
 
     def matmat(self, X: Any) -> np.ndarray:
         """H X for X of shape (n, k): the two-loop recursion on every column."""
@@ -61,7 +80,7 @@ class LbfgsInvHessProduct:
         if Q.ndim != 2 or Q.shape[0] != self.shape[0]:
             raise ValueError(f"LbfgsInvHessProduct: expected shape ({self.shape[0]}, k), "
                              f"got {np.shape(X)}")
-        s, y, rho = self.sk, self.yk, self.rho
+        s, y, rho = self._pairs
         alpha = np.empty((self.n_corrs, Q.shape[1]))
         for i in reversed(range(self.n_corrs)):
             alpha[i] = rho[i] * (s[i] @ Q)
@@ -85,7 +104,7 @@ class LbfgsInvHessProduct:
         x = np.asarray(x)
         return self.matvec(x) if x.ndim == 1 or x.shape[1:] == (1,) else self.matmat(x)
 
-    __call__ = __matmul__ = dot
+    __call__ = __matmul__ = __mul__ = dot
 
     def todense(self) -> np.ndarray:
         """H as a dense (n, n) array."""
@@ -100,11 +119,6 @@ class LbfgsInvHessProduct:
         return f"<{n}x{n} LbfgsInvHessProduct with dtype={self.dtype}>"
 
 
-def inverse_hessian(sk: np.ndarray, yk: np.ndarray) -> Any:
-    """SciPy's ``LbfgsInvHessProduct`` of the pairs where SciPy is installed (the very
-    class SciPy users check for), else this module's twin."""
-    try:
-        from scipy.optimize import LbfgsInvHessProduct as scipy_class
-    except ImportError:
-        return LbfgsInvHessProduct(sk, yk)
-    return scipy_class(np.asarray(sk, np.float64), np.asarray(yk, np.float64))
+def host_array(a: Any) -> np.ndarray:
+    """A NumPy array of a NumPy or CuPy array."""
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)

@@ -20,22 +20,19 @@ EPS = float(np.finfo(np.float64).eps)
 
 # -- the history ------------------------------------------------------------------------
 class History:
-    """The last m (s, y) pairs in (m, n) ring buffers on the backend's device."""
+    """The last m (s, y) pairs in ring buffers on the backend's device: m + 1 rows, so that
+    a new pair is written into a free row and a pair the curvature test rejects leaves
+    the stored ones intact."""
 
     def __init__(self, ops: Any, n: int, m: int) -> None:
         self.ops, self.m = ops, m
-        self.S, self.Y = ops.zeros((m, n)), ops.zeros((m, n))
-        self.rho = np.zeros(m)
-        self.order: list[int] = []      # slots, oldest first
+        self.S, self.Y = ops.zeros((m + 1, n)), ops.zeros((m + 1, n))
+        self.rho = np.zeros(m + 1)
+        self.order: list[int] = []      # rows, oldest first
         self.gamma = 1.0
 
     def reset(self) -> None:
         self.order, self.gamma = [], 1.0
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(s, y) of the stored pairs, oldest first, as host arrays of shape (k, n)."""
-        S, Y = self.S[self.order], self.Y[self.order]
-        return (S.get(), Y.get()) if hasattr(S, "get") else (S, Y)
 
     def direction(self, g: Any, d: Any) -> None:
         """d = -H g (the scaled steepest descent -g when the memory is empty)."""
@@ -48,13 +45,13 @@ class History:
         where descent = -g.s (L-BFGS-B's test: it holds at every scale of f, where
         s.y <= eps*y.y dropped every pair once f's curvature passed ~1/eps); returns (s.y,
         y.y, max|g_new|)."""
-        slot = self.order[0] if len(self.order) == self.m else len(self.order)
-        sy, yy, gmax = self.ops.update_pair(x_new, x, g_new, g, self.S[slot], self.Y[slot])
+        row = min(set(range(self.m + 1)) - set(self.order))
+        sy, yy, gmax = self.ops.update_pair(x_new, x, g_new, g, self.S[row], self.Y[row])
         if sy > EPS * descent and yy > 0:
             if len(self.order) == self.m:
                 self.order.pop(0)
-            self.order.append(slot)
-            self.rho[slot] = 1.0 / sy
+            self.order.append(row)
+            self.rho[row] = 1.0 / sy
             self.gamma = sy / yy
         return sy, yy, gmax
 

@@ -95,6 +95,24 @@ def test_history_skips_pairs_without_curvature():
     np.testing.assert_array_equal(h.S[h.order[-1]], np.full(3, 3.0))
 
 
+def test_a_rejected_pair_leaves_a_full_history_intact(rng):
+    ops = K.HostOps(4, np.float64, compiled=False)
+    h = History(ops, 4, 3)
+    x, g = np.zeros(4), np.zeros(4)
+    for _ in range(5):                               # the ring wraps
+        s = rng.standard_normal(4)
+        h.push(s, x, s + 0.1 * rng.standard_normal(4), g, 1.0)
+    stored = np.concatenate([h.S[h.order], h.Y[h.order], h.rho[h.order, None]], axis=1)
+    before = np.empty(4)
+    h.direction(np.ones(4), before)
+    h.push(np.ones(4), x, -np.ones(4), g, 1.0)        # s.y < 0: rejected
+    np.testing.assert_array_equal(
+        np.concatenate([h.S[h.order], h.Y[h.order], h.rho[h.order, None]], axis=1), stored)
+    after = np.empty(4)
+    h.direction(np.ones(4), after)
+    np.testing.assert_array_equal(after, before)
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e13, 1e16])
 def test_the_curvature_test_and_the_line_search_hold_at_every_scale(scale):
     """f = scale*|x|^2: SciPy converges at every scale; the pair test compares s.y with

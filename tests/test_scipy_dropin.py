@@ -356,11 +356,11 @@ def quadratic_problem(n=6, seed=3):
     return (lambda x: float(0.5 * x @ A @ x)), (lambda x: A @ x), A
 
 
-def test_hess_inv_is_scipys_class_and_satisfies_the_newest_secant_pair():
+def test_hess_inv_satisfies_the_newest_secant_pair():
     fun, jac, A = quadratic_problem()
     r = fastopt.minimize(fun, np.ones(6), jac=jac, options=dict(gtol=1e-12))
     H = r.hess_inv
-    assert isinstance(H, scipy_optimize.LbfgsInvHessProduct) and H.shape == (6, 6)
+    assert H.shape == (6, 6) and H.n_corrs == min(r.nit, 10)
     s, y = H.sk[-1], H.yk[-1]
     np.testing.assert_allclose(H.matvec(y), s, rtol=1e-8)      # H y = s for the newest pair
     np.testing.assert_allclose(y, A @ s, rtol=1e-8)             # the pairs are the problem's
@@ -371,18 +371,35 @@ def test_hess_inv_is_scipys_class_and_satisfies_the_newest_secant_pair():
     np.testing.assert_allclose(dense @ v, H.matvec(v))
 
 
-def test_hess_inv_without_scipy_is_the_same_operator():
+def test_hess_inv_is_scipys_operator_and_works_in_scipys_solvers():
+    from scipy.sparse.linalg import aslinearoperator, cg
     fun, jac, _ = quadratic_problem()
     H = fastopt.minimize(fun, np.ones(6), jac=jac).hess_inv
-    ours = LbfgsInvHessProduct(H.sk, H.yk)
+    theirs = scipy_optimize.LbfgsInvHessProduct(H.sk, H.yk)
     v = np.linspace(-1, 1, 6)
-    np.testing.assert_allclose(ours.todense(), H.todense(), rtol=1e-12)
-    np.testing.assert_allclose(ours.matvec(v), H.matvec(v), rtol=1e-12)
-    np.testing.assert_allclose(ours(v.reshape(6, 1)), H(v.reshape(6, 1)), rtol=1e-12)
-    np.testing.assert_allclose(ours @ np.eye(6), H.todense(), rtol=1e-12)
-    assert ours.T is ours and "6x6 LbfgsInvHessProduct" in repr(ours)
+    np.testing.assert_array_equal(H.todense(), theirs.todense())
+    np.testing.assert_array_equal(H.rho, theirs.rho)
+    for form in (v, v.reshape(6, 1), np.eye(6)):
+        np.testing.assert_allclose(H(form), theirs(form), rtol=1e-14)
+        np.testing.assert_allclose(H @ form, theirs @ form, rtol=1e-14)
+        np.testing.assert_allclose(H * form, theirs * form, rtol=1e-14)
+    np.testing.assert_allclose(aslinearoperator(H).matvec(v), theirs.matvec(v), rtol=1e-14)
+    x, info = cg(H, v, rtol=1e-12)
+    assert info == 0 and np.allclose(H.matvec(x), v)
+    assert H.T is H and repr(H) == repr(theirs)
     with pytest.raises(ValueError, match="expected shape"):
-        ours.matvec(np.ones(5))
+        H.matvec(np.ones(5))
+
+
+def test_hess_inv_copies_nothing_until_used_and_survives_a_wrapped_ring():
+    fun, jac, _ = quadratic_problem(n=30)
+    r = fastopt.minimize(fun, np.ones(30), jac=jac, options=dict(maxcor=3, gtol=1e-12))
+    H = r.hess_inv
+    S, Y, rows = H._source
+    assert r.nit > 4 and len(rows) == 3 and S.shape[0] == 4      # the ring wrapped
+    ours = LbfgsInvHessProduct(S[rows], Y[rows])             # built from copies, in order
+    np.testing.assert_array_equal(H.todense(), ours.todense())
+    assert H._source is None                                  # read once, then dropped
 
 
 def test_hess_inv_approaches_the_true_inverse_hessian_on_a_quadratic():
