@@ -27,13 +27,23 @@ class OptimizeResult(dict):
         return list(self.keys())
 
     def __repr__(self) -> str:
+        """SciPy's layout: keys right-aligned, message first, arrays in short form."""
         if not self:
             return f"{type(self).__name__}()"
         keys = sorted(self, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER))
         width = max(map(len, keys)) + 1
-        return "\n".join(f"{k:>{width}}: " + repr(self[k]).replace("\n", "\n" + " " *
-                                                                    (width + 2))
-                         for k in keys)
+        with np.printoptions(linewidth=76 - width - 2, edgeitems=2, threshold=12,
+                             formatter={"float_kind": _ten_characters}):
+            return "\n".join(f"{k:>{width}}: " + str(self[k]).replace("\n", "\n" + " " *
+                                                                      (width + 2))
+                             for k in keys)
+
+
+def _ten_characters(x: float) -> str:
+    """A float in exactly ten characters, as SciPy prints results."""
+    if not np.isfinite(x):
+        return f"{x:>10}"
+    return np.format_float_scientific(x, precision=3, pad_left=2, unique=False)
 
 
 class LbfgsInvHessProduct:
