@@ -18,10 +18,10 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 
 from . import _numdiff
-from ._result import LbfgsInvHessProduct, OptimizeResult, host_array
+from ._result import OptimizeResult, host_array, inverse_hessian
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import _checks
-from .lbfgs import (LINE_SEARCHES, History, _iterations, _ops_for, _Problem, checked_grad,
+from .lbfgs import (LINE_SEARCHES, FunStopped, History, _iterations, _ops_for, _Problem,
                     checked_loss, pair)
 
 METHODS = ("L-BFGS-B", "L-BFGS")
@@ -67,9 +67,15 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
         raise TypeError(f"minimize: options must be a dict of option names and values, got "
                         f"{type(options).__name__}")
     given = dict(options or {})
+    history_name = "maxcor" if "maxcor" in given else "history_size"
     if "maxcor" in given:
-        given.setdefault("history_size", given.pop("maxcor"))
-    given.pop("iprint", None)
+        if "history_size" in given:
+            raise ValueError("minimize: options maxcor and history_size name the same "
+                             "setting; give one of them")
+        given["history_size"] = given.pop("maxcor")
+    if given.pop("iprint", None) is not None:
+        warnings.warn("minimize: option iprint has no effect (SciPy 1.15 deprecated it and "
+                      "prints nothing either)", DeprecationWarning, stacklevel=3)
     unknown = set(given) - set(OPTIONS)
     if unknown:
         raise ValueError(f"minimize: unknown option(s) {sorted(unknown)}; known: "
@@ -80,19 +86,16 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
     opts.update(given)
     for k in ("maxiter", "maxfun"):
         opts[k] = _limit(k, opts[k])
-    for k in ("history_size", "maxls"):
-        _checks.count("minimize", f"option {k}", opts[k])
+    _checks.count("minimize", f"option {history_name}", opts["history_size"])
+    _checks.count("minimize", "option maxls", opts["maxls"])
     for k in ("gtol", "ftol"):
         _checks.nonnegative("minimize", f"option {k}", opts[k])
-    disp = opts["disp"]          # SciPy takes verbosity levels: any integer
-    opts["disp"] = bool(disp) if isinstance(disp, (int, np.integer)) else \
+    disp = opts["disp"]          # SciPy takes None or verbosity levels: any integer
+    opts["disp"] = bool(disp) if disp is None or isinstance(disp, (int, np.integer)) else \
         _checks.boolean("minimize", "option disp", disp)
     if opts["line_search"] not in LINE_SEARCHES:
         raise ValueError(f"minimize: option line_search must be one of {sorted(LINE_SEARCHES)}, "
                          f"got {opts['line_search']!r}")
-    _steps_checked("eps", opts["eps"])
-    if opts["finite_diff_rel_step"] is not None:
-        _steps_checked("finite_diff_rel_step", opts["finite_diff_rel_step"])
     workers = opts["workers"]
     if not (workers is None or callable(workers) or isinstance(workers, (int, np.integer))
             and not isinstance(workers, bool) and (workers >= 1 or workers == -1)):
@@ -101,12 +104,20 @@ def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
     return opts
 
 
-def _steps_checked(name: str, value: Any) -> None:
-    """A finite-difference step: finite real numbers (one, or one per coordinate)."""
+def _steps(name: str, value: Any, shape: tuple) -> np.ndarray | None:
+    """A finite-difference step option as a flat vector: finite real numbers, one or one
+    per coordinate (x0's shape, or anything that broadcasts to it); None stays None."""
+    if value is None and name == "finite_diff_rel_step":
+        return None
     arr = np.asarray(value) if not isinstance(value, (str, bytes)) else np.array([])
     if arr.dtype.kind not in "fiu" or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"minimize: option {name} must be a finite number or array of them, "
-                         f"got {value!r}")
+        raise ValueError(f"minimize: option {name} must be a finite number or an array of "
+                         f"them, got {value!r}")
+    try:
+        return np.broadcast_to(arr.astype(float), shape).reshape(-1)
+    except ValueError:
+        raise ValueError(f"minimize: option {name} has shape {arr.shape}; it must be one "
+                         f"number or one per coordinate of x0 {shape}") from None
 
 
 def _make_ops(backend_name: str, x0: Any) -> tuple[str, Any, Any, tuple]:
@@ -128,47 +139,55 @@ def _make_ops(backend_name: str, x0: Any) -> tuple[str, Any, Any, tuple]:
                         f"{x0!r:.60}")
     if arr.dtype not in FLOAT_DTYPES:
         arr = arr.astype(np.float64)
+    if arr.size == 0:
+        raise ValueError("minimize: x0 is empty; there is nothing to minimise over")
     shape = arr.shape if arr.ndim else (1,)
     return backend.name, _ops_for(backend.name, arr.size, arr.dtype), arr.reshape(-1), shape
 
 
-def _is_unbounded(value: Any, upper: bool) -> bool:
-    if value is None:
-        return True
-    v = float(value)
-    return v == (math.inf if upper else -math.inf)
+def _limits(values: Any, n: int, none: float) -> np.ndarray:
+    """Lower or upper bounds as n floats (None is no bound), broadcast as SciPy does."""
+    values = np.array([none if v is None else v for v in np.ravel(np.asarray(values, object))],
+                      dtype=float)
+    return np.broadcast_to(values, (n,))
 
 
 def _refuse_bounds(bounds: Any, n: int) -> None:
-    """None, or bounds that bound nothing (None or -inf/inf, as pairs or a ``Bounds``);
-    anything else is an error: fastopt's L-BFGS cannot honour it."""
+    """None, or bounds that bound nothing (None or -inf/inf, as (min, max) pairs, one pair
+    for all, or a ``Bounds``); anything else is an error: fastopt's L-BFGS cannot honour
+    it."""
     if bounds is None:
         return
-    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):        # scipy.optimize.Bounds
-        pairs = zip(np.broadcast_to(bounds.lb, (n,)), np.broadcast_to(bounds.ub, (n,)))
-    else:
-        try:
+    try:
+        if hasattr(bounds, "lb") and hasattr(bounds, "ub"):        # scipy.optimize.Bounds
+            lb, ub = bounds.lb, bounds.ub
+        else:
             pairs = [tuple(b) for b in bounds]
-        except TypeError:
-            raise TypeError(f"minimize: bounds must be None, a sequence of (min, max) pairs "
-                            f"or a Bounds, got {bounds!r:.60}") from None
-        if len(pairs) != n or any(len(p) != 2 for p in pairs):
-            raise ValueError(f"minimize: bounds must be {n} (min, max) pairs, one per "
-                             f"coordinate of x0; got {bounds!r:.80}")
-    for i, (lo, hi) in enumerate(pairs):
-        if not (_is_unbounded(lo, False) and _is_unbounded(hi, True)):
-            raise ValueError(f"minimize: bounds[{i}] = ({lo}, {hi}) bounds x[{i}], and "
-                             f"fastopt's L-BFGS does not handle bounds; use "
-                             f"scipy.optimize.minimize(method='L-BFGS-B') for bounded problems")
+            if not pairs or any(len(p) != 2 for p in pairs):
+                raise ValueError
+            lb, ub = [p[0] for p in pairs], [p[1] for p in pairs]
+        lb, ub = _limits(lb, n, -math.inf), _limits(ub, n, math.inf)
+    except (TypeError, ValueError):
+        raise ValueError(f"minimize: bounds must be None, a Bounds, or (min, max) pairs: one "
+                         f"per coordinate of x0 ({n}) or one for all; got {bounds!r:.80}"
+                         ) from None
+    bounded = np.flatnonzero((lb != -math.inf) | (ub != math.inf))
+    if bounded.size:
+        i = int(bounded[0])
+        raise ValueError(f"minimize: bounds bound x[{i}] to [{lb[i]}, {ub[i]}], and fastopt's "
+                         f"L-BFGS does not handle bounds; use "
+                         f"scipy.optimize.minimize(method='L-BFGS-B') for bounded problems")
 
 
 def _refuse_constraints(constraints: Any) -> None:
-    """No constraints: (), [] or None; anything else is an error."""
-    if constraints is None or isinstance(constraints, (tuple, list)) and not constraints:
-        return
-    raise ValueError(f"minimize: fastopt's L-BFGS does not handle constraints, got "
-                     f"{constraints!r:.80}; use scipy.optimize.minimize(method='SLSQP' or "
-                     f"'trust-constr')")
+    """No constraints: None, or an empty tuple, list, dict or array; anything else is an
+    error."""
+    empty = constraints is None or isinstance(constraints, (tuple, list, dict)) and \
+        not constraints or isinstance(constraints, np.ndarray) and constraints.size == 0
+    if not empty:
+        raise ValueError(f"minimize: fastopt's L-BFGS does not handle constraints, got "
+                         f"{constraints!r:.80}; use scipy.optimize.minimize(method='SLSQP' "
+                         f"or 'trust-constr')")
 
 
 def _warn_unused(method: str, hess: Any, hessp: Any) -> None:
@@ -211,6 +230,27 @@ def _workers(workers: Any) -> Iterator[Callable]:
 
 
 # -- evaluating f and g -----------------------------------------------------------------
+def checked_grad(g: Any, shape: tuple, size: int) -> Any:
+    """``g`` as an array (a list or a number becomes one) if it holds real numbers, one per
+    coordinate: x's shape, or any shape of x's size when x is 1-d (SciPy takes a column
+    (n, 1) too); else an error naming it (no broadcasting)."""
+    what = "minimize: the gradient"
+    if not hasattr(g, "dtype") or not hasattr(g, "shape"):
+        try:
+            g = np.asarray(g)
+        except (TypeError, ValueError):
+            raise TypeError(f"{what} must be an array of shape {shape}, got "
+                            f"{type(g).__name__}") from None
+        if g.dtype == object:
+            raise TypeError(f"{what} must be an array of numbers, got {g!r:.60}")
+    if np.dtype(g.dtype).kind not in "fiu":
+        raise TypeError(f"{what} must be real numbers, got dtype {g.dtype}")
+    if tuple(g.shape) != tuple(shape) and not (g.size == size and
+                                               (g.ndim <= 1 or len(shape) == 1)):
+        raise ValueError(f"{what} has shape {tuple(g.shape)}, x has {tuple(shape)}")
+    return g
+
+
 class Objective:
     """f(x) as a float (a complex for the complex step), with fun seeing x in x0's shape
     on the backend; picklable, for ``workers`` that are processes."""
@@ -224,10 +264,16 @@ class Objective:
         if self.gpu:
             import cupy
             x = cupy.asarray(x)
-        f = self.fun(x.reshape(self.shape), *self.args)
+        try:
+            f = self.fun(x.reshape(self.shape), *self.args)
+        except StopIteration as exc:            # map() would end quietly on it
+            raise FunStopped(exc) from None
         if isinstance(f, (tuple, list)):
-            raise TypeError("minimize: fun returned a tuple, but jac is not True: fun(x) must "
-                            "return f alone (or pass jac=True when it returns (f, g))")
+            if len(f) == 2:
+                raise TypeError("minimize: fun returned a pair, but jac is not True: fun(x) "
+                                "must return f alone (or pass jac=True when it returns "
+                                "(f, g))")
+            f = np.asarray(f)                   # [f] is f, as SciPy takes it
         if self.complex_step:
             return complex(np.asarray(f).item())
         return checked_loss("minimize", "f", f)
@@ -237,29 +283,27 @@ class Evaluations:
     """f and g at the solver's points for every ``jac`` SciPy takes; fun and jac get
     copies of x. Counts nfev (finite-difference calls included) and njev."""
 
-    def __init__(self, fun: Callable, jac: Any, args: tuple, shape: tuple, opts: dict,
-                 gpu: bool) -> None:
+    def __init__(self, fun: Callable, jac: Any, args: tuple, shape: tuple, eps: np.ndarray,
+                 rel_step: np.ndarray | None, gpu: bool) -> None:
+        """``eps``: forward differences' absolute steps; ``rel_step``: the named methods'
+        relative steps (None: SciPy's defaults); both flat, one per coordinate."""
         self.fun, self.jac, self.args, self.shape, self.gpu = fun, jac, args, shape, gpu
         self.nfev = self.njev = 0
         self.workers: Callable = map
+        named = isinstance(jac, str) and jac in _numdiff.METHODS
         if jac is True or jac is np.True_:
             self.mode = "pair"
         elif callable(jac):
             self.mode = "jac"
-        elif jac is None or jac is False or jac is np.False_ or jac in _numdiff.METHODS:
-            self.mode = jac if jac in _numdiff.METHODS else "2-point"
-            self.abs_step = opts["eps"] if jac not in _numdiff.METHODS else None
-            self.rel_step = opts["finite_diff_rel_step"]
+        elif jac is None or jac is False or jac is np.False_ or named:
+            self.mode = jac if named else "2-point"
+            self.abs_step, self.rel_step = (None if named else eps), rel_step
         else:
             raise ValueError(f"minimize: jac must be True (fun returns (f, g)), a function "
                              f"jac(x), or None, False, '2-point', '3-point' or 'cs' (finite "
                              f"differences); got {jac!r}")
         self.objective = Objective(fun, args, shape, gpu, complex_step=self.mode == "cs")
         self.value = Objective(fun, args, shape, gpu)
-
-    def points_per_gradient(self, n: int) -> int:
-        """Calls of fun per evaluated point."""
-        return {"2-point": n + 1, "cs": n + 1, "3-point": 2 * n + 1}.get(self.mode, 1)
 
     def __call__(self, v: Any, g_out: Any) -> float:
         """f(v); writes g(v) into g_out (v and g_out: flat vectors of the backend)."""
@@ -273,13 +317,13 @@ class Evaluations:
                 self._finite_differences(v, f)
         self.nfev += 1
         self.njev += 1
-        g = checked_grad("minimize", "the gradient", g, self.shape, v.size)
+        g = checked_grad(g, self.shape, v.size)
         g_out[...] = g.reshape(-1)
         return f
 
     def _finite_differences(self, v: Any, f: float) -> Any:
         x = host_array(v)
-        h = _numdiff.steps(self.mode, x, self.abs_step, self.rel_step).astype(x.dtype)
+        h = _numdiff.steps(self.mode, x, self.abs_step, self.rel_step)
         g, calls = _numdiff.gradient(self.objective, x, f, self.mode, h, self.workers)
         self.nfev += calls
         if self.gpu:
@@ -291,22 +335,22 @@ class Evaluations:
 # -- the run ----------------------------------------------------------------------------
 def _run(problem: _Problem, history: History, opts: dict, report: Callable | None,
          evaluations: Evaluations, shape: tuple) -> tuple[int, str]:
-    """L-BFGS iterations until a stopping test holds: (iterations, reason)."""
+    """L-BFGS iterations until a stopping test holds: (iterations, reason). After each
+    iteration, in L-BFGS-B's order: the callback, maxiter, maxfun (checked only between
+    iterations, so nfev may pass it), then the convergence tests."""
     ops = problem.ops
     gmax = ops.max_abs(problem.g)
     if not (math.isfinite(problem.f) and math.isfinite(gmax)):
         return 0, "nonfinite"
     if gmax <= opts["gtol"]:
         return 0, "gtol"
-    per_point = evaluations.points_per_gradient(problem.x.size)
-    evals_left = lambda: int(max(1, (opts["maxfun"] - evaluations.nfev) // per_point))  # noqa: E731
     iterations = _iterations(problem, history, LINE_SEARCHES[opts["line_search"]],
-                             opts["maxls"], evals_left, lr=1.0)
+                             opts["maxls"], lr=1.0, partial_steps=False)
     nit = 0
     while True:
         step = next(iterations, None)
         if step is None:
-            return nit, "maxfun" if evaluations.nfev >= opts["maxfun"] else "linesearch"
+            return nit, "maxfun" if evaluations.nfev > opts["maxfun"] else "linesearch"
         f_old, _, gmax = step
         nit += 1
         if report is not None:
@@ -314,14 +358,14 @@ def _run(problem: _Problem, history: History, opts: dict, report: Callable | Non
                 report(problem.x.reshape(shape).copy(), problem.f)
             except StopIteration:
                 return nit, "callback"
+        if nit >= opts["maxiter"]:
+            return nit, "maxiter"
+        if evaluations.nfev > opts["maxfun"]:
+            return nit, "maxfun"
         if gmax <= opts["gtol"]:
             return nit, "gtol"
         if (f_old - problem.f) <= opts["ftol"] * max(abs(f_old), abs(problem.f), 1.0):
             return nit, "ftol"
-        if nit >= opts["maxiter"]:
-            return nit, "maxiter"
-        if evaluations.nfev >= opts["maxfun"]:
-            return nit, "maxfun"
 
 
 def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
@@ -353,17 +397,22 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     backend_name, ops, x, shape = _make_ops(backend, x0)
     _refuse_bounds(bounds, x.size)
     _refuse_constraints(constraints)
-    evaluations = Evaluations(fun, jac, args, shape, opts, gpu=backend_name == "cupy")
+    evaluations = Evaluations(fun, jac, args, shape, _steps("eps", opts["eps"], shape),
+                              _steps("finite_diff_rel_step", opts["finite_diff_rel_step"],
+                                     shape), gpu=backend_name == "cupy")
     _warn_unused(name, hess, hessp)
     history = History(ops, x.size, opts["history_size"])
-    with _workers(opts["workers"]) as evaluations.workers:
-        problem = _Problem(evaluations, x, ops)
-        nit, reason = _run(problem, history, opts, report, evaluations, shape)
+    try:
+        with _workers(opts["workers"]) as evaluations.workers:
+            problem = _Problem(evaluations, x, ops)
+            nit, reason = _run(problem, history, opts, report, evaluations, shape)
+    except FunStopped as exc:
+        raise exc.stop from None
     result = OptimizeResult(
-        x=problem.x.reshape(shape), fun=problem.f, jac=problem.g.reshape(shape), nit=nit,
+        x=problem.x.reshape(shape), fun=np.float64(problem.f), jac=problem.g.reshape(shape), nit=nit,
         nfev=evaluations.nfev, njev=evaluations.njev, status=STATUS[reason],
         success=STATUS[reason] == 0, message=MESSAGES[reason],
-        hess_inv=LbfgsInvHessProduct.of_history(history.S, history.Y, history.order),
+        hess_inv=inverse_hessian(history.S, history.Y, history.order),
         backend=backend_name)
     if opts["disp"]:
         print(f"minimize (L-BFGS, {backend_name}): {result.message}\n"

@@ -29,15 +29,17 @@ def relative_step(method: str, dtype: Any) -> float:
 
 def steps(method: str, x: np.ndarray, abs_step: Any = None, rel_step: Any = None
           ) -> np.ndarray:
-    """The step h per coordinate of x (never one that vanishes in x + h)."""
+    """The step h per coordinate of x, in x's dtype (never one that vanishes in x + h)."""
     sign = np.where(x >= 0, 1.0, -1.0)
-    default = relative_step(method, x.dtype) * sign * np.maximum(1.0, np.abs(x))
+    default = (relative_step(method, x.dtype) * sign * np.maximum(1.0, np.abs(x))
+               ).astype(x.dtype)
     if abs_step is not None:
         h = np.broadcast_to(np.asarray(abs_step, dtype=float), x.shape)
     elif rel_step is not None:
         h = np.asarray(rel_step, dtype=float) * sign * np.abs(x)
     else:
         return default
+    h = h.astype(x.dtype)
     return np.where((x + h) - x == 0, default, h)
 
 

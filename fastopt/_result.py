@@ -46,32 +46,12 @@ def _ten_characters(x: float) -> str:
     return np.format_float_scientific(x, precision=3, pad_left=2, unique=False)
 
 
-class LbfgsInvHessProduct:
-    """H v for the L-BFGS inverse Hessian approximation of the pairs (s_k, y_k), oldest
-    first, built from H0 = I exactly as SciPy's ``LbfgsInvHessProduct``:
+class _LazyPairs:
+    """The pairs (s_k, y_k) of an L-BFGS history, oldest first: rows of its buffers (NumPy
+    or CuPy), copied to the host in float64 only when first used."""
 
-        H_{k+1} = (I - rho_k s_k y_k^T) H_k (I - rho_k y_k s_k^T) + rho_k s_k s_k^T,
-        rho_k = 1 / (y_k . s_k)
-
-    It behaves as that SciPy ``LinearOperator`` (``matvec``, ``matmat``, ``rmatvec``,
-    ``@``, ``*``, ``dot``, a call, ``todense``, ``shape``, ``dtype``, ``sk``, ``yk``,
-    ``rho``), and SciPy's solvers accept it. Made by ``minimize`` from the solver's own
-    history buffers, it copies nothing until first used (then the pairs, to the host).
-    """
-
-    def __init__(self, sk: Any, yk: Any) -> None:
-        if np.shape(sk) != np.shape(yk) or np.ndim(sk) != 2:
-            raise ValueError("sk and yk must have matching shape, (n_corrs, n)")
-        self._source = (sk, yk, list(range(np.shape(sk)[0])))
-        self.n_corrs, n = np.shape(sk)
-        self.shape, self.dtype = (n, n), np.dtype(np.float64)
-
-    @classmethod
-    def of_history(cls, S: Any, Y: Any, order: list[int]) -> "LbfgsInvHessProduct":
-        """The pairs in rows ``order`` of S and Y (NumPy or CuPy), read when first used."""
-        self = cls(S[:0], Y[:0])
-        self._source, self.n_corrs = (S, Y, list(order)), len(order)
-        return self
+    def _keep(self, S: Any, Y: Any, rows: Any) -> None:
+        self._source, self.n_corrs = (S, Y, list(rows)), len(rows)
 
     @functools.cached_property
     def _pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,6 +63,63 @@ class LbfgsInvHessProduct:
     sk = property(lambda self: self._pairs[0])
     yk = property(lambda self: self._pairs[1])
     rho = property(lambda self: self._pairs[2])
+
+
+def inverse_hessian(S: Any, Y: Any, rows: list[int]) -> Any:
+    """``hess_inv`` of a run: SciPy's own ``LbfgsInvHessProduct`` (a ``LinearOperator``,
+    with SciPy's math) over the history's pairs, read when first used; this module's
+    twin where SciPy is not installed."""
+    scipy_class = _lazy_scipy_class()
+    if scipy_class is not None:
+        return scipy_class(S, Y, rows)
+    return LbfgsInvHessProduct.of_history(S, Y, rows)
+
+
+@functools.cache
+def _lazy_scipy_class() -> type | None:
+    try:
+        from scipy.optimize import LbfgsInvHessProduct as ScipyProduct
+        from scipy.sparse.linalg import LinearOperator
+    except ImportError:
+        return None
+
+    class Lazy(_LazyPairs, ScipyProduct):
+        def __init__(self, S: Any, Y: Any, rows: list[int]) -> None:
+            LinearOperator.__init__(self, dtype=np.float64, shape=(S.shape[1], S.shape[1]))
+            self._keep(S, Y, rows)
+
+        def _adjoint(self) -> "Lazy":
+            return self                      # H is symmetric (SciPy's class leaves it out)
+
+    Lazy.__name__ = Lazy.__qualname__ = "LbfgsInvHessProduct"
+    return Lazy
+
+
+class LbfgsInvHessProduct(_LazyPairs):
+    """H v for the L-BFGS inverse Hessian approximation of the pairs (s_k, y_k), oldest
+    first, built from H0 = I exactly as SciPy's ``LbfgsInvHessProduct``:
+
+        H_{k+1} = (I - rho_k s_k y_k^T) H_k (I - rho_k y_k s_k^T) + rho_k s_k s_k^T,
+        rho_k = 1 / (y_k . s_k)
+
+    ``res.hess_inv`` where SciPy is not installed, with that operator's main surface
+    (``matvec``, ``matmat``, ``rmatvec``, ``@``, ``dot``, a call, ``todense``, ``shape``,
+    ``dtype``, ``sk``, ``yk``, ``rho``, ``n_corrs``).
+    """
+
+    def __init__(self, sk: Any, yk: Any) -> None:
+        if np.shape(sk) != np.shape(yk) or np.ndim(sk) != 2:
+            raise ValueError("sk and yk must have matching shape, (n_corrs, n)")
+        self._keep(sk, yk, range(np.shape(sk)[0]))
+        n = np.shape(sk)[1]
+        self.shape, self.dtype = (n, n), np.dtype(np.float64)
+
+    @classmethod
+    def of_history(cls, S: Any, Y: Any, rows: list[int]) -> "LbfgsInvHessProduct":
+        """The pairs in ``rows`` of the buffers S and Y, read when first used."""
+        self = cls(S[:0], Y[:0])
+        self._keep(S, Y, rows)
+        return self
 
     def matmat(self, X: Any) -> np.ndarray:
         """H X for X of shape (n, k): the two-loop recursion on every column."""
@@ -114,7 +151,7 @@ class LbfgsInvHessProduct:
         x = np.asarray(x)
         return self.matvec(x) if x.ndim == 1 or x.shape[1:] == (1,) else self.matmat(x)
 
-    __call__ = __matmul__ = __mul__ = dot
+    __call__ = __matmul__ = dot
 
     def todense(self) -> np.ndarray:
         """H as a dense (n, n) array."""

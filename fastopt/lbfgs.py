@@ -165,26 +165,6 @@ def checked_loss(owner: str, what: str, f: Any) -> float:
     return float(f)          # a 0-d tensor of torch or JAX too
 
 
-def checked_grad(owner: str, what: str, g: Any, shape: tuple, size: int) -> Any:
-    """``g`` (a list or a number becomes an array) if it is a real, floating (or integer)
-    array of ``shape`` or at least of ``size`` elements in one row, else an error naming it
-    (no broadcasting)."""
-    if not hasattr(g, "dtype") or not hasattr(g, "shape"):
-        try:
-            g = np.asarray(g)
-        except (TypeError, ValueError):
-            raise TypeError(f"{owner}: {what} must be an array of shape {shape}, got "
-                            f"{type(g).__name__}") from None
-        if g.dtype == object:
-            raise TypeError(f"{owner}: {what} must be an array of numbers, got {g!r:.60}")
-    dtype = g.dtype
-    if np.dtype(dtype).kind not in "fiu":
-        raise TypeError(f"{owner}: {what} must be real numbers, got dtype {dtype}")
-    if tuple(g.shape) != tuple(shape) and not (g.size == size and g.ndim <= 1):
-        raise ValueError(f"{owner}: {what} has shape {tuple(g.shape)}, x has {tuple(shape)}")
-    return g
-
-
 def pair(owner: str, what: str, out: Any) -> tuple[Any, Any]:
     """(f, g) from what ``fun`` (or a closure) returned, or an error saying what it was."""
     if not isinstance(out, (tuple, list)) or len(out) != 2:
@@ -196,6 +176,15 @@ def pair(owner: str, what: str, out: Any) -> tuple[Any, Any]:
 
 
 # -- the iteration shared by minimize() and LBFGS ----------------------------------------
+class FunStopped(Exception):
+    """A StopIteration raised by the user's function, carried past the generators and
+    maps that would swallow or convert it; raised again, as it was, at the API."""
+
+    def __init__(self, stop: StopIteration) -> None:
+        super().__init__(stop)
+        self.stop = stop
+
+
 class _Problem:
     """The evaluation state of one run: x, its gradient, and trial buffers for the line
     search, all on the backend's device; counts evaluations."""
@@ -212,7 +201,10 @@ class _Problem:
 
     def _eval_into(self, x: Any, g_out: Any) -> float:
         self.nfev += 1
-        return float(self.evaluate(x, g_out))
+        try:
+            return float(self.evaluate(x, g_out))
+        except StopIteration as exc:
+            raise FunStopped(exc) from None
 
     def phi(self, t: float) -> tuple[float, float]:
         """f and g.d at x + t d (kept in the trial buffers; the same t twice in a row is
@@ -248,16 +240,17 @@ class _Problem:
 
 
 def _iterations(problem: _Problem, history: History, search: Callable, maxls: int,
-                evals_left: Callable[[], int], lr: float):
+                lr: float, partial_steps: bool):
     """L-BFGS iterations: yields (f before, step length t, max|g|) after each accepted step;
-    ends when the line search finds no decrease even from steepest descent."""
+    ends when the line search finds no decrease even from steepest descent. A search that
+    failed but found a lower f is taken with ``partial_steps`` (torch's LBFGS), and
+    otherwise treated as no decrease (L-BFGS-B)."""
     while True:
         gtd = problem.set_direction(history)
         # first step from an empty memory: |t d| <= 1, as SciPy (and PyTorch) start
         t0 = lr if history.order or not -gtd > 0 else lr * min(1.0, 1.0 / math.sqrt(-gtd))
-        t, f_new, _, _, ok = search(problem.phi, problem.f, gtd, t0,
-                                    max_evals=max(1, min(maxls, evals_left())))
-        if (not ok and t == 0.0) or not f_new <= problem.f:
+        t, f_new, _, _, ok = search(problem.phi, problem.f, gtd, t0, max_evals=maxls)
+        if not (ok or partial_steps and t > 0.0) or not f_new <= problem.f:
             if history.order:                # retry once from steepest descent
                 history.reset()
                 continue
@@ -370,9 +363,11 @@ class LBFGS:
         try:
             problem = _Problem(evaluate, x, ops)
             return self._iterate(problem)
-        except BaseException:
+        except BaseException as exc:
             # the closure (or a check) failed at a trial point: back to the accepted one
             self._scatter(problem.x if problem is not None else x)
+            if isinstance(exc, FunStopped):
+                raise exc.stop from None
             raise
 
     def _iterate(self, problem: _Problem) -> float:
@@ -380,8 +375,8 @@ class LBFGS:
         first_loss = problem.f
         if ops.max_abs(problem.g) <= self.tolerance_grad:
             return first_loss
-        iterations = _iterations(problem, self._history, self._search, 20,
-                                 lambda: 10 ** 9, lr=self.lr)
+        iterations = _iterations(problem, self._history, self._search, 20, lr=self.lr,
+                                 partial_steps=True)
         for _ in range(self.max_iter):
             step = next(iterations, None)
             if step is None:

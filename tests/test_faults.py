@@ -287,7 +287,7 @@ def test_minimize_names_what_fun_returned_wrong(fun, error, match):
 
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(method="Nelder-Mead"), ValueError, "method must be one of"),
-    (dict(jac=lambda x: 2 * x), TypeError, "fun returned a tuple, but jac is not True"),
+    (dict(jac=lambda x: 2 * x), TypeError, "fun returned a pair, but jac is not True"),
     (dict(callback=3), TypeError, "callback must be callable"),
 ])
 def test_minimize_names_the_bad_argument(kwargs, error, match):

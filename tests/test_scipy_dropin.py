@@ -86,8 +86,10 @@ def test_hessians_are_ignored_with_scipys_warning(kwargs):
 
 # -- bounds and constraints: the unbounded ones pass, the rest are refused --------------
 @pytest.mark.parametrize("bounds", [None, [(None, None)] * 5, [(-np.inf, np.inf)] * 5,
-                                    [(None, np.inf), (-np.inf, None)] + [(None, None)] * 3],
-                         ids=["None", "None pairs", "inf pairs", "mixed"])
+                                    [(None, np.inf), (-np.inf, None)] + [(None, None)] * 3,
+                                    [(-np.inf, np.inf)], np.array([[-np.inf, np.inf]] * 5)],
+                         ids=["None", "None pairs", "inf pairs", "mixed", "one for all",
+                              "array"])
 def test_bounds_that_bound_nothing_are_accepted(bounds):
     r = fastopt.minimize(rosen, X0, jac=rosen_der, bounds=bounds)
     assert r.success
@@ -99,25 +101,29 @@ def test_a_scipy_bounds_object_that_bounds_nothing_is_accepted():
     assert r.success
 
 
-@pytest.mark.parametrize("bounds,error,match", [
-    ([(None, None)] * 4 + [(0.0, 2.0)], ValueError, r"bounds\[4\] = \(0.0, 2.0\) bounds x\[4\]"),
-    ([(None, None)] * 4, ValueError, "must be 5 .min, max. pairs"),
-    ([(None, None, None)] * 5, ValueError, "must be 5 .min, max. pairs"),
-    (3.0, TypeError, "bounds must be None, a sequence"),
-], ids=["bounding", "too few", "triples", "number"])
-def test_bounds_fastopt_cannot_honour_are_refused_before_fun_runs(bounds, error, match):
+@pytest.mark.parametrize("bounds,match", [
+    ([(None, None)] * 4 + [(0.0, 2.0)], r"bounds bound x\[4\] to \[0.0, 2.0\]"),
+    ([(0.0, None)], r"bounds bound x\[0\] to \[0.0, inf\]"),
+    ([(None, None)] * 4, r"one per coordinate of x0 \(5\) or one for all"),
+    ([(None, None, None)] * 5, "bounds must be None, a Bounds, or .min, max. pairs"),
+    (3.0, "bounds must be None"),
+    ([("a", None)] * 5, "bounds must be None"),
+], ids=["bounding", "one bounding pair for all", "too few", "triples", "number", "text"])
+def test_bounds_fastopt_cannot_honour_are_refused_before_fun_runs(bounds, match):
     fun = Counted(rosen)
-    with pytest.raises(error, match=match):
+    with pytest.raises(ValueError, match=match):
         fastopt.minimize(fun, X0, jac=rosen_der, bounds=bounds)
     assert fun.calls == 0
 
 
-def test_a_bounding_scipy_bounds_object_is_refused():
+def test_a_bounding_or_misshapen_scipy_bounds_object_is_refused():
     with pytest.raises(ValueError, match="does not handle bounds"):
         fastopt.minimize(rosen, X0, bounds=scipy_optimize.Bounds(0, np.inf))
+    with pytest.raises(ValueError, match="one per coordinate of x0"):
+        fastopt.minimize(rosen, X0, bounds=scipy_optimize.Bounds([-np.inf] * 2, np.inf))
 
 
-@pytest.mark.parametrize("constraints", [(), [], None])
+@pytest.mark.parametrize("constraints", [(), [], None, {}, np.array([])])
 def test_no_constraints_is_accepted(constraints):
     assert fastopt.minimize(rosen, X0, jac=rosen_der, constraints=constraints).success
 
@@ -169,13 +175,13 @@ def test_finite_differences_solve_and_count_every_call_in_nfev(jac, backend):
 def test_eps_and_finite_diff_rel_step_set_the_steps():
     """A quadratic's forward difference is 2x + h: the step shows."""
     ev = fastopt._minimize.Evaluations(lambda x: float(x @ x), None, (), (2,),
-                                       dict(eps=1e-2, finite_diff_rel_step=None), gpu=False)
+                                       np.full(2, 1e-2), None, gpu=False)
     g = np.zeros(2)
     f = ev(np.array([4.0, -8.0]), g)
     assert f == 80.0 and ev.nfev == 3 and ev.njev == 1
     np.testing.assert_allclose(g, [8.0 + 1e-2, -16.0 + 1e-2], rtol=1e-12)
     ev = fastopt._minimize.Evaluations(lambda x: float(x @ x), "2-point", (), (2,),
-                                       dict(eps=1e-8, finite_diff_rel_step=1e-2), gpu=False)
+                                       np.full(2, 1e-8), np.full(2, 1e-2), gpu=False)
     ev(np.array([4.0, -8.0]), g)
     np.testing.assert_allclose(g, [8.0 + 4e-2, -16.0 - 8e-2], rtol=1e-12)
 
@@ -205,7 +211,7 @@ def test_workers_as_a_number_of_processes():
 
 
 def test_a_fun_returning_f_and_g_without_jac_true_is_named():
-    with pytest.raises(TypeError, match="fun returned a tuple, but jac is not True"):
+    with pytest.raises(TypeError, match="fun returned a pair, but jac is not True"):
         fastopt.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2))
 
 
@@ -307,8 +313,10 @@ def test_maxiter_may_be_any_number(maxiter, expected):
         assert r.message == "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT"
 
 
-def test_iprint_is_accepted_as_scipy_accepts_it():
-    assert fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(iprint=-1)).success
+def test_iprint_is_accepted_with_a_warning_that_it_does_nothing():
+    with pytest.warns(DeprecationWarning, match="iprint has no effect") as caught:
+        assert fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(iprint=-1)).success
+    assert caught[0].filename == __file__
 
 
 # -- the result -------------------------------------------------------------------------------
@@ -378,34 +386,54 @@ def test_hess_inv_satisfies_the_newest_secant_pair():
 
 
 def test_hess_inv_is_scipys_operator_and_works_in_scipys_solvers():
-    from scipy.sparse.linalg import aslinearoperator, cg
+    from scipy.sparse.linalg import LinearOperator, cg
     fun, jac, _ = quadratic_problem()
     H = fastopt.minimize(fun, np.ones(6), jac=jac).hess_inv
+    assert isinstance(H, scipy_optimize.LbfgsInvHessProduct) and isinstance(H, LinearOperator)
     theirs = scipy_optimize.LbfgsInvHessProduct(H.sk, H.yk)
     v = np.linspace(-1, 1, 6)
     np.testing.assert_array_equal(H.todense(), theirs.todense())
     np.testing.assert_array_equal(H.rho, theirs.rho)
     for form in (v, v.reshape(6, 1), np.eye(6)):
-        np.testing.assert_allclose(H(form), theirs(form), rtol=1e-14)
-        np.testing.assert_allclose(H @ form, theirs @ form, rtol=1e-14)
-        np.testing.assert_allclose(H * form, theirs * form, rtol=1e-14)
-    np.testing.assert_allclose(aslinearoperator(H).matvec(v), theirs.matvec(v), rtol=1e-14)
+        np.testing.assert_array_equal(H(form), theirs(form))
+        np.testing.assert_array_equal(H @ form, theirs @ form)
+    np.testing.assert_array_equal((2.0 * H + H @ H).matvec(v), (2.0 * theirs + theirs @ theirs)
+                                  .matvec(v))
     x, info = cg(H, v, rtol=1e-12)
     assert info == 0 and np.allclose(H.matvec(x), v)
-    assert H.T is H and repr(H) == repr(theirs)
-    with pytest.raises(ValueError, match="expected shape"):
-        H.matvec(np.ones(5))
+    np.testing.assert_array_equal(H.rmatvec(v), H.matvec(v))      # symmetric: H^T = H
+    np.testing.assert_array_equal(H.T.matvec(v), H.matvec(v))
+    assert repr(H) == repr(theirs) == "<6x6 LbfgsInvHessProduct with dtype=float64>"
 
 
-def test_hess_inv_copies_nothing_until_used_and_survives_a_wrapped_ring():
+@pytest.mark.parametrize("maker", ["scipy", "twin"])
+def test_hess_inv_copies_nothing_until_used_and_survives_a_wrapped_ring(maker):
     fun, jac, _ = quadratic_problem(n=30)
     r = fastopt.minimize(fun, np.ones(30), jac=jac, options=dict(maxcor=3, gtol=1e-12))
-    H = r.hess_inv
-    S, Y, rows = H._source
+    S, Y, rows = r.hess_inv._source
     assert r.nit > 4 and len(rows) == 3 and S.shape[0] == 4      # the ring wrapped
-    ours = LbfgsInvHessProduct(S[rows], Y[rows])             # built from copies, in order
-    np.testing.assert_array_equal(H.todense(), ours.todense())
+    H = r.hess_inv if maker == "scipy" else LbfgsInvHessProduct.of_history(S, Y, rows)
+    theirs = scipy_optimize.LbfgsInvHessProduct(S[rows], Y[rows])  # copies, in order
+    np.testing.assert_array_equal(H.todense(), theirs.todense())
     assert H._source is None                                  # read once, then dropped
+
+
+def test_hess_inv_twin_without_scipy_computes_what_scipys_does():
+    rng = np.random.default_rng(5)
+    sk = rng.standard_normal((3, 6))
+    yk = sk + 0.2 * rng.standard_normal((3, 6))
+    ours, theirs = LbfgsInvHessProduct(sk, yk), scipy_optimize.LbfgsInvHessProduct(sk, yk)
+    v = np.linspace(-1, 1, 6)
+    for form in (v, v.reshape(6, 1), np.eye(6)):
+        np.testing.assert_allclose(ours(form), theirs(form), rtol=1e-13)
+        np.testing.assert_allclose(ours @ form, theirs @ form, rtol=1e-13)
+    np.testing.assert_allclose(ours.todense(), theirs.todense(), rtol=1e-13)
+    np.testing.assert_allclose(ours.rmatvec(v), theirs.matvec(v), rtol=1e-13)   # symmetric
+    assert ours.T is ours and repr(ours) == repr(theirs)
+    with pytest.raises(ValueError, match="expected shape"):
+        ours.matvec(np.ones(5))
+    with pytest.raises(ValueError, match="matching shape"):
+        LbfgsInvHessProduct(sk, yk[:2])
 
 
 def test_hess_inv_approaches_the_true_inverse_hessian_on_a_quadratic():
@@ -430,3 +458,121 @@ def test_nan_everywhere_ends_abnormally_not_in_an_error():
         warnings.simplefilter("error")
         r = fastopt.minimize(lambda x: math.nan, np.ones(1), jac=lambda x: np.ones(1))
     assert not r.success and r.status == 2 and r.message.startswith("ABNORMAL: ")
+
+
+# -- found when tried side by side with SciPy ----------------------------------------------
+@pytest.mark.parametrize("jac", [None, "2-point", "3-point"])
+def test_float32_x0_with_finite_differences_converges(jac):
+    r = fastopt.minimize(lambda x: np.sum((x - 1.0) ** 2), np.float32([2.0, 3.0]), jac=jac)
+    assert r.success and r.x.dtype == np.float32 and r.fun < 1e-6, r
+
+
+def test_maxfun_is_checked_between_iterations_as_l_bfgs_b_does():
+    """A line search is never cut short: the run stops after the first iteration that
+    ends with nfev > maxfun, so nfev may pass maxfun, and one iteration fewer stays within."""
+    r = fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(maxfun=10))
+    assert r.status == 1 and r.message == "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT"
+    assert r.nfev > 10
+    shorter = fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(maxiter=r.nit - 1))
+    assert shorter.nfev <= 10
+    same = fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(maxiter=r.nit))
+    assert np.array_equal(same.x, r.x)
+
+
+def test_maxiter_wins_over_convergence_on_the_last_allowed_iteration():
+    q = lambda x: (float(np.sum((x - 1) ** 2)), 2 * (x - 1))      # noqa: E731
+    free = fastopt.minimize(q, np.zeros(3), jac=True)
+    assert free.success and free.nit >= 1
+    r = fastopt.minimize(q, np.zeros(3), jac=True, options=dict(maxiter=free.nit))
+    assert (r.status, r.success) == (1, False) and "ITERATIONS" in r.message
+
+
+def test_a_failed_line_search_is_never_reported_as_convergence():
+    r = fastopt.minimize(lambda x: (float(np.abs(x).sum()), np.sign(x)), [1.3, -0.7, 2.2],
+                         jac=True)
+    assert r.success == (r.fun < 1e-6), (r.fun, r.message)
+
+
+@pytest.mark.parametrize("shape", [(3, 1), (1, 3)])
+def test_a_gradient_of_x_size_in_a_column_or_row_is_taken_for_1d_x(shape):
+    r = fastopt.minimize(lambda x: float(np.sum((x - 1) ** 2)), np.zeros(3),
+                         jac=lambda x: (2 * (x - 1)).reshape(shape))
+    assert r.success and np.allclose(r.x, 1.0)
+
+
+def test_a_gradient_of_another_shape_is_refused_for_nd_x():
+    with pytest.raises(ValueError, match=r"gradient has shape \(3, 2\), x has \(2, 3\)"):
+        fastopt.minimize(lambda x: float(np.sum(x ** 2)), np.zeros((2, 3)),
+                         jac=lambda x: 2 * x.T)
+
+
+def test_disp_none_is_taken_as_scipy_documents_it():
+    assert fastopt.minimize(rosen, X0, jac=rosen_der, options=dict(disp=None)).success
+
+
+@pytest.mark.parametrize("jac", ["callable", True, None])
+def test_stop_iteration_raised_by_fun_comes_out_unchanged(jac):
+    stop = StopIteration("from fun")
+    calls = [0]
+
+    def fun(x):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise stop
+        f = float(np.sum((x - 1) ** 2))
+        return (f, 2 * (x - 1)) if jac is True else f
+    with pytest.raises(StopIteration) as caught:
+        fastopt.minimize(fun, np.zeros(3),
+                         jac=(lambda x: 2 * (x - 1)) if jac == "callable" else jac)
+    assert caught.value is stop
+
+
+def test_stop_iteration_raised_by_a_closure_comes_out_of_lbfgs_unchanged():
+    w = np.zeros(3)
+    opt = fastopt.LBFGS(w, backend="numpy")
+    calls = [0]
+
+    def closure():
+        calls[0] += 1
+        if calls[0] == 3:
+            raise StopIteration("from the closure")
+        return float(np.sum((w - 1) ** 2)), 2 * (w - 1)
+    with pytest.raises(StopIteration, match="from the closure"):
+        opt.step(closure)
+
+
+@pytest.mark.parametrize("options,match", [
+    (dict(eps=[1e-3] * 2), r"option eps has shape \(2,\); it must be one number or one per"),
+    (dict(finite_diff_rel_step=np.ones(4)), "option finite_diff_rel_step has shape"),
+    (dict(maxcor=0), "option maxcor must be an integer >= 1"),
+    (dict(maxcor=5, history_size=2), "maxcor and history_size name the same setting"),
+])
+def test_bad_options_are_named_before_fun_runs(options, match):
+    fun = Counted(lambda x: float(x @ x))
+    with pytest.raises(ValueError, match=match):
+        fastopt.minimize(fun, np.ones(3), options=options)
+    assert fun.calls == 0
+
+
+def test_steps_per_coordinate_follow_an_nd_x0():
+    f = lambda x: float(np.sum(x ** 2))                          # noqa: E731
+    x0 = np.arange(1.0, 7.0).reshape(2, 3)
+    r = fastopt.minimize(f, x0, options=dict(eps=np.full((2, 3), 1e-7)))
+    assert r.success and r.x.shape == (2, 3) and np.abs(r.x).max() < 1e-4
+
+
+def test_a_fun_returning_a_list_of_one_is_f():
+    r = fastopt.minimize(lambda x: [float(x @ x)], np.ones(2), jac=lambda x: 2 * x)
+    assert r.success
+
+
+def test_an_array_as_jac_is_named():
+    with pytest.raises(ValueError, match="jac must be True"):
+        fastopt.minimize(lambda x: float(x @ x), np.ones(3), jac=np.zeros(3))
+
+
+def test_fun_of_the_result_is_a_numpy_float_and_an_empty_x0_is_refused():
+    r = fastopt.minimize(rosen, X0, jac=rosen_der)
+    assert isinstance(r.fun, np.float64) and r.fun.item() == r.fun
+    with pytest.raises(ValueError, match="x0 is empty"):
+        fastopt.minimize(rosen, [])
