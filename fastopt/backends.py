@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -37,7 +38,38 @@ def _type_name(x: Any) -> str:
 
 
 def is_device_array(x: Any) -> bool:
+    tensor = torch_tensor(x)
+    if tensor is not None:
+        return tensor.device.type == "cuda"
     return hasattr(x, "__cuda_array_interface__")
+
+
+def torch_tensor(x: Any) -> Any:
+    """``x`` detached if it is a torch tensor (torch already imported), else None."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return None
+    return x.detach()
+
+
+def torch_view(x: Any, what: str) -> Any:
+    """A view of a torch tensor's memory without a copy: a NumPy array for a CPU tensor,
+    a CuPy array for a CUDA one; a clear error naming ``what`` for anything fastopt cannot
+    update in place (sparse, complex, half precision, other devices)."""
+    t = torch_tensor(x)
+    if t.layout != sys.modules["torch"].strided:
+        raise TypeError(f"{what} is a sparse tensor ({t.layout}); fastopt updates dense "
+                        f"tensors only")
+    if t.is_complex() or not t.is_floating_point() or t.element_size() < 4:
+        raise TypeError(f"{what} has dtype {t.dtype}; fastopt updates float32 and float64 "
+                        f"tensors")
+    if t.device.type == "cpu":
+        return t.numpy()
+    if t.device.type == "cuda":
+        import cupy
+        return cupy.asarray(t)            # __cuda_array_interface__: the same device memory
+    raise TypeError(f"{what} is on device {t.device}; fastopt updates CPU tensors (numpy, "
+                    f"numba backends) and CUDA tensors (cupy backend)")
 
 
 class HostBackend:
@@ -49,7 +81,10 @@ class HostBackend:
         return _make_backend, (self.name,)   # the process's shared backend object
 
     def check_array(self, x: Any, what: str) -> np.ndarray:
-        """``x`` as a NumPy array this backend can update, or a TypeError naming ``what``."""
+        """``x`` as a NumPy array this backend can update (a torch CPU tensor is viewed as
+        one), or a TypeError naming ``what``."""
+        if torch_tensor(x) is not None and x.device.type == "cpu":
+            return torch_view(x, what)
         if not isinstance(x, np.ndarray):
             where = " (a device array)" if is_device_array(x) else ""
             raise TypeError(f"{what} must be a numpy.ndarray for backend '{self.name}', got "
@@ -303,6 +338,8 @@ class CupyBackend(HostBackend):
     def check_array(self, x: Any, what: str) -> Any:
         if isinstance(x, self.cp.ndarray):
             return x
+        if torch_tensor(x) is not None and x.device.type == "cuda":
+            return torch_view(x, what)
         if is_device_array(x) and not isinstance(x, np.ndarray):
             return self.cp.asarray(x)           # zero copy: shares the device memory
         where = " (a host array: move it with cupy.asarray)" if isinstance(x, np.ndarray) else ""

@@ -114,6 +114,12 @@ class Rule:
     check: Callable[[str, Mapping[str, Any]], None] = _no_check
     fixed: Mapping[str, Any] = field(default_factory=dict)   # not keywords (AdamW: decoupled)
     derived_from: str | None = None     # the class this rule's class subclasses (AdamW: Adam)
+    # fastopt.torch: the torch.optim class of this rule (None: torch has none) and the keys
+    # of its per-param state, by this rule's state names (scalar state included); whether
+    # torch keeps a per-param "step" (SGD does not)
+    torch_class: str | None = None
+    torch_state: Mapping[str, str] = field(default_factory=dict)
+    torch_step: bool = True
 
     # -- hyperparameters ------------------------------------------------------------------
     @property

@@ -89,4 +89,5 @@ RULE = r.Rule("sgd", "SGD", "Stochastic gradient descent with optional (Nesterov
               __doc__, HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element,
               CUDA_BODY, tuned_lr=dict(quadratic=1.5e-2, rosenbrock=1e-3, logistic=1.0),
               flags=("has_momentum", "nesterov"), variant_of=variant, state_used_by=state_used,
-              check=check)
+              check=check, torch_class="SGD", torch_state={"buf": "momentum_buffer"},
+              torch_step=False)

@@ -1,0 +1,230 @@
+"""``torch.optim`` drop-ins that run fastopt's fused kernels: one class per rule.
+
+    import fastopt.torch
+    opt = fastopt.torch.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10)
+    for x, y in data:
+        loss_fn(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+
+Each class subclasses ``torch.optim.Optimizer`` with torch's constructor (its keywords,
+defaults and param groups), reads every ``p.grad`` in ``step(closure=None)`` and updates
+``p`` in place: CPU tensors through a NumPy view of their memory (numba backend), CUDA
+tensors through ``__cuda_array_interface__`` (cupy backend, on torch's current stream).
+``param_groups`` are torch's: lr schedulers drive them; ``state_dict()`` is in torch's
+layout. A param whose grad is None is skipped and its state not advanced, as in torch.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .backends import torch_view
+from .kernels import REGISTRY, Rule
+from .optimizer import Optimizer
+from .optimizers import CLASSES
+
+# torch keywords that only pick torch's code path: the result is the same without them
+PATH_ONLY = ("foreach", "fused")
+
+
+@dataclass
+class Cohort:
+    """Params of one torch group that have taken the same number of steps, updated by
+    one fastopt optimizer (a group splits when some of its params get no grad)."""
+
+    group: int                  # index in param_groups
+    members: list[int]          # indices in that group's "params"
+    core: Optimizer
+
+
+def _label(j: int, i: int) -> str:
+    return f"param_groups[{j}]['params'][{i}]"
+
+
+class TorchOptimizer(torch.optim.Optimizer):
+    """Base class: torch's optimizer protocol over fastopt optimizers (``rule`` set by
+    each subclass)."""
+
+    rule: Rule
+
+    def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto") -> None:
+        self._backend_name = backend
+        self._cohorts: list[Cohort] = []
+        super().__init__(params, defaults)      # adds each group through add_param_group
+
+    # -- building ---------------------------------------------------------------------------
+    def _views(self, j: int, members: list[int]) -> list:
+        group = self.param_groups[j]
+        views = []
+        for i in members:
+            p = group["params"][i]
+            what = f"{type(self).__name__}: {_label(j, i)}"
+            if not p.requires_grad:
+                raise ValueError(f"{what} does not require grad, so it never gets one; "
+                                 f"leave it out of the optimizer (or set requires_grad)")
+            views.append(torch_view(p, what))
+        devices = {str(p.device) for p in group["params"]}
+        if len(devices) > 1:
+            raise ValueError(f"{type(self).__name__}: param_groups[{j}] holds params on "
+                             f"{sorted(devices)}; one group's params share one device")
+        return views
+
+    def _core_values(self, j: int) -> dict[str, Any]:
+        group = self.param_groups[j]
+        return {h.name: _number(group[h.name]) for h in self.rule.hyperparams}
+
+    def _new_cohort(self, j: int, members: list[int]) -> Cohort:
+        core_class = CLASSES[self.rule.class_name]
+        try:
+            core = core_class([{"params": self._views(j, members), **self._core_values(j)}],
+                              backend=self._backend_name)
+        except (TypeError, ValueError) as exc:   # named as the torch user sees the group
+            message = str(exc).replace(f"{core_class.__name__}: param_groups[0]",
+                                       f"{type(self).__name__}: param_groups[{j}]")
+            raise type(exc)(message) from None
+        return Cohort(j, members, core)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group`` (checks, defaults); the new group gets fresh state."""
+        super().add_param_group(param_group)
+        j = len(self.param_groups) - 1
+        try:
+            self._cohorts.append(self._new_cohort(j, list(range(len(self.param_groups[j]
+                                                                    ["params"])))))
+        except BaseException:
+            self.param_groups.pop()
+            raise
+
+    # -- the step -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every param that has a grad; returns ``closure()``'s loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        plans = []
+        for cohort in list(self._cohorts):
+            grads = self._grads(cohort)
+            if all(g is None for g in grads):
+                continue
+            if any(g is None for g in grads):
+                cohort, grads = self._split(cohort, grads)
+            self._sync(cohort)
+            plans.append((cohort, grads))
+        for cohort, grads in plans:
+            cohort.core.step(grads)
+        return loss
+
+    def _grads(self, cohort: Cohort) -> list:
+        params = self.param_groups[cohort.group]["params"]
+        grads = []
+        for i in cohort.members:
+            g = params[i].grad
+            if g is not None and g.is_sparse:
+                raise RuntimeError(f"{type(self).__name__}: {_label(cohort.group, i)} has a "
+                                   f"sparse grad; fastopt does not support sparse gradients")
+            grads.append(None if g is None else torch_view(g, f"the grad of "
+                                                              f"{_label(cohort.group, i)}"))
+        return grads
+
+    def _split(self, cohort: Cohort, grads: list) -> tuple[Cohort, list]:
+        """Split ``cohort`` into the params with grads and those without (their state and
+        step count carried over); returns the first and its grads."""
+        have = [k for k, g in enumerate(grads) if g is not None]
+        lack = [k for k, g in enumerate(grads) if g is None]
+        parts = []
+        sd = cohort.core.state_dict()
+        for ks in (have, lack):
+            part = self._new_cohort(cohort.group, [cohort.members[k] for k in ks])
+            part.core.load_state_dict(_subset(sd, ks))
+            parts.append(part)
+        at = self._cohorts.index(cohort)
+        self._cohorts[at:at + 1] = parts
+        return parts[0], [grads[k] for k in have]
+
+    def _sync(self, cohort: Cohort) -> None:
+        """Copy the torch group's hyperparameters (an lr scheduler's changes) to the core."""
+        core_group = cohort.core.param_groups[0]
+        for name, value in self._core_values(cohort.group).items():
+            if core_group[name] != value:
+                core_group[name] = value
+
+
+def _number(value: Any) -> Any:
+    """A float from a 0-d tensor (torch allows a tensor lr); other values as given."""
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(_number(v) for v in value)
+    return value
+
+
+def _subset(sd: dict[str, Any], ks: list[int]) -> dict[str, Any]:
+    """The one-group fastopt state_dict of params ``ks`` of ``sd``."""
+    out = {k: v for k, v in sd.items() if not k[0].isdigit()}
+    out.update({"n_params": len(ks), "groups.0.params": np.arange(len(ks), dtype=np.int64)})
+    for new, old in enumerate(ks):
+        prefix = f"{old}."
+        out.update({f"{new}.{k[len(prefix):]}": v for k, v in sd.items() if k.startswith(prefix)})
+    return out
+
+
+def _torch_signature(rule: Rule) -> inspect.Signature:
+    """torch's constructor signature for ``rule`` (fastopt's for Lion), then ``backend``."""
+    if rule.torch_class is not None:
+        sig = inspect.signature(getattr(torch.optim, rule.torch_class).__init__)
+        params = [p for name, p in sig.parameters.items() if name != "self"]
+    else:
+        params = [p for name, p in inspect.signature(CLASSES[rule.class_name]).parameters
+                  .items() if name != "backend"]
+    backend = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="auto")
+    return inspect.Signature(params + [backend])
+
+
+def _refuse_torch_options(name: str, options: dict[str, Any]) -> None:
+    """torch's own options that change the result and fastopt does not do (yet)."""
+    for key, value in options.items():
+        if key in PATH_ONLY or not value:
+            continue
+        raise ValueError(f"{name}: {key}={value!r} is not supported by fastopt.torch")
+
+
+def torch_class(rule: Rule) -> type[TorchOptimizer]:
+    """The ``fastopt.torch`` class of ``rule``."""
+    sig = _torch_signature(rule)
+    name = rule.torch_class or rule.class_name
+    hyper = {h.name for h in rule.hyperparams}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{name}: {exc}") from None
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        params, backend = values.pop("params"), values.pop("backend")
+        _refuse_torch_options(name, {k: v for k, v in values.items() if k not in hyper})
+        TorchOptimizer.__init__(self, params, values, backend)
+
+    __init__.__signature__ = sig.replace(parameters=[
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])
+    doc = (f"{rule.summary} torch.optim.{name} running fastopt's fused kernels (see "
+           f"fastopt.{rule.class_name} for the formula).")
+    return type(name, (TorchOptimizer,), {"rule": rule, "__init__": __init__, "__doc__": doc,
+                                          "__module__": __name__, "__qualname__": name})
+
+
+CLASSES_TORCH: dict[str, type[TorchOptimizer]] = {}
+for _rule in REGISTRY:
+    CLASSES_TORCH[_rule.torch_class or _rule.class_name] = torch_class(_rule)
+del _rule
+globals().update(CLASSES_TORCH)
+__all__ = list(CLASSES_TORCH)
