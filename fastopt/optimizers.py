@@ -41,6 +41,18 @@ def docstring(rule: Rule) -> str:
             f"\"auto\" (from the arrays)\n\nThe rule and its kernels: {rule.reference.__module__}.")
 
 
+def bound_arguments(name: str, sig: inspect.Signature, args: tuple, kwargs: dict
+                    ) -> dict[str, Any]:
+    """``args`` and ``kwargs`` bound to ``sig``, defaults filled in; a TypeError naming the
+    class ``name`` otherwise."""
+    try:
+        bound = sig.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{name}: {exc}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
 def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optimizer]:
     """The public optimizer class of ``rule`` (a subclass of ``base``)."""
     sig = signature(rule)
@@ -49,12 +61,7 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         name = type(self).__name__
-        try:
-            bound = sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{name}: {exc}") from None
-        bound.apply_defaults()
-        values = dict(bound.arguments)
+        values = bound_arguments(name, sig, args, kwargs)
         hp = rule.checked(name, values)
         lr = _checks.learning_rate_or_schedule(name, "lr", values["lr"])
         defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}

@@ -28,7 +28,7 @@ import torch
 from .backends import torch_view
 from .kernels import REGISTRY, Rule
 from .optimizer import Optimizer
-from .optimizers import CLASSES
+from .optimizers import CLASSES, bound_arguments
 
 # torch keywords that only pick torch's code path: the result is the same without them
 PATH_ONLY = ("foreach", "fused")
@@ -204,12 +204,7 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
     hyper = {h.name for h in rule.hyperparams}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            bound = sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{name}: {exc}") from None
-        bound.apply_defaults()
-        values = dict(bound.arguments)
+        values = bound_arguments(name, sig, args, kwargs)
         params, backend = values.pop("params"), values.pop("backend")
         _refuse_torch_options(name, {k: v for k, v in values.items() if k not in hyper})
         TorchOptimizer.__init__(self, params, values, backend)
