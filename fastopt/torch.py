@@ -19,6 +19,7 @@ layout. A param whose grad is None is skipped and its state not advanced, as in 
 from __future__ import annotations
 
 import inspect
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -156,6 +157,103 @@ class TorchOptimizer(torch.optim.Optimizer):
         for name, value in self._core_values(cohort.group).items():
             if core_group[name] != value:
                 core_group[name] = value
+
+
+    # -- state, in torch's layout --------------------------------------------------------
+    @property
+    def state(self) -> defaultdict:
+        """Per param that has stepped, torch's state: "step" (not for SGD), the rule's
+        arrays under torch's names as tensors sharing fastopt's buffers, and scalar state
+        (NAdam's "mu_product") as 0-d tensors."""
+        out: defaultdict = defaultdict(dict)
+        for cohort in self._cohorts:
+            group = cohort.core._groups[0]
+            if group.t == 0:
+                continue
+            params = self.param_groups[cohort.group]["params"]
+            for i, arrays in zip(cohort.members, cohort.core.state):
+                st = {"step": torch.tensor(float(group.t))} if self.rule.torch_step else {}
+                st.update({self.rule.torch_state[k]: _as_tensor(a) for k, a in arrays.items()})
+                st.update({self.rule.torch_state[k]: torch.tensor(v)
+                           for k, v in group.extra.items()})
+                if st:
+                    out[params[i]] = st
+        return out
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        """torch's base class assigns its own (empty) state; fastopt keeps the real one."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's ``load_state_dict`` (a state_dict of this class or of torch.optim's same
+        rule): the groups' hyperparameters and each param's state and step. Nothing changes
+        when it fails."""
+        groups = [dict(g) for g in self.param_groups]
+        super().load_state_dict(state_dict)      # checks the layout, sets param_groups
+        loaded = self.__dict__.pop("state", {})
+        try:
+            cohorts = [c for j in range(len(self.param_groups))
+                       for c in self._loaded_cohorts(j, loaded)]
+        except BaseException:
+            self.param_groups[:] = groups
+            raise
+        self._cohorts = cohorts
+
+    def _loaded_cohorts(self, j: int, loaded: Any) -> list[Cohort]:
+        """Group j's params from a loaded state, one cohort per step count."""
+        params = self.param_groups[j]["params"]
+        by_step: dict[int, list[int]] = {}
+        for i, p in enumerate(params):
+            by_step.setdefault(self._loaded_step(loaded.get(p, {}), j, i), []).append(i)
+        cohorts = []
+        for t, members in by_step.items():
+            cohort = self._new_cohort(j, members)
+            if t > 0:
+                cohort.core.load_state_dict(self._core_state(cohort, t, loaded))
+            cohorts.append(cohort)
+        return cohorts
+
+    def _loaded_step(self, st: dict, j: int, i: int) -> int:
+        if not st:
+            return 0
+        if not self.rule.torch_step:
+            return 1                   # SGD keeps no step: a momentum buffer means t >= 1
+        step = _number(st.get("step", 0))
+        if not float(step).is_integer() or step < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {_label(j, i)} has "
+                             f"step {step!r}; expected a whole number >= 0")
+        return int(step)
+
+    def _core_state(self, cohort: Cohort, t: int, loaded: Any) -> dict[str, Any]:
+        """The fastopt state_dict of a cohort from torch's per-param state."""
+        core = cohort.core
+        sd = core.state_dict()
+        sd.update({"step": t, f"groups.0.step": t})
+        params = self.param_groups[cohort.group]["params"]
+        names = {v: k for k, v in self.rule.torch_state.items()}
+        first = loaded.get(params[cohort.members[0]], {})
+        for key, value in first.items():
+            if names.get(key) in self.rule.extra:
+                sd[f"groups.0.{names[key]}"] = _number(value)
+        for k, i in enumerate(cohort.members):
+            st = loaded.get(params[i], {})
+            for name in core.rule.state_used(core._groups[0].hp):
+                key = self.rule.torch_state[name]
+                if key not in st:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
+                                     f"{_label(cohort.group, i)} lacks {key!r}")
+                sd[f"{k}.{name}"] = _to_numpy(st[key])
+        return sd
+
+
+def _as_tensor(a: Any) -> torch.Tensor:
+    """A tensor sharing the memory of a NumPy or CuPy array."""
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.as_tensor(a,
+                                                                                device="cuda")
+
+
+def _to_numpy(t: Any) -> np.ndarray:
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 def _number(value: Any) -> Any:

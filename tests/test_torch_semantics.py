@@ -5,13 +5,14 @@ import pytest
 from cases import CASES, case_id
 from conftest import make_optimizer
 
+from fastopt.kernels import RULES
+
 torch = pytest.importorskip("torch")
 
-TORCH_NAMES = {"Nadam": "NAdam"}
 # The schedule-free Nadam (momentum_decay=None) is optax's form; torch has no such option.
 # Rules torch.optim lacks (Lion) are checked against the scalar oracle only.
 TORCH_CASES = [c for c in CASES if c[1].get("momentum_decay", 0.0) is not None
-               and hasattr(torch.optim, TORCH_NAMES.get(c[0], c[0]))]
+               and RULES[c[0]].torch_class is not None]
 
 
 @pytest.mark.parametrize("rule,hp", TORCH_CASES, ids=[case_id(c) for c in TORCH_CASES])
@@ -21,7 +22,7 @@ def test_matches_torch_optim(rule, hp, rng):
     p = p0.copy()
     opt = make_optimizer(rule, p, hp)
     tp = torch.tensor(p0, requires_grad=True)
-    topt = getattr(torch.optim, TORCH_NAMES.get(rule, rule))([tp], **hp)
+    topt = getattr(torch.optim, RULES[rule].torch_class)([tp], **hp)
     for g in grads:
         opt.step(g)
         tp.grad = torch.tensor(g)

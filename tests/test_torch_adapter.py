@@ -1,0 +1,297 @@
+"""fastopt.torch: torch.optim drop-ins. Trained side by side with torch.optim on a small
+MLP in float64 (torch's default dtype float64, so that torch keeps its scalar state in
+float64 too), with schedulers, checkpoints both ways, params without grads, and the edges."""
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from cases import CASES, case_id
+
+torch = pytest.importorskip("torch")
+import fastopt  # noqa: E402
+import fastopt.torch as ft  # noqa: E402
+from fastopt.kernels import RULES  # noqa: E402
+
+TORCH_CASES = [(rule, hp) for rule, hp in CASES if RULES[rule].torch_class
+               and hp.get("momentum_decay", 0.0) is not None]
+STEPS = 30
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
+def mlp(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+
+def data(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(64, 8, generator=g), torch.randn(64, 3, generator=g)
+
+
+def train(model, opt, steps=STEPS, scheduler=None):
+    x, y = data()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def worst(a, b):
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def pair(rule, hp, **kw):
+    """(torch model and optimizer, fastopt model and optimizer), same start."""
+    name = RULES[rule].torch_class
+    a, b = mlp(), mlp()
+    return a, getattr(torch.optim, name)(a.parameters(), **hp, **kw), \
+        b, getattr(ft, name)(b.parameters(), **hp, **kw)
+
+
+# -- parity with torch.optim ---------------------------------------------------------------
+@pytest.mark.parametrize("rule,hp", TORCH_CASES, ids=[case_id(c) for c in TORCH_CASES])
+def test_trains_as_torch_optim(rule, hp):
+    a, oa, b, ob = pair(rule, hp)
+    train(a, oa)
+    train(b, ob)
+    assert worst(a, b) <= 1e-10
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=7, gamma=0.5),
+    lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=STEPS),
+    lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=STEPS),
+], ids=["StepLR", "CosineAnnealingLR", "OneCycleLR"])
+@pytest.mark.parametrize("rule,hp", [("Adam", dict(lr=0.01)), ("SGD", dict(lr=0.05,
+                                                                            momentum=0.9))])
+def test_torch_schedulers_drive_it_unchanged(rule, hp, make):
+    a, oa, b, ob = pair(rule, hp)
+    train(a, oa, scheduler=make(oa))
+    train(b, ob, scheduler=make(ob))
+    assert worst(a, b) <= 1e-10
+    assert [g["lr"] for g in oa.param_groups] == [g["lr"] for g in ob.param_groups]
+
+
+def test_lion_matches_fastopts_numpy_reference():
+    model = mlp()
+    ref = [p.detach().numpy().copy() for p in model.parameters()]
+    opt = ft.Lion(model.parameters(), lr=0.01, weight_decay=0.1)
+    core = fastopt.Lion(ref, lr=0.01, weight_decay=0.1, backend="numpy")
+    x, y = data()
+    for _ in range(STEPS):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        grads = [p.grad.numpy().copy() for p in model.parameters()]
+        opt.step()
+        core.step(grads)
+        # the reference follows the same params: copy fastopt.torch's result into it
+        for r, p in zip(ref, model.parameters()):
+            np.testing.assert_allclose(r, p.detach().numpy(), rtol=0, atol=1e-14)
+
+
+def test_param_groups_with_their_own_hyperparameters():
+    def groups(model):
+        decay = [p for n, p in model.named_parameters() if n.endswith("weight")]
+        no_decay = [p for n, p in model.named_parameters() if n.endswith("bias")]
+        return [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "lr": 0.02}]
+    a, b = mlp(), mlp()
+    oa = torch.optim.AdamW(groups(a), lr=0.01)
+    ob = ft.AdamW(groups(b), lr=0.01)
+    train(a, oa)
+    train(b, ob)
+    assert worst(a, b) <= 1e-10
+
+
+def test_add_param_group_starts_fresh_state_as_torch():
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    extra_a, extra_b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    train(a, oa, steps=5)
+    train(b, ob, steps=5)
+    oa.add_param_group({"params": [extra_a], "lr": 0.1})
+    ob.add_param_group({"params": [extra_b], "lr": 0.1})
+    for model, opt, extra in ((a, oa, extra_a), (b, ob, extra_b)):
+        for _ in range(5):
+            opt.zero_grad()
+            (model(data()[0]).sum() + (extra ** 2).sum()).backward()
+            opt.step()
+    assert worst(a, b) <= 1e-10
+    assert (extra_a - extra_b).abs().max().item() <= 1e-12
+
+
+# -- params without grads ------------------------------------------------------------------
+def test_params_without_a_grad_are_skipped_and_keep_their_step():
+    """The last layer's grads are dropped on every other step: torch leaves those params
+    and their state alone, so their step counts fall behind the others'."""
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    x, y = data()
+    for step in range(STEPS):
+        for model, opt in ((a, oa), (b, ob)):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            if step % 2:
+                for p in model[2].parameters():
+                    p.grad = None
+            opt.step()
+    assert worst(a, b) <= 1e-10
+    steps_a = [oa.state[p]["step"].item() for p in a.parameters()]
+    steps_b = [ob.state[p]["step"].item() for p in b.parameters()]
+    assert steps_a == steps_b == [30, 30, 15, 15]
+
+
+def test_a_param_that_never_gets_a_grad_has_no_state():
+    model = mlp()
+    opt = ft.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, _ = data()
+    model[0](x).sum().backward()             # the last layer gets no grad
+    before = [p.detach().clone() for p in model[2].parameters()]
+    opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model[2].parameters(), before))
+    assert set(opt.state) == set(model[0].parameters())
+
+
+# -- checkpoints in torch's layout ---------------------------------------------------------
+CHECKPOINT_CASES = [c for c in TORCH_CASES if c[0] in ("Adam", "SGD", "RMSprop", "Nadam",
+                                                         "Adagrad")]
+
+
+@pytest.mark.parametrize("rule,hp", CHECKPOINT_CASES, ids=[case_id(c) for c in CHECKPOINT_CASES])
+def test_checkpoints_cross_between_fastopt_and_torch(rule, hp):
+    a, oa, b, ob = pair(rule, hp)
+    train(a, oa, steps=10)
+    train(b, ob, steps=10)
+    sa, sb = oa.state_dict(), ob.state_dict()
+    assert sa["state"].keys() == sb["state"].keys()
+    assert all(sa["state"][i].keys() == sb["state"][i].keys() for i in sa["state"])
+    buffer = io.BytesIO()
+    torch.save(sb, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer)
+    # swap: torch continues from fastopt's checkpoint and fastopt from torch's
+    with torch.no_grad():
+        for p, q in zip(a.parameters(), b.parameters()):
+            p_copy = p.clone()
+            p.copy_(q)
+            q.copy_(p_copy)
+    name = RULES[rule].torch_class
+    oa2 = getattr(torch.optim, name)(a.parameters(), **hp)
+    oa2.load_state_dict(saved)
+    ob2 = getattr(ft, name)(b.parameters(), **hp)
+    ob2.load_state_dict(sa)
+    reference = mlp()
+    with torch.no_grad():
+        for r, p in zip(reference.parameters(), a.parameters()):
+            r.copy_(p)
+    train(a, oa2, steps=10)
+    train(b, ob2, steps=10)
+    # each side now runs the other's history: compare with the uninterrupted runs
+    a_cont, oa_cont, b_cont, ob_cont = pair(rule, hp)
+    train(a_cont, oa_cont, steps=20)
+    train(b_cont, ob_cont, steps=20)
+    assert worst(a, b_cont) <= 1e-10 and worst(b, a_cont) <= 1e-10
+
+
+def test_a_failed_load_changes_nothing():
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    train(b, ob, steps=3)
+    sd = ob.state_dict()
+    del sd["state"][1]["exp_avg_sq"]
+    before = {k: v for k, v in ob.param_groups[0].items() if k != "params"}
+    state_before = {i: {k: v.clone() for k, v in st.items()}
+                    for i, st in enumerate(ob.state.values())}
+    sd["param_groups"][0]["lr"] = 0.5
+    with pytest.raises(ValueError, match="lacks 'exp_avg_sq'"):
+        ob.load_state_dict(sd)
+    assert {k: v for k, v in ob.param_groups[0].items() if k != "params"} == before
+    for i, st in enumerate(ob.state.values()):
+        assert all(torch.equal(v, state_before[i][k]) for k, v in st.items())
+
+
+# -- the edges -----------------------------------------------------------------------------
+def test_errors_name_the_param():
+    frozen = torch.nn.Parameter(torch.ones(3), requires_grad=False)
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['params'\]\[1\] does not "
+                                         "require grad"):
+        ft.Adam([torch.nn.Parameter(torch.ones(2)), frozen])
+    with pytest.raises(TypeError, match=r"\['params'\]\[0\] has dtype torch.complex128"):
+        ft.Adam([torch.nn.Parameter(torch.ones(2, dtype=torch.complex128))])
+    with pytest.raises(TypeError, match="dtype torch.float16"):
+        ft.SGD([torch.nn.Parameter(torch.ones(2, dtype=torch.float16))])
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = ft.Adam(emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match=r"\['params'\]\[0\] has a sparse grad"):
+        opt.step()
+
+
+def test_bad_hyperparameters_name_the_torch_group():
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    with pytest.raises(ValueError, match=r"NAdam: param_groups\[1\]: lr must be"):
+        ft.NAdam([{"params": [p]}, {"params": [q], "lr": -1.0}])
+
+
+@pytest.mark.parametrize("option", ["differentiable", "capturable"])
+def test_options_fastopt_cannot_honour_are_refused(option):
+    with pytest.raises(ValueError, match=f"{option}=True is not supported"):
+        ft.Adam([torch.nn.Parameter(torch.ones(2))], **{option: True})
+
+
+@pytest.mark.parametrize("option", [dict(foreach=True), dict(fused=True), dict(foreach=False)])
+def test_code_path_options_are_accepted(option):
+    a, oa, b, ob = pair("Adam", dict(lr=0.01), **option)
+    train(a, oa)
+    train(b, ob)
+    assert worst(a, b) <= 1e-10
+
+
+def test_closure_is_called_with_grad_enabled_and_its_loss_returned():
+    model = mlp()
+    opt = ft.SGD(model.parameters(), lr=0.1)
+    x, y = data()
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+    first = opt.step(closure)
+    second = opt.step(closure)
+    assert second < first
+
+
+def test_signatures_are_torchs():
+    import inspect
+    for rule in RULES.values():
+        if rule.torch_class is None:
+            continue
+        ours = inspect.signature(getattr(ft, rule.torch_class))
+        theirs = inspect.signature(getattr(torch.optim, rule.torch_class))
+        assert list(ours.parameters)[:-1] == list(theirs.parameters)
+        assert all(ours.parameters[k].default == v.default
+                   for k, v in theirs.parameters.items())
+
+
+# -- the core API takes torch CPU tensors ------------------------------------------------------
+def test_core_optimizers_update_cpu_tensors_in_place():
+    p = torch.zeros(4, requires_grad=True)
+    opt = fastopt.SGD([p], lr=0.5, backend="numba" if "numba" in
+                      fastopt.available_backends() else "numpy")
+    opt.step([torch.ones(4)])
+    assert torch.equal(p.detach(), torch.full((4,), -0.5))
+
+
+def test_importing_fastopt_does_not_import_torch():
+    code = "import sys, fastopt; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
