@@ -59,10 +59,10 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
     groups = []
     for j in range(n_groups):
         prefix = f"groups.{j}."
-        missing = [k for k in ("params", "step", *opt._keys(), *extra_names)
-                   if prefix + k not in sd]
+        missing = [k for k in ("params", "step", *extra_names) if prefix + k not in sd]
         if missing:
             raise ValueError(f"{owner}: state_dict lacks {[prefix + k for k in missing]}")
+        current = opt.param_groups[j]          # keywords newer than the dict keep theirs
         kinds = {h.name: h.kind for h in opt.rule.hyperparams}
         indices = sd[prefix + "params"]
         if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
@@ -71,7 +71,8 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
         groups.append(dict(
             params=[int(i) for i in indices.ravel()],
             step=_integer(owner, prefix + "step", sd[prefix + "step"]),
-            overrides={k: decode(kinds[k], sd[prefix + k]) for k in opt._keys()},
+            overrides={k: decode(kinds[k], sd[prefix + k]) if prefix + k in sd else current[k]
+                       for k in opt._keys()},
             extra={k: sd[prefix + k] for k in extra_names}))
     return groups
 

@@ -183,7 +183,7 @@ class Optimizer:
         hp = self.rule.checked(owner, values)
         for name, value in [("lr", lr), *hp.items()]:
             _checks.representable(owner, name, value, dtype)
-        if not callable(lr):      # the step scalars too, at t = 1 where they are largest
+        if isinstance(lr, float):   # the step scalars too, at t = 1 where they are largest
             self._check_scalars(owner, hp, 1, lr, dict(self.rule.extra), dtype)
         return lr, hp
 
@@ -357,13 +357,14 @@ class Optimizer:
         kernel runs."""
         t = group.t + 1
         lr = group.lr
-        if callable(lr):
+        if not isinstance(lr, float):          # a schedule, or a live 0-d array or tensor
             owner = type(self).__name__
-            lr = _checks.learning_rate(owner, lr(t), step=t)
+            lr = _checks.learning_rate(owner, lr.item() if _checks.is_live(lr) else lr(t),
+                                       step=t)
             if lr > group.limit:
                 _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        if callable(group.lr) and max(map(abs, scalars)) > group.limit:   # what lr made
+        if not isinstance(group.lr, float) and max(map(abs, scalars)) > group.limit:
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
@@ -506,7 +507,7 @@ class Optimizer:
             prefix = f"groups.{j}."
             sd[prefix + "params"] = np.array(group.positions, dtype=np.int64)
             sd[prefix + "step"] = group.t
-            sd[prefix + "lr"] = group.lr
+            sd[prefix + "lr"] = group.lr.item() if _checks.is_live(group.lr) else group.lr
             for h in self.rule.hyperparams:
                 if h.name != "lr":
                     sd[prefix + h.name] = encode(h.kind, group.hp[h.name])

@@ -16,6 +16,7 @@ class SGD(Optimizer):
     """
     Stochastic gradient descent with optional (Nesterov) momentum.
 
+            g   = -g                        (maximize=True)
             g   = g + wd*p
             buf = g                              (t = 1)
             buf = momentum*buf + (1-dampening)*g (t > 1)
@@ -32,16 +33,18 @@ class SGD(Optimizer):
         dampening=0.0: buf = momentum*buf + (1-dampening)*g
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         nesterov=False: Nesterov momentum
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.sgd.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Adagrad(Optimizer):
     """
     Adagrad with learning-rate decay.
 
+        g   = -g                        (maximize=True)
         g    = g + wd*p
         clr  = lr / (1 + (t-1)*lr_decay)
         sum += g^2                     (sum starts at initial_accumulator_value)
@@ -54,16 +57,18 @@ class Adagrad(Optimizer):
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         initial_accumulator_value=0.0: the sum's starting value
         eps=1e-10: added to sqrt(sum)
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.adagrad.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class RMSprop(Optimizer):
     """
     RMSprop, optionally centered and with momentum.
 
+        g   = -g                        (maximize=True)
         g   = g + wd*p
         sq  = alpha*sq + (1-alpha)*g^2
         avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered)
@@ -79,16 +84,18 @@ class RMSprop(Optimizer):
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         momentum=0.0: momentum of buf (0: none)
         centered=False: divide by the centered (variance) estimate
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.rmsprop.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Adadelta(Optimizer):
     """
     Adadelta (Zeiler 2012).
 
+        g   = -g                        (maximize=True)
         g   = g + wd*p
         sq  = rho*sq + (1-rho)*g^2
         d   = sqrt(acc + eps) / sqrt(sq + eps) * g
@@ -101,17 +108,19 @@ class Adadelta(Optimizer):
         rho=0.9: decay rate of both averages
         eps=1e-06: added inside both square roots
         weight_decay=0.0: L2 penalty: g += weight_decay*p
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.adadelta.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Adam(Optimizer):
     """
     Adam with coupled (L2) weight decay, amsgrad optional.
 
-        p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+        g   = -g                        (maximize=True)
+        p   = p*(1 - lr*wd)             (AdamW, decoupled_weight_decay: wd not added to g)
         g   = g + wd*p                  (Adam: coupled decay)
         m   = b1*m + (1-b1)*g
         v   = b2*v + (1-b2)*g^2
@@ -125,17 +134,20 @@ class Adam(Optimizer):
         eps=1e-08: added to sqrt(v)
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         amsgrad=False: use the running maximum of v
+        maximize=False: maximise the objective: use -g for g
+        decoupled_weight_decay=False: AdamW's decay (torch's keyword)
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto') -> None: ...
 
 class AdamW(Adam):
     """
     Adam with decoupled weight decay.
 
-        p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+        g   = -g                        (maximize=True)
+        p   = p*(1 - lr*wd)             (AdamW, decoupled_weight_decay: wd not added to g)
         g   = g + wd*p                  (Adam: coupled decay)
         m   = b1*m + (1-b1)*g
         v   = b2*v + (1-b2)*g^2
@@ -149,16 +161,18 @@ class AdamW(Adam):
         eps=1e-08: added to sqrt(v)
         weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
         amsgrad=False: use the running maximum of v
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Adamax(Optimizer):
     """
     Adamax, Adam's infinity-norm variant.
 
+        g   = -g                        (maximize=True)
         g  = g + wd*p
         m  = b1*m + (1-b1)*g
         u  = max(b2*u, |g| + eps)        (NaN propagates, as numpy.maximum)
@@ -170,16 +184,19 @@ class Adamax(Optimizer):
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to |g|
         weight_decay=0.0: L2 penalty: g += weight_decay*p
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.adamax.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Nadam(Optimizer):
     """
     Nadam: Adam with Nesterov momentum.
 
+            g   = -g                        (maximize=True)
+            p   = p*(1 - lr*wd)          (decoupled_weight_decay: wd not added to g)
             g   = g + wd*p
             m   = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g^2
             den = sqrt(v/(1-b2^t)) + eps
@@ -198,11 +215,13 @@ class Nadam(Optimizer):
         eps=1e-08: added to the denominator
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         momentum_decay=0.004: psi of the momentum schedule; None: the textbook (optax) form
+        decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
+        maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
 
     The rule and its kernels: fastopt.kernels.nadam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
 
 class Lion(Optimizer):
     """

@@ -106,6 +106,19 @@ def unit_interval_closed(owner: str, name: str, value: Any) -> float:
     return in_unit_interval(owner, name, value, include_one=True)
 
 
+def is_live(value: Any) -> bool:
+    """A 0-d array or tensor (NumPy, torch): a number whose value may change between
+    steps, read at each step."""
+    return not isinstance(value, np.generic) and getattr(value, "ndim", None) == 0 \
+        and hasattr(value, "item")
+
+
 def learning_rate_or_schedule(owner: str, name: str, value: Any) -> Any:
-    """A schedule (any callable t -> lr, checked at each step) or a learning rate."""
-    return value if callable(value) else learning_rate(owner, value)
+    """A schedule (any callable t -> lr, checked at each step), a live lr (a 0-d array or
+    tensor, as torch allows; its value checked now and at each step) or a learning rate."""
+    if callable(value):
+        return value
+    if is_live(value):
+        learning_rate(owner, value.item())
+        return value
+    return learning_rate(owner, value)

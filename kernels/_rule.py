@@ -81,6 +81,12 @@ def flag(name: str, default: bool, doc: str) -> Hyper:
     return Hyper(name, default, "flag", doc)
 
 
+def maximize() -> Hyper:
+    """torch's ``maximize``: the rule steps along +g (the host scalar ``sign`` = -1 turns
+    g into -g before anything else, exactly)."""
+    return flag("maximize", False, "maximise the objective: use -g for g")
+
+
 def weight_decay(default: float = 0.0, *, decoupled: bool = False) -> Hyper:
     doc = ("decoupled decay: p *= 1 - lr*weight_decay before the update" if decoupled
            else "L2 penalty: g += weight_decay*p")
@@ -138,7 +144,9 @@ class Rule:
         """Another public rule over the same kernels: some hyperparameters replaced (same
         keyword, e.g. another default) and other fields changed (e.g. ``fixed``)."""
         new = {h.name: h for h in replaced}
-        hyperparams = tuple(new.get(h.name, h) for h in self.hyperparams)
+        dropped = changes.pop("dropped", ())
+        hyperparams = tuple(new.get(h.name, h) for h in self.hyperparams
+                            if h.name not in dropped)
         return dataclasses.replace(self, name=name, class_name=class_name, summary=summary,
                                    hyperparams=hyperparams, derived_from=self.class_name,
                                    **changes)

@@ -1,5 +1,6 @@
 """Adadelta (Zeiler 2012, PyTorch semantics).
 
+    g   = -g                        (maximize=True)
     g   = g + wd*p
     sq  = rho*sq + (1-rho)*g^2
     d   = sqrt(acc + eps) / sqrt(sq + eps) * g
@@ -13,18 +14,21 @@ import numpy as np
 from . import _rule as r
 
 HYPERPARAMS = (r.lr(1.0), r.unit_interval("rho", 0.9, "decay rate of both averages", closed=True),
-               r.nonnegative("eps", 1e-6, "added inside both square roots"), r.weight_decay())
+               r.nonnegative("eps", 1e-6, "added inside both square roots"), r.weight_decay(),
+               r.maximize())
 STATE = ("sq", "acc")
-SCALARS = ("lr", "wd", "rho", "one_minus_rho", "eps")
+SCALARS = ("lr", "wd", "rho", "one_minus_rho", "eps", "sign")
 
 
 def host_scalars(hp, t, lr, extra):
-    return (lr, hp["weight_decay"], hp["rho"], 1.0 - hp["rho"], hp["eps"]), extra
+    return (lr, hp["weight_decay"], hp["rho"], 1.0 - hp["rho"], hp["eps"],
+            -1.0 if hp["maximize"] else 1.0), extra
 
 
 def reference(p, g, sq, acc, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    lr, wd, rho, one_minus_rho, eps = scalars
+    lr, wd, rho, one_minus_rho, eps, sign = scalars
+    g = sign * g
     if wd != 0:
         g = g + wd * p
     sq *= rho
@@ -38,9 +42,10 @@ def reference(p, g, sq, acc, scalars):
 def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     sq, acc = state
-    lr, wd, rho, one_minus_rho, eps = s
+    lr, wd, rho, one_minus_rho, eps, sign = s
     pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     a = acc[i]
     si = rho * sq[i] + one_minus_rho * (gi * gi)
     d = np.sqrt(a + eps) / np.sqrt(si + eps) * gi
@@ -52,7 +57,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T a = acc;
 T s = rho * sq + one_minus_rho * (gi * gi);
 T d = sqrt(a + eps) / sqrt(s + eps) * gi;

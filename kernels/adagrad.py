@@ -1,5 +1,6 @@
 """Adagrad (PyTorch semantics).
 
+    g   = -g                        (maximize=True)
     g    = g + wd*p
     clr  = lr / (1 + (t-1)*lr_decay)
     sum += g^2                     (sum starts at initial_accumulator_value)
@@ -14,9 +15,9 @@ from . import _rule as r
 HYPERPARAMS = (r.lr(1e-2), r.nonnegative("lr_decay", 0.0, "lr / (1 + (t-1)*lr_decay)"),
                r.weight_decay(),
                r.nonnegative("initial_accumulator_value", 0.0, "the sum's starting value"),
-               r.nonnegative("eps", 1e-10, "added to sqrt(sum)"))
+               r.nonnegative("eps", 1e-10, "added to sqrt(sum)"), r.maximize())
 STATE = ("sum",)
-SCALARS = ("clr", "wd", "eps")
+SCALARS = ("clr", "wd", "eps", "sign")
 
 
 def state_fill(name, hp):
@@ -25,12 +26,13 @@ def state_fill(name, hp):
 
 def host_scalars(hp, t, lr, extra):
     clr = lr / (1.0 + (t - 1) * hp["lr_decay"])
-    return (clr, hp["weight_decay"], hp["eps"]), extra
+    return (clr, hp["weight_decay"], hp["eps"], -1.0 if hp["maximize"] else 1.0), extra
 
 
 def reference(p, g, sum_, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    clr, wd, eps = scalars
+    clr, wd, eps, sign = scalars
+    g = sign * g
     if wd != 0:
         g = g + wd * p
     sum_ += g * g
@@ -40,9 +42,10 @@ def reference(p, g, sum_, scalars):
 def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     (sum_,) = state
-    clr, wd, eps = s
+    clr, wd, eps, sign = s
     pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     si = sum_[i] + gi * gi
     sum_[i] = si
     p[i] = pi - clr * (gi / (np.sqrt(si) + eps))
@@ -51,7 +54,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T s = sum + gi * gi;
 sum = s;
 p = pi - clr * (gi / (sqrt(s) + eps));

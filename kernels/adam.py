@@ -1,6 +1,7 @@
 """Adam, its amsgrad variant, and AdamW (PyTorch semantics).
 
-    p   = p*(1 - lr*wd)             (AdamW: decoupled decay, wd not added to g)
+    g   = -g                        (maximize=True)
+    p   = p*(1 - lr*wd)             (AdamW, decoupled_weight_decay: wd not added to g)
     g   = g + wd*p                  (Adam: coupled decay)
     m   = b1*m + (1-b1)*g
     v   = b2*v + (1-b2)*g^2
@@ -17,10 +18,12 @@ from . import _rule as r
 from ._cpu import nan_max
 
 HYPERPARAMS = (r.lr(1e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to sqrt(v)"),
-               r.weight_decay(), r.flag("amsgrad", False, "use the running maximum of v"))
+               r.weight_decay(), r.flag("amsgrad", False, "use the running maximum of v"),
+               r.maximize(),
+               r.flag("decoupled_weight_decay", False, "AdamW's decay (torch's keyword)"))
 STATE = ("m", "v", "vmax")
 SCALARS = ("step_size", "wd", "decay", "b1", "one_minus_b1", "b2", "one_minus_b2",
-           "bc2_sqrt", "eps")
+           "bc2_sqrt", "eps", "sign")
 
 
 def state_used(hp):
@@ -30,10 +33,10 @@ def state_used(hp):
 def host_scalars(hp, t, lr, extra):
     b1, b2 = hp["betas"]
     wd = hp["weight_decay"]
-    decoupled = hp.get("decoupled", False)
+    decoupled = hp["decoupled"] or hp.get("decoupled_weight_decay", False)
     return (lr / (1.0 - b1 ** t), 0.0 if decoupled else wd,
             1.0 - lr * wd if decoupled else 1.0, b1, 1.0 - b1, b2, 1.0 - b2,
-            math.sqrt(1.0 - b2 ** t), hp["eps"]), extra
+            math.sqrt(1.0 - b2 ** t), hp["eps"], -1.0 if hp["maximize"] else 1.0), extra
 
 
 def update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2) -> None:
@@ -46,7 +49,8 @@ def update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2) -> None:
 
 def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = scalars
+    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, sign = scalars
+    g = sign * g
     if decay != 1:
         p *= decay
     if wd != 0:
@@ -62,9 +66,10 @@ def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     m, v, vmax = state
     (amsgrad,) = flags
-    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps = s
+    step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, sign = s
     pi = p[i] * decay
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
     vi = b2 * v[i] + one_minus_b2 * (gi * gi)
     m[i] = mi
@@ -78,7 +83,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p * decay;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
 T vi = b2 * v + one_minus_b2 * (gi * gi);
 m = mi;
@@ -98,4 +104,4 @@ RULE = r.Rule("adam", "Adam", "Adam with coupled (L2) weight decay, amsgrad opti
               torch_state={"m": "exp_avg", "v": "exp_avg_sq", "vmax": "max_exp_avg_sq"})
 ADAMW = RULE.derive("adamw", "AdamW", "Adam with decoupled weight decay.",
                     r.weight_decay(1e-2, decoupled=True), fixed=dict(decoupled=True),
-                    torch_class="AdamW")
+                    torch_class="AdamW", dropped=("decoupled_weight_decay",))

@@ -1,5 +1,6 @@
 """Adamax, Adam's infinity-norm variant (PyTorch semantics).
 
+    g   = -g                        (maximize=True)
     g  = g + wd*p
     m  = b1*m + (1-b1)*g
     u  = max(b2*u, |g| + eps)        (NaN propagates, as numpy.maximum)
@@ -13,19 +14,21 @@ from . import _rule as r
 from ._cpu import nan_max
 
 HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)), r.nonnegative("eps", 1e-8, "added to |g|"),
-               r.weight_decay())
+               r.weight_decay(), r.maximize())
 STATE = ("m", "u")
-SCALARS = ("step_size", "wd", "b1", "one_minus_b1", "b2", "eps")
+SCALARS = ("step_size", "wd", "b1", "one_minus_b1", "b2", "eps", "sign")
 
 
 def host_scalars(hp, t, lr, extra):
     b1, b2 = hp["betas"]
-    return (lr / (1.0 - b1 ** t), hp["weight_decay"], b1, 1.0 - b1, b2, hp["eps"]), extra
+    return (lr / (1.0 - b1 ** t), hp["weight_decay"], b1, 1.0 - b1, b2, hp["eps"],
+            -1.0 if hp["maximize"] else 1.0), extra
 
 
 def reference(p, g, m, u, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    step_size, wd, b1, one_minus_b1, b2, eps = scalars
+    step_size, wd, b1, one_minus_b1, b2, eps, sign = scalars
+    g = sign * g
     if wd != 0:
         g = g + wd * p
     m *= b1
@@ -38,9 +41,10 @@ def reference(p, g, m, u, scalars):
 def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     m, u = state
-    step_size, wd, b1, one_minus_b1, b2, eps = s
+    step_size, wd, b1, one_minus_b1, b2, eps, sign = s
     pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
     ui = nan_max(b2 * u[i], np.abs(gi) + eps)
     m[i] = mi
@@ -51,7 +55,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
 T ui = nan_max(b2 * u, fabs(gi) + eps);
 m = mi;

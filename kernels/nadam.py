@@ -1,5 +1,7 @@
 """Nadam: Adam with Nesterov momentum (PyTorch semantics, and the textbook form).
 
+    g   = -g                        (maximize=True)
+    p   = p*(1 - lr*wd)          (decoupled_weight_decay: wd not added to g)
     g   = g + wd*p
     m   = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g^2
     den = sqrt(v/(1-b2^t)) + eps
@@ -21,9 +23,13 @@ from .adam import update_moments
 HYPERPARAMS = (r.lr(2e-3), r.betas((0.9, 0.999)),
                r.nonnegative("eps", 1e-8, "added to the denominator"), r.weight_decay(),
                r.Hyper("momentum_decay", 4e-3, "optional_nonnegative",
-                       "psi of the momentum schedule; None: the textbook (optax) form"))
+                       "psi of the momentum schedule; None: the textbook (optax) form"),
+               r.flag("decoupled_weight_decay", False, "p *= 1 - lr*weight_decay (AdamW's "
+                      "decay) instead of g += weight_decay*p"),
+               r.maximize())
 STATE = ("m", "v")
-SCALARS = ("cg", "cm", "wd", "b1", "one_minus_b1", "b2", "one_minus_b2", "bc2", "eps")
+SCALARS = ("cg", "cm", "wd", "decay", "b1", "one_minus_b1", "b2", "one_minus_b2", "bc2", "eps",
+           "sign")
 
 
 def momentum_coefficients(hp, t, lr, mu_product):
@@ -42,13 +48,18 @@ def momentum_coefficients(hp, t, lr, mu_product):
 def host_scalars(hp, t, lr, extra):
     b1, b2 = hp["betas"]
     cg, cm, mu_product = momentum_coefficients(hp, t, lr, extra["mu_product"])
-    return ((cg, cm, hp["weight_decay"], b1, 1.0 - b1, b2, 1.0 - b2, 1.0 - b2 ** t, hp["eps"]),
+    wd, decoupled = hp["weight_decay"], hp["decoupled_weight_decay"]
+    return ((cg, cm, 0.0 if decoupled else wd, 1.0 - lr * wd if decoupled else 1.0, b1, 1.0 - b1,
+             b2, 1.0 - b2, 1.0 - b2 ** t, hp["eps"], -1.0 if hp["maximize"] else 1.0),
             {"mu_product": mu_product})
 
 
 def reference(p, g, m, v, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = scalars
+    cg, cm, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2, eps, sign = scalars
+    g = sign * g
+    if decay != 1:
+        p *= decay
     if wd != 0:
         g = g + wd * p
     update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2)
@@ -60,9 +71,10 @@ def reference(p, g, m, v, scalars):
 def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     m, v = state
-    cg, cm, wd, b1, one_minus_b1, b2, one_minus_b2, bc2, eps = s
-    pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    cg, cm, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2, eps, sign = s
+    pi = p[i] * decay
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
     vi = b2 * v[i] + one_minus_b2 * (gi * gi)
     m[i] = mi
@@ -73,8 +85,9 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T pi = p * decay;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
 T vi = b2 * v + one_minus_b2 * (gi * gi);
 m = mi;

@@ -1,5 +1,6 @@
 """RMSprop, plain, centered and with momentum (PyTorch semantics).
 
+    g   = -g                        (maximize=True)
     g   = g + wd*p
     sq  = alpha*sq + (1-alpha)*g^2
     avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered)
@@ -16,9 +17,10 @@ from . import _rule as r
 HYPERPARAMS = (r.lr(1e-2), r.unit_interval("alpha", 0.99, "decay rate of sq", closed=True),
                r.nonnegative("eps", 1e-8, "added to the root"), r.weight_decay(),
                r.nonnegative("momentum", 0.0, "momentum of buf (0: none)"),
-               r.flag("centered", False, "divide by the centered (variance) estimate"))
+               r.flag("centered", False, "divide by the centered (variance) estimate"),
+               r.maximize())
 STATE = ("sq", "ga", "buf")
-SCALARS = ("lr", "wd", "alpha", "one_minus_alpha", "eps", "momentum")
+SCALARS = ("lr", "wd", "alpha", "one_minus_alpha", "eps", "momentum", "sign")
 
 
 def variant(hp):
@@ -31,12 +33,14 @@ def state_used(hp):
 
 def host_scalars(hp, t, lr, extra):
     alpha = hp["alpha"]
-    return (lr, hp["weight_decay"], alpha, 1.0 - alpha, hp["eps"], hp["momentum"]), extra
+    return (lr, hp["weight_decay"], alpha, 1.0 - alpha, hp["eps"], hp["momentum"],
+            -1.0 if hp["maximize"] else 1.0), extra
 
 
 def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    lr, wd, alpha, one_minus_alpha, eps, momentum = scalars
+    lr, wd, alpha, one_minus_alpha, eps, momentum, sign = scalars
+    g = sign * g
     if wd != 0:
         g = g + wd * p
     sq *= alpha
@@ -59,9 +63,10 @@ def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     sq, ga, buf = state
     centered, has_momentum = flags
-    lr, wd, alpha, one_minus_alpha, eps, momentum = s
+    lr, wd, alpha, one_minus_alpha, eps, momentum, sign = s
     pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     si = alpha * sq[i] + one_minus_alpha * (gi * gi)
     sq[i] = si
     if centered:
@@ -81,7 +86,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T s = alpha * sq + one_minus_alpha * (gi * gi);
 sq = s;
 #if CENTERED

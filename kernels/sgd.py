@@ -1,5 +1,6 @@
 """SGD with momentum, dampening and Nesterov (PyTorch semantics).
 
+    g   = -g                        (maximize=True)
     g   = g + wd*p
     buf = g                              (t = 1)
     buf = momentum*buf + (1-dampening)*g (t > 1)
@@ -16,9 +17,9 @@ from . import _rule as r
 HYPERPARAMS = (r.lr(1e-3), r.nonnegative("momentum", 0.0, "momentum of buf (0: plain SGD)"),
                r.unit_interval("dampening", 0.0, "buf = momentum*buf + (1-dampening)*g",
                                closed=True),
-               r.weight_decay(), r.flag("nesterov", False, "Nesterov momentum"))
+               r.weight_decay(), r.flag("nesterov", False, "Nesterov momentum"), r.maximize())
 STATE = ("buf",)
-SCALARS = ("lr", "wd", "momentum", "keep", "gain")
+SCALARS = ("lr", "wd", "momentum", "keep", "gain", "sign")
 
 
 def variant(hp):
@@ -40,12 +41,14 @@ def host_scalars(hp, t, lr, extra):
     first = t == 1
     keep = 0.0 if first else hp["momentum"]
     gain = 1.0 if first else 1.0 - hp["dampening"]
-    return (lr, hp["weight_decay"], hp["momentum"], keep, gain), extra
+    return (lr, hp["weight_decay"], hp["momentum"], keep, gain,
+            -1.0 if hp["maximize"] else 1.0), extra
 
 
 def reference(p, g, buf, scalars, *, has_momentum, nesterov):
     """NumPy reference: the formula above with whole-array operations, in place."""
-    lr, wd, momentum, keep, gain = scalars
+    lr, wd, momentum, keep, gain, sign = scalars
+    g = sign * g
     if wd != 0:
         g = g + wd * p
     if has_momentum:
@@ -61,9 +64,10 @@ def cpu_element(i, p, g, state, s, flags):
     """Numba element body: the formula above for element i."""
     (buf,) = state
     has_momentum, nesterov = flags
-    lr, wd, momentum, keep, gain = s
+    lr, wd, momentum, keep, gain, sign = s
     pi = p[i]
-    gi = g[i] + wd * pi if wd != 0 else g[i]
+    g0 = sign * g[i]
+    gi = g0 + wd * pi if wd != 0 else g0
     d = gi
     if has_momentum:
         b = keep * buf[i] + gain * gi
@@ -75,7 +79,8 @@ def cpu_element(i, p, g, state, s, flags):
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
 T pi = p;
-T gi = wd != 0 ? g + wd * pi : g;
+T g0 = sign * g;
+T gi = wd != 0 ? g0 + wd * pi : g0;
 T d = gi;
 #if HAS_MOMENTUM
 T b = keep * buf + gain * gi;

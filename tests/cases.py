@@ -33,6 +33,16 @@ CASES = [
     ("Nadam", dict(lr=0.01)),
     ("Nadam", dict(lr=0.01, momentum_decay=0.01, weight_decay=0.01)),
     ("Nadam", dict(lr=0.01, momentum_decay=None)),
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=0.01, maximize=True)),
+    ("Adagrad", dict(lr=0.1, weight_decay=0.01, maximize=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.01, maximize=True)),
+    ("Adadelta", dict(weight_decay=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+    ("Adamax", dict(lr=0.01, weight_decay=0.01, maximize=True)),
+    ("Nadam", dict(lr=0.01, weight_decay=0.01, maximize=True)),
+    ("Nadam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     ("Lion", dict(lr=0.01)),
     ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)),
 ]
@@ -64,8 +74,12 @@ SIGNATURES_0_1_0 = {
     "Nadam": [("lr", 2e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
               ("weight_decay", 0.0, NONNEG), ("momentum_decay", 4e-3, "optional_nonnegative")],
 }
+# torch's keywords added since, after 0.1.0's (so positional calls keep their meaning)
+MAXIMIZE, DECOUPLED = ("maximize", False, "flag"), ("decoupled_weight_decay", False, "flag")
 SIGNATURES = {
-    **SIGNATURES_0_1_0,
+    **{rule: keywords + [MAXIMIZE] for rule, keywords in SIGNATURES_0_1_0.items()},
+    "Adam": SIGNATURES_0_1_0["Adam"] + [MAXIMIZE, DECOUPLED],
+    "Nadam": SIGNATURES_0_1_0["Nadam"] + [DECOUPLED, MAXIMIZE],
     "Lion": [("lr", 1e-4, "lr"), ("betas", (0.9, 0.99), "betas"), ("weight_decay", 0.0, NONNEG)],
 }
 

@@ -25,9 +25,10 @@ class ScalarRule:
         self.t += 1
         t, hp = self.t, self.hp
         wd = hp.get("weight_decay", 1e-2 if self.rule == "AdamW" else 0.0)
+        decoupled = self.rule in ("AdamW", "Lion") or hp.get("decoupled_weight_decay", False)
         for i in range(self.n):
-            g = g_in[i]
-            if self.rule in ("AdamW", "Lion"):           # decoupled decay
+            g = -g_in[i] if hp.get("maximize", False) else g_in[i]
+            if decoupled:                                  # decoupled decay
                 p[i] = p[i] * (1 - lr * wd)
             elif wd != 0:
                 g = g + wd * p[i]

@@ -350,7 +350,7 @@ def test_params_from_a_generator_and_the_defaults_per_group():
     assert [g["eps"] for g in groups.param_groups] == [1e-8, 1e-3]
     assert groups.params[1] is params[1]
     assert groups.defaults == dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                   amsgrad=False)
+                                   amsgrad=False, maximize=False, decoupled_weight_decay=False)
 
 
 SHARED = np.zeros(10)

@@ -54,7 +54,8 @@ def test_state_dict_contents():
     sd = opt.state_dict()
     assert sd["rule"] == "Nadam" and sd["step"] == 1 and sd["n_params"] == 1
     assert 0 < sd["groups.0.mu_product"] < 1
-    hyper = {f"groups.0.{k}" for k in ("lr", "betas", "eps", "weight_decay", "momentum_decay")}
+    hyper = {f"groups.0.{k}" for k in ("lr", "betas", "eps", "weight_decay", "momentum_decay",
+                                       "decoupled_weight_decay", "maximize")}
     assert set(sd) == {"rule", "step", "n_params", "n_groups", "groups.0.params",
                        "groups.0.step", "groups.0.mu_product", *hyper, "0.m", "0.v"}
     sd["0.m"][:] = 123.0                       # a copy: the optimizer is not affected
@@ -153,3 +154,16 @@ def test_state_dict_saved_by_release_0_1_0_loads_and_resumes_exactly(path):
 
 def test_every_rule_of_release_0_1_0_has_a_saved_state_dict():
     assert {p.stem.rsplit("-", 1)[-1] for p in RELEASE_0_1_0} == set(SIGNATURES_0_1_0)
+
+
+def test_a_state_dict_from_before_maximize_loads_with_the_groups_own_values():
+    p = np.ones(4)
+    opt = fastopt.Nadam([p], lr=0.01, backend="numpy")
+    opt.step([np.ones(4)])
+    sd = opt.state_dict()
+    for key in ("groups.0.maximize", "groups.0.decoupled_weight_decay"):
+        del sd[key]                      # as saved before these keywords existed
+    fresh = fastopt.Nadam([np.ones(4)], lr=0.01, maximize=True, backend="numpy")
+    fresh.load_state_dict(sd)
+    assert fresh.param_groups[0]["maximize"] is True
+    assert fresh.state_dict()["groups.0.step"] == 1

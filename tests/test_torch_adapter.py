@@ -38,10 +38,12 @@ def data(seed=1):
 
 
 def train(model, opt, steps=STEPS, scheduler=None):
+    """Fit the MLP (with maximize=True, by maximising minus the loss)."""
     x, y = data()
+    sign = -1.0 if opt.param_groups[0].get("maximize") else 1.0
     for _ in range(steps):
         opt.zero_grad()
-        torch.nn.functional.mse_loss(model(x), y).backward()
+        (sign * torch.nn.functional.mse_loss(model(x), y)).backward()
         opt.step()
         if scheduler is not None:
             scheduler.step()
@@ -295,3 +297,32 @@ def test_importing_fastopt_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("kind", ["torch", "numpy"])
+def test_a_0d_tensor_or_array_lr_is_read_at_every_step(kind):
+    """torch allows lr as a 0-d tensor whose value changes between steps; fastopt reads
+    it (or a 0-d NumPy array) at each step."""
+    lr = torch.tensor(0.01) if kind == "torch" else np.array(0.01)
+    p = torch.ones(5, requires_grad=True)
+    q = torch.ones(5, requires_grad=True)
+    ours = fastopt.Adam([p], lr=lr)
+    theirs = torch.optim.Adam([q], lr=torch.tensor(0.01))
+    for step in range(6):
+        value = 0.01 / (step + 1)
+        if kind == "torch":
+            lr.fill_(value)
+        else:
+            lr[()] = value
+        theirs.param_groups[0]["lr"].fill_(value)
+        g = torch.linspace(-1, 1, 5) * (step + 1)
+        ours.step([g])
+        q.grad = g.clone()
+        theirs.step()
+    assert torch.allclose(p.detach(), q.detach(), rtol=0, atol=1e-15)
+    lr.fill_(-1.0) if kind == "torch" else lr.fill(-1.0)
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match="lr schedule at step 7 must be a finite number"):
+        ours.step([torch.ones(5)])
+    assert torch.equal(p.detach(), before)
+    assert fastopt.Adam([torch.ones(2)], lr=torch.tensor(0.5)).state_dict()["groups.0.lr"] == 0.5
