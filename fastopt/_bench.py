@@ -8,6 +8,8 @@ array (8 B/element in float32), on the GPU a device-to-device copy.
 """
 from __future__ import annotations
 
+import inspect
+
 import functools
 import time
 import timeit
@@ -182,15 +184,28 @@ def layout_case(rule: str, backend: str, layout: str, dtype: Any = np.float32,
                     bytes_per_step)
 
 
-def torch_adam_case(layout: str, device: str = "cpu", fused: bool = True) -> StepCase:
-    """``torch.optim.Adam(fused=True)`` over the arrays of ``layout`` (ImportError without
-    torch), for comparison."""
+def torch_case(rule: str, layout: str, impl: str = "fastopt", device: str = "cpu") -> StepCase:
+    """A torch optimizer's ``step()`` over the arrays of ``layout``, grads already set:
+    ``impl`` is "fastopt" (fastopt.torch's class), "fused" or "foreach" (torch.optim's
+    class with that option); ImportError without torch, NotImplementedError where torch
+    has no such class or option."""
     import torch
 
     params = [torch.zeros(s, device=device, requires_grad=True) for s in LAYOUTS[layout]]
     for p in params:
         p.grad = torch.full_like(p, 1e-3)
-    opt = torch.optim.Adam(params, lr=1e-3, fused=fused)
+    torch_name = optimizers.CLASSES[rule].rule.torch_class
+    if impl == "fastopt":
+        import fastopt.torch
+        opt = getattr(fastopt.torch, torch_name or rule)(params)
+    else:
+        cls = getattr(torch.optim, torch_name or "", None)
+        if cls is None or impl not in inspect.signature(cls).parameters:
+            raise NotImplementedError(f"torch.optim has no {rule} with {impl}=True")
+        opt = cls(params, **{impl: True})
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     n = sum(p.numel() for p in params)
-    return StepCase("Adam", f"torch-{device}", n, "float32", opt.step, sync, 28 * n)
+    rule_ = optimizers.CLASSES[rule].rule
+    bytes_per_step = rule_.bytes_per_element(rule_.checked(rule, rule_.defaults), 4) * n
+    return StepCase(rule, f"torch-{impl}-{device}", n, "float32", opt.step, sync,
+                    bytes_per_step)

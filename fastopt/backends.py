@@ -67,7 +67,8 @@ def torch_view(x: Any, what: str) -> Any:
         return t.numpy()
     if t.device.type == "cuda":
         import cupy
-        return cupy.asarray(t)            # __cuda_array_interface__: the same device memory
+        return cupy.from_dlpack(t)        # the same device memory; DLPack orders the streams
+        # (__cuda_array_interface__ would make cupy wait for torch's stream on the host)
     raise TypeError(f"{what} is on device {t.device}; fastopt updates CPU tensors (numpy, "
                     f"numba backends) and CUDA tensors (cupy backend)")
 
@@ -246,6 +247,16 @@ class GradPointers(FlatGrads):
                              self.layout) < 0:
                 return self.pointers
         return self.resolve_in_python(grads)
+
+    def at(self, addresses: np.ndarray) -> np.ndarray | None:
+        """The pointers of grads given by their data addresses (one per param, in param
+        order; the caller vouches for shape, dtype and contiguity), or None, with nothing
+        written, when one meets memory a step writes."""
+        from .kernels._ndarray import place_addresses
+
+        if place_addresses(addresses, self.table, self.spans, self.pointers) >= 0:
+            return None
+        return self.pointers
 
     def resolve_in_python(self, grads: list) -> np.ndarray:
         """The general checks (and the errors they raise), then the addresses: of the grads

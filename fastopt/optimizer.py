@@ -256,8 +256,8 @@ class Optimizer:
             type(self).__name__, [self._arrays[i] for i in order], order,
             [labels[i] for i in order], spans_of(written, self._backend.address),
             frozenset(id(_owner(a)) for a in written))
-        self._run = self._backend.runner(self._resolver,
-                                         [b for group in self._groups for b in group.buckets])
+        self._buckets_in_order = [b for group in self._groups for b in group.buckets]
+        self._run = self._backend.runner(self._resolver, self._buckets_in_order)
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
@@ -373,17 +373,23 @@ class Optimizer:
         """One fused update of every param in place, from ``grads``: one array if params
         was one array, else a sequence with one grad per param, in the order of the groups.
         Calls from several threads take turns (one lock per optimizer)."""
+        self._guarded(self._step, grads)
+
+    def _guarded(self, run: Callable[[Any], Any], arg: Any) -> Any:
+        """``run(arg)`` holding the lock; a step nested in a step is an error."""
         with self._lock:
             if self._steps.running:
                 raise RuntimeError(f"{type(self).__name__}.step was called from inside its own "
                                    "step (by an lr schedule?); a step cannot nest")
             self._steps.running = True
             try:
-                self._step(grads)
+                return run(arg)
             finally:
                 self._steps.running = False
 
-    def _step(self, grads: Arrays) -> None:
+    def _prepare(self) -> tuple[list, list]:
+        """(each bucket's cast scalars, each group's scalar state after the step): the
+        changes applied and everything that may raise computed, nothing modified yet."""
         if self._changes.groups:
             self._apply_changes()
         casts: list = []
@@ -392,6 +398,34 @@ class Optimizer:
             group_casts, extra = self._group_step(group)
             casts += group_casts
             extras.append(extra)
+        return casts, extras
+
+    def _advance(self, extras: list) -> None:
+        for group, extra in zip(self._groups, extras):
+            group.t += 1
+            group.extra = extra
+        self._steps.value += 1
+
+    def _step_at(self, addresses: np.ndarray) -> bool:
+        """A step from grads given by their data addresses, one per param in param order,
+        for a caller that vouches for each grad's shape, dtype and contiguity (fastopt.torch:
+        torch gives every p.grad its param's). Numba backend only. False, with nothing
+        done, when a grad meets memory the step writes: the caller then steps with arrays,
+        whose checks copy it."""
+        return self._guarded(self._step_addresses, addresses)
+
+    def _step_addresses(self, addresses: np.ndarray) -> bool:
+        casts, extras = self._prepare()
+        pointers = self._resolver.at(addresses)
+        if pointers is None:
+            return False
+        for bucket, cast in zip(self._buckets_in_order, casts):
+            bucket.kernel(pointers[bucket.rows], cast)
+        self._advance(extras)
+        return True
+
+    def _step(self, grads: Arrays) -> None:
+        casts, extras = self._prepare()
         # ``glist`` holds the grads until every kernel ran (a generator's arrays included)
         if self._single:
             glist = [grads]
@@ -406,10 +440,7 @@ class Optimizer:
         else:
             glist = self._grads_list(grads)
             self._run(glist, casts)
-        for group, extra in zip(self._groups, extras):
-            group.t += 1
-            group.extra = extra
-        self._steps.value += 1
+        self._advance(extras)
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
     def __copy__(self) -> Optimizer:
@@ -424,7 +455,7 @@ class Optimizer:
     def _state_for_copy(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_steps"] = dataclasses.replace(self._steps, running=False)
-        del state["_resolver"], state["_run"], state["_lock"]
+        del state["_resolver"], state["_run"], state["_lock"], state["_buckets_in_order"]
         state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
                              [(b.dtype.str, b.device, b.state) for b in g.buckets])

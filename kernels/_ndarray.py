@@ -142,8 +142,33 @@ if numba is not None:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], cgutils.voidptr_t)
         return types.voidptr(types.intp), codegen
+
+    @njit(cache=True, nogil=True)
+    def _meets(spans, start, end):
+        """Whether [start, end) meets one of the sorted, disjoint ``spans`` (bisection)."""
+        lo, hi = 0, spans.shape[0]
+        while lo < hi:                  # the first span starting at or after ``end``
+            mid = (lo + hi) // 2
+            if spans[mid, 0] < end:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo > 0 and spans[lo - 1, 1] > start
+
+    @njit(cache=True, nogil=True)
+    def place_addresses(addresses, table, spans, pointers):
+        """pointers[k] = addresses[table[k, GRAD]] for every row k, grads given by their data
+        addresses by a caller that vouches for their shape, dtype and contiguity (torch's
+        p.grad); -1, or the first row whose grad meets ``spans`` (the memory a step writes;
+        nothing is written past it)."""
+        for k in range(table.shape[0]):
+            data = addresses[table[k, GRAD]]
+            if table[k, NBYTES] and _meets(spans, data, data + table[k, NBYTES]):
+                return k
+            pointers[k] = data
+        return -1
 else:
-    void_pointer = None
+    void_pointer = place_addresses = None
 
 if numba is not None and FIELDS is not None:
     @njit(cache=True, nogil=True)
@@ -172,18 +197,6 @@ if numba is not None and FIELDS is not None:
         if not _int(obj + layout[FLAGS]) & C_CONTIGUOUS:
             return False
         return _same_shape(_word(obj + layout[DIMENSIONS]), k, table, dims, layout)
-
-    @njit(cache=True, nogil=True)
-    def _meets(spans, start, end):
-        """Whether [start, end) meets one of the sorted, disjoint ``spans`` (bisection)."""
-        lo, hi = 0, spans.shape[0]
-        while lo < hi:                  # the first span starting at or after ``end``
-            mid = (lo + hi) // 2
-            if spans[mid, 0] < end:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo > 0 and spans[lo - 1, 1] > start
 
     @njit(cache=True, nogil=True)
     def resolve_grads(ids, table, dims, spans, pointers, layout):

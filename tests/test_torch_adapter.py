@@ -229,6 +229,11 @@ def test_errors_name_the_param():
         ft.Adam([torch.nn.Parameter(torch.ones(2, dtype=torch.complex128))])
     with pytest.raises(TypeError, match="dtype torch.float16"):
         ft.SGD([torch.nn.Parameter(torch.ones(2, dtype=torch.float16))])
+    p = torch.nn.Parameter(torch.ones(4, 3))
+    opt = ft.SGD([p], lr=0.1)
+    p.grad = torch.ones(3, 4).t()
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] has a grad with strides"):
+        opt.step()
     emb = torch.nn.Embedding(10, 3, sparse=True)
     opt = ft.Adam(emb.parameters())
     emb(torch.tensor([1, 2])).sum().backward()
@@ -326,3 +331,14 @@ def test_a_0d_tensor_or_array_lr_is_read_at_every_step(kind):
         ours.step([torch.ones(5)])
     assert torch.equal(p.detach(), before)
     assert fastopt.Adam([torch.ones(2)], lr=torch.tensor(0.5)).state_dict()["groups.0.lr"] == 0.5
+
+
+def test_a_grad_sharing_its_params_memory_takes_the_checked_route():
+    """Grads go to the kernels by address; one that overlaps memory the step writes (here
+    the param itself) is copied first, as the core API does, and the answer is torch's."""
+    p, q = torch.nn.Parameter(torch.full((4,), 2.0)), torch.nn.Parameter(torch.full((4,), 2.0))
+    ours, theirs = ft.SGD([p], lr=0.25), torch.optim.SGD([q], lr=0.25)
+    p.grad, q.grad = p.detach(), q.detach()
+    ours.step()
+    theirs.step()
+    assert torch.equal(p.detach(), q.detach()) and torch.equal(p.detach(), torch.full((4,), 1.5))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastopt._bench import LAYOUTS, layout_case, seconds_per_call, step_case, torch_adam_case
+from fastopt._bench import LAYOUTS, layout_case, seconds_per_call, step_case, torch_case
 from fastopt.backends import BACKENDS
 from fastopt.kernels import RULES
 
@@ -66,9 +66,9 @@ def test_many_arrays_against_torch_fused_adam(benchmark, figures, layout, smoke)
     if layout not in layouts(smoke):
         pytest.skip("--smoke: the first layout only")
     ours = layout_case("Adam", "numba", layout)
-    torch_case = torch_adam_case(layout)
+    theirs = torch_case("Adam", layout, "fused")
     benchmark.group = f"against torch fused Adam (CPU): {layout}"
-    ours_s, torch_s, ratio = interleaved(benchmark, ours, torch_case, smoke)
+    ours_s, torch_s, ratio = interleaved(benchmark, ours, theirs, smoke)
     figures("against torch.optim.Adam(fused=True) on the CPU (median of rounds)",
             lambda: dict(layout=layout, us_fastopt=ours_s * 1e6, us_torch=torch_s * 1e6,
                          torch_over_fastopt=1 / ratio))
