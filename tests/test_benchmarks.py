@@ -14,7 +14,7 @@ from fastopt import cli
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_buckets, bench_lbfgs, bench_rules  # noqa: E402
+from benchmarks import bench_buckets, bench_lbfgs, bench_rules, bench_torch  # noqa: E402
 
 
 def test_asv_discovers_every_benchmark():
@@ -38,7 +38,8 @@ def smallest_params(cls):
 
 @pytest.mark.parametrize("cls", [bench_rules.RuleStep, bench_rules.RuleStepFloat64,
                                  bench_rules.RuleStepGPU, bench_buckets.ManyArrays,
-                                 bench_lbfgs.TwoLoop, bench_lbfgs.Minimize])
+                                 bench_lbfgs.TwoLoop, bench_lbfgs.Minimize,
+                                 bench_torch.TorchStep, bench_torch.TorchRatio])
 def test_benchmarks_run_once_at_the_smallest_size(cls, monkeypatch):
     import fastopt._bench
 
