@@ -124,7 +124,11 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._sync(cohort)
             plans.append((cohort, grads))
         for cohort, grads in plans:
-            if not (cohort.core.backend == "numba" and cohort.core._step_at(_addresses(grads))):
+            if cohort.core.backend == "cupy":
+                with _torch_stream(cohort.params[0].device):
+                    cohort.core.step([_view(g) for g in grads])
+            elif not (cohort.core.backend == "numba" and
+                      cohort.core._step_at(_addresses(grads))):
                 cohort.core.step([_view(g) for g in grads])
         return loss
 
@@ -271,6 +275,19 @@ def _to_numpy(t: Any) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
+def _torch_stream(device: torch.device) -> Any:
+    """A context running CuPy's work on torch's current stream of ``device``: the step
+    is ordered after the backward pass that made the grads, without a host wait."""
+    import contextlib
+
+    import cupy
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(cupy.cuda.Device(device.index))
+    stack.enter_context(cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream))
+    return stack
+
+
 def _addresses(grads: list) -> np.ndarray:
     """The grads' data addresses (0.08 us a grad, where a NumPy view costs 0.7 us)."""
     return np.fromiter(map(torch.Tensor.data_ptr, grads), np.intp, len(grads))
@@ -349,3 +366,183 @@ for _rule in REGISTRY:
 del _rule
 globals().update(CLASSES_TORCH)
 __all__ = list(CLASSES_TORCH)
+
+
+class LBFGS(torch.optim.LBFGS):
+    """torch.optim.LBFGS with the two-loop recursion as fastopt's fused kernel: 2m+1
+    passes over the params, each an axpy fused with the next dot product, where torch
+    makes 4m (m = the pairs stored, up to ``history_size``). Everything else is torch's:
+    the constructor, ``step(closure)``, the fixed step or ``line_search_fn="strong_wolfe"``
+    (torch's own), the stopping tests and the state (``old_dirs`` and ``old_stps`` are
+    rows of fastopt's ring buffers), so checkpoints cross with torch.optim.LBFGS.
+    """
+
+    def __init__(self, params: Any, lr: float = 1, max_iter: int = 20,
+                 max_eval: int | None = None, tolerance_grad: float = 1e-7,
+                 tolerance_change: float = 1e-9, history_size: int = 100,
+                 line_search_fn: str | None = None, *, backend: str = "auto") -> None:
+        super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change,
+                         history_size, line_search_fn)
+        for i, p in enumerate(self._params):
+            if not p.requires_grad:
+                raise ValueError(f"LBFGS: {_label(0, i)} does not require grad, so it never "
+                                 f"gets one; leave it out of the optimizer")
+            torch_view(p, f"LBFGS: {_label(0, i)}")       # the dtypes fastopt runs
+        if len({(p.dtype, p.device) for p in self._params}) > 1:
+            raise ValueError("LBFGS: params must share one dtype and device")
+        first = self._params[0]
+        self._ops = _lbfgs_ops(backend, self._numel(), first)
+        m = history_size
+        self._S = torch.zeros(m, self._numel(), dtype=first.dtype, device=first.device)
+        self._Y = torch.zeros_like(self._S)
+        self._rows: list[int] = []           # rows of _S and _Y holding the pairs, oldest first
+        self._rho = np.zeros(m)
+
+    def _direction(self, flat_grad: torch.Tensor, state: dict) -> torch.Tensor:
+        """d = -H g from the stored pairs, by fastopt's two-loop kernel."""
+        self._adopt(state)
+        d = torch.empty_like(flat_grad)
+        arrays = [_view(a) for a in (flat_grad, self._S, self._Y, d)]
+        g, S, Y, out = arrays
+        self._ops.two_loop(g, S, Y, self._rho, np.asarray(self._rows, np.int64),
+                           float(state["H_diag"]), out)
+        return d
+
+    def _adopt(self, state: dict) -> None:
+        """Make the ring buffers hold the state's pairs: after load_state_dict the lists
+        hold tensors of their own (and perhaps another history_size)."""
+        dirs, stps = state["old_dirs"], state["old_stps"]
+        if len(dirs) == len(self._rows) and all(
+                a.data_ptr() == self._Y[r].data_ptr() for a, r in zip(dirs, self._rows)):
+            return
+        self._rows = []
+        self._grow(len(dirs), state)
+        self._rows = list(range(len(dirs)))
+        for r, (y, s, ro) in enumerate(zip(dirs, stps, state["ro"])):
+            self._Y[r].copy_(y)
+            self._S[r].copy_(s)
+            self._rho[r] = float(ro)
+        state["old_dirs"] = [self._Y[r] for r in self._rows]
+        state["old_stps"] = [self._S[r] for r in self._rows]
+
+    def _grow(self, pairs: int, state: dict) -> None:
+        """Room for ``pairs`` pairs and the group's history_size (which may have grown),
+        keeping the stored ones in their rows."""
+        m = max(self.param_groups[0]["history_size"], pairs)
+        if self._S.shape[0] >= m:
+            return
+        S, Y = self._S.new_zeros((m, self._numel())), self._Y.new_zeros((m, self._numel()))
+        S[:self._S.shape[0]], Y[:self._Y.shape[0]] = self._S, self._Y
+        self._S, self._Y, self._rho = S, Y, np.concatenate([self._rho, np.zeros(m - len(self._rho))])
+        state["old_dirs"] = [self._Y[r] for r in self._rows]
+        state["old_stps"] = [self._S[r] for r in self._rows]
+
+    def _remember(self, y: torch.Tensor, s: torch.Tensor, ys: Any, state: dict) -> None:
+        """Store the pair (torch's memory update, into a free row of the ring)."""
+        self._adopt(state)
+        while len(self._rows) >= self.param_groups[0]["history_size"]:
+            self._rows.pop(0)
+            for key in ("old_dirs", "old_stps", "ro"):
+                state[key].pop(0)
+        self._grow(len(self._rows) + 1, state)
+        row = min(set(range(self._S.shape[0])) - set(self._rows))
+        self._Y[row].copy_(y)
+        self._S[row].copy_(s)
+        self._rho[row] = float(1.0 / ys)
+        self._rows.append(row)
+        state["old_dirs"].append(self._Y[row])
+        state["old_stps"].append(self._S[row])
+        state["ro"].append(1.0 / ys)
+        state["H_diag"] = ys / y.dot(y)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
+        """torch.optim.LBFGS.step, with the direction from fastopt's kernel."""
+        from torch.optim.lbfgs import _strong_wolfe
+
+        closure = torch.enable_grad()(closure)
+        group = self.param_groups[0]
+        lr, max_iter, max_eval = _number(group["lr"]), group["max_iter"], group["max_eval"]
+        tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
+        line_search_fn = group["line_search_fn"]
+        state = self.state[self._params[0]]
+        state.setdefault("func_evals", 0)
+        state.setdefault("n_iter", 0)
+        state.setdefault("al", [None] * group["history_size"])   # torch's scratch, kept
+
+        orig_loss = closure()
+        loss = float(orig_loss)
+        current_evals = 1
+        state["func_evals"] += 1
+        flat_grad = self._gather_flat_grad()
+        if flat_grad.abs().max() <= tolerance_grad:
+            return orig_loss
+        d, t = state.get("d"), state.get("t")
+        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        n_iter = 0
+        while n_iter < max_iter:
+            n_iter += 1
+            state["n_iter"] += 1
+            if state["n_iter"] == 1:
+                d = flat_grad.neg()
+                state.update(old_dirs=[], old_stps=[], ro=[], H_diag=1)
+                self._rows = []
+            else:
+                y = flat_grad.sub(prev_flat_grad)
+                s = d.mul(t)
+                ys = y.dot(s)
+                if ys > 1e-10:
+                    self._remember(y, s, ys, state)
+                d = self._direction(flat_grad, state)
+            if prev_flat_grad is None:
+                prev_flat_grad = flat_grad.clone(memory_format=torch.contiguous_format)
+            else:
+                prev_flat_grad.copy_(flat_grad)
+            prev_loss = loss
+            t = min(1.0, 1.0 / flat_grad.abs().sum()) * lr if state["n_iter"] == 1 else lr
+            gtd = flat_grad.dot(d)
+            if gtd > -tolerance_change:
+                break
+            ls_func_evals = 0
+            if line_search_fn is not None:
+                if line_search_fn != "strong_wolfe":
+                    raise RuntimeError("only 'strong_wolfe' is supported")
+                x_init = self._clone_param()
+
+                def obj_func(x, t, d):
+                    return self._directional_evaluate(closure, x, t, d)
+                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
+                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals)
+                self._add_grad(t, d)
+                opt_cond = flat_grad.abs().max() <= tolerance_grad
+            else:
+                self._add_grad(t, d)
+                if n_iter != max_iter:
+                    with torch.enable_grad():
+                        loss = closure()
+                    loss = float(loss)
+                    flat_grad = self._gather_flat_grad()
+                    opt_cond = flat_grad.abs().max() <= tolerance_grad
+                    ls_func_evals = 1
+            current_evals += ls_func_evals
+            state["func_evals"] += ls_func_evals
+            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
+                break
+            if d.mul(t).abs().max() <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
+                break
+        state.update(d=d, t=t, prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
+        return orig_loss
+
+
+def _lbfgs_ops(backend: str, n: int, like: torch.Tensor) -> Any:
+    """fastopt's L-BFGS kernels for n elements like ``like`` (numba or numpy on the CPU,
+    cupy for CUDA tensors)."""
+    from .backends import resolve_backend
+    from .lbfgs import _ops_for
+
+    resolved = resolve_backend(backend, [like])
+    return _ops_for(resolved.name, n, np.dtype(str(like.dtype).removeprefix("torch.")))
+
+
+CLASSES_TORCH["LBFGS"] = LBFGS
+__all__.append("LBFGS")

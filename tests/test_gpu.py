@@ -193,3 +193,56 @@ def test_cupy_bucket_of_many_arrays_in_groups_matches_reference(rule, hp, dtype,
             opt_gpu.step([cp.asarray(g) for g in grads])
     for a, b in zip(dev, ref):
         assert_bits_equal(cp.asnumpy(a), b)
+
+
+# -- fastopt.torch on CUDA tensors --------------------------------------------------------------
+@pytest.mark.parametrize("rule", ["Adam", "SGD", "RMSprop", "Nadam"])
+def test_torch_adapter_on_cuda_matches_torch_optim(cp, rule):
+    """CUDA params: the cupy backend through DLPack views, on torch's current stream (a
+    side stream here), against torch.optim on the same device; float64."""
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+    from fastopt.kernels import RULES
+
+    name = RULES[rule].torch_class
+    hp = dict(lr=0.01, momentum=0.9) if rule in ("SGD", "RMSprop") else dict(lr=0.01)
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                   torch.nn.Linear(16, 3)).double().cuda()
+    a, b = model(), model()
+    oa, ob = getattr(torch.optim, name)(a.parameters(), **hp), getattr(ft, name)(b.parameters(), **hp)
+    assert ob._cohorts[0].core.backend == "cupy"
+    x = torch.randn(64, 8, dtype=torch.float64, device="cuda")
+    y = torch.randn(64, 3, dtype=torch.float64, device="cuda")
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):
+        for _ in range(30):
+            for m, o in ((a, oa), (b, ob)):
+                o.zero_grad()
+                torch.nn.functional.mse_loss(m(x), y).backward()
+                o.step()
+    torch.cuda.synchronize()
+    worst = max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    assert worst <= 1e-10
+    state = ob.state_dict()["state"][0]
+    assert state["exp_avg" if "Adam" in name else "momentum_buffer" if rule == "SGD"
+                 else "square_avg"].device.type == "cuda"
+
+
+def test_torch_lbfgs_on_cuda(cp):
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    w = torch.zeros(50, dtype=torch.float64, device="cuda", requires_grad=True)
+    h = torch.linspace(1, 10, 50, dtype=torch.float64, device="cuda")
+    opt = ft.LBFGS([w], line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = (h * (w - 1) ** 2).sum()
+        loss.backward()
+        return loss
+    opt.step(closure)
+    assert (w - 1).abs().max().item() < 1e-6

@@ -264,13 +264,7 @@ def test_code_path_options_are_accepted(option):
 def test_closure_is_called_with_grad_enabled_and_its_loss_returned():
     model = mlp()
     opt = ft.SGD(model.parameters(), lr=0.1)
-    x, y = data()
-
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        return loss
+    closure = mse_closure(model, opt)
     first = opt.step(closure)
     second = opt.step(closure)
     assert second < first
@@ -342,3 +336,88 @@ def test_a_grad_sharing_its_params_memory_takes_the_checked_route():
     ours.step()
     theirs.step()
     assert torch.equal(p.detach(), q.detach()) and torch.equal(p.detach(), torch.full((4,), 1.5))
+
+
+# -- L-BFGS ----------------------------------------------------------------------------------
+def mse_closure(model, opt):
+    """torch's closure for L-BFGS: the loss on the data, its grads in p.grad."""
+    x, y = data()
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+    return closure
+
+
+def lbfgs_run(opt_class, steps, model=None, **kw):
+    model = model or mlp()
+    opt = opt_class(model.parameters(), **kw)
+    closure = mse_closure(model, opt)
+    losses = [opt.step(closure).item() for _ in range(steps)]
+    return model, opt, losses
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(line_search_fn="strong_wolfe"),
+                                dict(history_size=5, line_search_fn="strong_wolfe"),
+                                dict(lr=0.5, history_size=3, max_iter=7)],
+                         ids=["fixed step", "strong_wolfe", "history 5", "lr 0.5 history 3"])
+def test_lbfgs_runs_as_torchs(kw):
+    """Three steps of up to 20 iterations each. The two agree to rounding: only the dot
+    products' summation order differs (fastopt's fused float64 passes against BLAS), and
+    L-BFGS near a minimum amplifies it (~1e-11 after 100 iterations, 3e-8 with a history
+    of 5: not a test tolerance)."""
+    a, oa, la = lbfgs_run(torch.optim.LBFGS, 3, **kw)
+    b, ob, lb = lbfgs_run(ft.LBFGS, 3, **kw)
+    assert worst(a, b) <= 1e-10
+    assert la == pytest.approx(lb, rel=1e-12)
+    sa, sb = (o.state[next(iter(m.parameters()))] for o, m in ((oa, a), (ob, b)))
+    assert (sa["n_iter"], sa["func_evals"]) == (sb["n_iter"], sb["func_evals"])
+
+
+def test_lbfgs_checkpoints_cross_with_torch():
+    a, oa, _ = lbfgs_run(torch.optim.LBFGS, 2, history_size=4)
+    b, ob, _ = lbfgs_run(ft.LBFGS, 2, history_size=4)
+    sa, sb = oa.state_dict(), ob.state_dict()
+    assert sa["state"][0].keys() == sb["state"][0].keys()
+    # each continues from the other's checkpoint, against the uninterrupted runs
+    a2, b2 = mlp(), mlp()
+    with torch.no_grad():
+        for p, q, r, s in zip(a2.parameters(), b.parameters(), b2.parameters(), a.parameters()):
+            p.copy_(q)
+            r.copy_(s)
+    ta = torch.optim.LBFGS(a2.parameters(), history_size=4)
+    ta.load_state_dict(sb)
+    fb = ft.LBFGS(b2.parameters(), history_size=4)
+    fb.load_state_dict(sa)
+    for model, opt in ((a2, ta), (b2, fb)):
+        closure = mse_closure(model, opt)
+        opt.step(closure)
+    ref, _, _ = lbfgs_run(torch.optim.LBFGS, 3, history_size=4)
+    assert worst(a2, ref) <= 1e-10 and worst(b2, ref) <= 1e-10
+
+
+def test_lbfgs_signature_and_edges():
+    import inspect
+    ours = list(inspect.signature(ft.LBFGS).parameters)
+    assert ours[:-1] == list(inspect.signature(torch.optim.LBFGS).parameters)
+    with pytest.raises(ValueError, match="does not require grad"):
+        ft.LBFGS([torch.nn.Parameter(torch.ones(2), requires_grad=False)])
+    with pytest.raises(TypeError, match="dtype torch.float16"):
+        ft.LBFGS([torch.nn.Parameter(torch.ones(2, dtype=torch.float16))])
+
+
+def test_lbfgs_loads_a_checkpoint_with_a_longer_history():
+    a, oa, _ = lbfgs_run(torch.optim.LBFGS, 2, history_size=8)
+    b = mlp()
+    with torch.no_grad():
+        for p, q in zip(b.parameters(), a.parameters()):
+            p.copy_(q)
+    ours = ft.LBFGS(b.parameters(), history_size=3)
+    ours.load_state_dict(oa.state_dict())            # history_size 8 comes with it
+    model, opt = b, ours
+    closure = mse_closure(model, opt)
+    opt.step(closure)
+    ref, _, _ = lbfgs_run(torch.optim.LBFGS, 3, history_size=8)
+    assert worst(b, ref) <= 1e-10
