@@ -37,6 +37,8 @@ from .backends import BackendUnavailableError, available_backends  # noqa: E402
 from ._minimize import minimize  # noqa: E402
 from ._result import OptimizeResult  # noqa: E402
 from .lbfgs import LBFGS  # noqa: E402
+from .gradcheck import approx_fprime, check_grad  # noqa: E402
+from .training import EarlyStopping  # noqa: E402
 from .optimizer import Optimizer  # noqa: E402
 from .optimizers import CLASSES  # noqa: E402
 from .optimizers import *  # noqa: E402,F401,F403 (SGD, Adagrad, ...: one class per registered rule)
@@ -44,4 +46,5 @@ from .optimizers import *  # noqa: E402,F401,F403 (SGD, Adagrad, ...: one class 
 __version__ = "0.1.0"
 
 __all__ = [*CLASSES, "LBFGS", "minimize", "OptimizeResult", "Optimizer", "schedules",
+           "EarlyStopping", "check_grad", "approx_fprime",
            "available_backends", "BackendUnavailableError"]

@@ -43,7 +43,7 @@ def steps(method: str, x: np.ndarray, abs_step: Any = None, rel_step: Any = None
     return np.where((x + h) - x == 0, default, h)
 
 
-def _forward(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
+def forward_points(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
     for i in range(x.size):
         xi = x.copy()
         xi[i] = x[i] + h[i]
@@ -77,5 +77,5 @@ def gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, f0: float, method: s
         values = np.asarray([float(v) for v in workers(f, _central(x, h))]).reshape(n, 2)
         dx = (x + h) - (x - h)
         return (values[:, 1] - values[:, 0]) / dx, 2 * n
-    values = np.asarray([float(v) for v in workers(f, _forward(x, h))])
+    values = np.asarray([float(v) for v in workers(f, forward_points(x, h))])
     return (values - f0) / ((x + h) - x), n

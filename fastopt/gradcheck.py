@@ -1,0 +1,53 @@
+"""Gradient checking with SciPy's signatures: ``approx_fprime`` and ``check_grad``.
+
+    approx_fprime(xk, f, epsilon, *args)   forward differences (f(x + h e_i) - f(x)) / h
+    check_grad(func, grad, x0, *args)      || grad(x0) - approx_fprime(x0, func) ||_2
+
+The steps are SciPy's (``epsilon`` absolute, a step that vanishes in x + h replaced by
+SciPy's relative one), so the numbers are SciPy's; SciPy itself is not needed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _numdiff
+
+EPSILON = float(np.sqrt(np.finfo(np.float64).eps))
+
+
+def approx_fprime(xk: Any, f: Callable, epsilon: Any = EPSILON, *args: Any) -> np.ndarray:
+    """The forward-difference gradient of a scalar ``f(x, *args)`` at ``xk`` (shape (n,)),
+    or the Jacobian (m, n) of a vector-valued one; ``epsilon``: one step or one per
+    coordinate."""
+    x = np.atleast_1d(np.asarray(xk, dtype=float))
+    f0 = np.atleast_1d(np.asarray(f(x, *args), dtype=float))
+    h = _numdiff.steps("2-point", x.ravel(), abs_step=np.broadcast_to(epsilon, x.shape).ravel())
+    columns = []
+    for i, xi in enumerate(_numdiff.forward_points(x.ravel(), h)):
+        fi = np.atleast_1d(np.asarray(f(xi.reshape(x.shape), *args), dtype=float))
+        columns.append((fi - f0) / ((x.ravel()[i] + h[i]) - x.ravel()[i]))
+    jac = np.stack(columns, axis=-1) if columns else np.zeros((f0.size, 0))
+    return jac[0] if f0.size == 1 else jac
+
+
+def check_grad(func: Callable, grad: Callable, x0: Any, *args: Any, epsilon: Any = EPSILON,
+               direction: str = "all", rng: Any = None) -> float:
+    """The 2-norm of ``grad(x0, *args)`` minus ``func``'s forward-difference gradient (0 for
+    a right gradient, up to the differences' error, ~sqrt(eps) times the scale).
+    ``direction="random"`` compares the two along one random direction instead (``rng``: a
+    seed or a numpy Generator), a single extra evaluation of func."""
+    x0 = np.asarray(x0, dtype=float)
+    if direction == "all":
+        analytical, numerical = grad(x0, *args), approx_fprime(x0, func, epsilon, *args)
+    elif direction == "random":
+        analytical = np.asarray(grad(x0, *args))
+        if analytical.ndim > 1:
+            raise ValueError("check_grad: direction='random' needs a scalar-valued func")
+        v = np.random.default_rng(rng).standard_normal(size=x0.shape)
+        analytical = np.dot(analytical, v)
+        numerical = approx_fprime(np.zeros(1), lambda w: func(x0 + w * v, *args), epsilon)
+    else:
+        raise ValueError(f"check_grad: direction must be 'all' or 'random', got {direction!r}")
+    return float(np.sqrt(np.sum(np.abs(np.asarray(analytical) - numerical) ** 2)))
