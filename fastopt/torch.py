@@ -19,8 +19,8 @@ layout. A param whose grad is None is skipped and its state not advanced, as in 
 from __future__ import annotations
 
 import inspect
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable
 
 import numpy as np
@@ -44,7 +44,8 @@ class Cohort:
     members: list[int]          # indices in that group's "params"
     core: Optimizer
     params: list                # the tensors
-    synced: dict                # the group's values as last given to the core
+    synced: dict = field(default_factory=dict)   # group values last seen (plain ones)
+    addresses: list = field(default_factory=list)  # the params' data as viewed
 
 
 def _label(j: int, i: int) -> str:
@@ -60,7 +61,28 @@ class TorchOptimizer(torch.optim.Optimizer):
     def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto") -> None:
         self._backend_name = backend
         self._cohorts: list[Cohort] = []
+        self._version, self._state_cache = 0, (-1, None)
         super().__init__(params, defaults)      # adds each group through add_param_group
+        # rebuild from a loaded state before any hook of the user's sees it
+        self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """torch's (defaults, state, param_groups) plus the backend: copies and pickles
+        rebuild the kernels from them."""
+        return {**super().__getstate__(), "state": _plain_state(self.state),
+                "_backend_name": self._backend_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_backend_name" not in state:      # from load_state_dict: _after_load rebuilds
+            super().__setstate__(state)
+            return
+        loaded = state.pop("state", {})
+        super().__setstate__(state)
+        self.__dict__.pop("state", None)
+        self._version, self._state_cache = 0, (-1, None)
+        self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
+        self._cohorts = [c for j in range(len(self.param_groups))
+                         for c in self._loaded_cohorts(j, loaded)]
 
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
@@ -85,6 +107,9 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _new_cohort(self, j: int, members: list[int]) -> Cohort:
         core_class = CLASSES[self.rule.class_name]
+        group = self.param_groups[j]
+        _refuse_torch_options(f"{type(self).__name__}: param_groups[{j}]",
+                              {k: group.get(k) for k in ("differentiable", "capturable")})
         try:
             core = core_class([{"params": self._views(j, members), **self._core_values(j)}],
                               backend=self._backend_name)
@@ -92,8 +117,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             message = str(exc).replace(f"{core_class.__name__}: param_groups[0]",
                                        f"{type(self).__name__}: param_groups[{j}]")
             raise type(exc)(message) from None
-        params = [self.param_groups[j]["params"][i] for i in members]
-        return Cohort(j, members, core, params, dict(self.param_groups[j]))
+        params = [group["params"][i] for i in members]
+        self._version += 1
+        return Cohort(j, members, core, params, addresses=[p.data_ptr() for p in params])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (checks, defaults); the new group gets fresh state."""
@@ -116,6 +142,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 loss = closure()
         plans = []
         for cohort in list(self._cohorts):
+            cohort = self._current(cohort)
             grads = self._grads(cohort)
             if all(g is None for g in grads):
                 continue
@@ -123,6 +150,10 @@ class TorchOptimizer(torch.optim.Optimizer):
                 cohort, grads = self._split(cohort, grads)
             self._sync(cohort)
             plans.append((cohort, grads))
+        for cohort, _ in plans:      # every change checked before any param moves
+            with self._named(cohort.group):
+                cohort.core._apply_changes()
+        self._version += 1
         for cohort, grads in plans:
             if cohort.core.backend == "cupy":
                 with _torch_stream(cohort.params[0].device):
@@ -131,6 +162,38 @@ class TorchOptimizer(torch.optim.Optimizer):
                       cohort.core._step_at(_addresses(grads))):
                 cohort.core.step([_view(g) for g in grads])
         return loss
+
+    def _current(self, cohort: Cohort) -> Cohort:
+        """``cohort``, rebuilt over its params' present memory if one was rebound since
+        (``p.data = ...``, ``vector_to_parameters``, ``model.double()``), its state
+        carried over; an error naming the param when that state no longer fits it."""
+        if [p.data_ptr() for p in cohort.params] == cohort.addresses:
+            return cohort
+        fresh = self._new_cohort(cohort.group, cohort.members)
+        try:
+            fresh.core.load_state_dict(cohort.core.state_dict())
+        except (TypeError, ValueError):
+            raise ValueError(f"{type(self).__name__}: a param of param_groups[{cohort.group}]"
+                             f" changed shape or dtype since its state was made; build a "
+                             f"new optimizer for it") from None
+        self._cohorts[self._cohorts.index(cohort)] = fresh
+        return fresh
+
+    def _named(self, j: int) -> Any:
+        """A context re-raising the core's errors under the torch group's name."""
+        import contextlib
+
+        owner, name = CLASSES[self.rule.class_name].__name__, type(self).__name__
+
+        @contextlib.contextmanager
+        def named():
+            try:
+                yield
+            except (TypeError, ValueError) as exc:
+                message = str(exc).replace(f"{owner}: param_groups[0]",
+                                           f"{name}: param_groups[{j}]")
+                raise type(exc)(message) from None
+        return named()
 
     def _grads(self, cohort: Cohort) -> list:
         """The cohort's grads (None where a param has none). torch gives each grad its
@@ -165,58 +228,83 @@ class TorchOptimizer(torch.optim.Optimizer):
             parts.append(part)
         at = self._cohorts.index(cohort)
         self._cohorts[at:at + 1] = parts
+        self._version += 1
         return parts[0], [grads[k] for k in have]
 
     def _sync(self, cohort: Cohort) -> None:
-        """Give the core the torch group's hyperparameters that changed since (an lr
-        scheduler's, a user's); the core checks them before this step changes anything."""
+        """Give the core the torch group's hyperparameters where they differ from its own
+        (an lr scheduler's change, a tensor lr filled in place, a user's); the core checks
+        them before this step changes anything."""
         group, synced = self.param_groups[cohort.group], cohort.synced
+        core_group = cohort.core.param_groups[0]
         for h in self.rule.hyperparams:
             value = group[h.name]
-            if value is not synced.get(h.name) and (isinstance(value, torch.Tensor) or
-                                                    value != synced.get(h.name)):
-                cohort.core.param_groups[0][h.name] = _number(value)
-                synced[h.name] = value
+            if value is synced.get(h.name) and _plain(value):
+                continue                        # the same float or flag as last step
+            number = _number(value)
+            if core_group[h.name] != number:
+                with self._named(cohort.group):
+                    core_group[h.name] = number
+            synced[h.name] = value
 
     # -- state, in torch's layout --------------------------------------------------------
     @property
-    def state(self) -> defaultdict:
-        """Per param that has stepped, torch's state: "step" (not for SGD), the rule's
-        arrays under torch's names as tensors sharing fastopt's buffers, and scalar state
-        (NAdam's "mu_product") as 0-d tensors."""
-        out: defaultdict = defaultdict(dict)
+    def state(self) -> Any:
+        """Per param that has stepped, torch's state (read-only; ``load_state_dict``
+        changes it): "step" (not for SGD), the rule's arrays under torch's names as
+        tensors sharing fastopt's buffers, and scalar state (NAdam's "mu_product") as 0-d
+        tensors. Built once per step."""
+        version, cached = self._state_cache
+        if version == self._version:
+            return cached
+        out = {}
         for cohort in self._cohorts:
             group = cohort.core._groups[0]
             if group.t == 0:
                 continue
-            params = self.param_groups[cohort.group]["params"]
-            for i, arrays in zip(cohort.members, cohort.core.state):
+            for p, arrays in zip(cohort.params, cohort.core.state):
                 st = {"step": torch.tensor(float(group.t))} if self.rule.torch_step else {}
                 st.update({self.rule.torch_state[k]: _as_tensor(a) for k, a in arrays.items()})
                 st.update({self.rule.torch_state[k]: torch.tensor(v)
                            for k, v in group.extra.items()})
                 if st:
-                    out[params[i]] = st
-        return out
+                    out[p] = MappingProxyType(st)
+        self._state_cache = (self._version, MappingProxyType(out))
+        return self._state_cache[1]
 
     @state.setter
     def state(self, value: Any) -> None:
         """torch's base class assigns its own (empty) state; fastopt keeps the real one."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: {"state": {index: {...}}, "param_groups": [...]}, loadable by
+        this class and by torch.optim's class of the same rule. A snapshot: its tensors are
+        copies (torch's share the optimizer's; ``torch.save`` makes copies anyway)."""
+        sd = super().state_dict()
+        sd["state"] = _plain_state(sd["state"])
+        return sd
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """torch's ``load_state_dict`` (a state_dict of this class or of torch.optim's same
-        rule): the groups' hyperparameters and each param's state and step. Nothing changes
-        when it fails."""
-        groups = [dict(g) for g in self.param_groups]
-        super().load_state_dict(state_dict)      # checks the layout, sets param_groups
+        rule): the groups' hyperparameters and each param's state and step, rebuilt before
+        the user's post hooks run. Nothing changes when it fails."""
+        self._groups_before_load = [dict(g) for g in self.param_groups]
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            del self._groups_before_load
+
+    @staticmethod
+    def _after_load(self: TorchOptimizer) -> None:
         loaded = self.__dict__.pop("state", {})
         try:
             cohorts = [c for j in range(len(self.param_groups))
                        for c in self._loaded_cohorts(j, loaded)]
         except BaseException:
-            self.param_groups[:] = groups
+            self.param_groups[:] = self._groups_before_load
             raise
         self._cohorts = cohorts
+        self._version += 1
 
     def _loaded_cohorts(self, j: int, loaded: Any) -> list[Cohort]:
         """Group j's params from a loaded state, one cohort per step count."""
@@ -263,6 +351,19 @@ class TorchOptimizer(torch.optim.Optimizer):
                                      f"{_label(cohort.group, i)} lacks {key!r}")
                 sd[f"{k}.{name}"] = _to_numpy(st[key])
         return sd
+
+
+def _plain_state(state: Any) -> dict:
+    """A state mapping as plain dicts of copied tensors (picklable, independent)."""
+    return {k: {name: v.clone() if isinstance(v, torch.Tensor) else v for name, v in st.items()}
+            for k, st in state.items()}
+
+
+def _plain(value: Any) -> bool:
+    """A value that cannot change in place: a number, flag, None, or a tuple of them."""
+    if isinstance(value, tuple):
+        return all(map(_plain, value))
+    return value is None or isinstance(value, (bool, int, float))
 
 
 def _as_tensor(a: Any) -> torch.Tensor:
@@ -392,11 +493,11 @@ class LBFGS(torch.optim.LBFGS):
             raise ValueError("LBFGS: params must share one dtype and device")
         first = self._params[0]
         self._ops = _lbfgs_ops(backend, self._numel(), first)
-        m = history_size
-        self._S = torch.zeros(m, self._numel(), dtype=first.dtype, device=first.device)
+        # rows of _S and _Y hold the pairs (oldest first: _rows), grown as pairs arrive
+        self._S = torch.zeros(0, self._numel(), dtype=first.dtype, device=first.device)
         self._Y = torch.zeros_like(self._S)
-        self._rows: list[int] = []           # rows of _S and _Y holding the pairs, oldest first
-        self._rho = np.zeros(m)
+        self._rows: list[int] = []
+        self._rho = np.zeros(0)
 
     def _direction(self, flat_grad: torch.Tensor, state: dict) -> torch.Tensor:
         """d = -H g from the stored pairs, by fastopt's two-loop kernel."""
@@ -426,11 +527,13 @@ class LBFGS(torch.optim.LBFGS):
         state["old_stps"] = [self._S[r] for r in self._rows]
 
     def _grow(self, pairs: int, state: dict) -> None:
-        """Room for ``pairs`` pairs and the group's history_size (which may have grown),
-        keeping the stored ones in their rows."""
-        m = max(self.param_groups[0]["history_size"], pairs)
-        if self._S.shape[0] >= m:
+        """Room for ``pairs`` pairs, keeping the stored ones in their rows: the buffers
+        double as the history fills (up to history_size rows), so memory follows the pairs
+        stored, as torch's does."""
+        have = self._S.shape[0]
+        if have >= pairs:
             return
+        m = min(max(pairs, 2 * have), max(self.param_groups[0]["history_size"], pairs))
         S, Y = self._S.new_zeros((m, self._numel())), self._Y.new_zeros((m, self._numel()))
         S[:self._S.shape[0]], Y[:self._Y.shape[0]] = self._S, self._Y
         self._S, self._Y, self._rho = S, Y, np.concatenate([self._rho, np.zeros(m - len(self._rho))])

@@ -421,3 +421,117 @@ def test_lbfgs_loads_a_checkpoint_with_a_longer_history():
     opt.step(closure)
     ref, _, _ = lbfgs_run(torch.optim.LBFGS, 3, history_size=8)
     assert worst(b, ref) <= 1e-10
+
+
+# -- found when tried side by side with torch ----------------------------------------------
+def test_changes_before_a_split_reach_the_split_params():
+    """Changing a group (maximize here) and then stepping with some grads None splits the
+    group; the new parts must keep the change."""
+    results = []
+    for cls in (torch.optim.Adam, ft.Adam):
+        p, q = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
+        opt = cls([p, q], lr=0.1)
+        opt.param_groups[0]["maximize"] = True
+        for _ in range(2):
+            p.grad = torch.ones(3)                 # q never gets a grad
+            opt.step()
+        results.append(p.detach().clone())
+    assert torch.allclose(results[0], results[1], atol=1e-15) and results[0][0] > 0
+
+
+@pytest.mark.parametrize("rule", ["SGD", "Adam"])
+def test_a_tensor_lr_filled_in_place_is_followed(rule):
+    results = []
+    for cls in (getattr(torch.optim, rule), getattr(ft, rule)):
+        p = torch.zeros(3, requires_grad=True)
+        opt = cls([p], lr=torch.tensor(0.1))
+        for _ in range(3):
+            p.grad = torch.ones(3)
+            opt.step()
+            opt.param_groups[0]["lr"].fill_(0.0)
+        results.append(p.detach().clone())
+    assert torch.allclose(results[0], results[1], atol=1e-15)
+
+
+def test_rebinding_param_data_is_followed():
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    train(a, oa, steps=3)
+    train(b, ob, steps=3)
+    vec = torch.nn.utils.parameters_to_vector(a.parameters()).detach() * 0.5
+    for model in (a, b):
+        torch.nn.utils.vector_to_parameters(vec.clone(), model.parameters())   # new storage
+    train(a, oa, steps=3)
+    train(b, ob, steps=3)
+    assert worst(a, b) <= 1e-10
+
+
+def test_a_param_rebound_to_another_shape_is_an_error_not_a_crash():
+    p = torch.nn.Parameter(torch.zeros(1000))
+    opt = ft.Adam([p])
+    p.grad = torch.ones(1000)
+    opt.step()
+    p.data = torch.zeros(10)
+    p.grad = torch.ones(10)
+    with pytest.raises(ValueError, match="changed shape or dtype"):
+        opt.step()
+
+
+def test_deepcopy_and_pickle_keep_working():
+    import copy
+    import pickle
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    train(a, oa, steps=3)
+    train(b, ob, steps=3)
+    b2 = copy.deepcopy(b)
+    ob2 = copy.deepcopy(ob)                    # its params are a fresh copy: rebind them
+    ob2 = ft.Adam(b2.parameters(), lr=0.01)
+    ob2.load_state_dict(ob.state_dict())
+    restored = pickle.loads(pickle.dumps(ob))
+    assert restored.state_dict()["state"].keys() == ob.state_dict()["state"].keys()
+    train(b, ob, steps=3)
+    train(b2, ob2, steps=3)
+    train(a, oa, steps=3)
+    assert worst(a, b) <= 1e-10 and worst(b, b2) <= 1e-10
+
+
+def test_state_is_read_only_built_once_per_step_and_shares_the_buffers():
+    model = mlp()
+    opt = ft.Adam(model.parameters(), lr=0.01)
+    train(model, opt, steps=2)
+    assert opt.state is opt.state                       # built once until the next step
+    with pytest.raises(TypeError):
+        opt.state[next(iter(model.parameters()))] = {}
+    p = next(iter(model.parameters()))
+    exp_avg = opt.state[p]["exp_avg"]
+    before = exp_avg.clone()
+    train(model, opt, steps=1)
+    assert not torch.equal(exp_avg, before)             # a live view of the buffer
+    snapshot = opt.state_dict()["state"][0]["exp_avg"]
+    train(model, opt, steps=1)
+    assert not torch.equal(snapshot, opt.state[p]["exp_avg"])     # state_dict copies
+
+
+def test_load_post_hooks_see_the_loaded_state():
+    a, oa, b, ob = pair("Adam", dict(lr=0.01))
+    train(a, oa, steps=2)
+    seen = []
+    ob.register_load_state_dict_post_hook(lambda opt: seen.append(len(opt.state)))
+    ob.load_state_dict(oa.state_dict())
+    assert seen == [4]
+
+
+def test_a_bad_value_in_one_group_stops_the_step_before_any_group_moves():
+    p, q = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = ft.Adam([{"params": [p]}, {"params": [q]}], lr=0.1)
+    p.grad, q.grad = torch.ones(2), torch.ones(2)
+    opt.step()
+    opt.param_groups[1]["lr"] = -0.1
+    before = (p.detach().clone(), q.detach().clone())
+    with pytest.raises(ValueError, match=r"Adam: param_groups\[1\]: lr must be"):
+        opt.step()
+    assert torch.equal(p.detach(), before[0]) and torch.equal(q.detach(), before[1])
+
+
+def test_capturable_in_a_group_dict_is_refused():
+    with pytest.raises(ValueError, match="capturable=True is not supported"):
+        ft.Adam([{"params": [torch.nn.Parameter(torch.ones(2))], "capturable": True}])
