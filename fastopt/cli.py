@@ -1,6 +1,7 @@
-"""``python -m fastopt``: a demo on classic problems, ``bench`` and ``info``.
+"""``python -m fastopt``: train a network on handwritten digits with every rule, and more.
 
-    python -m fastopt            # every rule x every available backend on classic problems
+    python -m fastopt            # an MLP on scikit-learn's 8x8 digits: every rule, backend
+    python -m fastopt classic    # the classic test functions, against their optima
     python -m fastopt bench      # time per step, GB/s, speedup over NumPy, % of copy
     python -m fastopt info       # versions, threads, GPU
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,18 +51,24 @@ def _host(x) -> np.ndarray:
     return x if isinstance(x, np.ndarray) else x.get()
 
 
-def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> None:
-    print(f"fastopt {__version__}: each rule on classic problems, every available backend\n")
-    header = f"{'problem':<11} {'rule':<9} {'backend':<8} {'final loss':>12} {'steps':>6} {'us/step':>9}"
+def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> None:
+    print(f"fastopt {__version__}: each rule on classic test functions, every available "
+          f"backend\n")
+    header = (f"{'problem':<11} {'optimum':>9} {'rule':<9} {'lr':>8} {'backend':<8} "
+              f"{'final loss':>12} {'steps':>6} {'us/step':>9}")
     print(header)
     print("-" * len(header))
     for problem in classic_problems():
         n = steps or problem.steps
+        optimum = problem.f_min if problem.f_min is not None else minimize(
+            problem.loss_and_grad, problem.x0, jac=True, backend="numpy",
+            options=dict(gtol=1e-10, ftol=0.0)).fun          # found by L-BFGS
         for rule in rules:
             for backend in backends:
                 f, sec = _run(problem, rule, backend, n)
-                print(f"{problem.name:<11} {rule:<9} {backend:<8} {f:>12.4g} {n:>6} {sec * 1e6:>9.1f}",
-                      flush=True)
+                print(f"{problem.name:<11} {optimum:>9.4g} {rule:<9} "
+                      f"{problem.lr[rule]:>8.3g} {backend:<8} {f:>12.4g} {n:>6} "
+                      f"{sec * 1e6:>9.1f}", flush=True)
     print(f"\nL-BFGS (fastopt.minimize) on the same problems\n")
     header = f"{'problem':<11} {'backend':<8} {'final loss':>12} {'nit':>5} {'nfev':>5} {'ms':>8}  message"
     print(header)
@@ -84,6 +91,126 @@ def demo(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> No
           f"n={classic_problems()[1].x0.size}, condition 100; logistic regression, 50 features. "
           "us/step times opt.step alone;\nthe first numba rows after installing include numba's "
           "one-time compilation (cached on disk afterwards).")
+
+
+def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batch_size: int,
+                seed: int, plot: str | None) -> list:
+    """The main job: the digits MLP trained by every rule on every backend, then L-BFGS on
+    full-batch softmax regression beside SciPy's."""
+    from . import digits
+    from .gradcheck import check_grad
+
+    split = digits.load_split(seed)
+    n_train, n_val, n_test = len(split.y_train), len(split.y_val), len(split.y_test)
+    print(f"fastopt {__version__}: an MLP 64-{digits.HIDDEN}-10 (tanh, softmax, "
+          f"cross-entropy) on scikit-learn's 8x8 digits\n{n_train} train / {n_val} "
+          f"validation / {n_test} test images; mini-batches of {batch_size}; up to {epochs} "
+          f"epochs, early stopping on the validation loss (best epoch kept); seed {seed}\n")
+    params = digits.init_params(seed)
+    x, y = split.x_train[:50], split.y_train[:50]
+    shapes = [p.shape for p in params]
+    flat = np.concatenate([p.ravel() for p in params])
+
+    def unflat(v):
+        return [a.reshape(s) for a, s in zip(np.split(v, np.cumsum([np.prod(s) for s in
+                                                                    shapes])[:-1]), shapes)]
+    error = check_grad(lambda v: digits.loss(unflat(v), x, y),
+                       lambda v: np.concatenate([g.ravel() for g in
+                                                 digits.loss_and_grads(unflat(v), x, y)[1]]), flat)
+    print(f"backprop checked against finite differences (fastopt.check_grad, 50 images): "
+          f"|error| = {error:.1e} for a gradient of norm "
+          f"{np.linalg.norm(np.concatenate([g.ravel() for g in digits.loss_and_grads(params, x, y)[1]])):.2f}\n")
+    runs = [(r, label, hp, b) for r, label, hp in digits.demo_runs(list(rules)) for b in backends]
+    header = (f"{'rule':<14} {'backend':<8} {'lr':>7} {'epochs':>6} {'train loss':>10} "
+              f"{'test acc':>8} {'us/step':>8} {'ms/epoch':>9}")
+    progress = _progress(len(runs))
+    results = []
+    for rule, label, hp, backend in runs:
+        progress.set_description(f"{label} {backend}")
+        results.append(digits.train(rule, hp, split, backend, epochs, batch_size, seed,
+                                    label=label))
+        progress.update()
+    progress.close()
+    _table(header, (f"{r.label:<14} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} "
+                    f"{r.train_loss:>10.4f} {r.test_accuracy:>8.2%} "
+                    f"{r.seconds_per_step * 1e6:>8.1f} {r.seconds_per_epoch * 1e3:>9.1f}"
+                    for r in results))
+    print("\nepochs: those run (early stopping keeps the best one's params); us/step: "
+          "opt.step alone (the kernels were compiled when each optimizer was built).")
+    _lbfgs_beside_scipy(split, backends)
+    if plot:
+        _plot_curves(results, plot)
+        print(f"\nvalidation curves written to {plot}")
+    return results
+
+
+def _table(header: str, rows: Any) -> None:
+    """A header, a rule under it, then the rows."""
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(row, flush=True)
+
+
+def _lbfgs_beside_scipy(split, backends: Sequence[str]) -> None:
+    from . import digits
+
+    fun = digits.softmax_regression(split)
+    w0 = np.zeros((split.x_train.shape[1] + 1) * 10)
+    print(f"\nL-BFGS, full-batch softmax regression of the training set ({w0.size} weights, "
+          f"L2 1e-3)")
+    header = f"{'solver':<24} {'f':>10} {'nit':>5} {'nfev':>5} {'test acc':>8} {'ms':>8}"
+    print(header)
+    print("-" * len(header))
+    solvers = [(f"fastopt.minimize {b}", lambda b=b: minimize(fun, w0, jac=True, backend=b))
+               for b in backends if b != "cupy"]
+    try:
+        import scipy.optimize
+        solvers.append(("scipy L-BFGS-B", lambda: scipy.optimize.minimize(
+            fun, w0, jac=True, method="L-BFGS-B")))
+    except ImportError:
+        pass
+    for name, solve in solvers:
+        t0 = time.perf_counter()
+        r = solve()
+        ms = (time.perf_counter() - t0) * 1e3
+        acc = digits.softmax_accuracy(r.x, split.x_test, split.y_test)
+        print(f"{name:<24} {r.fun:>10.6f} {r.nit:>5} {r.nfev:>5} {acc:>8.2%} {ms:>8.1f}")
+
+
+def _plot_curves(results: list, path: str) -> None:
+    """Validation loss per epoch, one line per rule (its first backend)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)       # one colour per rule, up to 20
+    seen = set()
+    for r in results:
+        if r.label in seen:
+            continue
+        seen.add(r.label)
+        ax.plot(range(1, len(r.val_losses) + 1), r.val_losses, label=f"{r.label} (lr {r.lr:g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (cross-entropy, log scale)")
+    ax.set_title("fastopt: MLP on the 8x8 digits, one line per rule")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _needs_matplotlib(parser: argparse.ArgumentParser, plot: str | None) -> None:
+    """--plot's dependency checked before any work starts."""
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install matplotlib "
+                         "(or the demo extra: pip install \"fastopt[demo]\")")
 
 
 def _parse_size(text: str) -> int:
@@ -149,12 +276,9 @@ def bench(rules: Sequence[str], backends: Sequence[str], sizes: Sequence[int],
     progress.close()
     header = (f"{'rule':<9} {'backend':<8} {'n':>7} {'dtype':<8} {'us/step':>10} {'GB/s':>7} "
               f"{'x NumPy':>8} {'% copy':>7} {'copy GB/s':>10}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['rule']:<9} {r['backend']:<8} {r['n']:>7.0e} {r['dtype']:<8} {r['us']:>10.1f} "
-              f"{r['gbps']:>7.1f} {r['speedup']:>8.1f} {100 * r['of_copy']:>6.0f}% "
-              f"{r['copy']:>10.1f}")
+    _table(header, (f"{r['rule']:<9} {r['backend']:<8} {r['n']:>7.0e} {r['dtype']:<8} "
+                    f"{r['us']:>10.1f} {r['gbps']:>7.1f} {r['speedup']:>8.1f} "
+                    f"{100 * r['of_copy']:>6.0f}% {r['copy']:>10.1f}" for r in rows))
     print("\ncopy: an in-place read-modify-write of one array on the host, a device copy on "
           "the GPU, timed right before each row (read + write counted)")
     if plot:
@@ -226,18 +350,37 @@ def info() -> None:
     print(f"backends available: {', '.join(available_backends())}")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    d = sub.add_parser("demo", help="minimise classic problems with every rule (default)")
+    d = sub.add_parser("demo", help="train an MLP on the digits with every rule (default)")
     for p in (parser, d):
         p.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES),
                        help="rules to run (default: all)")
         p.add_argument("--backends", nargs="+", default=None,
                        help="backends to run (default: every available one)")
-        p.add_argument("--steps", type=int, default=None,
-                       help="steps per run (default: each problem's own)")
+        p.add_argument("--epochs", type=_positive_int, default=60,
+                       help="most epochs per run (default 60; early stopping may end sooner)")
+        p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+        p.add_argument("--seed", type=int, default=0, help="data split, init and batches")
+        p.add_argument("--plot", metavar="FILE.png",
+                       help="draw the validation loss per epoch of every rule (matplotlib)")
+    c = sub.add_parser("classic", help="minimise classic test functions with every rule")
+    c.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
+    c.add_argument("--backends", nargs="+", default=None)
+    c.add_argument("--steps", type=_positive_int, default=None,
+                   help="steps per run (default: each problem's own)")
     sub.add_parser("info", help="versions, threads and the GPU")
     b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, %% of copy bandwidth")
     b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
@@ -258,9 +401,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"backend(s) {', '.join(unknown)} not available here; available: "
                      f"{', '.join(available_backends())}")
     if args.command == "bench":
+        _needs_matplotlib(parser, args.plot)
         sizes = args.sizes or [1_000, 100_000, 10_000_000] + (
             [100_000_000] if "cupy" in backends else [])
         bench(args.rules, backends, sizes, args.dtypes, args.min_time, args.plot)
         return 0
-    demo(args.rules, backends, args.steps)
+    if args.command == "classic":
+        classic(args.rules, backends, args.steps)
+        return 0
+    _needs_matplotlib(parser, args.plot)
+    digits_demo(args.rules, [b for b in backends if b != "cupy"] or backends, args.epochs,
+                args.batch_size, args.seed, args.plot)
     return 0

@@ -22,7 +22,9 @@ A rule is one fused, elementwise update over flat arrays, declared once in its m
   tuples, ``flags`` the variant's values in ``flags`` order; kernels/_cpu.py builds the
   compiled loops around it); ``cuda_body`` (C++ for one element; kernels/_gpu.py builds
   the CuPy kernel around it).
-* ``tuned_lr``: the learning rate per demo/test problem with which the rule converges.
+* ``tuned_lr``: the learning rate per demo/test problem with which the rule converges
+  ("digits": the demo's MLP, reaching >= 95% test accuracy);
+* ``demo_variants``: other keyword sets the demo trains too (label, keywords, lr included).
 """
 from __future__ import annotations
 
@@ -123,6 +125,7 @@ class Rule:
     # fastopt.torch: the torch.optim class of this rule (None: torch has none) and the keys
     # of its per-param state, by this rule's state names (scalar state included); whether
     # torch keeps a per-param "step" (SGD does not)
+    demo_variants: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     torch_class: str | None = None
     torch_state: Mapping[str, str] = field(default_factory=dict)
     torch_step: bool = True

@@ -63,5 +63,6 @@ p = pi - clr * (gi / (sqrt(s) + eps));
 
 RULE = r.Rule("adagrad", "Adagrad", "Adagrad with learning-rate decay.", __doc__, HYPERPARAMS,
               STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
-              tuned_lr=dict(quadratic=0.5, rosenbrock=0.5, logistic=0.5), state_fill=state_fill,
+              tuned_lr=dict(quadratic=0.5, rosenbrock=0.5, logistic=0.5, digits=0.1),
+              state_fill=state_fill,
               torch_class="Adagrad", torch_state={"sum": "sum"})

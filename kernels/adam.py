@@ -98,7 +98,7 @@ p = pi - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
 
 RULE = r.Rule("adam", "Adam", "Adam with coupled (L2) weight decay, amsgrad optional.", __doc__,
               HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
-              tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2),
+              tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=1e-2),
               flags=("amsgrad",), state_used_by=state_used, fixed=dict(decoupled=False),
               torch_class="Adam",
               torch_state={"m": "exp_avg", "v": "exp_avg_sq", "vmax": "max_exp_avg_sq"})

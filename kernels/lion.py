@@ -57,5 +57,5 @@ m = b2 * m + one_minus_b2 * g;
 
 RULE = r.Rule("lion", "Lion", "Lion (Chen et al. 2023): the sign of an interpolated momentum.",
               __doc__, HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
-              tuned_lr=dict(quadratic=2e-3, rosenbrock=1e-3, logistic=5e-3),
+              tuned_lr=dict(quadratic=2e-3, rosenbrock=1e-3, logistic=5e-3, digits=1e-3),
               torch_state={"m": "exp_avg"})

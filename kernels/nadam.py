@@ -98,7 +98,7 @@ p = pi - cg * (gi / den) - cm * (mi / den);
 
 RULE = r.Rule("nadam", "Nadam", "Nadam: Adam with Nesterov momentum.", __doc__, HYPERPARAMS,
               STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
-              tuned_lr=dict(quadratic=5e-2, rosenbrock=1e-2, logistic=5e-2),
+              tuned_lr=dict(quadratic=5e-2, rosenbrock=1e-2, logistic=5e-2, digits=3e-3),
               extra={"mu_product": 1.0}, extra_kinds={"mu_product": "unit_interval_closed"},
               torch_class="NAdam",
               torch_state={"m": "exp_avg", "v": "exp_avg_sq", "mu_product": "mu_product"})

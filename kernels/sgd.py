@@ -92,7 +92,9 @@ p = pi - lr * d;
 
 RULE = r.Rule("sgd", "SGD", "Stochastic gradient descent with optional (Nesterov) momentum.",
               __doc__, HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element,
-              CUDA_BODY, tuned_lr=dict(quadratic=1.5e-2, rosenbrock=1e-3, logistic=1.0),
+              CUDA_BODY, tuned_lr=dict(quadratic=1.5e-2, rosenbrock=1e-3, logistic=1.0, digits=0.2),
               flags=("has_momentum", "nesterov"), variant_of=variant, state_used_by=state_used,
               check=check, torch_class="SGD", torch_state={"buf": "momentum_buffer"},
-              torch_step=False)
+              torch_step=False,
+              demo_variants=(("momentum", dict(lr=0.05, momentum=0.9)),
+                             ("nesterov", dict(lr=0.05, momentum=0.9, nesterov=True))))

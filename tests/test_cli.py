@@ -7,15 +7,16 @@ import pytest
 from fastopt import cli
 
 
-def test_demo_prints_a_row_per_problem_rule_and_backend(capsys):
-    assert cli.main(["--steps", "30", "--rules", "Adam", "SGD", "--backends", "numpy"]) == 0
+def test_classic_prints_a_row_per_problem_rule_and_backend_with_the_optimum(capsys):
+    assert cli.main(["classic", "--steps", "30", "--rules", "Adam", "SGD",
+                     "--backends", "numpy"]) == 0
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()]
     problems = ("rosenbrock", "quadratic", "logistic")
-    rows = [w for w in lines if w[:1] and w[0] in problems and w[1] in ("Adam", "SGD")]
+    rows = [w for w in lines if w[:1] and w[0] in problems and w[2] in ("Adam", "SGD")]
     assert len(rows) == 3 * 2
-    assert all(w[2] == "numpy" and w[4] == "30" for w in rows)
-    assert all(float(w[3]) == float(w[3]) for w in rows)          # no NaN
+    assert all(w[4] == "numpy" and w[6] == "30" for w in rows)
+    assert all(float(w[5]) == float(w[5]) for w in rows)          # no NaN
     lbfgs_rows = [w for w in lines if w[:1] and w[0] in problems and w[1] == "numpy"]
     assert len(lbfgs_rows) == 3 and all("CONVERGENCE" in " ".join(w) for w in lbfgs_rows)
 
