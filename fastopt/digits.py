@@ -111,6 +111,7 @@ class Run:
     seconds_per_step: float
     seconds_per_epoch: float
     val_losses: list[float] = field(default_factory=list)
+    params: list[np.ndarray] = field(default_factory=list)     # the best epoch's
 
 
 def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: int = 60,
@@ -144,7 +145,7 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
     return Run(rule, label or rule, opt.backend, float(hyper["lr"]), epoch,
                stopper.best_epoch, loss(best, split.x_train, split.y_train),
                accuracy(best, split.x_test, split.y_test), in_step / steps, elapsed / epoch,
-               val_losses)
+               val_losses, best)
 
 
 def demo_runs(rules: list[str]) -> list[tuple[str, str, dict[str, Any]]]:

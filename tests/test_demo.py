@@ -50,6 +50,8 @@ def test_early_stopping_keeps_the_best_epoch(split):
     run = digits.train("Adam", dict(lr=0.05), split, BACKEND, epochs=60, patience=3)
     assert run.epochs == run.best_epoch + 3 < 60
     assert min(run.val_losses) == run.val_losses[run.best_epoch - 1]
+    # the params given back are the best epoch's, not the last one's
+    assert digits.loss(run.params, split.x_val, split.y_val) == min(run.val_losses)
 
 
 def test_main_command_prints_the_table_and_the_lbfgs_comparison(capsys, tmp_path):
