@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from typing import Any, Sequence
 
@@ -102,6 +103,7 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
 
     split = digits.load_split(seed)
     n_train, n_val, n_test = len(split.y_train), len(split.y_val), len(split.y_test)
+    batch_size = min(batch_size, n_train)
     print(f"fastopt {__version__}: an MLP 64-{digits.HIDDEN}-10 (tanh, softmax, "
           f"cross-entropy) on scikit-learn's 8x8 digits\n{n_train} train / {n_val} "
           f"validation / {n_test} test images; mini-batches of {batch_size}; up to {epochs} "
@@ -117,12 +119,14 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
     error = check_grad(lambda v: digits.loss(unflat(v), x, y),
                        lambda v: np.concatenate([g.ravel() for g in
                                                  digits.loss_and_grads(unflat(v), x, y)[1]]), flat)
+    norm = np.linalg.norm(np.concatenate([g.ravel() for g in
+                                          digits.loss_and_grads(params, x, y)[1]]))
+    verdict = "right" if error < 1e-4 * max(norm, 1.0) else "WRONG"
     print(f"backprop checked against finite differences (fastopt.check_grad, 50 images): "
-          f"|error| = {error:.1e} for a gradient of norm "
-          f"{np.linalg.norm(np.concatenate([g.ravel() for g in digits.loss_and_grads(params, x, y)[1]])):.2f}\n")
+          f"|error| = {error:.1e} for a gradient of norm {norm:.2f}: {verdict}\n")
     runs = [(r, label, hp, b) for r, label, hp in digits.demo_runs(list(rules)) for b in backends]
-    header = (f"{'rule':<14} {'backend':<8} {'lr':>7} {'epochs':>6} {'train loss':>10} "
-              f"{'test acc':>8} {'us/step':>8} {'ms/epoch':>9}")
+    header = (f"{'rule':<14} {'backend':<8} {'lr':>7} {'epochs':>6} {'best':>4} "
+              f"{'train loss':>10} {'test acc':>8} {'us/step':>8} {'ms/epoch':>9}")
     progress = _progress(len(runs))
     results = []
     for rule, label, hp, backend in runs:
@@ -131,12 +135,13 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
                                     label=label))
         progress.update()
     progress.close()
-    _table(header, (f"{r.label:<14} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} "
+    _table(header, (f"{r.label:<14} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} {r.best_epoch:>4} "
                     f"{r.train_loss:>10.4f} {r.test_accuracy:>8.2%} "
                     f"{r.seconds_per_step * 1e6:>8.1f} {r.seconds_per_epoch * 1e3:>9.1f}"
                     for r in results))
-    print("\nepochs: those run (early stopping keeps the best one's params); us/step: "
-          "opt.step alone (the kernels were compiled when each optimizer was built).")
+    print("\nepochs: those run; best: the epoch of the lowest validation loss, whose params "
+          "give the train loss and test accuracy;\nus/step: opt.step alone (the kernels were "
+          "compiled when each optimizer was built).")
     _lbfgs_beside_scipy(split, backends)
     if plot:
         _plot_curves(results, plot)
@@ -170,15 +175,17 @@ def _lbfgs_beside_scipy(split, backends: Sequence[str]) -> None:
             fun, w0, jac=True, method="L-BFGS-B")))
     except ImportError:
         pass
-    for b in backends:              # numba compiles the L-BFGS kernels here, not in a timing
-        if b != "cupy":
-            minimize(fun, w0, jac=True, backend=b, options=dict(maxiter=1))
-    for name, solve in solvers:
-        t0 = time.perf_counter()
+    for name, solve in solvers:     # each warmed up (numba compiles), then the best of 3
         r = solve()
-        ms = (time.perf_counter() - t0) * 1e3
+        ms = 1e3 * min(_seconds(solve) for _ in range(3))
         acc = digits.softmax_accuracy(r.x, split.x_test, split.y_test)
         print(f"{name:<24} {r.fun:>10.6f} {r.nit:>5} {r.nfev:>5} {acc:>8.2%} {ms:>8.1f}")
+
+
+def _seconds(fn: Any) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def _plot_curves(results: list, path: str) -> None:
@@ -188,13 +195,14 @@ def _plot_curves(results: list, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)       # one colour per rule, up to 20
-    seen = set()
+    seen: list = []
     for r in results:
         if r.label in seen:
             continue
-        seen.add(r.label)
-        ax.plot(range(1, len(r.val_losses) + 1), r.val_losses, label=f"{r.label} (lr {r.lr:g})")
+        seen.append(r.label)
+        k = len(seen) - 1                  # ten distinct colours, then dashed lines
+        ax.plot(range(1, len(r.val_losses) + 1), r.val_losses, color=plt.cm.tab10(k % 10),
+                ls="-" if k < 10 else "--", label=f"{r.label} (lr {r.lr:g})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss (cross-entropy, log scale)")
@@ -206,14 +214,31 @@ def _plot_curves(results: list, path: str) -> None:
     plt.close(fig)
 
 
-def _needs_matplotlib(parser: argparse.ArgumentParser, plot: str | None) -> None:
-    """--plot's dependency checked before any work starts."""
-    if plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install matplotlib "
-                         "(or the demo extra: pip install \"fastopt[demo]\")")
+def _checked_plot(parser: argparse.ArgumentParser, plot: str | None) -> str | None:
+    """--plot's file checked before any work starts: matplotlib installed, the folder
+    there, a format matplotlib writes (no extension: .png is added)."""
+    if not plot:
+        return plot
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        parser.error("--plot needs matplotlib: pip install matplotlib "
+                     "(or the demo extra: pip install \"fastopt[demo]\")")
+    import os
+
+    root, ext = os.path.splitext(plot)
+    if not ext:
+        plot += ".png"
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if ext and ext[1:].lower() not in formats:
+        parser.error(f"--plot {plot}: matplotlib writes {', '.join(sorted(formats))}, "
+                     f"not {ext[1:]!r}")
+    folder = os.path.dirname(os.path.abspath(plot))
+    if not os.path.isdir(folder):
+        parser.error(f"--plot {plot}: the folder {folder} does not exist")
+    return plot
 
 
 def _parse_size(text: str) -> int:
@@ -227,24 +252,27 @@ def _parse_size(text: str) -> int:
 
 
 def _progress(total: int):
-    """tqdm's bar where installed (the bench extra), else a plain counter on stderr."""
+    """tqdm's bar where installed (the demo and bench extras), else a plain counter; both
+    on stderr, and silent when stderr is not a terminal (a log stays readable)."""
+    import sys
+
     try:
         from tqdm import tqdm
-        return tqdm(total=total, unit="case", leave=False)
+        return tqdm(total=total, unit="case", leave=False, disable=None)
     except ImportError:
-        import sys
-
         class Counter:
             done = 0
 
             def set_description(self, text: str) -> None:
-                sys.stderr.write(f"\r[{self.done}/{total}] {text:<40}")
+                if sys.stderr.isatty():
+                    sys.stderr.write(f"\r[{self.done}/{total}] {text:<40}")
 
             def update(self, k: int = 1) -> None:
                 self.done += k
 
             def close(self) -> None:
-                sys.stderr.write("\r" + " " * 60 + "\r")
+                if sys.stderr.isatty():
+                    sys.stderr.write("\r" + " " * 60 + "\r")
         return Counter()
 
 
@@ -353,6 +381,16 @@ def info() -> None:
     print(f"backends available: {', '.join(available_backends())}")
 
 
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= n < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {text!r}")
+    return n
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -368,33 +406,47 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     d = sub.add_parser("demo", help="train an MLP on the digits with every rule (default)")
-    for p in (parser, d):
-        p.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES),
+    demo_defaults = dict(rules=list(RULE_NAMES), backends=None, epochs=60, batch_size=32,
+                         seed=0, plot=None)
+    for p, top in ((parser, True), (d, False)):
+        def default(name, top=top):      # the subcommand keeps what came before it
+            return demo_defaults[name] if top else argparse.SUPPRESS
+        p.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=default("rules"),
                        help="rules to run (default: all)")
-        p.add_argument("--backends", nargs="+", default=None,
-                       help="backends to run (default: every available one)")
-        p.add_argument("--epochs", type=_positive_int, default=60,
+        p.add_argument("--backends", nargs="+", default=default("backends"),
+                       help="host backends to run (default: every available one)")
+        p.add_argument("--epochs", type=_positive_int, default=default("epochs"),
                        help="most epochs per run (default 60; early stopping may end sooner)")
-        p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
-        p.add_argument("--seed", type=int, default=0, help="data split, init and batches")
-        p.add_argument("--plot", metavar="FILE.png",
+        p.add_argument("--batch-size", type=_positive_int, default=default("batch_size"),
+                       help="default 32")
+        p.add_argument("--seed", type=_seed, default=default("seed"),
+                       help="data split, init and batches (default 0)")
+        p.add_argument("--plot", metavar="FILE.png", default=default("plot"),
                        help="draw the validation loss per epoch of every rule (matplotlib)")
     c = sub.add_parser("classic", help="minimise classic test functions with every rule")
-    c.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
-    c.add_argument("--backends", nargs="+", default=None)
+    c.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=argparse.SUPPRESS)
+    c.add_argument("--backends", nargs="+", default=argparse.SUPPRESS)
     c.add_argument("--steps", type=_positive_int, default=None,
                    help="steps per run (default: each problem's own)")
     sub.add_parser("info", help="versions, threads and the GPU")
     b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, %% of copy bandwidth")
-    b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=list(RULE_NAMES))
-    b.add_argument("--backends", nargs="+", default=None,
+    b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=argparse.SUPPRESS)
+    b.add_argument("--backends", nargs="+", default=argparse.SUPPRESS,
                    help="default: every available backend")
     b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
                    help="elements per param (default: 1e3 1e5 1e7, and 1e8 with cupy)")
     b.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32"])
     b.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
     b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
+    given = sys.argv[1:] if argv is None else list(argv)
+    command_at = next((i for i, a in enumerate(given) if a in ("classic", "bench", "info")),
+                      None)
     args = parser.parse_args(argv)
+    if command_at is not None and args.command != "demo" and command_at > 0 and \
+            any(a.split("=")[0] in ("--epochs", "--batch-size", "--seed", "--plot")
+                for a in given[:command_at]):
+        parser.error(f"the options before '{args.command}' are the demo's; put "
+                     f"{args.command}'s own after it")
     if args.command == "info":
         info()
         return 0
@@ -404,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"backend(s) {', '.join(unknown)} not available here; available: "
                      f"{', '.join(available_backends())}")
     if args.command == "bench":
-        _needs_matplotlib(parser, args.plot)
+        args.plot = _checked_plot(parser, args.plot)
         sizes = args.sizes or [1_000, 100_000, 10_000_000] + (
             [100_000_000] if "cupy" in backends else [])
         bench(args.rules, backends, sizes, args.dtypes, args.min_time, args.plot)
@@ -412,7 +464,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "classic":
         classic(args.rules, backends, args.steps)
         return 0
-    _needs_matplotlib(parser, args.plot)
-    digits_demo(args.rules, [b for b in backends if b != "cupy"] or backends, args.epochs,
-                args.batch_size, args.seed, args.plot)
+    plot = _checked_plot(parser, args.plot)
+    if args.backends and "cupy" in args.backends:
+        parser.error("the demo's network computes on the host; the GPU backend is timed by "
+                     "'python -m fastopt bench --backends cupy'")
+    digits_demo(args.rules, [b for b in backends if b != "cupy"], args.epochs,
+                args.batch_size, args.seed, plot)
     return 0

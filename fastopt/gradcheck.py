@@ -22,7 +22,12 @@ def approx_fprime(xk: Any, f: Callable, epsilon: Any = EPSILON, *args: Any) -> n
     or the Jacobian (m, n) of a vector-valued one; ``epsilon``: one step or one per
     coordinate."""
     x = np.atleast_1d(np.asarray(xk, dtype=float))
+    if x.ndim > 1:
+        raise ValueError(f"approx_fprime: x0 must have at most 1 dimension, got shape {x.shape}")
     f0 = np.atleast_1d(np.asarray(f(x, *args), dtype=float))
+    if f0.ndim > 1:
+        raise ValueError(f"approx_fprime: f must return a scalar or a 1-d array, got shape "
+                         f"{f0.shape}")
     h = _numdiff.steps("2-point", x.ravel(), abs_step=np.broadcast_to(epsilon, x.shape).ravel())
     columns = []
     for i, xi in enumerate(_numdiff.forward_points(x.ravel(), h)):
@@ -33,11 +38,12 @@ def approx_fprime(xk: Any, f: Callable, epsilon: Any = EPSILON, *args: Any) -> n
 
 
 def check_grad(func: Callable, grad: Callable, x0: Any, *args: Any, epsilon: Any = EPSILON,
-               direction: str = "all", rng: Any = None) -> float:
+               direction: str = "all", rng: Any = None, seed: Any = None) -> float:
     """The 2-norm of ``grad(x0, *args)`` minus ``func``'s forward-difference gradient (0 for
     a right gradient, up to the differences' error, ~sqrt(eps) times the scale).
     ``direction="random"`` compares the two along one random direction instead (``rng``: a
-    seed or a numpy Generator), a single extra evaluation of func."""
+    seed or a numpy Generator; SciPy's legacy ``seed``: a seed or RandomState), a single
+    extra evaluation of func."""
     x0 = np.asarray(x0, dtype=float)
     if direction == "all":
         analytical, numerical = grad(x0, *args), approx_fprime(x0, func, epsilon, *args)
@@ -45,7 +51,12 @@ def check_grad(func: Callable, grad: Callable, x0: Any, *args: Any, epsilon: Any
         analytical = np.asarray(grad(x0, *args))
         if analytical.ndim > 1:
             raise ValueError("check_grad: direction='random' needs a scalar-valued func")
-        v = np.random.default_rng(rng).standard_normal(size=x0.shape)
+        if seed is not None and rng is None:       # SciPy's legacy keyword: RandomState
+            state = seed if isinstance(seed, np.random.RandomState) else \
+                np.random.RandomState(seed)
+            v = state.standard_normal(size=x0.shape)
+        else:
+            v = np.random.default_rng(rng).standard_normal(size=x0.shape)
         analytical = np.dot(analytical, v)
         numerical = approx_fprime(np.zeros(1), lambda w: func(x0 + w * v, *args), epsilon)
     else:

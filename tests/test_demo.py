@@ -93,3 +93,27 @@ def test_help_names_the_options(capsys):
     for option in ("--rules", "--backends", "--epochs", "--batch-size", "--seed", "--plot",
                    "classic", "bench", "info"):
         assert option in out
+
+
+def test_options_before_demo_are_kept_and_before_other_commands_refused(monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(cli, "digits_demo", lambda *a: seen.setdefault("args", a))
+    assert cli.main(["--seed", "3", "--epochs", "2", "demo", "--rules", "Adam"]) == 0
+    rules, _, epochs, _, seed, _ = seen["args"]
+    assert (rules, epochs, seed) == (["Adam"], 2, 3)
+    with pytest.raises(SystemExit):
+        cli.main(["--plot", "x.png", "classic"])
+    assert "options before 'classic' are the demo's" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--seed", "-1"], r"must be in \[0, 2\*\*32\)"),
+    (["--plot", "/nonexistent-folder/x.png"], "does not exist"),
+    (["--plot", "curves.foo"], "matplotlib writes"),
+])
+def test_bad_seeds_and_plot_files_fail_before_any_work(argv, match, monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setattr(cli, "digits_demo", lambda *a: pytest.fail("work started"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and __import__("re").search(match, capsys.readouterr().err)

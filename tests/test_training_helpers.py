@@ -96,3 +96,14 @@ def test_check_grad_is_scipys_and_tells_a_wrong_gradient(direction, rng):
 def test_check_grad_names_a_bad_direction():
     with pytest.raises(ValueError, match="direction must be 'all' or 'random'"):
         fastopt.check_grad(f, g, np.ones(2), direction="some")
+
+
+def test_check_grad_takes_scipys_legacy_seed_and_approx_fprime_refuses_2d():
+    so = pytest.importorskip("scipy.optimize")
+    x = np.array([0.3, -1.2, 2.0])
+    assert fastopt.check_grad(f, g, x, direction="random", seed=0) == \
+        so.check_grad(f, g, x, direction="random", seed=0)
+    with pytest.raises(ValueError, match="at most 1 dimension"):
+        fastopt.approx_fprime(np.ones((2, 2)), lambda v: float(v.sum()))
+    with pytest.raises(ValueError, match="scalar or a 1-d array"):
+        fastopt.approx_fprime(np.ones(2), lambda v: np.ones((2, 2)))
