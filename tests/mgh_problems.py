@@ -152,7 +152,31 @@ def watson(n):
     return MGH(f"watson n={n}", res, np.zeros(n), f_min, 1e-8 if n == 6 else 1e-9)
 
 
+def freudenstein_roth():
+    def res(x):
+        x1, x2 = x
+        r = np.array([-13 + x1 + ((5 - x2) * x2 - 2) * x2, -29 + x1 + ((x2 + 1) * x2 - 14) * x2])
+        J = np.array([[1, 10 * x2 - 3 * x2 ** 2 - 2], [1, 3 * x2 ** 2 + 2 * x2 - 14]])
+        return r, J
+    # the global minimum is 0 at (5, 4); from x0 every gradient method finds the local
+    # minimum 48.9842 at (11.41, -0.8968), as the paper notes
+    return MGH("freudenstein roth", res, np.array([0.5, -2.0]), 48.98425367924, 1e-8)
+
+
+def box_3d(m=10):
+    t = 0.1 * np.arange(1, m + 1)
+
+    def res(x):
+        x1, x2, x3 = x
+        e1, e2 = np.exp(-t * x1), np.exp(-t * x2)
+        c = np.exp(-t) - np.exp(-10 * t)
+        r = e1 - e2 - x3 * c
+        J = np.stack([-t * e1, t * e2, -c], axis=1)
+        return r, J
+    return MGH("box 3-d", res, np.array([0.0, 10.0, 20.0]), 0.0, 1e-10)
+
+
 def problems():
     return [rosenbrock(10), powell_singular(8), wood(), beale(), helical_valley(),
             brown_badly_scaled(), trigonometric(10), penalty_one(4), penalty_one(10),
-            variably_dimensioned(10), watson(6), watson(9)]
+            variably_dimensioned(10), watson(6), watson(9), freudenstein_roth(), box_3d()]
