@@ -70,7 +70,7 @@ def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) ->
                 print(f"{problem.name:<11} {optimum:>9.4g} {rule:<9} "
                       f"{problem.lr[rule]:>8.3g} {backend:<8} {f:>12.4g} {n:>6} "
                       f"{sec * 1e6:>9.1f}", flush=True)
-    print(f"\nL-BFGS (fastopt.minimize) on the same problems\n")
+    print("\nL-BFGS (fastopt.minimize) on the same problems\n")
     header = f"{'problem':<11} {'backend':<8} {'final loss':>12} {'nit':>5} {'nfev':>5} {'ms':>8}  message"
     print(header)
     print("-" * len(header))

@@ -335,7 +335,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         """The fastopt state_dict of a cohort from torch's per-param state."""
         core = cohort.core
         sd = core.state_dict()
-        sd.update({"step": t, f"groups.0.step": t})
+        sd.update({"step": t, "groups.0.step": t})
         params = self.param_groups[cohort.group]["params"]
         names = {v: k for k, v in self.rule.torch_state.items()}
         first = loaded.get(params[cohort.members[0]], {})
