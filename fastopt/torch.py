@@ -110,13 +110,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         group = self.param_groups[j]
         _refuse_torch_options(f"{type(self).__name__}: param_groups[{j}]",
                               {k: group.get(k) for k in ("differentiable", "capturable")})
-        try:
+        with self._named(j):                    # named as the torch user sees the group
             core = core_class([{"params": self._views(j, members), **self._core_values(j)}],
                               backend=self._backend_name)
-        except (TypeError, ValueError) as exc:   # named as the torch user sees the group
-            message = str(exc).replace(f"{core_class.__name__}: param_groups[0]",
-                                       f"{type(self).__name__}: param_groups[{j}]")
-            raise type(exc)(message) from None
         params = [group["params"][i] for i in members]
         self._version += 1
         return Cohort(j, members, core, params, addresses=[p.data_ptr() for p in params])
