@@ -18,6 +18,7 @@ layout. A param whose grad is None is skipped and its state not advanced, as in 
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -177,8 +178,6 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _named(self, j: int) -> Any:
         """A context re-raising the core's errors under the torch group's name."""
-        import contextlib
-
         owner, name = CLASSES[self.rule.class_name].__name__, type(self).__name__
 
         @contextlib.contextmanager
