@@ -374,8 +374,6 @@ def _to_numpy(t: Any) -> np.ndarray:
 def _torch_stream(device: torch.device) -> Any:
     """A context running CuPy's work on torch's current stream of ``device``: the step
     is ordered after the backward pass that made the grads, without a host wait."""
-    import contextlib
-
     import cupy
 
     stack = contextlib.ExitStack()
