@@ -409,8 +409,8 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     except FunStopped as exc:
         raise exc.stop from None
     result = OptimizeResult(
-        x=problem.x.reshape(shape), fun=np.float64(problem.f), jac=problem.g.reshape(shape), nit=nit,
-        nfev=evaluations.nfev, njev=evaluations.njev, status=STATUS[reason],
+        x=problem.x.reshape(shape), fun=np.float64(problem.f), jac=problem.g.reshape(shape),
+        nit=nit, nfev=evaluations.nfev, njev=evaluations.njev, status=STATUS[reason],
         success=STATUS[reason] == 0, message=MESSAGES[reason],
         hess_inv=inverse_hessian(history.S, history.Y, history.order),
         backend=backend_name)

@@ -43,7 +43,7 @@ def steps(method: str, x: np.ndarray, abs_step: Any = None, rel_step: Any = None
     return np.where((x + h) - x == 0, default, h)
 
 
-def forward_points(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
+def _forward(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
     for i in range(x.size):
         xi = x.copy()
         xi[i] = x[i] + h[i]
@@ -68,7 +68,8 @@ def _complex(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
 def gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, f0: float, method: str,
              h: np.ndarray, workers: Callable[[Callable, Iterable], Iterable] = map
              ) -> tuple[np.ndarray, int]:
-    """(g, evaluations): the finite-difference gradient of f at the flat vector x."""
+    """(g, evaluations): the finite-difference gradient of f at the flat vector x; for a
+    vector-valued f (forward differences only), the (n, m) transposed Jacobian."""
     n = x.size
     if method == "cs":
         values = [complex(v).imag for v in workers(f, _complex(x, h))]
@@ -77,5 +78,6 @@ def gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, f0: float, method: s
         values = np.asarray([float(v) for v in workers(f, _central(x, h))]).reshape(n, 2)
         dx = (x + h) - (x - h)
         return (values[:, 1] - values[:, 0]) / dx, 2 * n
-    values = np.asarray([float(v) for v in workers(f, forward_points(x, h))])
-    return (values - f0) / ((x + h) - x), n
+    values = np.asarray([np.asarray(v, dtype=float) for v in workers(f, _forward(x, h))])
+    dx = (x + h) - x
+    return (values - f0) / dx.reshape(-1, *[1] * (values.ndim - 1)), n

@@ -38,25 +38,22 @@ def _type_name(x: Any) -> str:
 
 
 def is_device_array(x: Any) -> bool:
-    tensor = torch_tensor(x)
-    if tensor is not None:
-        return tensor.device.type == "cuda"
+    if is_torch_tensor(x):
+        return x.device.type == "cuda"
     return hasattr(x, "__cuda_array_interface__")
 
 
-def torch_tensor(x: Any) -> Any:
-    """``x`` detached if it is a torch tensor (torch already imported), else None."""
+def is_torch_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (asked only where torch is already imported)."""
     torch = sys.modules.get("torch")
-    if torch is None or not isinstance(x, torch.Tensor):
-        return None
-    return x.detach()
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def torch_view(x: Any, what: str) -> Any:
     """A view of a torch tensor's memory without a copy: a NumPy array for a CPU tensor,
     a CuPy array for a CUDA one; a clear error naming ``what`` for anything fastopt cannot
     update in place (sparse, complex, half precision, other devices)."""
-    t = torch_tensor(x)
+    t = x.detach()
     if t.layout != sys.modules["torch"].strided:
         raise TypeError(f"{what} is a sparse tensor ({t.layout}); fastopt updates dense "
                         f"tensors only")
@@ -84,7 +81,7 @@ class HostBackend:
     def check_array(self, x: Any, what: str) -> np.ndarray:
         """``x`` as a NumPy array this backend can update (a torch CPU tensor is viewed as
         one), or a TypeError naming ``what``."""
-        if torch_tensor(x) is not None and x.device.type == "cpu":
+        if is_torch_tensor(x) and x.device.type == "cpu":
             return torch_view(x, what)
         if not isinstance(x, np.ndarray):
             where = " (a device array)" if is_device_array(x) else ""
@@ -349,7 +346,7 @@ class CupyBackend(HostBackend):
     def check_array(self, x: Any, what: str) -> Any:
         if isinstance(x, self.cp.ndarray):
             return x
-        if torch_tensor(x) is not None and x.device.type == "cuda":
+        if is_torch_tensor(x) and x.device.type == "cuda":
             return torch_view(x, what)
         if is_device_array(x) and not isinstance(x, np.ndarray):
             return self.cp.asarray(x)           # zero copy: shares the device memory

@@ -18,6 +18,7 @@ import numpy as np
 from . import __version__, optimizers
 from .backends import available_backends
 from ._minimize import minimize
+from ._result import host_array
 from .problems import Problem, classic_problems
 
 RULE_NAMES = tuple(optimizers.__all__)
@@ -38,18 +39,14 @@ def _run(problem: Problem, rule: str, backend: str, steps: int) -> tuple[float, 
     in_step = 0.0
     with np.errstate(all="ignore"):
         for _ in range(steps):
-            _, g = problem.loss_and_grad(_host(x))
+            _, g = problem.loss_and_grad(host_array(x))
             g = xp.asarray(g)
             t0 = time.perf_counter()
             opt.step(g)
             sync()
             in_step += time.perf_counter() - t0
-        f, _ = problem.loss_and_grad(_host(x))
+        f, _ = problem.loss_and_grad(host_array(x))
     return f, in_step / steps
-
-
-def _host(x) -> np.ndarray:
-    return x if isinstance(x, np.ndarray) else x.get()
 
 
 def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> None:
@@ -81,7 +78,7 @@ def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) ->
                 import cupy as xp
 
             def fun(x, problem=problem, xp=xp):
-                f, g = problem.loss_and_grad(_host(x))
+                f, g = problem.loss_and_grad(host_array(x))
                 return f, xp.asarray(g)
             t0 = time.perf_counter()
             r = minimize(fun, xp.asarray(problem.x0), jac=True, backend=backend)

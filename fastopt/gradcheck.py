@@ -28,12 +28,10 @@ def approx_fprime(xk: Any, f: Callable, epsilon: Any = EPSILON, *args: Any) -> n
     if f0.ndim > 1:
         raise ValueError(f"approx_fprime: f must return a scalar or a 1-d array, got shape "
                          f"{f0.shape}")
-    h = _numdiff.steps("2-point", x.ravel(), abs_step=np.broadcast_to(epsilon, x.shape).ravel())
-    columns = []
-    for i, xi in enumerate(_numdiff.forward_points(x.ravel(), h)):
-        fi = np.atleast_1d(np.asarray(f(xi.reshape(x.shape), *args), dtype=float))
-        columns.append((fi - f0) / ((x.ravel()[i] + h[i]) - x.ravel()[i]))
-    jac = np.stack(columns, axis=-1) if columns else np.zeros((f0.size, 0))
+    h = _numdiff.steps("2-point", x, abs_step=np.broadcast_to(epsilon, x.shape))
+    rows, _ = _numdiff.gradient(lambda v: np.atleast_1d(np.asarray(f(v, *args), dtype=float)),
+                                x, f0, "2-point", h)
+    jac = rows.reshape(x.size, f0.size).T
     return jac[0] if f0.size == 1 else jac
 
 

@@ -82,8 +82,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self.__dict__.pop("state", None)
         self._version, self._state_cache = 0, (-1, None)
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
-        self._cohorts = [c for j in range(len(self.param_groups))
-                         for c in self._loaded_cohorts(j, loaded)]
+        self._cohorts = self._cohorts_of(loaded)
 
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
@@ -293,13 +292,16 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _after_load(self: TorchOptimizer) -> None:
         loaded = self.__dict__.pop("state", {})
         try:
-            cohorts = [c for j in range(len(self.param_groups))
-                       for c in self._loaded_cohorts(j, loaded)]
+            cohorts = self._cohorts_of(loaded)
         except BaseException:
             self.param_groups[:] = self._groups_before_load
             raise
         self._cohorts = cohorts
         self._version += 1
+
+    def _cohorts_of(self, loaded: Any) -> list[Cohort]:
+        """Every group's cohorts from a loaded per-param state."""
+        return [c for j in range(len(self.param_groups)) for c in self._loaded_cohorts(j, loaded)]
 
     def _loaded_cohorts(self, j: int, loaded: Any) -> list[Cohort]:
         """Group j's params from a loaded state, one cohort per step count."""
@@ -529,7 +531,8 @@ class LBFGS(torch.optim.LBFGS):
         m = min(max(pairs, 2 * have), max(self.param_groups[0]["history_size"], pairs))
         S, Y = self._S.new_zeros((m, self._numel())), self._Y.new_zeros((m, self._numel()))
         S[:self._S.shape[0]], Y[:self._Y.shape[0]] = self._S, self._Y
-        self._S, self._Y, self._rho = S, Y, np.concatenate([self._rho, np.zeros(m - len(self._rho))])
+        self._S, self._Y = S, Y
+        self._rho = np.concatenate([self._rho, np.zeros(m - len(self._rho))])
         state["old_dirs"] = [self._Y[r] for r in self._rows]
         state["old_stps"] = [self._S[r] for r in self._rows]
 
