@@ -221,8 +221,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             part.core.load_state_dict(_subset(sd, ks))
             parts.append(part)
         at = self._cohorts.index(cohort)
-        self._cohorts[at:at + 1] = parts
-        self._version += 1
+        self._cohorts[at:at + 1] = parts       # (new cohorts renew the state's version)
         return parts[0], [grads[k] for k in have]
 
     def _sync(self, cohort: Cohort) -> None:
@@ -297,7 +296,6 @@ class TorchOptimizer(torch.optim.Optimizer):
             self.param_groups[:] = self._groups_before_load
             raise
         self._cohorts = cohorts
-        self._version += 1
 
     def _cohorts_of(self, loaded: Any) -> list[Cohort]:
         """Every group's cohorts from a loaded per-param state."""
