@@ -21,13 +21,32 @@ from . import _numdiff
 from ._result import OptimizeResult, host_array, inverse_hessian
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import _checks
+from . import _descent
+from ._bfgs import BFGS, checked_hess_inv0
+from ._cg import CG, VARIANTS
+from ._newton import MESSAGES as NEWTON_MESSAGES
+from ._newton import NEWTON_CG_STATUS, HessianProducts, Newton, run_newton_cg
 from .lbfgs import (LINE_SEARCHES, FunStopped, History, _iterations, _ops_for, _Problem,
                     checked_loss, pair)
 
-METHODS = ("L-BFGS-B", "L-BFGS")
+EPSILON = math.sqrt(np.finfo(float).eps)     # SciPy's finite-difference step for CG, BFGS, ...
 OPTIONS = dict(maxiter=15000, maxfun=15000, history_size=10, gtol=1e-5,
                ftol=2.220446049250313e-09, maxls=20, line_search="strong_wolfe", disp=False,
                eps=1e-8, finite_diff_rel_step=None, workers=None)
+_GRADIENT = dict(maxiter=None, disp=False, return_all=False, gtol=1e-5, norm=math.inf,
+                 eps=EPSILON, finite_diff_rel_step=None, workers=None, c1=1e-4, maxls=20)
+METHOD_OPTIONS = {        # SciPy's options for each method (maxiter None: 200 n), fastopt's too
+    "l-bfgs-b": OPTIONS,
+    "cg": dict(_GRADIENT, c2=0.1, variant="PR+"),      # SciPy: c2=0.4
+    "bfgs": dict(_GRADIENT, c2=0.9, xrtol=0.0, hess_inv0=None),
+    "newton-cg": dict(maxiter=None, disp=False, return_all=False, xtol=1e-5, eps=EPSILON,
+                      c1=1e-4, c2=0.9, maxls=20, workers=None),
+    "newton": dict(_GRADIENT, c2=0.9, damping=1e-3),
+}
+METHOD_NAMES = {"l-bfgs-b": "L-BFGS-B", "l-bfgs": "L-BFGS-B", "cg": "CG", "bfgs": "BFGS",
+                "newton-cg": "Newton-CG", "newton": "Newton"}
+TOL_SETS = {"l-bfgs-b": ("ftol", "gtol"), "cg": ("gtol",), "bfgs": ("gtol",),
+            "newton-cg": ("xtol",), "newton": ("gtol",)}
 MESSAGES = {       # SciPy 1.17's texts for L-BFGS-B
     "gtol": "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
     "ftol": "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH",
@@ -42,66 +61,113 @@ STATUS = {"gtol": 0, "ftol": 0, "maxiter": 1, "maxfun": 1, "linesearch": 2, "non
 
 
 # -- arguments --------------------------------------------------------------------------
-def _method_name(method: Any) -> str:
-    """The method as SciPy's warnings name it; None is L-BFGS-B, fastopt's only method."""
+def _method_key(method: Any) -> str:
+    """The method's key in METHOD_OPTIONS (any case; None is L-BFGS-B)."""
     if method is None:
-        return "L-BFGS-B"
-    if isinstance(method, str) and method.upper() in METHODS:
-        return method
-    raise ValueError(f"minimize: method must be one of {list(METHODS)} (or None), got "
-                     f"{method!r}; fastopt has L-BFGS only")
+        return "l-bfgs-b"
+    key = method.lower() if isinstance(method, str) else None
+    if key not in METHOD_NAMES:
+        raise ValueError(f"minimize: method must be one of {sorted(set(METHOD_NAMES.values()))} "
+                         f"(any case) or None (L-BFGS-B), got {method!r}")
+    return "l-bfgs-b" if key == "l-bfgs" else key
 
 
 def _limit(name: str, value: Any) -> float:
     """maxiter and maxfun: any number >= 0, as SciPy takes (100.1 and inf included)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
             or not value >= 0:
-        raise ValueError(f"minimize: option {name} must be a number >= 0, got {value!r}")
+        raise ValueError(f"minimize: {name} must be a number >= 0, got {value!r}")
     return float(value)
 
 
-def _options(options: Mapping[str, Any] | None, tol: float | None) -> dict:
-    """SciPy's L-BFGS-B options (maxcor is history_size; iprint is accepted and unused, as
-    in SciPy 1.15+) and fastopt's line_search; ``tol`` sets ftol and gtol unless given."""
+def _options(key: str, options: Mapping[str, Any] | None, tol: float | None) -> dict:
+    """The method's options: SciPy's (for L-BFGS-B maxcor is history_size, and iprint is
+    accepted and unused, as in SciPy 1.15+) and fastopt's (line_search, maxls, variant,
+    damping); ``tol`` sets the tolerances SciPy's tol sets unless given. Unknown options
+    are errors."""
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"minimize: options must be a dict of option names and values, got "
                         f"{type(options).__name__}")
     given = dict(options or {})
     history_name = "maxcor" if "maxcor" in given else "history_size"
-    if "maxcor" in given:
-        if "history_size" in given:
-            raise ValueError("minimize: options maxcor and history_size name the same "
-                             "setting; give one of them")
-        given["history_size"] = given.pop("maxcor")
-    if given.pop("iprint", None) is not None:
-        warnings.warn("minimize: option iprint has no effect (SciPy 1.15 deprecated it and "
-                      "prints nothing either)", DeprecationWarning, stacklevel=3)
-    unknown = set(given) - set(OPTIONS)
+    aliases = []
+    if key == "l-bfgs-b":
+        aliases = ["maxcor", "iprint"]
+        if "maxcor" in given:
+            if "history_size" in given:
+                raise ValueError("minimize: options maxcor and history_size name the same "
+                                 "setting; give one of them")
+            given["history_size"] = given.pop("maxcor")
+        if given.pop("iprint", None) is not None:
+            warnings.warn("minimize: option iprint has no effect (SciPy 1.15 deprecated it "
+                          "and prints nothing either)", DeprecationWarning, stacklevel=3)
+    defaults = METHOD_OPTIONS[key]
+    unknown = set(given) - set(defaults)
     if unknown:
-        raise ValueError(f"minimize: unknown option(s) {sorted(unknown)}; known: "
-                         f"{sorted([*OPTIONS, 'maxcor', 'iprint'])}")
-    opts = dict(OPTIONS)
+        raise ValueError(f"minimize: unknown option(s) {sorted(unknown)} for method "
+                         f"{METHOD_NAMES[key]}; known: {sorted([*defaults, *aliases])}")
+    opts = dict(defaults)
     if tol is not None:
-        opts.update(ftol=tol, gtol=tol)
+        opts.update(dict.fromkeys(TOL_SETS[key], tol))
     opts.update(given)
-    for k in ("maxiter", "maxfun"):
-        opts[k] = _limit(k, opts[k])
-    _checks.count("minimize", f"option {history_name}", opts["history_size"])
-    _checks.count("minimize", "option maxls", opts["maxls"])
-    for k in ("gtol", "ftol"):
-        _checks.nonnegative("minimize", f"option {k}", opts[k])
+    for k, check in OPTION_CHECKS.items():
+        if k in opts and not (k == "maxiter" and opts[k] is None):
+            opts[k] = check(f"option {history_name if k == 'history_size' else k}", opts[k])
+    if "c2" in opts and not opts["c1"] < opts["c2"]:
+        raise ValueError(f"minimize: options c1 and c2 must satisfy 0 < c1 < c2 < 1, got "
+                         f"c1={opts['c1']}, c2={opts['c2']}")
     disp = opts["disp"]          # SciPy takes None or verbosity levels: any integer
     opts["disp"] = bool(disp) if disp is None or isinstance(disp, (int, np.integer)) else \
         _checks.boolean("minimize", "option disp", disp)
-    if opts["line_search"] not in LINE_SEARCHES:
-        raise ValueError(f"minimize: option line_search must be one of {sorted(LINE_SEARCHES)}, "
-                         f"got {opts['line_search']!r}")
     workers = opts["workers"]
     if not (workers is None or callable(workers) or isinstance(workers, (int, np.integer))
             and not isinstance(workers, bool) and (workers >= 1 or workers == -1)):
         raise ValueError(f"minimize: option workers must be a map-like callable, a number of "
                          f"processes >= 1, or -1 (all cores); got {workers!r}")
     return opts
+
+
+def _fraction(name: str, value: Any) -> float:
+    """c1, c2: a number strictly between 0 and 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or not 0 < value < 1:
+        raise ValueError(f"minimize: {name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def _norm_order(name: str, value: Any) -> float:
+    """norm: the order of SciPy's vecnorm, a number other than 0 (inf: max|g|)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or math.isnan(value) or value == 0:
+        raise ValueError(f"minimize: {name} must be a nonzero number (inf: max|g|), got "
+                         f"{value!r}")
+    return float(value)
+
+
+def _one_of(choices: tuple) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"minimize: {name} must be one of {list(choices)}, got {value!r}")
+        return value
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    return _checks.boolean("minimize", name, value)
+
+
+def _on_minimize(check: Callable) -> Callable[[str, Any], Any]:
+    return lambda name, value: check("minimize", name, value)
+
+
+OPTION_CHECKS = {
+    "maxiter": _limit, "maxfun": _limit, "history_size": _on_minimize(_checks.count),
+    "maxls": _on_minimize(_checks.count), "gtol": _on_minimize(_checks.nonnegative),
+    "ftol": _on_minimize(_checks.nonnegative), "xtol": _on_minimize(_checks.nonnegative),
+    "xrtol": _on_minimize(_checks.nonnegative), "damping": _on_minimize(_checks.positive),
+    "c1": _fraction, "c2": _fraction, "norm": _norm_order, "return_all": _flag,
+    "line_search": _one_of(tuple(LINE_SEARCHES)), "variant": _one_of(VARIANTS),
+}
 
 
 def _steps(name: str, value: Any, shape: tuple) -> np.ndarray | None:
@@ -191,11 +257,11 @@ def _refuse_constraints(constraints: Any) -> None:
 
 
 def _warn_unused(method: str, hess: Any, hessp: Any) -> None:
-    """SciPy's warnings for Hessian information L-BFGS does not use."""
-    if hess is not None:
+    """SciPy's warnings for Hessian information the method does not use."""
+    if hess is not None and method not in ("Newton-CG", "Newton"):
         warnings.warn(f"Method {method} does not use Hessian information (hess).",
                       RuntimeWarning, stacklevel=3)
-    if hessp is not None:
+    if hessp is not None and method != "Newton-CG":
         warnings.warn(f"Method {method} does not use Hessian-vector product information "
                       f"(hessp).", RuntimeWarning, stacklevel=3)
 
@@ -230,11 +296,11 @@ def _workers(workers: Any) -> Iterator[Callable]:
 
 
 # -- evaluating f and g -----------------------------------------------------------------
-def checked_grad(g: Any, shape: tuple, size: int) -> Any:
+def checked_grad(g: Any, shape: tuple, size: int, name: str = "the gradient") -> Any:
     """``g`` as an array (a list or a number becomes one) if it holds real numbers, one per
     coordinate: x's shape, or any shape of x's size when x is 1-d (SciPy takes a column
     (n, 1) too); else an error naming it (no broadcasting)."""
-    what = "minimize: the gradient"
+    what = f"minimize: {name}"
     if not hasattr(g, "dtype") or not hasattr(g, "shape"):
         try:
             g = np.asarray(g)
@@ -321,6 +387,17 @@ class Evaluations:
         g_out[...] = g.reshape(-1)
         return f
 
+    def gradient(self, v: Any, g_out: Any) -> None:
+        """g(v) alone into g_out: jac(v), or fun's pair with jac=True (Newton-CG's
+        finite-difference Hessian products); counts in njev only, as SciPy counts it."""
+        x = v.reshape(self.shape)
+        if self.mode == "pair":
+            _, g = pair("minimize", "fun (with jac=True)", self.fun(x.copy(), *self.args))
+        else:
+            g = self.jac(x.copy(), *self.args)
+        self.njev += 1
+        g_out[...] = checked_grad(g, self.shape, v.size).reshape(-1)
+
     def _finite_differences(self, v: Any, f: float) -> Any:
         x = host_array(v)
         h = _numdiff.steps(self.mode, x, self.abs_step, self.rel_step)
@@ -368,53 +445,140 @@ def _run(problem: _Problem, history: History, opts: dict, report: Callable | Non
             return nit, "ftol"
 
 
+def _run_lbfgs(problem: _Problem, run: dict) -> tuple[int, str, dict]:
+    history = History(problem.ops, problem.x.size, run["opts"]["history_size"])
+    nit, reason = _run(problem, history, run["opts"], run["report"], run["evaluations"],
+                       run["shape"])
+    return nit, reason, dict(hess_inv=inverse_hessian(history.S, history.Y, history.order))
+
+
+def _run_cg(problem: _Problem, run: dict) -> tuple[int, str, dict]:
+    method = CG(problem, run["opts"]["variant"])
+    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
+    return nit, reason, {}
+
+
+def _run_bfgs(problem: _Problem, run: dict) -> tuple[int, str, dict]:
+    method = BFGS(problem, checked_hess_inv0(run["opts"]["hess_inv0"], problem.x.size,
+                                             problem.ops.xp))
+    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
+    return nit, reason, dict(hess_inv=method.H)
+
+
+def _products(problem: _Problem, run: dict) -> HessianProducts:
+    shape = run["shape"]
+    return HessianProducts(problem.ops, shape, run["args"], run["hess"], run["hessp"],
+                           run["evaluations"].gradient, run["opts"]["eps"],
+                           lambda out, what: checked_grad(out, shape, problem.x.size, what))
+
+
+def _run_newton_cg(problem: _Problem, run: dict) -> tuple[int, str, dict]:
+    products = _products(problem, run)
+    nit, reason = run_newton_cg(problem, products, run["opts"], run["report"], run["shape"])
+    return nit, reason, dict(nhev=products.nhev)
+
+
+def _run_newton(problem: _Problem, run: dict) -> tuple[int, str, dict]:
+    products = _products(problem, run)
+    method = Newton(problem, products, run["opts"]["damping"])
+    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
+    return nit, reason, dict(nhev=products.nhev)
+
+
+RUNNERS = {"l-bfgs-b": (_run_lbfgs, MESSAGES, STATUS),
+           "cg": (_run_cg, _descent.MESSAGES, _descent.STATUS),
+           "bfgs": (_run_bfgs, _descent.MESSAGES, _descent.STATUS),
+           "newton-cg": (_run_newton_cg, NEWTON_MESSAGES, NEWTON_CG_STATUS),
+           "newton": (_run_newton, _descent.MESSAGES, _descent.STATUS)}
+
+
+def _check_derivatives(key: str, evaluations: Evaluations, hess: Any, hessp: Any) -> None:
+    """What Newton-CG and Newton need: a gradient (Newton-CG: SciPy's error) and, for
+    Newton, ``hess``; callables where given."""
+    if key == "newton-cg" and evaluations.mode not in ("pair", "jac"):
+        raise ValueError("minimize: Jacobian is required for Newton-CG method: pass jac=True "
+                         "(fun returns (f, g)) or a function jac(x)")
+    if key == "newton" and hess is None:
+        raise ValueError("minimize: method Newton needs hess, a function hess(x) returning the "
+                         "(n, n) Hessian; Newton-CG takes hessp or none")
+    for name, value in (("hess", hess), ("hessp", hessp)):
+        if key in ("newton-cg", "newton") and value is not None and not callable(value):
+            raise TypeError(f"minimize: {name} must be a function of x, got "
+                            f"{type(value).__name__}")
+
+
+def _recorder(report: Callable | None, allvecs: list | None) -> Callable | None:
+    """The callback, with the iterates kept for return_all."""
+    if allvecs is None:
+        return report
+
+    def record(x: Any, f: float) -> Any:
+        allvecs.append(x.copy())
+        return report(x, f) if report is not None else None
+    return record
+
+
 def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
              jac: Any = None, hess: Any = None, hessp: Any = None, bounds: Any = None,
              constraints: Any = (), tol: float | None = None,
              callback: Callable | None = None, options: Mapping[str, Any] | None = None,
              *, backend: str = "auto") -> OptimizeResult:
-    """Minimise ``fun`` by L-BFGS: ``scipy.optimize.minimize(..., method="L-BFGS-B")``
-    for unconstrained problems, with the same signature, results and messages.
+    """Minimise ``fun``: ``scipy.optimize.minimize`` for unconstrained problems, with
+    the same signature, results and messages, on fastopt's kernels.
 
+    ``method``: "L-BFGS-B" (None: fastopt's default, where SciPy's is BFGS), "CG", "BFGS",
+    "Newton-CG", or "Newton" (dense ``hess`` with Levenberg damping; not SciPy's).
     ``fun(x, *args)`` returns f, or (f, g) with ``jac=True``; ``jac`` may also be
     ``jac(x, *args)``, or None/False (forward differences, absolute step ``eps``) or
     '2-point', '3-point', 'cs' (SciPy's relative steps, ``finite_diff_rel_step``); their
-    calls count in nfev. x lives on the backend (NumPy arrays for numpy/numba, CuPy arrays
-    for cupy; backend="auto" follows x0) in x0's shape; fun, jac and callback get copies.
-    Options: maxiter, maxfun, maxcor (= history_size, 10), gtol (max|g|, 1e-5), ftol
-    (relative reduction of f, 2.2e-9), maxls (20), eps, finite_diff_rel_step, workers,
-    line_search ("strong_wolfe" or "armijo"), disp; ``tol`` sets gtol and ftol.
-    ``callback(xk)`` or ``callback(intermediate_result)`` runs after each iteration and
-    may raise StopIteration. ``hess``/``hessp`` are ignored with SciPy's warning; bounds
-    that bound something and constraints are refused.
+    calls count in nfev. Newton-CG takes ``hessp(x, p, *args)`` or ``hess(x, *args)``
+    (else finite differences of the gradient), Newton ``hess``. x lives on the backend
+    (NumPy arrays for numpy/numba, CuPy arrays for cupy; backend="auto" follows x0) in
+    x0's shape; fun, jac, hess and callback get copies.
+    Options are SciPy's for each method (maxiter, gtol, norm, eps, c1, c2, xtol, xrtol,
+    hess_inv0, return_all, disp, workers, finite_diff_rel_step; for L-BFGS-B maxfun,
+    maxcor, ftol, maxls) and fastopt's: maxls, line_search (L-BFGS-B: "strong_wolfe" or
+    "armijo"), variant (CG: "PR+", "FR", "HS"), damping (Newton); unknown options are
+    errors. ``tol`` sets the tolerances SciPy's tol sets. ``callback(xk)`` or
+    ``callback(intermediate_result)`` runs after each iteration and may raise
+    StopIteration. ``hess``/``hessp`` given to a method that does not use them are ignored
+    with SciPy's warning; bounds that bound something and constraints are refused.
     """
-    name = _method_name(method)
+    key = _method_key(method)
+    name = METHOD_NAMES[key]
     if not callable(fun):
         raise TypeError(f"minimize: fun must be callable, got {type(fun).__name__}")
     args = args if isinstance(args, tuple) else (args,)
     report = _callback(callback)
-    opts = _options(options, tol)
+    opts = _options(key, options, tol)
     backend_name, ops, x, shape = _make_ops(backend, x0)
+    if opts["maxiter"] is None:
+        opts["maxiter"] = 200.0 * x.size
     _refuse_bounds(bounds, x.size)
     _refuse_constraints(constraints)
     evaluations = Evaluations(fun, jac, args, shape, _steps("eps", opts["eps"], shape),
-                              _steps("finite_diff_rel_step", opts["finite_diff_rel_step"],
+                              _steps("finite_diff_rel_step", opts.get("finite_diff_rel_step"),
                                      shape), gpu=backend_name == "cupy")
+    _check_derivatives(key, evaluations, hess, hessp)
     _warn_unused(name, hess, hessp)
-    history = History(ops, x.size, opts["history_size"])
+    allvecs = [x.reshape(shape).copy()] if opts.get("return_all") else None
+    run = dict(opts=opts, report=_recorder(report, allvecs), evaluations=evaluations,
+               shape=shape, args=args, hess=hess, hessp=hessp)
+    runner, messages, statuses = RUNNERS[key]
     try:
         with _workers(opts["workers"]) as evaluations.workers:
             problem = _Problem(evaluations, x, ops)
-            nit, reason = _run(problem, history, opts, report, evaluations, shape)
+            nit, reason, extra = runner(problem, run)
     except FunStopped as exc:
         raise exc.stop from None
     result = OptimizeResult(
         x=problem.x.reshape(shape), fun=np.float64(problem.f), jac=problem.g.reshape(shape),
-        nit=nit, nfev=evaluations.nfev, njev=evaluations.njev, status=STATUS[reason],
-        success=STATUS[reason] == 0, message=MESSAGES[reason],
-        hess_inv=inverse_hessian(history.S, history.Y, history.order),
+        nit=nit, nfev=evaluations.nfev, njev=evaluations.njev, status=statuses[reason],
+        success=statuses[reason] == 0, message=messages[reason], **extra,
         backend=backend_name)
+    if allvecs is not None:
+        result["allvecs"] = allvecs
     if opts["disp"]:
-        print(f"minimize (L-BFGS, {backend_name}): {result.message}\n"
+        print(f"minimize ({name}, {backend_name}): {result.message}\n"
               f"  f = {result.fun:.10g} after {nit} iterations, {result.nfev} evaluations")
     return result

@@ -197,6 +197,7 @@ class _Problem:
         self.d = ops.zeros(x.shape)
         self.nfev = 0
         self.t_trial = None
+        self.measure: Callable[[Any, Any], float] = ops.dot   # g_t.d at a trial point
         self.f = self._eval_into(self.x, self.g)
 
     def _eval_into(self, x: Any, g_out: Any) -> float:
@@ -214,7 +215,7 @@ class _Problem:
         self.ops.step(self.x_trial, self.x, t, self.d)
         f = self._eval_into(self.x_trial, self.g_trial)
         self.t_trial = t
-        gtd = self.ops.dot(self.g_trial, self.d) if math.isfinite(f) else math.nan
+        gtd = self.measure(self.g_trial, self.d) if math.isfinite(f) else math.nan
         self.last_trial = (f, gtd)
         return f, gtd
 

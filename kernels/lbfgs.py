@@ -21,9 +21,11 @@ one pass that also yields the curvature and the stopping test's gradient norm.
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
+from . import bfgs, cg
 from ._cpu import prange
 
 
@@ -126,7 +128,10 @@ def dot_numba(a, b):
 
 
 NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
-                 "step": step_numba, "dot": dot_numba}
+                 "step": step_numba, "dot": dot_numba,
+                 **cg.NUMBA_KERNELS, **bfgs.NUMBA_KERNELS}
+REFERENCE_KERNELS = {**cg.REFERENCE, **bfgs.REFERENCE}     # what HostOps.call runs
+MATRIX_KERNELS = frozenset(bfgs.NUMBA_KERNELS)            # they move n^2 elements, not n
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,10 +151,13 @@ class HostOps:
 
     def __init__(self, n: int, dtype: np.dtype, compiled: bool) -> None:
         self.dtype = np.dtype(dtype)
+        self.n, self.compiled, self._kernels = n, compiled, {}
         if compiled:
             from ._cpu import PARALLEL_THRESHOLD_BYTES
 
             parallel = n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES
+            self._parallel = {False: parallel,
+                              True: n * n * self.dtype.itemsize >= PARALLEL_THRESHOLD_BYTES}
             # numba's own dot, not numpy's: BLAS threads left spinning after np.dot took the
             # second core from numba's threads (the direction ran 3.6x slower at n = 1e6)
             self._two_loop, self._update, self._step, self._dot = (
@@ -170,6 +178,16 @@ class HostOps:
 
     def zeros(self, shape) -> np.ndarray:
         return np.zeros(shape, self.dtype)
+
+    def call(self, name: str, *args):
+        """Run the kernel ``name`` of kernels.cg or kernels.bfgs (float arguments are cast
+        to the arrays' dtype); returns what it returns."""
+        fn = self._kernels.get(name)
+        if fn is None:
+            fn = self._kernels[name] = numba_kernel(
+                name, self._parallel[name in MATRIX_KERNELS]) if self.compiled \
+                else REFERENCE_KERNELS[name]
+        return fn(*(self.dtype.type(a) if isinstance(a, float) else a for a in args))
 
     def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
         if self._two_loop is None:
@@ -223,6 +241,11 @@ __device__ double block_max(double v) {
     double total = part[0];
     __syncthreads();
     return total;
+}
+
+// out = max(out, v) for v >= 0: such doubles order as their bits do
+__device__ void max_into(double* out, double v) {
+    atomicMax((unsigned long long*)out, (unsigned long long)__double_as_longlong(v));
 }
 
 #define GRID_STRIDE(i, n) \
@@ -290,11 +313,7 @@ __global__ void lbfgs_pair(long long n, const T* x_new, const T* x, const T* g_n
     sy = block_sum(sy);
     yy = block_sum(yy);
     gmax = block_max(gmax);
-    if (threadIdx.x == 0) {
-        atomicAdd(out, sy);
-        atomicAdd(out + 1, yy);
-        atomicMax((unsigned long long*)(out + 2), (unsigned long long)__double_as_longlong(gmax));
-    }
+    if (threadIdx.x == 0) { atomicAdd(out, sy); atomicAdd(out + 1, yy); max_into(out + 2, gmax); }
 }
 
 // out = x + a d
@@ -303,8 +322,21 @@ __global__ void lbfgs_step(long long n, T a, const T* x, const T* d, T* out) {
     GRID_STRIDE(i, n) { out[i] = x[i] + a * d[i]; }
 }
 """
-CUDA_KERNELS = ("lbfgs_scaled_descent", "lbfgs_start", "lbfgs_down", "lbfgs_up", "lbfgs_pair",
-                "lbfgs_step")
+SOURCE = CUDA_SOURCE + cg.CUDA_SOURCE + bfgs.CUDA_SOURCE     # one module: every method's kernels
+CUDA_RESULTS = {**cg.CUDA_RESULTS, **bfgs.CUDA_RESULTS}         # float64 results of CupyOps.call
+
+
+def kernel_signatures(source: str) -> dict[str, list[tuple[str, str]]]:
+    """{name: [(type, argument name)]} of each templated __global__ kernel in ``source``."""
+    found = {}
+    for m in re.finditer(r"template <typename T>\s*__global__ void (\w+)\((.*?)\)\s*\{",
+                         source, re.S):
+        params = [p.strip().rsplit(" ", 1) for p in " ".join(m.group(2).split()).split(",")]
+        found[m.group(1)] = [(t.strip(), n.strip()) for t, n in params]
+    return found
+
+
+SIGNATURES = kernel_signatures(SOURCE)
 
 
 def two_loop_launches(g, S, Y, rho, order, gamma, d, dots, alpha):
@@ -335,26 +367,45 @@ class CupyOps:
     def __init__(self, n: int, dtype: np.dtype) -> None:
         import cupy
 
-        self.cp, self.dtype = cupy, np.dtype(dtype)
+        self.cp = self.xp = cupy
+        self.dtype = np.dtype(dtype)
         ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[self.dtype]
-        names = [f"{k}<{ctype}>" for k in CUDA_KERNELS]
-        module = cupy.RawModule(code=CUDA_SOURCE, options=("--fmad=false", "-std=c++14"),
+        names = [f"{k}<{ctype}>" for k in SIGNATURES]
+        module = cupy.RawModule(code=SOURCE, options=("--fmad=false", "-std=c++14"),
                                 name_expressions=names)
-        self.kernels = {k: module.get_function(name) for k, name in zip(CUDA_KERNELS, names)}
-        sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
-        self.grid = max(1, min((n + self.BLOCK - 1) // self.BLOCK, sms * 8))
+        self.kernels = {k: module.get_function(name) for k, name in zip(SIGNATURES, names)}
+        self.max_grid = cupy.cuda.Device().attributes["MultiProcessorCount"] * 8
+        self.grid = self._grid(n)
         self.pair_out = cupy.zeros(3, np.float64)
         self.scratch = {}
 
-    def _launch(self, name: str, args) -> None:
-        converted = tuple(np.int64(a) if isinstance(a, int) else
-                          np.float64(a) if isinstance(a, float) else a for a in args)
-        if name == "lbfgs_step":
-            converted = converted[:1] + (self.dtype.type(args[1]),) + converted[2:]
-        self.kernels[name]((self.grid,), (self.BLOCK,), converted)
+    def _grid(self, work: int) -> int:
+        return max(1, min((work + self.BLOCK - 1) // self.BLOCK, self.max_grid))
+
+    def _launch(self, name: str, args, grid: int | None = None) -> None:
+        types = {"T": self.dtype.type, "long long": np.int64, "double": np.float64}
+        converted = tuple(types[t](a) if t in types else a
+                          for (t, _), a in zip(SIGNATURES[name], args))
+        self.kernels[name]((grid or self.grid,), (self.BLOCK,), converted)
 
     def zeros(self, shape):
         return self.cp.zeros(shape, self.dtype)
+
+    def call(self, name: str, *args):
+        """kernels.cg's and kernels.bfgs's kernels, as HostOps.call runs them; the float64
+        results come back in one copy to the host."""
+        if name == "matvec":
+            H, g, out = args
+            self.cp.matmul(H, g, out=out)
+            return None
+        n = next(a.size for a in args if getattr(a, "ndim", 0) == 1)
+        out = self.cp.zeros(max(CUDA_RESULTS[name], 1), np.float64)
+        grid = self._grid(n * n) if name in MATRIX_KERNELS else self.grid
+        self._launch(name, (n, *args, out)[:len(SIGNATURES[name])], grid)
+        if CUDA_RESULTS[name] == 0:
+            return None
+        values = tuple(float(v) for v in out.get())
+        return values[0] if len(values) == 1 else values
 
     def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
         k = len(order)

@@ -164,24 +164,15 @@ using std::fabs;
 ARG_TYPES = {"long long": ctypes.c_longlong, "double": ctypes.c_double}
 
 
-def _kernel_signatures(source: str):
-    """(name, [(type, arg name)]) of each templated __global__ kernel in ``source``."""
-    import re
-
-    for m in re.finditer(r"template <typename T>\s*__global__ void (\w+)\((.*?)\)\s*\{",
-                         source, re.S):
-        params = [p.strip().rsplit(" ", 1) for p in " ".join(m.group(2).split()).split(",")]
-        yield m.group(1), [(t.strip(), n.strip()) for t, n in params]
-
-
 class LbfgsTwin:
-    """kernels.lbfgs.CUDA_SOURCE compiled for the CPU, driven by the same launch sequence
-    as the GPU (kernels.lbfgs.two_loop_launches)."""
+    """kernels.lbfgs.SOURCE (the CUDA kernels of every minimize method) compiled for the
+    CPU, driven by the same launch sequence as the GPU (kernels.lbfgs.two_loop_launches,
+    and CupyOps.call's argument order)."""
 
     def __init__(self, build_dir: Path) -> None:
-        from fastopt.kernels.lbfgs import CUDA_SOURCE
+        from fastopt.kernels.lbfgs import SIGNATURES, SOURCE
 
-        self.signatures = dict(_kernel_signatures(CUDA_SOURCE))
+        self.signatures = SIGNATURES
         wrappers = []
         for name, params in self.signatures.items():
             for ctype in CTYPES.values():
@@ -189,7 +180,7 @@ class LbfgsTwin:
                                  for t, n in params)
                 call = ", ".join(n for _, n in params)
                 wrappers.append(f'extern "C" void {name}_{ctype}({decl}) {{ {name}<{ctype}>({call}); }}')
-        self.lib = build_library(LBFGS_SHIM + CUDA_SOURCE + "\n" + "\n".join(wrappers),
+        self.lib = build_library(LBFGS_SHIM + SOURCE + "\n" + "\n".join(wrappers),
                                  build_dir, "lbfgs_twin")
 
     def launch(self, name: str, args, dtype) -> None:
@@ -222,3 +213,20 @@ class LbfgsTwin:
 
     def step(self, out, x, a, d) -> None:
         self.launch("lbfgs_step", (x.size, a, x, d, out), x.dtype)
+
+    def call(self, name: str, *args):
+        """kernels.cg's and kernels.bfgs's CUDA kernels, as CupyOps.call launches them."""
+        from fastopt.kernels.lbfgs import CUDA_RESULTS
+
+        if name == "matvec":
+            H, g, out = args
+            np.matmul(H, g, out=out)
+            return None
+        n = next(a.size for a in args if getattr(a, "ndim", 0) == 1)
+        dtype = next(a.dtype for a in args if isinstance(a, np.ndarray))
+        out = np.zeros(max(CUDA_RESULTS[name], 1))
+        self.launch(name, (n, *args, out)[:len(self.signatures[name])], dtype)
+        if CUDA_RESULTS[name] == 0:
+            return None
+        values = tuple(float(v) for v in out)
+        return values[0] if len(values) == 1 else values

@@ -65,7 +65,7 @@ def test_every_name_of_the_method_runs_the_same_solver(method):
     assert r.nfev == ref.nfev and np.array_equal(r.x, ref.x)
 
 
-@pytest.mark.parametrize("method", ["BFGS", "Nelder-Mead", 3, len])
+@pytest.mark.parametrize("method", ["Powell", "Nelder-Mead", 3, len])
 def test_methods_fastopt_lacks_are_refused(method):
     with pytest.raises(ValueError, match="method must be one of"):
         fastopt.minimize(rosen, X0, method=method)

@@ -1,0 +1,99 @@
+"""BFGS with the dense inverse Hessian H (``minimize(method="BFGS")``), on the backend's
+device.
+
+    d = -H g;   after a strong-Wolfe step s = t d, y = g+ - g:
+    H+ = (I - rho s y^T) H (I - rho y s^T) + rho s s^T,     rho = 1 / s.y
+
+as one matrix-vector product and one rank-two pass (``kernels.bfgs``): with Hg+ = H g+,
+Hy = Hg+ + d, u = (rho^2 y.Hy + rho)/2 s - rho Hy, H+ = H + s u^T + u s^T and the next
+direction is -(Hg+ + s (u.g+) + u (s.g+)). A pair without curvature (s.y <= eps |g.s|)
+leaves H as it is. H starts as the identity, or ``hess_inv0``; before the first update
+it is scaled by s.y / y.y (Nocedal & Wright eq. 6.20) unless ``hess_inv0`` was given.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._descent import norm
+from .lbfgs import EPS, _Problem
+
+
+class BFGS:
+    unit_step = False                         # SciPy's first trial step (_descent.first_trial)
+
+    def __init__(self, problem: _Problem, hess_inv0: Any | None) -> None:
+        ops, n = problem.ops, problem.x.size
+        self.ops, self.xp = ops, ops.xp
+        self.H = ops.zeros((n, n))
+        if hess_inv0 is None:
+            self.xp.fill_diagonal(self.H, 1)
+        else:
+            self.H[...] = hess_inv0
+        self.scale_first = hess_inv0 is None
+        self.hg = ops.zeros(n)            # H g at the current point
+        self.next_d = None                # the direction the last update made
+
+    def direction(self, problem: _Problem) -> float:
+        if self.next_d is None:
+            self.ops.call("matvec", self.H, problem.g, self.hg)
+            self.xp.negative(self.hg, out=problem.d)
+        else:
+            problem.d[...] = self.next_d
+            self.next_d = None
+        return self.ops.dot(problem.g, problem.d)
+
+    def restart(self, problem: _Problem) -> bool:
+        """A failed search is retried once from H = I (steepest descent)."""
+        if self.scale_first:
+            return False
+        self.H[...] = 0
+        self.xp.fill_diagonal(self.H, 1)
+        self.scale_first, self.next_d = True, None
+        return True
+
+    def accepted(self, problem: _Problem, t: float, gtd: float, x_old: Any, g_old: Any
+                 ) -> None:
+        ops, g, d = self.ops, problem.g, problem.d
+        s, y = problem.x - x_old, g - g_old
+        ops.call("matvec", self.H, g, self.hg)
+        hy = self.hg + d                                   # H g_old = -d
+        sy = ops.dot(s, y)
+        if not sy > EPS * abs(t * gtd):
+            self.next_d = -self.hg
+            return
+        if self.scale_first:                               # H = (s.y / y.y) I first
+            gamma = sy / ops.dot(y, y)
+            self.H *= gamma
+            self.hg *= gamma
+            hy *= gamma
+            self.scale_first = False
+        rho = 1.0 / sy
+        u = (rho * rho * ops.dot(y, hy) + rho) / 2 * s - rho * hy
+        ops.call("rank_two", self.H, s, u)
+        self.next_d = -(self.hg + s * ops.dot(u, g) + u * ops.dot(s, g))
+
+    def gnorm(self, problem: _Problem, order: float) -> float:
+        return norm(self.ops, problem.g, order)
+
+    def inverse_hessian(self) -> Any:
+        return self.H
+
+
+def checked_hess_inv0(value: Any, n: int, xp: Any) -> Any:
+    """hess_inv0 as an (n, n) array of the backend: symmetric positive definite (SciPy's
+    check), or an error."""
+    if value is None:
+        return None
+    H = np.asarray(value.get() if hasattr(value, "get") else value, dtype=float)
+    if H.shape != (n, n):
+        raise ValueError(f"minimize: option hess_inv0 must be an ({n}, {n}) matrix, got shape "
+                         f"{H.shape}")
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        raise ValueError("minimize: option hess_inv0 must be positive definite") from None
+    if not np.array_equal(H, H.T):
+        raise ValueError("minimize: option hess_inv0 must be symmetric")
+    return xp.asarray(H)

@@ -1,0 +1,72 @@
+"""Nonlinear conjugate gradients (``minimize(method="CG")``).
+
+    d_0 = -g_0;   d_k+1 = -g_k+1 + beta_k d_k      after a strong-Wolfe step along d_k
+
+    "PR+" (default)  beta = max(0, g+.(g+ - g) / g.g)        Polak-Ribiere, clipped
+    "FR"             beta = g+.g+ / g.g                        Fletcher-Reeves
+    "HS"             beta = g+.(g+ - g) / d.(g+ - g)           Hestenes-Stiefel
+
+Restarts (beta = 0) every n iterations and whenever d_k+1 would not be a sufficient
+descent direction, g+.d+ <= -0.01 g+.g+ (Gilbert & Nocedal's condition, as SciPy).
+Every scalar these need comes from the fused trial pass (``kernels.cg.cg_trial``) at the
+accepted point, and the new direction is one fused pass: 9n words an iteration with one
+trial, line search included.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ._descent import norm
+from .lbfgs import _Problem
+
+VARIANTS = ("PR+", "FR", "HS")
+SUFFICIENT_DESCENT = 0.01
+
+
+class CG:
+    unit_step = False                         # SciPy's first trial step (_descent.first_trial)
+
+    def __init__(self, problem: _Problem, variant: str) -> None:
+        self.ops, self.variant, self.n = problem.ops, variant, problem.x.size
+        self.beta = 0.0                  # 0: the next direction is steepest descent
+        self.gg = problem.ops.dot(problem.g, problem.g)
+        self.since_restart = 0
+        self.trial = (0.0, self.gg, 0.0, 0.0)   # (g_t.d, g_t.g_t, g_t.g, max|g_t|)
+        problem.measure = lambda g_t, d: self._measure(problem, g_t, d)
+
+    def _measure(self, problem: _Problem, g_t: Any, d: Any) -> float:
+        self.trial = self.ops.call("cg_trial", g_t, d, problem.g)
+        return self.trial[0]
+
+    def direction(self, problem: _Problem) -> float:
+        if self.beta == 0.0:
+            problem.d[...] = problem.g
+            problem.d *= -1
+            self.since_restart = 0
+            return -self.gg
+        self.since_restart += 1
+        return self.ops.call("cg_direction", problem.g, problem.d, self.beta)
+
+    def restart(self, problem: _Problem) -> bool:
+        """A failed search along a conjugate direction is retried along -g."""
+        if self.beta == 0.0:
+            return False
+        self.beta = 0.0
+        return True
+
+    def accepted(self, problem: _Problem, t: float, gtd: float, x_old: Any, g_old: Any
+                 ) -> None:
+        gd, gg, gq, _ = self.trial           # at the accepted point: g+.d, g+.g+, g+.g
+        if self.variant == "FR":
+            beta = gg / self.gg
+        elif self.variant == "PR+":
+            beta = max(0.0, (gg - gq) / self.gg)
+        else:
+            dy = gd - gtd
+            beta = (gg - gq) / dy if dy != 0 else 0.0
+        if beta * gd - gg > -SUFFICIENT_DESCENT * gg or self.since_restart + 1 >= self.n:
+            beta = 0.0
+        self.beta, self.gg = beta, gg
+
+    def gnorm(self, problem: _Problem, order: float) -> float:
+        return self.trial[3] if order == float("inf") else norm(self.ops, problem.g, order)
