@@ -180,3 +180,16 @@ def problems():
     return [rosenbrock(10), powell_singular(8), wood(), beale(), helical_valley(),
             brown_badly_scaled(), trigonometric(10), penalty_one(4), penalty_one(10),
             variably_dimensioned(10), watson(6), watson(9), freudenstein_roth(), box_3d()]
+
+
+def evaluations_to_reach(minimize, problem):
+    """Calls of fun until f is within the problem's tolerance of its minimum (None: never)."""
+    calls = []
+
+    def fun(x):
+        f, g = problem(x)
+        calls.append(f)
+        return f, g
+    minimize(fun, problem.x0)
+    return next((i for i, f in enumerate(calls, 1)
+                 if abs(f - problem.f_min) <= problem.f_tol), None)

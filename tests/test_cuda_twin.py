@@ -127,3 +127,40 @@ def test_minimize_runs_on_the_cuda_kernels(lbfgs_twin, monkeypatch):
         # near a zero minimum the last digits follow the summation order of the dots
         assert got.success and got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-9)
         assert abs(got.nit - expected.nit) <= 2
+
+
+# -- the CG, Newton-CG and BFGS CUDA kernels -------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_method_cuda_kernels_match_reference(dtype, lbfgs_twin):
+    from test_methods import assert_method_kernels_match_reference
+
+    assert_method_kernels_match_reference(lbfgs_twin, dtype)
+
+
+@pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG"])
+def test_every_method_runs_on_the_cuda_kernels(method, lbfgs_twin, monkeypatch):
+    """Each solver with the CUDA kernels (on the CPU) in place of the reference ones."""
+    from mgh_problems import problems
+    from test_methods import TIGHT
+
+    import fastopt
+    from fastopt.kernels import lbfgs as K
+
+    class TwinOps(K.HostOps):
+        def __init__(self, n, dtype, compiled):
+            super().__init__(n, dtype, compiled=False)
+            self.call = lbfgs_twin.call
+            self.step = lbfgs_twin.step
+
+    for p in problems()[:6]:
+        expected = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numpy",
+                                    options=TIGHT[method])
+        monkeypatch.setattr(K, "HostOps", TwinOps)
+        got = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numpy",
+                               options=TIGHT[method])
+        monkeypatch.undo()
+        assert got.status == expected.status, p.name
+        assert got.fun == pytest.approx(expected.fun, rel=1e-6, abs=1e-9), p.name
+        # Newton-CG's finite-difference products amplify the sums' rounding: on Wood the
+        # two runs take 237 and 588 iterations to the same minimum
+        assert method == "Newton-CG" or abs(got.nit - expected.nit) <= 2, p.name

@@ -161,6 +161,47 @@ def test_minimize_by_finite_differences_on_the_gpu(cp, jac):
     np.testing.assert_allclose(r.hess_inv.todense(), host.hess_inv.todense(), rtol=1e-8)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_method_cuda_kernels_match_reference(dtype, cp):
+    from test_methods import assert_method_kernels_match_reference
+
+    from fastopt.kernels import lbfgs as K
+
+    assert_method_kernels_match_reference(K.CupyOps(257, dtype), dtype, xp=cp)
+
+
+@pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG"])
+def test_every_method_on_the_gpu_matches_the_host(method, cp):
+    """CuPy x in, CuPy x out, the same minimum as the NumPy backend's."""
+    from mgh_problems import problems
+    from test_methods import TIGHT
+
+    for p in problems()[:6]:
+        def fun(x):
+            f, g = p(cp.asnumpy(x))
+            return f, cp.asarray(g)
+        r = fastopt.minimize(fun, cp.asarray(p.x0), jac=True, method=method,
+                             options=TIGHT[method])
+        host = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numpy",
+                                options=TIGHT[method])
+        assert r.backend == "cupy" and isinstance(r.x, cp.ndarray)
+        assert r.status == host.status and r.fun == pytest.approx(host.fun, rel=1e-6,
+                                                                  abs=1e-9), p.name
+
+
+def test_damped_newton_on_the_gpu(cp):
+    from test_methods import double_well, double_well_hess
+
+    def fun(x):
+        f, g = double_well(cp.asnumpy(x))
+        return f, cp.asarray(g)
+    r = fastopt.minimize(fun, cp.asarray([0.1, 0.0]), jac=True, method="Newton",
+                         hess=lambda x: cp.asarray(double_well_hess(cp.asnumpy(x))),
+                         options=dict(gtol=1e-10))
+    assert r.success and isinstance(r.x, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(r.x), [1.0, 0.0], atol=1e-7)
+
+
 def test_lbfgs_optimizer_on_the_gpu(cp):
     from fastopt.problems import make_logistic
 

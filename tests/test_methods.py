@@ -1,0 +1,324 @@
+"""minimize's CG, BFGS, Newton-CG and Newton: their kernels against the NumPy reference,
+the Moré-Garbow-Hillstrom problems against SciPy's same methods, Newton's damping, and
+SciPy's conventions (options, statuses, counts, callbacks) for each method."""
+import math
+
+import numpy as np
+import pytest
+from mgh_problems import evaluations_to_reach, problems, rosenbrock
+
+import fastopt
+from fastopt.kernels import bfgs as KB
+from fastopt.kernels import cg as KC
+from fastopt.kernels import lbfgs as K
+
+HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
+SCIPY_METHODS = ["CG", "BFGS", "Newton-CG"]
+TIGHT = {"CG": dict(gtol=1e-10, maxiter=20000), "BFGS": dict(gtol=1e-10),
+         "Newton-CG": dict(xtol=1e-12)}
+
+
+# -- the kernels ----------------------------------------------------------------------------
+def kernel_cases(n, dtype, rng):
+    """Arguments for each kernel of kernels.cg and kernels.bfgs, in the host order."""
+    def vectors(k):
+        return [rng.standard_normal(n).astype(dtype) for _ in range(k)]
+
+    def matrix():
+        return rng.standard_normal((n, n)).astype(dtype)
+    return {"cg_trial": (*vectors(3),), "cg_direction": (*vectors(2), 0.7),
+            "cg_start": (*vectors(4),), "fd_hessp": (*vectors(2), 1e-3, *vectors(2)),
+            "cg_advance": (*vectors(4), 0.3), "dot_l1": (*vectors(2),),
+            "rank_two": (matrix(), *vectors(2)), "matvec": (matrix(), *vectors(2))}
+
+
+def assert_method_kernels_match_reference(ops, dtype, n=257, xp=np):
+    """Every kernel of ``ops.call`` (compiled, CUDA or its CPU twin) against the reference:
+    the arrays it writes equal (bit for bit, but the products' sums), its results close."""
+    reference = K.HostOps(n, dtype, compiled=False)
+    assert set(kernel_cases(1, dtype, np.random.default_rng(0))) == \
+        set(KC.REFERENCE) | set(KB.REFERENCE)
+    for name, args in kernel_cases(n, dtype, np.random.default_rng(1)).items():
+        ours = [xp.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        theirs = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+        got, want = ops.call(name, *ours), reference.call(name, *theirs)
+        rtol = 1e-12 if dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(np.atleast_1d(got if got is not None else 0.0),
+                                   np.atleast_1d(want if want is not None else 0.0),
+                                   rtol=rtol, err_msg=name)
+        for a, b in zip(ours, theirs):
+            if isinstance(b, np.ndarray):
+                a = a.get() if hasattr(a, "get") else a
+                if name == "matvec":               # sums in another order
+                    np.testing.assert_allclose(a, b, rtol=rtol * 10, atol=rtol, err_msg=name)
+                else:
+                    np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_kernels_match_reference(dtype):
+    pytest.importorskip("numba")
+    assert_method_kernels_match_reference(K.HostOps(257, dtype, compiled=True), dtype)
+
+
+def test_reference_kernels_compute_what_they_say():
+    rng = np.random.default_rng(2)
+    g_t, d, g = rng.standard_normal((3, 50))
+    assert np.allclose(KC.cg_trial_reference(g_t, d, g),
+                       [g_t @ d, g_t @ g_t, g_t @ g, np.abs(g_t).max()])
+    H, s, u = rng.standard_normal((50, 50)), rng.standard_normal(50), rng.standard_normal(50)
+    want = H + np.outer(s, u) + np.outer(u, s)
+    KB.rank_two_reference(H, s, u)
+    np.testing.assert_allclose(H, want, rtol=1e-13, atol=1e-15)
+
+
+def test_bfgs_rank_two_form_is_the_bfgs_update():
+    """H + s u^T + u s^T (kernels.bfgs) is the textbook (I - rho s y^T) H (I - rho y s^T)
+    + rho s s^T."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((6, 6))
+    H, s = A @ A.T + np.eye(6), rng.standard_normal(6)
+    y = s + 0.2 * rng.standard_normal(6)
+    rho, hy = 1.0 / (s @ y), H @ y
+    V = np.eye(6) - rho * np.outer(y, s)
+    want = V.T @ H @ V + rho * np.outer(s, s)
+    u = (rho * rho * (y @ hy) + rho) / 2 * s - rho * hy
+    KB.rank_two_reference(H, s, u)
+    np.testing.assert_allclose(H, want, rtol=1e-12, atol=1e-12)
+
+
+# -- the Moré-Garbow-Hillstrom problems against SciPy ------------------------------------------
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_solves_what_scipy_solves_in_as_few_evaluations(method, backend):
+    """Every problem SciPy's same method solves is solved, and the median ratio of
+    evaluations to SciPy's is <= 1.1 (the issue's target)."""
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    ratios = []
+    for p in problems():
+        ours = evaluations_to_reach(lambda f, x0: fastopt.minimize(
+            f, x0, jac=True, method=method, options=TIGHT[method], backend=backend), p)
+        theirs = evaluations_to_reach(lambda f, x0: scipy_optimize.minimize(
+            f, x0, jac=True, method=method, options=TIGHT[method]), p)
+        if theirs is not None:
+            assert ours is not None, f"{method} did not solve {p.name}; SciPy did"
+            ratios.append(ours / theirs)
+    assert np.median(ratios) <= 1.1, ratios
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("variant", ["PR+", "FR", "HS"])
+def test_every_cg_variant_reaches_the_minimum(variant, backend):
+    p = rosenbrock(10)
+    r = fastopt.minimize(p, p.x0, jac=True, method="CG", backend=backend,
+                         options=dict(variant=variant, gtol=1e-8, maxiter=20000))
+    assert r.success and r.fun < 1e-12, (r.message, r.fun)
+
+
+def test_cg_variants_take_different_paths():
+    """The variant option reaches the kernels' beta (a test that could not fail if it were
+    ignored would be worthless)."""
+    p = rosenbrock(10)
+    nits = {v: fastopt.minimize(p, p.x0, jac=True, method="CG", backend="numpy",
+                                options=dict(variant=v)).nit for v in ("PR+", "FR", "HS")}
+    assert len(set(nits.values())) == 3, nits
+
+
+@pytest.mark.skipif(len(HOST_BACKENDS) < 2, reason="one host backend")
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_backends_take_the_same_path(method):
+    p = rosenbrock(10)
+    a, b = (fastopt.minimize(p, p.x0, jac=True, method=method, backend=be,
+                             options=TIGHT[method]) for be in HOST_BACKENDS)
+    assert a.success and b.success and abs(a.nit - b.nit) <= 2
+    np.testing.assert_allclose(a.x, b.x, atol=1e-4)
+
+
+# -- Newton ------------------------------------------------------------------------------------
+def double_well(x):
+    """f = x0^4/4 - x0^2/2 + x1^2: minima at (+-1, 0), a saddle at 0, where the Hessian
+    diag(3 x0^2 - 1, 2) is indefinite for |x0| < 1/sqrt(3)."""
+    return x[0] ** 4 / 4 - x[0] ** 2 / 2 + x[1] ** 2, np.array([x[0] ** 3 - x[0], 2 * x[1]])
+
+
+def double_well_hess(x):
+    return np.diag([3 * x[0] ** 2 - 1, 2.0])
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_damped_newton_converges_from_an_indefinite_start(backend):
+    x0 = np.array([0.1, 0.0])
+    g = double_well(x0)[1]
+    pure = -np.linalg.solve(double_well_hess(x0), g)
+    assert g @ pure > 0                      # the undamped Newton step goes uphill here
+    r = fastopt.minimize(double_well, x0, jac=True, hess=double_well_hess, method="Newton",
+                         backend=backend, options=dict(gtol=1e-10))
+    assert r.success, r.message
+    np.testing.assert_allclose(r.x, [1.0, 0.0], atol=1e-7)
+    assert r.fun == pytest.approx(-0.25) and r.nhev == r.nit
+
+
+def test_newton_converges_quadratically_on_rosenbrock():
+    so = pytest.importorskip("scipy.optimize")
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0, -1.2, 1.0]), jac=so.rosen_der,
+                         hess=so.rosen_hess, method="Newton", options=dict(gtol=1e-12))
+    assert r.success and r.fun < 1e-20 and r.nit < 40, (r.fun, r.nit)
+
+
+def test_newton_needs_a_dense_hessian():
+    with pytest.raises(ValueError, match="method Newton needs hess"):
+        fastopt.minimize(double_well, np.ones(2), jac=True, method="Newton")
+    with pytest.raises(ValueError, match=r"hess\(x\) must be an \(2, 2\) matrix"):
+        fastopt.minimize(double_well, np.ones(2), jac=True, method="Newton",
+                         hess=lambda x: np.ones(3))
+
+
+# -- SciPy's conventions --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def so():
+    return pytest.importorskip("scipy.optimize")
+
+
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_results_carry_scipys_fields_and_counts(method, so):
+    x0 = np.array([-1.2, 1.0, 0.5])
+    r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method=method)
+    ref = so.minimize(so.rosen, x0, jac=so.rosen_der, method=method)
+    assert set(ref) <= set(r), set(ref) - set(r)
+    assert r.success and r.status == ref.status == 0 and r.message == ref.message
+    np.testing.assert_allclose(r.x, ref.x, atol=1e-3)
+    assert r.njev == r.nfev if method != "Newton-CG" else r.njev > r.nfev
+
+
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_maxiter_stops_with_scipys_status_and_message(method, so):
+    x0 = np.array([-1.2, 1.0])
+    r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method=method,
+                         options=dict(maxiter=3))
+    ref = so.minimize(so.rosen, x0, jac=so.rosen_der, method=method, options=dict(maxiter=3))
+    assert (r.status, r.message, r.nit) == (ref.status, ref.message, 3)
+
+
+@pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG", "Newton"])
+def test_callback_sees_each_iterate_stops_and_return_all(method, so):
+    seen = []
+
+    def callback(intermediate_result):
+        seen.append(intermediate_result.fun)
+        if len(seen) == 4:
+            raise StopIteration
+    kw = dict(hess=so.rosen_hess) if method == "Newton" else {}
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0]), jac=so.rosen_der, method=method,
+                         callback=callback, options=dict(return_all=True), **kw)
+    assert r.status == 99 and not r.success and r.nit == 4 and len(seen) == 4
+    assert seen[-1] == r.fun and len(r.allvecs) == 5
+    np.testing.assert_array_equal(r.allvecs[-1], r.x)
+
+
+@pytest.mark.parametrize("jac", [None, "2-point", "3-point", True])
+@pytest.mark.parametrize("method", ["CG", "BFGS"])
+def test_every_jac_form(method, jac, so):
+    fun = (lambda x: (so.rosen(x), so.rosen_der(x))) if jac is True else so.rosen
+    r = fastopt.minimize(fun, np.array([-1.2, 1.0]), jac=jac, method=method)
+    ref = so.minimize(fun, np.array([-1.2, 1.0]), jac=jac, method=method)
+    assert r.success or r.status == ref.status
+    np.testing.assert_allclose(r.x, [1.0, 1.0], atol=1e-3)
+    if jac in (None, "2-point"):                # each gradient costs n + 1 calls of fun
+        assert r.nfev == r.njev * 3
+
+
+def test_newton_cg_takes_hessp_hess_or_differences(so):
+    x0 = np.array([-1.2, 1.0, -1.2, 1.0])
+    runs = {kind: fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="Newton-CG", **kw)
+            for kind, kw in [("hessp", dict(hessp=so.rosen_hess_prod)),
+                             ("hess", dict(hess=so.rosen_hess)), ("fd", {})]}
+    for kind, r in runs.items():
+        assert r.success and r.fun < 1e-6, (kind, r.fun)
+    assert runs["hess"].nhev == runs["hess"].nit              # one Hessian per iteration
+    assert runs["hessp"].nhev > runs["hessp"].nit              # one per inner step
+    assert runs["fd"].nhev == 0 and runs["fd"].njev > runs["hessp"].njev
+    np.testing.assert_allclose(runs["hessp"].x, runs["hess"].x, rtol=1e-8)
+
+
+def test_newton_cg_needs_a_gradient():
+    with pytest.raises(ValueError, match="Jacobian is required for Newton-CG"):
+        fastopt.minimize(lambda x: float(x @ x), np.ones(3), method="Newton-CG")
+
+
+@pytest.mark.parametrize("method", ["CG", "BFGS"])
+def test_hessians_are_ignored_with_scipys_warning(method, so):
+    with pytest.warns(RuntimeWarning, match=f"Method {method} does not use Hessian"):
+        fastopt.minimize(so.rosen, np.ones(2), jac=so.rosen_der, method=method,
+                         hess=so.rosen_hess)
+
+
+def test_bfgs_hess_inv_approaches_the_inverse_hessian(so):
+    x0 = np.array([-1.2, 1.0])
+    r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="BFGS",
+                         options=dict(gtol=1e-10))
+    np.testing.assert_allclose(r.hess_inv, np.linalg.inv(so.rosen_hess(r.x)), rtol=0.1)
+    np.testing.assert_allclose(r.hess_inv, r.hess_inv.T)
+
+
+def test_bfgs_hess_inv0(so):
+    x0 = np.array([-1.2, 1.0])
+    H0 = np.linalg.inv(so.rosen_hess(x0) + 10 * np.eye(2))
+    H0 = (H0 + H0.T) / 2                         # exactly symmetric, as SciPy requires
+    r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="BFGS",
+                         options=dict(hess_inv0=H0))
+    plain = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="BFGS")
+    assert r.success and r.nfev != plain.nfev
+    with pytest.raises(ValueError, match="positive definite"):
+        fastopt.minimize(so.rosen, x0, method="BFGS", options=dict(hess_inv0=-np.eye(2)))
+    with pytest.raises(ValueError, match=r"hess_inv0 must be an \(2, 2\)"):
+        fastopt.minimize(so.rosen, x0, method="BFGS", options=dict(hess_inv0=np.eye(3)))
+
+
+@pytest.mark.parametrize("method, options, match", [
+    ("CG", dict(ftol=1e-3), r"unknown option\(s\) \['ftol'\] for method CG"),
+    ("BFGS", dict(maxcor=3), r"unknown option\(s\) \['maxcor'\] for method BFGS"),
+    ("Newton-CG", dict(gtol=1e-3), r"unknown option\(s\) \['gtol'\] for method Newton-CG"),
+    ("CG", dict(variant="PR"), r"variant must be one of \['PR\+', 'FR', 'HS'\]"),
+    ("CG", dict(c1=0.5, c2=0.1), "c1 and c2 must satisfy"),
+    ("BFGS", dict(c2=1.0), r"c2 must be a number in \(0, 1\)"),
+    ("BFGS", dict(norm=0), "norm must be a nonzero number"),
+    ("Newton-CG", dict(xtol=-1), "xtol must be a finite number >= 0"),
+    ("Newton", dict(damping=0.0), "damping must be a finite number > 0"),
+    ("CG", dict(maxiter=-1), "maxiter must be a number >= 0"),
+])
+def test_bad_options_are_errors_before_fun_runs(method, options, match):
+    def fun(x):
+        raise AssertionError("fun ran")
+    with pytest.raises(ValueError, match=match):
+        fastopt.minimize(fun, np.ones(2), jac=True, method=method, options=options,
+                         hess=double_well_hess)
+
+
+def test_tol_sets_each_methods_tolerance(so):
+    x0 = np.array([-1.2, 1.0])
+    for method in ("CG", "BFGS", "Newton-CG"):
+        loose = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method=method, tol=1e-2)
+        tight = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method=method, tol=1e-9)
+        assert loose.nit < tight.nit, method
+
+
+def test_norm_option_is_the_stopping_norm(so):
+    x0 = np.array([-1.2, 1.0, 0.3, 0.8])
+    r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="BFGS",
+                         options=dict(norm=1, gtol=1e-4))
+    assert r.success and np.abs(r.jac).sum() <= 1e-4
+    assert math.isclose(np.abs(r.jac).sum(), np.linalg.norm(r.jac, 1))
+
+
+@pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG"])
+def test_float32_problems_stay_float32(method):
+    x0 = np.array([-1.2, 1.0, -1.2, 1.0], np.float32)
+    seen = set()
+
+    def fun(x):
+        seen.add(x.dtype)
+        f, g = rosenbrock(4)(x.astype(np.float64))
+        return f, g.astype(np.float32)
+    r = fastopt.minimize(fun, x0, jac=True, method=method, options=dict(maxiter=50))
+    assert seen == {np.dtype(np.float32)} and r.x.dtype == np.float32 and r.fun < 1.0
