@@ -55,27 +55,43 @@ class HessianProducts:
     def at(self, problem: _Problem) -> None:
         """A new point: evaluate the Hessian there when ``hess`` gives it."""
         if self.hess is not None:
-            self.matrix = hessian_matrix(self.hess(problem.x.reshape(self.shape).copy(),
-                                                   *self.args), self.ops, problem.x.size)
+            self.matrix = hessian_matrix(self.hess(self._view(problem.x), *self.args),
+                                         self.ops, problem.x.size)
             self.nhev += 1
 
+    def _view(self, a: Any) -> Any:
+        """``a`` in x's shape, read-only where the array type allows: hess and hessp get
+        the solver's own arrays, as SciPy's Newton-CG passes them (no copy per product),
+        and cannot change them."""
+        view = a.reshape(self.shape)
+        if isinstance(view, np.ndarray):
+            view = view.view()
+            view.flags.writeable = False
+        return view
+
     def curvature(self, problem: _Problem, p: Any, hp: Any) -> float:
-        """hp = H p; returns p.Hp."""
+        """H p, as ``last_product`` (hp, or hessp's own result); returns p.Hp."""
         ops = self.ops
         if self.matrix is not None:
             if isinstance(self.matrix, ops.xp.ndarray):
                 ops.call("matvec", self.matrix, p, hp)
             else:                                 # a LinearOperator or a sparse matrix
                 hp[...] = ops.xp.asarray(self.matrix.dot(p)).reshape(-1)
+            self.last_product = hp
             return ops.dot(p, hp)
         if self.hessp is not None:
-            out = self.hessp(problem.x.reshape(self.shape).copy(), p.reshape(self.shape).copy(),
-                             *self.args)
+            out = self.checked(self.hessp(self._view(problem.x), self._view(p), *self.args),
+                               "hessp(x, p)").reshape(-1)
             self.nhev += 1
-            hp[...] = self.checked(out, "hessp(x, p)").reshape(-1)
-            return ops.dot(p, hp)
+            if not (isinstance(out, type(hp)) and out.dtype == hp.dtype and
+                    out.flags.c_contiguous):
+                hp[...] = out
+                out = hp
+            self.last_product = out       # read, never written: no copy needed
+            return ops.dot(p, out)
         ops.step(self.x_eps, problem.x, self.eps, p)
         self.gradient(self.x_eps, self.g_eps)
+        self.last_product = hp
         return ops.call("fd_hessp", self.g_eps, problem.g, self.eps, p, hp)
 
 
@@ -112,7 +128,7 @@ def inner_cg(problem: _Problem, products: HessianProducts, r: Any, p: Any, hp: A
             if i == 0:                        # steepest descent, scaled by the curvature
                 ops.step(z, z, -(rr / -curv), g)
             return True
-        rr_new, r_l1 = ops.call("cg_advance", z, r, p, hp, rr / curv)
+        rr_new, r_l1 = ops.call("cg_advance", z, r, p, products.last_product, rr / curv)
         ops.call("cg_direction", r, p, rr_new / rr)
         rr = rr_new
     return False
