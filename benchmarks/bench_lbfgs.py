@@ -15,7 +15,7 @@ def _ops(backend, n):
         raise NotImplementedError(f"backend {backend!r} is not available here")
     if backend == "cupy":
         return K.CupyOps(n, np.float64)
-    return K.HostOps(n, np.float64, compiled=backend == "numba")
+    return K.HostOps(n, np.float64, compiled=backend == "numba", by_size=False)
 
 
 class TwoLoop:

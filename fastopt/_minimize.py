@@ -554,7 +554,7 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     backend_name, ops, x, shape = _make_ops(backend, x0)
     if opts["maxiter"] is None:
         opts["maxiter"] = 200.0 * x.size
-    if opts["eps"] == EPSILON and "eps" not in (options or {}):
+    if key != "l-bfgs-b" and "eps" not in (options or {}):
         opts["eps"] = math.sqrt(np.finfo(x.dtype).eps)    # float32: steps float32 can take
     _refuse_bounds(bounds, x.size)
     _refuse_constraints(constraints)

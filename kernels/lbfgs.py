@@ -132,6 +132,26 @@ NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
                  **cg.NUMBA_KERNELS, **bfgs.NUMBA_KERNELS}
 REFERENCE_KERNELS = {**cg.REFERENCE, **bfgs.REFERENCE}     # what HostOps.call runs
 MATRIX_KERNELS = frozenset(bfgs.NUMBA_KERNELS)            # they move n^2 elements, not n
+BLAS_KERNELS = frozenset({"matvec"})     # NumPy's BLAS on the numba backend too (see below)
+# Where the numba kernels pay, measured (``pytest benchmarks/quick/test_quick_methods.py
+# --benchmark-only -k numba_against_numpy``: each method's own time per iteration on
+# extended Rosenbrock, numba over numpy, float32 and float64, n = 1e2 .. 1e6):
+# - below 1e4 elements the per-iteration saving (~0.03 ms) never repays numba's one-time
+#   start in a process (~0.2 s), so small problems run the NumPy kernels;
+# - float64 from 1e4 to 4e5 elements: the vectors sit in cache, where NumPy's vectorised
+#   BLAS dot products beat numba's (no fastmath: one float64 accumulation chain per
+#   thread), 1.05-1.7x in L-BFGS and Newton-CG;
+# - float32, and float64 from 4e5 up, memory-bound: numba 0.4-0.85x of NumPy's time.
+NUMBA_MIN_ELEMENTS = 10_000
+NUMBA_FLOAT64_CACHE_ELEMENTS = 400_000
+
+
+def numba_pays(elements: int, dtype: np.dtype, matrix: bool = False) -> bool:
+    """Whether a pass over this many elements runs faster as a numba kernel than as NumPy
+    (the matrix passes, BFGS's rank-two update, have no reduction: from 1e4 elements)."""
+    if elements < NUMBA_MIN_ELEMENTS:
+        return False
+    return matrix or dtype != np.float64 or elements >= NUMBA_FLOAT64_CACHE_ELEMENTS
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,15 +164,19 @@ def numba_kernel(name: str, parallel: bool):
 
 # -- backend glue: the same operations for every backend ---------------------------------
 class HostOps:
-    """L-BFGS operations on NumPy arrays: the reference, or the Numba kernels (compiled at
-    construction, serial or parallel by the bytes a pass moves)."""
+    """minimize's operations on NumPy arrays: the reference, or the Numba kernels where
+    they pay (loaded at construction, serial or parallel by the bytes a pass moves)."""
 
     xp = np
 
-    def __init__(self, n: int, dtype: np.dtype, compiled: bool) -> None:
+    def __init__(self, n: int, dtype: np.dtype, compiled: bool, by_size: bool = True) -> None:
+        """``compiled``: the numba backend's kernels where they pay for n elements of
+        ``dtype`` (``numba_pays``), everywhere with ``by_size=False``."""
         self.dtype = np.dtype(dtype)
-        self.n, self.compiled, self._kernels = n, compiled, {}
-        if compiled:
+        self._kernels = {}
+        self.compiled = {matrix: compiled and (not by_size or numba_pays(
+            n * n if matrix else n, self.dtype, matrix)) for matrix in (False, True)}
+        if self.compiled[False] or self.compiled[True]:
             from ._cpu import PARALLEL_THRESHOLD_BYTES
 
             parallel = n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES
@@ -160,6 +184,7 @@ class HostOps:
                               True: n * n * self.dtype.itemsize >= PARALLEL_THRESHOLD_BYTES}
             # numba's own dot, not numpy's: BLAS threads left spinning after np.dot took the
             # second core from numba's threads (the direction ran 3.6x slower at n = 1e6)
+        if self.compiled[False]:
             self._two_loop, self._update, self._step, self._dot = (
                 numba_kernel(k, parallel) for k in ("two_loop", "update_pair", "step", "dot"))
             self._warm_up()
@@ -184,8 +209,9 @@ class HostOps:
         to the arrays' dtype); returns what it returns."""
         fn = self._kernels.get(name)
         if fn is None:
-            fn = self._kernels[name] = numba_kernel(
-                name, self._parallel[name in MATRIX_KERNELS]) if self.compiled \
+            matrix = name in MATRIX_KERNELS
+            fn = self._kernels[name] = numba_kernel(name, self._parallel[matrix]) \
+                if self.compiled[matrix] and name not in BLAS_KERNELS \
                 else REFERENCE_KERNELS[name]
         return fn(*(self.dtype.type(a) if isinstance(a, float) else a for a in args))
 

@@ -80,7 +80,8 @@ def assert_ops_match_reference(ops, k, dtype, n, m=10, xp=np):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("k", [0, 1, 5, 8])
 def test_fused_numba_kernels_match_reference(k, dtype, n):
-    assert_ops_match_reference(K.HostOps(n, dtype, compiled=True), k, dtype, n, m=8)
+    ops = K.HostOps(n, dtype, compiled=True, by_size=False)
+    assert_ops_match_reference(ops, k, dtype, n, m=8)
 
 
 def test_history_skips_pairs_without_curvature():

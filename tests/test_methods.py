@@ -58,7 +58,8 @@ def assert_method_kernels_match_reference(ops, dtype, n=257, xp=np):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_numba_kernels_match_reference(dtype):
     pytest.importorskip("numba")
-    assert_method_kernels_match_reference(K.HostOps(257, dtype, compiled=True), dtype)
+    assert_method_kernels_match_reference(K.HostOps(257, dtype, compiled=True, by_size=False),
+                                          dtype)
 
 
 def test_reference_kernels_compute_what_they_say():
@@ -322,3 +323,34 @@ def test_float32_problems_stay_float32(method):
         return f, g.astype(np.float32)
     r = fastopt.minimize(fun, x0, jac=True, method=method, options=dict(maxiter=50))
     assert seen == {np.dtype(np.float32)} and r.x.dtype == np.float32 and r.fun < 1.0
+
+
+# -- the numba backend's kernels, by size ------------------------------------------------------
+def test_numba_backend_picks_its_kernels_by_size():
+    """NumPy's kernels where numba's do not pay (kernels.lbfgs.numba_pays, measured): small
+    problems, and float64 vectors that sit in cache; the (n, n) passes from 1e4 elements."""
+    pytest.importorskip("numba")
+    expect = {(100, np.float64): (False, True), (50, np.float32): (False, False),
+              (50_000, np.float64): (False, True), (50_000, np.float32): (True, True),
+              (1_000_000, np.float64): (True, True)}
+    for (n, dtype), (vector, matrix) in expect.items():
+        ops = K.HostOps(n, dtype, compiled=True)
+        assert ops.compiled == {False: vector, True: matrix}, (n, dtype)
+    assert not any(K.HostOps(10**6, np.float64, compiled=False).compiled.values())
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", *SCIPY_METHODS])
+def test_every_solver_on_the_numba_kernels(method, monkeypatch):
+    """The numba kernels inside each whole solver (at these sizes by_size would pick
+    NumPy's): the same minima as the NumPy backend."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(K, "NUMBA_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(K, "NUMBA_FLOAT64_CACHE_ELEMENTS", 0)
+    options = TIGHT.get(method, dict(gtol=1e-10, ftol=1e-16))
+    for p in problems()[:6]:
+        got = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numba",
+                               options=options)
+        want = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numpy",
+                                options=options)
+        assert got.status == want.status, p.name
+        assert got.fun == pytest.approx(want.fun, rel=1e-6, abs=1e-9), p.name

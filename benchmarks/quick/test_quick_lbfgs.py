@@ -60,7 +60,7 @@ def test_two_loop_direction(benchmark, figures, backend, n, smoke):
         pytest.skip(f"{backend} at {n:.0e} does not run here")
     xp, sync = array_module(backend)
     ops = K.CupyOps(n, np.float64) if backend == "cupy" else K.HostOps(
-        n, np.float64, compiled=backend == "numba")
+        n, np.float64, compiled=backend == "numba", by_size=False)
     rng = np.random.default_rng(0)
     S = xp.asarray(rng.standard_normal((HISTORY, n)))
     Y, g, d = S + 0.1, xp.asarray(rng.standard_normal(n)), xp.zeros(n)
