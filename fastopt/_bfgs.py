@@ -21,7 +21,7 @@ from .lbfgs import EPS, _Problem
 
 
 class BFGS:
-    unit_step = False                         # SciPy's first trial step (_descent.first_trial)
+    unit_step = False                         # SciPy's first trial step: fewer evaluations here
 
     def __init__(self, problem: _Problem, hess_inv0: Any | None) -> None:
         ops, n = problem.ops, problem.x.size

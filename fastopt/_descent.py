@@ -58,8 +58,9 @@ def first_trial(f: float, f_prev: float, gtd: float) -> float:
 
 def line_step(problem: _Problem, gtd: float, f_prev: float, c1: float, c2: float,
               maxls: int, unit_step: bool = False) -> float | None:
-    """Search along problem.d for a strong-Wolfe step and take it (problem.f, x and g move
-    there); the step length, or None when the search finds no lower f."""
+    """Search along problem.d for a strong-Wolfe step from t = 1 (``unit_step``) or SciPy's
+    first trial, and take it (problem.f, x and g move there); the step length, or None
+    when the search finds no lower f."""
     t0 = 1.0 if unit_step else first_trial(problem.f, f_prev, gtd)
     t, f_new, _, _, ok = strong_wolfe(problem.phi, problem.f, gtd, t0, c1=c1, c2=c2,
                                       max_evals=maxls)

@@ -8,7 +8,8 @@ until sum|r| <= min(0.5, sqrt(sum|g|)) sum|g|; a direction of non-positive curva
 it (at the first inner step: z = -(g.g / |p.Hp|) g). 20 n inner steps without either
 end the run (status 3) only if z is not a descent direction: SciPy ends it there in any
 case, but the unfinished z of CG steps through positive curvature still descends. Then a
-strong-Wolfe step along z;
+strong-Wolfe step along z from t = 1 (the Newton step; SciPy starts from its
+first-trial rule, which shrank the steps on Wood until maxiter);
 stop when the step's sum|t z| <= n xtol. H p comes from ``hessp``, from ``hess`` (one
 Hessian per outer iteration), or from the gradient: (g(x + eps p) - g) / eps. The inner
 loop's passes are fused (``kernels.cg``): curvature (with the finite difference), advance
@@ -139,7 +140,7 @@ def run_newton_cg(problem: _Problem, products: HessianProducts, opts: dict,
     """SciPy's Newton-CG iterations: (nit, reason)."""
     ops, n = problem.ops, problem.x.size
     r, p, hp = ops.zeros(n), ops.zeros(n), ops.zeros(n)
-    f_prev, update_l1, nit = math.nan, math.inf, 0
+    update_l1, nit = math.inf, 0
     while update_l1 > n * opts["xtol"]:
         if nit >= opts["maxiter"]:
             return nit, "maxiter"
@@ -148,11 +149,11 @@ def run_newton_cg(problem: _Problem, products: HessianProducts, opts: dict,
         gtd, d_l1 = ops.call("dot_l1", problem.g, problem.d)
         if not (converged or gtd < 0):       # an unfinished solve still gives a descent step
             return nit, "cg"
-        f_before = problem.f
-        t = line_step(problem, gtd, f_prev, opts["c1"], opts["c2"], opts["maxls"])
+        t = line_step(problem, gtd, math.nan, opts["c1"], opts["c2"], opts["maxls"],
+                      unit_step=True)
         if t is None:
             return nit, "pr_loss"
-        f_prev, nit = f_before, nit + 1
+        nit += 1
         if report is not None:
             try:
                 report(problem.x.reshape(shape).copy(), problem.f)

@@ -72,6 +72,9 @@ def _cubic_minimum(t1, f1, g1, t2, f2, g2, lo, hi):
     return 0.5 * (lo + hi)
 
 
+ZOOM_MARGIN = 1e-3      # of the bracket's width: how near its ends a zoom step may fall
+
+
 def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: float, t: float,
                  c1: float = 1e-4, c2: float = 0.9, max_evals: int = 20,
                  xtol: float = 1e-12) -> tuple[float, float, float, int, bool]:
@@ -103,16 +106,22 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         if g >= 0:
             bracket = [(t, f, g), (t_prev, f_prev, g_prev)]
             break
-        t_next = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, t + 0.01 * (t - t_prev), 10 * t)
+        t_next = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, t + 0.01 * (t - t_prev),
+                                t + 4.0 * (t - t_prev))
         t_prev, f_prev, g_prev, t = t, f, g, t_next
+    widths = [math.inf, math.inf]           # the bracket's width two and one steps ago
     while bracket is not None and evals < max_evals:
         (t_lo, f_lo, g_lo), (t_hi, f_hi, g_hi) = bracket
         if abs(t_hi - t_lo) <= xtol * max(abs(t_lo), abs(t_hi)):   # relative: steps may be tiny
             break
         lo, hi = min(t_lo, t_hi), max(t_lo, t_hi)
         width = hi - lo
-        t = _cubic_minimum(t_lo, f_lo, g_lo, t_hi, f_hi, g_hi, lo, hi)
-        t = min(max(t, lo + 0.1 * width), hi - 0.1 * width)   # safeguard: shrink the bracket
+        if width > 0.66 * widths[0]:        # too slow a shrink (Moré-Thuente): bisect
+            t = 0.5 * (lo + hi)
+        else:                               # the cubic's minimiser, off the very ends
+            t = _cubic_minimum(t_lo, f_lo, g_lo, t_hi, f_hi, g_hi, lo, hi)
+            t = min(max(t, lo + ZOOM_MARGIN * width), hi - ZOOM_MARGIN * width)
+        widths = [widths[1], width]
         f, g = phi(t)
         evals += 1
         if not (math.isfinite(f) and math.isfinite(g)):
