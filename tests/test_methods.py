@@ -362,3 +362,27 @@ def test_every_solver_on_the_numba_kernels(method, monkeypatch):
     monkeypatch.setattr(K, "NUMBA_MIN_ELEMENTS", 0)
     monkeypatch.setattr(K, "NUMBA_FLOAT64_CACHE_ELEMENTS", 0)
     assert_same_runs(method, "numba")
+
+
+# -- the arrays fun gets ------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["L-BFGS-B", "CG", "BFGS"])
+def test_fun_may_keep_or_change_the_x_it_gets(method):
+    """fun's x is a copy: fastopt reuses its memory only when nothing holds it, so a
+    kept x (or a view of it) keeps its values, and a changed x changes nothing."""
+    p = rosenbrock(6)
+    kept, views, values = [], [], []
+
+    def fun(x):
+        kept.append(x)
+        views.append(x[::2])
+        values.append(x.copy())
+        f, g = p(x)
+        x[:] = 1e9                                   # the caller's copy, not the solver's
+        return f, g
+    r = fastopt.minimize(fun, p.x0, jac=True, method=method, backend="numpy")
+    plain = fastopt.minimize(p, p.x0, jac=True, method=method, backend="numpy")
+    assert r.nit == plain.nit and r.fun == plain.fun
+    assert len({id(x) for x in kept}) == len(kept)   # a new array each call while kept
+    for x, v in zip(kept, values):
+        assert (x == 1e9).all() and not (v == 1e9).any()
+
