@@ -32,11 +32,16 @@ class CG:
         self.gg = problem.ops.dot(problem.g, problem.g)
         self.since_restart = 0
         self.trial = (0.0, self.gg, 0.0, 0.0)   # (g_t.d, g_t.g_t, g_t.g, max|g_t|)
-        problem.measure = lambda g_t, d: self._measure(problem, g_t, d)
+        problem.absorb = lambda g_t, g_src: self._absorb(problem, g_t, g_src)
+        problem.measure = lambda g_t, d: self.trial[0]
 
-    def _measure(self, problem: _Problem, g_t: Any, d: Any) -> float:
-        self.trial = self.ops.call("cg_trial", g_t, d, problem.g)
-        return self.trial[0]
+    def _absorb(self, problem: _Problem, g_t: Any, g_src: Any) -> None:
+        """The gradient at a trial point into g_t, and its dot products, in one pass."""
+        if not (isinstance(g_src, type(g_t)) and g_src.dtype == g_t.dtype and
+                g_src.flags.c_contiguous):
+            g_t[...] = g_src
+            g_src = g_t
+        self.trial = self.ops.call("cg_trial", g_src, problem.d, problem.g, g_t)
 
     def direction(self, problem: _Problem) -> float:
         if self.beta == 0.0:

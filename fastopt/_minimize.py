@@ -387,7 +387,8 @@ class Evaluations:
         return self._spare
 
     def __call__(self, v: Any, g_out: Any) -> float:
-        """f(v); writes g(v) into g_out (v and g_out: flat vectors of the backend)."""
+        """f(v); writes g(v) into g_out (v and g_out: flat vectors of the backend), or
+        hands it, checked and flat, to g_out when that is a function."""
         if self.mode == "pair":
             f, g = pair("minimize", "fun (with jac=True)", self.fun(self._copy(v), *self.args))
             f = checked_loss("minimize", "f", f)
@@ -397,8 +398,11 @@ class Evaluations:
                 self._finite_differences(v, f)
         self.nfev += 1
         self.njev += 1
-        g = checked_grad(g, self.shape, v.size)
-        g_out[...] = g.reshape(-1)
+        g = checked_grad(g, self.shape, v.size).reshape(-1)
+        if callable(g_out):                 # the solver takes it (CG: with its dot products)
+            g_out(g)
+        else:
+            g_out[...] = g
         return f
 
     def gradient(self, v: Any, g_out: Any) -> None:

@@ -6,6 +6,7 @@ directional derivative g.d at each trial step.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -207,9 +208,12 @@ class _Problem:
         self.nfev = 0
         self.t_trial = None
         self.measure: Callable[[Any, Any], float] = ops.dot   # g_t.d at a trial point
+        # absorb(g_t, g): how a trial's gradient g from fun enters g_t (None: a copy)
+        self.absorb: Callable[[Any, Any], None] | None = None
         self.f = self._eval_into(self.x, self.g)
 
     def _eval_into(self, x: Any, g_out: Any) -> float:
+        """f(x); the gradient goes into g_out (an array, or a function that takes it)."""
         self.nfev += 1
         try:
             return float(self.evaluate(x, g_out))
@@ -222,7 +226,9 @@ class _Problem:
         if t == self.t_trial:
             return self.last_trial
         self.ops.step(self.x_trial, self.x, t, self.d)
-        f = self._eval_into(self.x_trial, self.g_trial)
+        sink = self.g_trial if self.absorb is None else \
+            functools.partial(self.absorb, self.g_trial)
+        f = self._eval_into(self.x_trial, sink)
         self.t_trial = t
         gtd = self.measure(self.g_trial, self.d) if math.isfinite(f) else math.nan
         self.last_trial = (f, gtd)

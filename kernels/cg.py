@@ -4,8 +4,9 @@ linear CG, three ways (NumPy reference, Numba, CUDA).
 Nonlinear CG (``minimize(method="CG")``), per iteration besides the line search's
 x + t d (3n words):
 
-    cg_trial:      at each trial point, one pass reading g_t, d, g (3n):
-                   (g_t.d, g_t.g_t, g_t.g, max|g_t|)
+    cg_trial:      at each trial point, one pass reading the gradient fun returned, d
+                   and g, writing it into the solver's g_t (4n: the copy the solver
+                   makes anyway, with the dots): (g_t.d, g_t.g_t, g_t.g, max|g_t|)
     cg_direction:  d = beta d - g, returning g.d; reads g, d, writes d (3n)
 
 The trial pass gives every beta (FR: g_t.g_t/g.g; PR+: max(0, (g_t.g_t - g_t.g)/g.g);
@@ -40,8 +41,9 @@ def _max_abs(a) -> float:
 
 
 # -- (1) NumPy reference -----------------------------------------------------------------
-def cg_trial_reference(g_t, d, g):
-    """(g_t.d, g_t.g_t, g_t.g, max|g_t|)."""
+def cg_trial_reference(g_src, d, g, g_t):
+    """g_t = g_src; returns (g_t.d, g_t.g_t, g_t.g, max|g_t|)."""
+    g_t[...] = g_src
     g64 = _f64(g_t)
     return (float(np.dot(g64, _f64(d))), float(np.dot(g64, g64)), float(np.dot(g64, _f64(g))),
             _max_abs(g_t))
@@ -90,13 +92,14 @@ REFERENCE = {"cg_trial": cg_trial_reference, "cg_direction": cg_direction_refere
 
 
 # -- (2) Numba CPU kernels ----------------------------------------------------------------
-def cg_trial_numba(g_t, d, g):
+def cg_trial_numba(g_src, d, g, g_t):
     gd = 0.0
     gg = 0.0
     gq = 0.0
     gmax = 0.0
     for i in prange(g_t.size):
-        gi = np.float64(g_t[i])
+        g_t[i] = g_src[i]
+        gi = np.float64(g_src[i])
         gd += gi * d[i]
         gg += gi * gi
         gq += gi * g[i]
@@ -164,12 +167,14 @@ NUMBA_KERNELS = {"cg_trial": cg_trial_numba, "cg_direction": cg_direction_numba,
 
 # -- (3) CUDA kernels (appended to kernels.lbfgs.CUDA_SOURCE: block_sum, GRID_STRIDE) ---------
 CUDA_SOURCE = r"""
-// (g_t.d, g_t.g_t, g_t.g) added to out[0..2]; max|g_t| into out[3] (as bits: it is >= 0)
+// g_t = g_src; (g_t.d, g_t.g_t, g_t.g) added to out[0..2]; max|g_t| into out[3]
 template <typename T>
-__global__ void cg_trial(long long n, const T* gt, const T* d, const T* g, double* out) {
+__global__ void cg_trial(long long n, const T* g_src, const T* d, const T* g, T* gt,
+                         double* out) {
     double gd = 0.0, gg = 0.0, gq = 0.0, gmax = 0.0;
     GRID_STRIDE(i, n) {
-        double gi = gt[i];
+        gt[i] = g_src[i];
+        double gi = g_src[i];
         gd += gi * d[i];
         gg += gi * gi;
         gq += gi * g[i];

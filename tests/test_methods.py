@@ -26,7 +26,7 @@ def kernel_cases(n, dtype, rng):
 
     def matrix():
         return rng.standard_normal((n, n)).astype(dtype)
-    return {"cg_trial": (*vectors(3),), "cg_direction": (*vectors(2), 0.7),
+    return {"cg_trial": (*vectors(4),), "cg_direction": (*vectors(2), 0.7),
             "cg_start": (*vectors(4),), "fd_hessp": (*vectors(2), 1e-3, *vectors(2)),
             "cg_advance": (*vectors(4), 0.3), "dot_l1": (*vectors(2),),
             "rank_two": (matrix(), *vectors(2)), "matvec": (matrix(), *vectors(2))}
@@ -65,8 +65,10 @@ def test_numba_kernels_match_reference(dtype):
 def test_reference_kernels_compute_what_they_say():
     rng = np.random.default_rng(2)
     g_t, d, g = rng.standard_normal((3, 50))
-    assert np.allclose(KC.cg_trial_reference(g_t, d, g),
+    out = np.zeros(50)
+    assert np.allclose(KC.cg_trial_reference(g_t, d, g, out),
                        [g_t @ d, g_t @ g_t, g_t @ g, np.abs(g_t).max()])
+    np.testing.assert_array_equal(out, g_t)
     H, s, u = rng.standard_normal((50, 50)), rng.standard_normal(50), rng.standard_normal(50)
     want = H + np.outer(s, u) + np.outer(u, s)
     KB.rank_two_reference(H, s, u)
