@@ -14,7 +14,8 @@ from fastopt import cli
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import bench_buckets, bench_lbfgs, bench_rules, bench_torch  # noqa: E402
+from benchmarks import (bench_buckets, bench_lbfgs, bench_methods, bench_rules,  # noqa: E402
+                        bench_torch)
 
 
 def test_asv_discovers_every_benchmark():
@@ -26,12 +27,12 @@ def test_asv_discovers_every_benchmark():
 
 
 def smallest_params(cls):
-    """cls.params cut to every backend with the first rule and the smallest size (the
-    benchmark bodies are the same for every rule)."""
+    """cls.params cut to every backend and minimize method with the first rule and the
+    smallest size (the benchmark bodies are the same for every rule)."""
     import itertools
 
     params = cls.params if isinstance(cls.params, tuple) else (cls.params,)
-    cut = [p if name == "backend" else [min(p)] if name == "n" else p[:1]
+    cut = [p if name in ("backend", "method") else [min(p)] if name == "n" else p[:1]
            for name, p in zip(cls.param_names, params)]
     return list(itertools.product(*cut))
 
@@ -39,6 +40,8 @@ def smallest_params(cls):
 @pytest.mark.parametrize("cls", [bench_rules.RuleStep, bench_rules.RuleStepFloat64,
                                  bench_rules.RuleStepGPU, bench_buckets.ManyArrays,
                                  bench_lbfgs.TwoLoop, bench_lbfgs.Minimize,
+                                 bench_methods.CGIteration, bench_methods.NewtonCGInnerStep,
+                                 bench_methods.BFGSUpdate, bench_methods.SmallMinimize,
                                  bench_torch.TorchStep, bench_torch.TorchRatio])
 def test_benchmarks_run_once_at_the_smallest_size(cls, monkeypatch):
     import fastopt._bench
@@ -95,9 +98,10 @@ def test_regression_check_slows_any_rule_module_and_keeps_it_valid():
 
     from benchmarks import regression_check
 
-    for path in sorted((ROOT / "kernels").glob("[a-z]*.py")):
-        if path.name == "lbfgs.py":
-            continue
+    from fastopt.kernels import REGISTRY
+
+    modules = {rule.cpu_element.__module__.rsplit(".", 1)[-1] for rule in REGISTRY}
+    for path in sorted(ROOT / "kernels" / f"{name}.py" for name in modules):
         source = path.read_text()
         slowed = regression_check.slowed_element(source)
         ast.parse(slowed)
