@@ -2,20 +2,11 @@
 import numpy as np
 
 from fastopt import minimize
-from fastopt._bench import array_module
+from fastopt._bench import array_module, minimize_ops
 from fastopt.backends import available_backends
-from fastopt.kernels import lbfgs as K
 from fastopt.problems import rosenbrock
 
 BACKENDS = ["numpy", "numba", "cupy"]
-
-
-def _ops(backend, n):
-    if backend not in available_backends():
-        raise NotImplementedError(f"backend {backend!r} is not available here")
-    if backend == "cupy":
-        return K.CupyOps(n, np.float64)
-    return K.HostOps(n, np.float64, compiled=backend == "numba", by_size=False)
 
 
 class TwoLoop:
@@ -28,7 +19,7 @@ class TwoLoop:
     def setup(self, backend, n):
         if n == 100_000_000 and backend != "cupy":
             raise NotImplementedError("1e8 only on the GPU")
-        self.ops = _ops(backend, n)
+        self.ops = minimize_ops(backend, n)
         xp, self.sync = array_module(backend)
         rng = np.random.default_rng(0)
         self.S = xp.asarray(rng.standard_normal((10, n)))

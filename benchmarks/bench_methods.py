@@ -3,21 +3,11 @@
 import numpy as np
 
 from fastopt import minimize
-from fastopt._bench import array_module
+from fastopt._bench import array_module, minimize_ops
 from fastopt.backends import available_backends
-from fastopt.kernels import lbfgs as K
 from fastopt.problems import rosenbrock
 
 BACKENDS = ["numpy", "numba", "cupy"]
-
-
-def _ops(backend, n):
-    """The backend's kernels (numba's at every size, as the kernel benchmarks measure)."""
-    if backend not in available_backends():
-        raise NotImplementedError(f"backend {backend!r} is not available here")
-    if backend == "cupy":
-        return K.CupyOps(n, np.float64)
-    return K.HostOps(n, np.float64, compiled=backend == "numba", by_size=False)
 
 
 class _Vectors:
@@ -37,7 +27,7 @@ class CGIteration(_Vectors):
     param_names = ["backend", "n"]
 
     def setup(self, backend, n):
-        self.ops = _ops(backend, n)
+        self.ops = minimize_ops(backend, n)
         self.g_src, self.d, self.g, self.g_t = self.vectors(backend, n, 4)
 
     def time_trial_and_direction(self, backend, n):
@@ -54,7 +44,7 @@ class NewtonCGInnerStep(_Vectors):
     param_names = ["backend", "n"]
 
     def setup(self, backend, n):
-        self.ops = _ops(backend, n)
+        self.ops = minimize_ops(backend, n)
         self.g_eps, self.g, self.p, self.hp, self.z, self.r = self.vectors(backend, n, 6)
 
     def time_inner_step(self, backend, n):
@@ -72,7 +62,7 @@ class BFGSUpdate(_Vectors):
     param_names = ["backend", "n"]
 
     def setup(self, backend, n):
-        self.ops = _ops(backend, n)
+        self.ops = minimize_ops(backend, n)
         xp, _ = array_module(backend)
         self.H = xp.eye(n)
         self.g, self.s, self.u, self.hg = self.vectors(backend, n, 4)

@@ -46,6 +46,18 @@ def array_module(backend: str) -> tuple[Any, Callable[[], Any]]:
     return np, lambda: None
 
 
+def minimize_ops(backend: str, n: int, dtype: Any = np.float64) -> Any:
+    """minimize's kernels on ``backend`` for n elements (numba's at every size, as the
+    kernel benchmarks measure them); NotImplementedError where the backend is missing."""
+    from .kernels import lbfgs
+
+    if backend not in available_backends():
+        raise NotImplementedError(f"backend {backend!r} is not available here")
+    if backend == "cupy":
+        return lbfgs.CupyOps(n, dtype)
+    return lbfgs.HostOps(n, dtype, compiled=backend == "numba", by_size=False)
+
+
 def _scale(a, s):
     for i in prange(a.size):
         a[i] = a[i] * s
