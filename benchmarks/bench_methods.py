@@ -71,7 +71,7 @@ class BFGSUpdate(_Vectors):
 
     def time_update(self, backend, n):
         self.ops.call("matvec", self.H, self.g, self.hg)
-        self.ops.call("rank_two", self.H, self.s, self.u)
+        self.ops.call("rank_two", self.H, self.s, self.u, 1.0)
         self.sync()
 
 

@@ -4,11 +4,12 @@ device.
     d = -H g;   after a strong-Wolfe step s = t d, y = g+ - g:
     H+ = (I - rho s y^T) H (I - rho y s^T) + rho s s^T,     rho = 1 / s.y
 
-as one matrix-vector product and one rank-two pass (``kernels.bfgs``): with Hg+ = H g+,
-Hy = Hg+ + d, u = (rho^2 y.Hy + rho)/2 s - rho Hy, H+ = H + s u^T + u s^T and the next
-direction is -(Hg+ + s (u.g+) + u (s.g+)). A pair without curvature (s.y <= eps |g.s|)
-leaves H as it is. H starts as the identity, or ``hess_inv0``; before the first update
-it is scaled by s.y / y.y (Nocedal & Wright eq. 6.20) unless ``hess_inv0`` was given.
+as one matrix-vector product, two vector passes and one rank-two pass (``kernels.bfgs``):
+with Hg+ = H g+, Hy = Hg+ + d, u = (rho^2 y.Hy + rho)/2 s - rho Hy, H+ = H + s u^T + u s^T
+and the next direction is -(Hg+ + s (u.g+) + u (s.g+)). A pair without curvature
+(s.y <= eps |g.s|) leaves H as it is. H starts as the identity, or ``hess_inv0``; the
+first update scales it by s.y / y.y (Nocedal & Wright eq. 6.20) unless ``hess_inv0`` was
+given. On the GPU the update's one host synchronisation is the seven sums.
 """
 from __future__ import annotations
 
@@ -32,16 +33,17 @@ class BFGS:
         else:
             self.H[...] = hess_inv0
         self.scale_first = hess_inv0 is None
-        self.hg = ops.zeros(n)            # H g at the current point
-        self.next_d = None                # the direction the last update made
+        self.hg, self.s, self.y, self.u = (ops.zeros(n) for _ in range(4))
+        self.d_new = ops.zeros(n)         # the direction the last update made
+        self.updated = False
 
     def direction(self, problem: _Problem) -> float:
-        if self.next_d is None:
+        if self.updated:
+            problem.d, self.d_new = self.d_new, problem.d
+            self.updated = False
+        else:
             self.ops.call("matvec", self.H, problem.g, self.hg)
             self.xp.negative(self.hg, out=problem.d)
-        else:
-            problem.d[...] = self.next_d
-            self.next_d = None
         return self.ops.dot(problem.g, problem.d)
 
     def restart(self, problem: _Problem) -> bool:
@@ -50,35 +52,33 @@ class BFGS:
             return False
         self.H[...] = 0
         self.xp.fill_diagonal(self.H, 1)
-        self.scale_first, self.next_d = True, None
+        self.scale_first, self.updated = True, False
         return True
 
     def accepted(self, problem: _Problem, t: float, gtd: float, x_old: Any, g_old: Any
                  ) -> None:
+        """The update from one matrix-vector product, one pass for seven sums (the only
+        copy to the host), one for u and the next direction, one rank-two pass."""
         ops, g, d = self.ops, problem.g, problem.d
-        s, y = problem.x - x_old, g - g_old
         ops.call("matvec", self.H, g, self.hg)
-        hy = self.hg + d                                   # H g_old = -d
-        sy = ops.dot(s, y)
-        if not sy > EPS * abs(t * gtd):
-            self.next_d = -self.hg
+        sy, yy, yhg, yd, sg, hgg, dg = ops.call("bfgs_sums", problem.x, x_old, g, g_old,
+                                                self.hg, d, self.s, self.y)
+        self.updated = True
+        if not sy > EPS * abs(t * gtd):                     # no curvature: d = -H g
+            ops.call("bfgs_vectors", self.s, self.hg, d, 0.0, 0.0, 1.0, 0.0, 0.0, self.u,
+                     self.d_new)
             return
-        if self.scale_first:                               # H = (s.y / y.y) I first
-            gamma = sy / ops.dot(y, y)
-            self.H *= gamma
-            self.hg *= gamma
-            hy *= gamma
-            self.scale_first = False
+        scale = sy / yy if self.scale_first else 1.0       # H = (s.y / y.y) H first
+        self.scale_first = False
         rho = 1.0 / sy
-        u = (rho * rho * ops.dot(y, hy) + rho) / 2 * s - rho * hy
-        ops.call("rank_two", self.H, s, u)
-        self.next_d = -(self.hg + s * ops.dot(u, g) + u * ops.dot(s, g))
+        a = (rho * rho * scale * (yhg + yd) + rho) / 2    # Hy = scale (H g_new + d)
+        b = -rho * scale
+        ug = a * sg + b * (hgg + dg)
+        ops.call("bfgs_vectors", self.s, self.hg, d, a, b, scale, ug, sg, self.u, self.d_new)
+        ops.call("rank_two", self.H, self.s, self.u, scale)
 
     def gnorm(self, problem: _Problem, order: float) -> float:
         return norm(self.ops, problem.g, order)
-
-    def inverse_hessian(self) -> Any:
-        return self.H
 
 
 def checked_hess_inv0(value: Any, n: int, xp: Any) -> Any:

@@ -187,7 +187,7 @@ def _steps(name: str, value: Any, shape: tuple) -> np.ndarray | None:
                          f"number or one per coordinate of x0 {shape}") from None
 
 
-def _make_ops(backend_name: str, x0: Any) -> tuple[str, Any, Any, tuple]:
+def _make_ops(backend_name: str, x0: Any, method: str) -> tuple[str, Any, Any, tuple]:
     """(backend name, L-BFGS ops, x0 copied into a flat float vector of the backend, the
     shape fun sees: x0's, at least 1-d, as SciPy's)."""
     backend = resolve_backend(backend_name, [x0])
@@ -209,7 +209,8 @@ def _make_ops(backend_name: str, x0: Any) -> tuple[str, Any, Any, tuple]:
     if arr.size == 0:
         raise ValueError("minimize: x0 is empty; there is nothing to minimise over")
     shape = arr.shape if arr.ndim else (1,)
-    return backend.name, _ops_for(backend.name, arr.size, arr.dtype), arr.reshape(-1), shape
+    return (backend.name, _ops_for(backend.name, arr.size, arr.dtype, method), arr.reshape(-1),
+            shape)
 
 
 def _limits(values: Any, n: int, none: float) -> np.ndarray:
@@ -416,14 +417,13 @@ class Evaluations:
         g_out[...] = checked_grad(g, self.shape, v.size).reshape(-1)
 
     def _finite_differences(self, v: Any, f: float) -> Any:
-        x = host_array(v)
+        """The gradient at v by differences, its points made on v's device (a map of
+        processes gets host points: CuPy arrays do not travel between processes)."""
+        x = v if self.workers is map or not self.gpu else host_array(v)
         h = _numdiff.steps(self.mode, x, self.abs_step, self.rel_step)
         g, calls = _numdiff.gradient(self.objective, x, f, self.mode, h, self.workers)
         self.nfev += calls
-        if self.gpu:
-            import cupy
-            return cupy.asarray(g)
-        return g
+        return _numdiff.namespace(v).asarray(g)
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -568,7 +568,7 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     args = args if isinstance(args, tuple) else (args,)
     report = _callback(callback)
     opts = _options(key, options, tol)
-    backend_name, ops, x, shape = _make_ops(backend, x0)
+    backend_name, ops, x, shape = _make_ops(backend, x0, key)
     if opts["maxiter"] is None:
         opts["maxiter"] = 200.0 * x.size
     if key != "l-bfgs-b" and "eps" not in (options or {}):

@@ -9,14 +9,18 @@
 
 EPS is the machine epsilon of x's dtype. With ``finite_diff_rel_step`` r given, h = r
 sign(x) |x|; a step that vanishes in x + h (x = 0, or a huge x) falls back to the default,
-as SciPy does. Each perturbed point is a fresh array; ``workers(f, points)`` (a map-like
-callable) evaluates them, by default one after the other.
+as SciPy does. Each perturbed point is a fresh array of x's kind, made where x lives (on
+the GPU for a CuPy x); ``workers(f, points)`` (a map-like callable) evaluates them, by
+default one after the other. The values come back to the host, where the differences are
+taken: n numbers.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+
+from ._result import host_array as host
 
 METHODS = ("2-point", "3-point", "cs")
 
@@ -27,20 +31,29 @@ def relative_step(method: str, dtype: Any) -> float:
     return eps ** (1 / 3) if method == "3-point" else eps ** 0.5
 
 
-def steps(method: str, x: np.ndarray, abs_step: Any = None, rel_step: Any = None
-          ) -> np.ndarray:
-    """The step h per coordinate of x, in x's dtype (never one that vanishes in x + h)."""
-    sign = np.where(x >= 0, 1.0, -1.0)
-    default = (relative_step(method, x.dtype) * sign * np.maximum(1.0, np.abs(x))
+def namespace(x: Any) -> Any:
+    """numpy, or cupy for a CuPy array."""
+    if isinstance(x, np.ndarray) or not hasattr(x, "__cuda_array_interface__"):
+        return np
+    import cupy
+    return cupy
+
+
+def steps(method: str, x: Any, abs_step: Any = None, rel_step: Any = None) -> Any:
+    """The step h per coordinate of x, in x's dtype and where x lives (never one that
+    vanishes in x + h)."""
+    xp = namespace(x)
+    sign = xp.where(x >= 0, 1.0, -1.0)
+    default = (relative_step(method, x.dtype) * sign * xp.maximum(1.0, xp.abs(x))
                ).astype(x.dtype)
     if abs_step is not None:
-        h = np.broadcast_to(np.asarray(abs_step, dtype=float), x.shape)
+        h = xp.broadcast_to(xp.asarray(host(abs_step), dtype=float), x.shape)
     elif rel_step is not None:
-        h = np.asarray(rel_step, dtype=float) * sign * np.abs(x)
+        h = xp.asarray(host(rel_step), dtype=float) * sign * xp.abs(x)
     else:
         return default
     h = h.astype(x.dtype)
-    return np.where((x + h) - x == 0, default, h)
+    return xp.where((x + h) - x == 0, default, h)
 
 
 def _forward(x: np.ndarray, h: np.ndarray) -> Iterator[np.ndarray]:
@@ -73,11 +86,11 @@ def gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, f0: float, method: s
     n = x.size
     if method == "cs":
         values = [complex(v).imag for v in workers(f, _complex(x, h))]
-        return np.asarray(values) / h, n
+        return np.asarray(values) / host(h), n
     if method == "3-point":
         values = np.asarray([float(v) for v in workers(f, _central(x, h))]).reshape(n, 2)
-        dx = (x + h) - (x - h)
+        dx = host((x + h) - (x - h))
         return (values[:, 1] - values[:, 0]) / dx, 2 * n
-    values = np.asarray([np.asarray(v, dtype=float) for v in workers(f, _forward(x, h))])
-    dx = (x + h) - x
+    values = np.asarray([host(v).astype(float) for v in workers(f, _forward(x, h))])
+    dx = host((x + h) - x)
     return (values - f0) / dx.reshape(-1, *[1] * (values.ndim - 1)), n

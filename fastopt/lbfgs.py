@@ -278,11 +278,12 @@ def _iterations(problem: _Problem, history: History, search: Callable, maxls: in
         yield f_old, t, gmax
 
 
-def _ops_for(backend_name: str, n: int, dtype: np.dtype) -> Any:
-    """The L-BFGS operations of a resolved backend, for n elements of ``dtype``."""
+def _ops_for(backend_name: str, n: int, dtype: np.dtype, method: str = "l-bfgs-b") -> Any:
+    """The operations of a resolved backend for ``method`` (a minimize method's key),
+    for n elements of ``dtype``."""
     if backend_name == "cupy":
         return kernels.CupyOps(n, dtype)
-    return kernels.HostOps(n, dtype, compiled=backend_name == "numba")
+    return kernels.HostOps(n, dtype, compiled=backend_name == "numba", method=method)
 
 
 SETTINGS = {"lr": _checks.positive, "max_iter": _checks.count,

@@ -131,27 +131,31 @@ NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
                  "step": step_numba, "dot": dot_numba,
                  **cg.NUMBA_KERNELS, **bfgs.NUMBA_KERNELS}
 REFERENCE_KERNELS = {**cg.REFERENCE, **bfgs.REFERENCE}     # what HostOps.call runs
-MATRIX_KERNELS = frozenset(bfgs.NUMBA_KERNELS)            # they move n^2 elements, not n
+MATRIX_KERNELS = bfgs.MATRIX_KERNELS                      # they move n^2 elements, not n
 BLAS_KERNELS = frozenset({"matvec"})     # NumPy's BLAS on the numba backend too (see below)
 # Where the numba kernels pay, measured (``pytest benchmarks/quick/test_quick_methods.py
-# --benchmark-only -k numba_against_numpy``: each method's own time per iteration on
-# extended Rosenbrock, numba over numpy, float32 and float64, n = 1e2 .. 1e6):
+# --benchmark-only -k numba_against_numpy``, and the same at 3e4, 3e5 and 6e5: each
+# method's own time per iteration on extended Rosenbrock, numba over numpy, interleaved):
 # - below 1e4 elements the per-iteration saving (~0.03 ms) never repays numba's one-time
 #   start in a process (~0.2 s), so small problems run the NumPy kernels;
-# - float64 from 1e4 to 4e5 elements: the vectors sit in cache, where NumPy's vectorised
-#   BLAS dot products beat numba's (no fastmath: one float64 accumulation chain per
-#   thread), 1.05-1.7x in L-BFGS and Newton-CG;
-# - float32, and float64 from 4e5 up, memory-bound: numba 0.4-0.85x of NumPy's time.
-NUMBA_MIN_ELEMENTS = 10_000
-NUMBA_FLOAT64_CACHE_ELEMENTS = 400_000
+# - vectors that sit in cache: NumPy's vectorised BLAS dot products beat numba's float64
+#   sums (no fastmath: one accumulation chain per thread), and waking numba's threads
+#   costs more than the pass. float64 L-BFGS-B and CG lose up to 1.3x below 3e5
+#   elements; Newton-CG, many short passes per iteration, 1.5x at 1e5 float32 and 1.2x at
+#   3e5 float64;
+# - from these sizes up, numba took 0.4-0.8 of NumPy's time.
+NUMBA_FROM = {"newton-cg": {np.dtype(np.float32): 1_000_000, np.dtype(np.float64): 600_000}}
+NUMBA_FROM_ANY_METHOD = {np.dtype(np.float32): 10_000, np.dtype(np.float64): 300_000}
+NUMBA_FROM_MATRIX = 10_000       # BFGS's rank-two pass over (n, n): no sums, streams
 
 
-def numba_pays(elements: int, dtype: np.dtype, matrix: bool = False) -> bool:
-    """Whether a pass over this many elements runs faster as a numba kernel than as NumPy
-    (the matrix passes, BFGS's rank-two update, have no reduction: from 1e4 elements)."""
-    if elements < NUMBA_MIN_ELEMENTS:
-        return False
-    return matrix or dtype != np.float64 or elements >= NUMBA_FLOAT64_CACHE_ELEMENTS
+def numba_pays(elements: int, dtype: np.dtype, matrix: bool = False,
+               method: str = "l-bfgs-b") -> bool:
+    """Whether ``method``'s passes over this many elements run faster as numba kernels
+    than as NumPy (the figures above)."""
+    if matrix:
+        return elements >= NUMBA_FROM_MATRIX
+    return elements >= NUMBA_FROM.get(method, NUMBA_FROM_ANY_METHOD)[np.dtype(dtype)]
 
 
 @functools.lru_cache(maxsize=None)
@@ -169,13 +173,14 @@ class HostOps:
 
     xp = np
 
-    def __init__(self, n: int, dtype: np.dtype, compiled: bool, by_size: bool = True) -> None:
-        """``compiled``: the numba backend's kernels where they pay for n elements of
-        ``dtype`` (``numba_pays``), everywhere with ``by_size=False``."""
+    def __init__(self, n: int, dtype: np.dtype, compiled: bool, by_size: bool = True,
+                 method: str = "l-bfgs-b") -> None:
+        """``compiled``: the numba backend's kernels where they pay for ``method`` over n
+        elements of ``dtype`` (``numba_pays``), everywhere with ``by_size=False``."""
         self.dtype = np.dtype(dtype)
         self._kernels = {}
         self.compiled = {matrix: compiled and (not by_size or numba_pays(
-            n * n if matrix else n, self.dtype, matrix)) for matrix in (False, True)}
+            n * n if matrix else n, self.dtype, matrix, method)) for matrix in (False, True)}
         if self.compiled[False] or self.compiled[True]:
             from ._cpu import PARALLEL_THRESHOLD_BYTES
 

@@ -196,6 +196,23 @@ def test_every_method_on_the_gpu_matches_the_host(method, cp):
     assert r.fun < 1e-9, r.fun
 
 
+def test_approx_fprime_and_check_grad_on_cupy_arrays(cp):
+    """CuPy in, CuPy out; f sees CuPy points; SciPy's numbers (those of NumPy arrays)."""
+    seen = set()
+
+    def f(x):
+        seen.add(type(x))
+        return (x ** 3).sum().item()
+
+    x = np.array([0.5, -1.0, 2.0])
+    g = fastopt.approx_fprime(cp.asarray(x), f)
+    assert isinstance(g, cp.ndarray) and seen == {cp.ndarray}
+    np.testing.assert_allclose(cp.asnumpy(g), fastopt.approx_fprime(x, lambda v: float(
+        (v ** 3).sum())), rtol=1e-12)
+    err = fastopt.check_grad(f, lambda v: 3 * v ** 2, cp.asarray(x))
+    assert err < 1e-5
+
+
 def test_damped_newton_on_the_gpu(cp):
     from test_methods import double_well, double_well_hess
 

@@ -29,7 +29,9 @@ def kernel_cases(n, dtype, rng):
     return {"cg_trial": (*vectors(4),), "cg_direction": (*vectors(2), 0.7),
             "cg_start": (*vectors(4),), "fd_hessp": (*vectors(2), 1e-3, *vectors(2)),
             "cg_advance": (*vectors(4), 0.3), "dot_l1": (*vectors(2),),
-            "rank_two": (matrix(), *vectors(2)), "matvec": (matrix(), *vectors(2))}
+            "rank_two": (matrix(), *vectors(2), 1.0), "matvec": (matrix(), *vectors(2)),
+            "bfgs_sums": (*vectors(8),),
+            "bfgs_vectors": (*vectors(3), 0.3, -0.2, 1.1, 0.7, -0.4, *vectors(2))}
 
 
 def assert_method_kernels_match_reference(ops, dtype, n=257, xp=np):
@@ -70,8 +72,8 @@ def test_reference_kernels_compute_what_they_say():
                        [g_t @ d, g_t @ g_t, g_t @ g, np.abs(g_t).max()])
     np.testing.assert_array_equal(out, g_t)
     H, s, u = rng.standard_normal((50, 50)), rng.standard_normal(50), rng.standard_normal(50)
-    want = H + np.outer(s, u) + np.outer(u, s)
-    KB.rank_two_reference(H, s, u)
+    want = 0.5 * H + np.outer(s, u) + np.outer(u, s)
+    KB.rank_two_reference(H, s, u, 0.5)
     np.testing.assert_allclose(H, want, rtol=1e-13, atol=1e-15)
 
 
@@ -86,7 +88,7 @@ def test_bfgs_rank_two_form_is_the_bfgs_update():
     V = np.eye(6) - rho * np.outer(y, s)
     want = V.T @ H @ V + rho * np.outer(s, s)
     u = (rho * rho * (y @ hy) + rho) / 2 * s - rho * hy
-    KB.rank_two_reference(H, s, u)
+    KB.rank_two_reference(H, s, u, 1.0)
     np.testing.assert_allclose(H, want, rtol=1e-12, atol=1e-12)
 
 
@@ -330,14 +332,16 @@ def test_float32_problems_stay_float32(method):
 # -- the numba backend's kernels, by size ------------------------------------------------------
 def test_numba_backend_picks_its_kernels_by_size():
     """NumPy's kernels where numba's do not pay (kernels.lbfgs.numba_pays, measured): small
-    problems, and float64 vectors that sit in cache; the (n, n) passes from 1e4 elements."""
+    problems, vectors that sit in cache; the (n, n) passes from 1e4 elements."""
     pytest.importorskip("numba")
-    expect = {(100, np.float64): (False, True), (50, np.float32): (False, False),
-              (50_000, np.float64): (False, True), (50_000, np.float32): (True, True),
-              (1_000_000, np.float64): (True, True)}
-    for (n, dtype), (vector, matrix) in expect.items():
-        ops = K.HostOps(n, dtype, compiled=True)
-        assert ops.compiled == {False: vector, True: matrix}, (n, dtype)
+    expect = {(100, np.float64, "cg"): (False, True), (50, np.float32, "cg"): (False, False),
+              (50_000, np.float64, "l-bfgs-b"): (False, True),
+              (50_000, np.float32, "cg"): (True, True),
+              (50_000, np.float32, "newton-cg"): (False, True),
+              (1_000_000, np.float64, "newton-cg"): (True, True)}
+    for (n, dtype, method), (vector, matrix) in expect.items():
+        ops = K.HostOps(n, dtype, compiled=True, method=method)
+        assert ops.compiled == {False: vector, True: matrix}, (n, dtype, method)
     assert not any(K.HostOps(10**6, np.float64, compiled=False).compiled.values())
 
 
@@ -361,8 +365,7 @@ def assert_same_runs(method, backend):
 def test_every_solver_on_the_numba_kernels(method, monkeypatch):
     """The numba kernels inside each whole solver (at these sizes by_size picks NumPy's)."""
     pytest.importorskip("numba")
-    monkeypatch.setattr(K, "NUMBA_MIN_ELEMENTS", 0)
-    monkeypatch.setattr(K, "NUMBA_FLOAT64_CACHE_ELEMENTS", 0)
+    monkeypatch.setattr(K, "numba_pays", lambda *args: True)
     assert_same_runs(method, "numba")
 
 
