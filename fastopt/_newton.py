@@ -11,9 +11,10 @@ case, but the unfinished z of CG steps through positive curvature still descends
 strong-Wolfe step along z from t = 1 (the Newton step; SciPy starts from its
 first-trial rule, which shrank the steps on Wood until maxiter);
 stop when the step's sum|t z| <= n xtol. H p comes from ``hessp``, from ``hess`` (one
-Hessian per outer iteration), or from the gradient: (g(x + eps p) - g) / eps. The inner
-loop's passes are fused (``kernels.cg``): curvature (with the finite difference), advance
-(z, r and their norms), direction.
+Hessian per outer iteration), or from the gradient: (g(x + h p) - g) / h with
+h = eps (1 + |x|) / |p| (SciPy's h = eps along an unnormalised p made float32 products
+noise). The inner loop's passes are fused (``kernels.cg``): curvature (with the finite
+difference), advance (z, r and their norms), direction.
 
 Newton: d solves (H + mu I) d = -g with mu = 0 when H is positive definite (Cholesky
 succeeds); otherwise mu starts at ``damping`` * max(1, max|H_ii|) and grows tenfold until
@@ -55,6 +56,7 @@ class HessianProducts:
 
     def at(self, problem: _Problem) -> None:
         """A new point: evaluate the Hessian there when ``hess`` gives it."""
+        self.x_scale = 1.0 + math.sqrt(self.ops.dot(problem.x, problem.x))
         if self.hess is not None:
             self.matrix = hessian_matrix(self.hess(self._view(problem.x), *self.args),
                                          self.ops, problem.x.size)
@@ -90,10 +92,11 @@ class HessianProducts:
                 out = hp
             self.last_product = out       # read, never written: no copy needed
             return ops.dot(p, out)
-        ops.step(self.x_eps, problem.x, self.eps, p)
+        h = self.eps * self.x_scale / math.sqrt(ops.dot(p, p))   # |h p| = eps (1 + |x|)
+        ops.step(self.x_eps, problem.x, h, p)
         self.gradient(self.x_eps, self.g_eps)
         self.last_product = hp
-        return ops.call("fd_hessp", self.g_eps, problem.g, self.eps, p, hp)
+        return ops.call("fd_hessp", self.g_eps, problem.g, h, p, hp)
 
 
 def hessian_matrix(H: Any, ops: Any, n: int) -> Any:
