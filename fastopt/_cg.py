@@ -8,9 +8,11 @@
 
 Restarts (beta = 0) every n iterations and whenever d_k+1 would not be a sufficient
 descent direction, g+.d+ <= -0.01 g+.g+ (Gilbert & Nocedal's condition, as SciPy).
-Every scalar these need comes from the fused trial pass (``kernels.cg.cg_trial``) at the
-accepted point, and the new direction is one fused pass: 9n words an iteration with one
-trial, line search included.
+Every scalar these need comes from the fused trial pass (``kernels.cg.cg_trial``: the
+gradient's copy into the solver's buffer with four sums, 4n words) at the accepted point,
+and the new direction with g.d is one fused pass (3n): with the trial point x + t d (3n),
+10n words an iteration with one trial, line search included (SciPy's CG: ~30n and five
+temporaries).
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 
     .ci/scipy-suite            # routed through fastopt
     FASTOPT_ROUTE=0 .ci/scipy-suite   # SciPy itself, on the same tests (the baseline)
+    FASTOPT_METHODS=cg,bfgs,newton-cg .ci/scipy-suite -k "cg or bfgs or newton"
+                               # those methods' calls instead (or as well)
 
 Loaded as a pytest plugin (``-p conftest`` from this folder); SciPy's installed test files
 run in place, with SciPy's own conftest.
@@ -18,6 +20,7 @@ import scipy.optimize
 import fastopt
 
 ROUTE = os.environ.get("FASTOPT_ROUTE", "1") != "0"
+METHODS = {m.strip().lower() for m in os.environ.get("FASTOPT_METHODS", "l-bfgs-b").split(",")}
 scipy_minimize = scipy.optimize.minimize
 routed_tests: dict[str, str] = {}
 current = {"test": None}
@@ -39,7 +42,7 @@ def unconstrained(bounds, constraints) -> bool:
 
 def minimize(fun, x0, args=(), method=None, jac=None, hess=None, hessp=None, bounds=None,
              constraints=(), tol=None, callback=None, options=None):
-    if isinstance(method, str) and method.lower() == "l-bfgs-b" and \
+    if isinstance(method, str) and method.lower() in METHODS and \
             unconstrained(bounds, constraints):
         if current["test"] is not None:
             routed_tests.setdefault(current["test"], "?")
@@ -72,7 +75,8 @@ def pytest_terminal_summary(terminalreporter):
     passed = sorted(t for t, o in routed_tests.items() if o == "passed")
     failed = sorted(t for t, o in routed_tests.items() if o != "passed")
     who = "fastopt.minimize" if ROUTE else "SciPy (FASTOPT_ROUTE=0)"
-    terminalreporter.section(f"unconstrained L-BFGS-B calls answered by {who}")
+    terminalreporter.section(f"unconstrained {', '.join(sorted(METHODS))} calls answered "
+                             f"by {who}")
     for t in failed:
         terminalreporter.write_line(f"FAILED {t} ({routed_tests[t]})")
     terminalreporter.write_line(f"{len(passed)} of {len(routed_tests)} tests with routed "
