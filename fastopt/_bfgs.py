@@ -90,10 +90,11 @@ def checked_hess_inv0(value: Any, n: int, xp: Any) -> Any:
     if H.shape != (n, n):
         raise ValueError(f"minimize: option hess_inv0 must be an ({n}, {n}) matrix, got shape "
                          f"{H.shape}")
+    if not np.array_equal(H, H.T):
+        raise ValueError("minimize: 'hess_inv0' matrix isn't positive definite. (It is not "
+                         "symmetric.)")
     try:
         np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
-        raise ValueError("minimize: option hess_inv0 must be positive definite") from None
-    if not np.array_equal(H, H.T):
-        raise ValueError("minimize: option hess_inv0 must be symmetric")
+        raise ValueError("minimize: 'hess_inv0' matrix isn't positive definite.") from None
     return xp.asarray(H)

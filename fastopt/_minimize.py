@@ -26,7 +26,8 @@ from . import _descent
 from ._bfgs import BFGS, checked_hess_inv0
 from ._cg import CG, VARIANTS
 from ._newton import MESSAGES as NEWTON_MESSAGES
-from ._newton import NEWTON_CG_STATUS, HessianProducts, Newton, run_newton_cg
+from ._newton import (NEWTON_CG_STATUS, HessianProducts, Newton, is_update_strategy,
+                      run_newton_cg)
 from .lbfgs import (LINE_SEARCHES, FunStopped, History, _iterations, _ops_for, _Problem,
                     checked_loss, pair)
 
@@ -74,10 +75,13 @@ def _method_key(method: Any) -> str:
 
 
 def _limit(name: str, value: Any) -> float:
-    """maxiter and maxfun: any number >= 0, as SciPy takes (100.1 and inf included)."""
+    """maxfun: any number >= 0, as SciPy takes (100.1 and inf included); maxiter: any
+    number, one <= 0 stopping before the first iteration (status 1), as SciPy's does."""
+    least = -math.inf if name.endswith("maxiter") else 0.0
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not value >= 0:
-        raise ValueError(f"minimize: {name} must be a number >= 0, got {value!r}")
+            or not value >= least:
+        raise ValueError(f"minimize: {name} must be a number{' >= 0' if least == 0 else ''}, "
+                         f"got {value!r}")
     return float(value)
 
 
@@ -115,8 +119,8 @@ def _options(key: str, options: Mapping[str, Any] | None, tol: float | None) -> 
         if k in opts and not (k == "maxiter" and opts[k] is None):
             opts[k] = check(f"option {history_name if k == 'history_size' else k}", opts[k])
     if "c2" in opts and not opts["c1"] < opts["c2"]:
-        raise ValueError(f"minimize: options c1 and c2 must satisfy 0 < c1 < c2 < 1, got "
-                         f"c1={opts['c1']}, c2={opts['c2']}")
+        raise ValueError(f"minimize: options 'c1' and 'c2' do not satisfy '0 < c1 < c2 < 1', "
+                         f"got c1={opts['c1']}, c2={opts['c2']}")
     disp = opts["disp"]          # SciPy takes None or verbosity levels: any integer
     opts["disp"] = bool(disp) if disp is None or isinstance(disp, (int, np.integer)) else \
         _checks.boolean("minimize", "option disp", disp)
@@ -129,10 +133,11 @@ def _options(key: str, options: Mapping[str, Any] | None, tol: float | None) -> 
 
 
 def _fraction(name: str, value: Any) -> float:
-    """c1, c2: a number strictly between 0 and 1."""
+    """c1, c2: a number strictly between 0 and 1 (SciPy's words in the error)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
             or not 0 < value < 1:
-        raise ValueError(f"minimize: {name} must be a number in (0, 1), got {value!r}")
+        raise ValueError(f"minimize: {name} must be a number in (0, 1), got {value!r} ('c1' "
+                         f"and 'c2' do not satisfy '0 < c1 < c2 < 1')")
     return float(value)
 
 
@@ -515,13 +520,17 @@ def _check_derivatives(key: str, evaluations: Evaluations, hess: Any, hessp: Any
     if key == "newton-cg" and evaluations.mode not in ("pair", "jac"):
         raise ValueError("minimize: Jacobian is required for Newton-CG method: pass jac=True "
                          "(fun returns (f, g)) or a function jac(x)")
-    if key == "newton" and hess is None:
-        raise ValueError("minimize: method Newton needs hess, a function hess(x) returning the "
-                         "(n, n) Hessian; Newton-CG takes hessp or none")
-    for name, value in (("hess", hess), ("hessp", hessp)):
-        if key in ("newton-cg", "newton") and value is not None and not callable(value):
-            raise TypeError(f"minimize: {name} must be a function of x, got "
-                            f"{type(value).__name__}")
+    if key == "newton" and not callable(hess):
+        raise ValueError(f"minimize: method Newton needs hess, a function hess(x) returning "
+                         f"the (n, n) Hessian, got {hess!r:.60}; Newton-CG takes hessp, "
+                         f"finite differences or a HessianUpdateStrategy")
+    if key == "newton-cg" and not (hess is None or callable(hess) or hess in _numdiff.METHODS
+                                   or is_update_strategy(hess)):
+        raise TypeError(f"minimize: hess must be a function hess(x), '2-point', '3-point', "
+                        f"'cs' or a HessianUpdateStrategy, got {hess!r:.60}")
+    if key == "newton-cg" and hessp is not None and not callable(hessp):
+        raise TypeError(f"minimize: hessp must be a function hessp(x, p), got "
+                        f"{type(hessp).__name__}")
 
 
 def _recorder(report: Callable | None, allvecs: list | None) -> Callable | None:
@@ -598,6 +607,18 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     if allvecs is not None:
         result["allvecs"] = allvecs
     if opts["disp"]:
-        print(f"minimize ({name}, {backend_name}): {result.message}\n"
-              f"  f = {result.fun:.10g} after {nit} iterations, {result.nfev} evaluations")
+        _report(name, backend_name, result)
     return result
+
+
+def _report(name: str, backend_name: str, result: OptimizeResult) -> None:
+    """disp=True: the summary, and for CG, BFGS and Newton(-CG) a run that did not succeed
+    as SciPy reports it, an OptimizeWarning (SciPy's class when SciPy is installed)."""
+    print(f"minimize ({name}, {backend_name}): {result.message}\n"
+          f"  f = {result.fun:.10g} after {result.nit} iterations, {result.nfev} evaluations")
+    if not result.success and name != "L-BFGS-B":
+        try:
+            from scipy.optimize import OptimizeWarning
+        except ImportError:
+            OptimizeWarning = RuntimeWarning
+        warnings.warn(result.message, OptimizeWarning, stacklevel=3)

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._descent import STATUS, line_step, norm
+from ._result import host_array as host
 from .lbfgs import _Problem
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -41,23 +42,44 @@ MESSAGES = {"maxiter": "Warning: Maximum number of iterations has been exceeded.
 NEWTON_CG_STATUS = {**STATUS, "cg": 3}
 
 
+def is_update_strategy(hess: Any) -> bool:
+    """Whether ``hess`` is a quasi-Newton approximation as SciPy's HessianUpdateStrategy
+    (BFGS(), SR1()) gives it: initialize(n, "hess"), update(dx, dg), dot(p)."""
+    return all(hasattr(hess, name) for name in ("initialize", "update", "dot"))
+
+
 class HessianProducts:
     """H p at the current point, from ``hessp(x, p, *args)``, ``hess(x, *args)`` (called
-    once per point) or finite differences of ``gradient(v, g_out)``; counts nhev."""
+    once per point), a HessianUpdateStrategy (updated from point to point), or finite
+    differences of ``gradient(v, g_out)`` (also for hess "2-point", "3-point", "cs");
+    counts nhev."""
 
-    def __init__(self, ops: Any, shape: tuple, args: tuple, hess: Callable | None,
-                 hessp: Callable | None, gradient: Callable, eps: float,
-                 checked: Callable) -> None:
+    def __init__(self, ops: Any, shape: tuple, args: tuple, hess: Any, hessp: Callable | None,
+                 gradient: Callable, eps: float, checked: Callable) -> None:
         self.ops, self.shape, self.args = ops, shape, args
-        self.hess, self.hessp, self.gradient, self.eps = hess, hessp, gradient, eps
+        self.strategy = hess if is_update_strategy(hess) else None
+        self.hess = hess if callable(hess) and self.strategy is None else None
+        self.hessp, self.gradient, self.eps = hessp, gradient, eps
         self.checked, self.nhev, self.matrix = checked, 0, None
         n = math.prod(shape)
         self.x_eps, self.g_eps = ops.zeros(n), ops.zeros(n)
+        self.last_point: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _update_strategy(self, problem: _Problem) -> None:
+        """The quasi-Newton approximation moved to the current point (host arrays)."""
+        x, g = host(problem.x).astype(float), host(problem.g).astype(float)
+        if self.last_point is None:
+            self.strategy.initialize(x.size, "hess")
+        else:
+            self.strategy.update(x - self.last_point[0], g - self.last_point[1])
+        self.last_point, self.matrix = (x, g), self.strategy
 
     def at(self, problem: _Problem) -> None:
         """A new point: evaluate the Hessian there when ``hess`` gives it."""
         self.x_scale = 1.0 + math.sqrt(self.ops.dot(problem.x, problem.x))
-        if self.hess is not None:
+        if self.strategy is not None:
+            self._update_strategy(problem)
+        elif self.hess is not None:
             self.matrix = hessian_matrix(self.hess(self._view(problem.x), *self.args),
                                          self.ops, problem.x.size)
             self.nhev += 1
@@ -78,8 +100,8 @@ class HessianProducts:
         if self.matrix is not None:
             if isinstance(self.matrix, ops.xp.ndarray):
                 ops.call("matvec", self.matrix, p, hp)
-            else:                                 # a LinearOperator or a sparse matrix
-                hp[...] = ops.xp.asarray(self.matrix.dot(p)).reshape(-1)
+            else:               # a LinearOperator, a sparse matrix, a quasi-Newton strategy
+                hp[...] = ops.xp.asarray(self.matrix.dot(host(p))).reshape(-1)
             self.last_product = hp
             return ops.dot(p, hp)
         if self.hessp is not None:

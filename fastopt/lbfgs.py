@@ -107,11 +107,21 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         if g >= 0:
             bracket = [(t, f, g), (t_prev, f_prev, g_prev)]
             break
-        t_next = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, t + 0.01 * (t - t_prev),
-                                t + 4.0 * (t - t_prev))
+        # beyond t, at most 4x the last step further (Moré-Thuente's cases 3 and 4): where
+        # the slope flattens, the cubic's minimiser ahead, else the secant step to where
+        # the slope would vanish; where it steepens (a concave stretch), the far end
+        far = t + 4.0 * (t - t_prev)
+        if abs(g) < abs(g_prev):
+            ahead = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, -math.inf, math.inf)
+            if not ahead > t:
+                ahead = t + (t - t_prev) * g / (g_prev - g)
+            t_next = min(max(ahead, t + 0.01 * (t - t_prev)), far)
+        else:
+            t_next = far
         t_prev, f_prev, g_prev, t = t, f, g, t_next
     widths = [math.inf, math.inf]           # the bracket's width two and one steps ago
-    while bracket is not None and evals < max_evals:
+    unchanged = 0                           # trials in a row where f was f0 to the last bit
+    while bracket is not None and evals < max_evals and unchanged < 2:
         (t_lo, f_lo, g_lo), (t_hi, f_hi, g_hi) = bracket
         if abs(t_hi - t_lo) <= xtol * max(abs(t_lo), abs(t_hi)):   # relative: steps may be tiny
             break
@@ -128,6 +138,7 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         if not (math.isfinite(f) and math.isfinite(g)):
             bracket[1] = (t, math.inf, math.inf)
             continue
+        unchanged = unchanged + 1 if f == f0 else 0    # f is flat to rounding: give up
         if f <= f0 + c1 * t * gtd0 and f < best[1]:
             best = (t, f, g)
         if f > f0 + c1 * t * gtd0 or f >= f_lo:
@@ -161,6 +172,10 @@ LINE_SEARCHES = {"strong_wolfe": strong_wolfe, "armijo": armijo}
 
 
 # -- what fun and closures return --------------------------------------------------------
+class NotAScalarError(TypeError, ValueError):
+    """f is not a real number: a TypeError, and the ValueError SciPy raises for it."""
+
+
 def checked_loss(owner: str, what: str, f: Any) -> float:
     """``f`` as a float: a real number (a NumPy scalar or an array of one element
     included, as SciPy and torch take it)."""
@@ -170,8 +185,9 @@ def checked_loss(owner: str, what: str, f: Any) -> float:
     if isinstance(f, (bool, complex, str)) or not hasattr(f, "__float__") or \
             math.prod(shape) != 1:
         shape_text = f" of shape {shape}" if shape != () else ""
-        raise TypeError(f"{owner}: {what} must be a real number, got "
-                        f"{type(f).__name__}{shape_text} {f!r:.60}")
+        raise NotAScalarError(f"{owner}: {what} must be a real number, got "
+                              f"{type(f).__name__}{shape_text} {f!r:.60} (The user-provided "
+                              f"objective function must return a scalar value.)")
     return float(f)          # a 0-d tensor of torch or JAX too
 
 

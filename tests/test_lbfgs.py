@@ -245,7 +245,7 @@ def test_strong_wolfe_returns_a_strong_wolfe_step():
 
 
 @pytest.mark.parametrize("options,match", [
-    (dict(maxiter=-1), "maxiter must be"),
+    (dict(maxiter=float("nan")), "maxiter must be"),
     (dict(maxfun=float("nan")), "maxfun must be"),
     (dict(maxls=0), "maxls must be"),
     (dict(eps=float("inf")), "eps must be"),

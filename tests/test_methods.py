@@ -286,7 +286,7 @@ def test_bfgs_hess_inv0(so):
                          options=dict(hess_inv0=H0))
     plain = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method="BFGS")
     assert r.success and r.nfev != plain.nfev
-    with pytest.raises(ValueError, match="positive definite"):
+    with pytest.raises(ValueError, match="'hess_inv0' matrix isn't positive definite"):
         fastopt.minimize(so.rosen, x0, method="BFGS", options=dict(hess_inv0=-np.eye(2)))
     with pytest.raises(ValueError, match=r"hess_inv0 must be an \(2, 2\)"):
         fastopt.minimize(so.rosen, x0, method="BFGS", options=dict(hess_inv0=np.eye(3)))
@@ -297,12 +297,12 @@ def test_bfgs_hess_inv0(so):
     ("BFGS", dict(maxcor=3), r"unknown option\(s\) \['maxcor'\] for method BFGS"),
     ("Newton-CG", dict(gtol=1e-3), r"unknown option\(s\) \['gtol'\] for method Newton-CG"),
     ("CG", dict(variant="PR"), r"variant must be one of \['PR\+', 'FR', 'HS'\]"),
-    ("CG", dict(c1=0.5, c2=0.1), "c1 and c2 must satisfy"),
-    ("BFGS", dict(c2=1.0), r"c2 must be a number in \(0, 1\)"),
+    ("CG", dict(c1=0.5, c2=0.1), "'c1' and 'c2' do not satisfy"),
+    ("BFGS", dict(c2=1.0), r"c2 must be a number in \(0, 1\), got 1.0 \('c1' and 'c2'"),
     ("BFGS", dict(norm=0), "norm must be a nonzero number"),
     ("Newton-CG", dict(xtol=-1), "xtol must be a finite number >= 0"),
     ("Newton", dict(damping=0.0), "damping must be a finite number > 0"),
-    ("CG", dict(maxiter=-1), "maxiter must be a number >= 0"),
+    ("CG", dict(maxiter="many"), "maxiter must be a number, got 'many'"),
 ])
 def test_bad_options_are_errors_before_fun_runs(method, options, match):
     def fun(x):
@@ -403,3 +403,59 @@ def test_fun_may_keep_or_change_the_x_it_gets(method):
     for x, v in zip(kept, values):
         assert (x == 1e9).all() and not (v == 1e9).any()
 
+
+
+# -- more of SciPy's conventions (found by running SciPy's own tests: .ci/scipy-suite) -----
+def himmelblau(p):
+    x, y = p
+    return (x * x + y - 11) ** 2 + (x + y * y - 7) ** 2, np.array(
+        [4 * x ** 3 + 4 * x * y - 42 * x + 2 * y ** 2 - 14,
+         2 * x ** 2 + 4 * x * y + 4 * y ** 3 - 26 * y - 22])
+
+
+def test_newton_cg_leaves_a_concave_start():
+    """From (-0.27, -0.9) the Hessian is negative definite and the first direction's slope
+    steepens: the search must extrapolate far, not creep (it crept by 1% a trial and
+    ended with precision loss at x0)."""
+    hess = lambda p: np.array([[12 * p[0] ** 2 + 4 * p[1] - 42, 4 * p[0] + 4 * p[1]],  # noqa
+                               [4 * p[0] + 4 * p[1], 4 * p[0] + 12 * p[1] ** 2 - 26]])
+    r = fastopt.minimize(himmelblau, np.array([-0.27, -0.9]), jac=True, hess=hess,
+                         method="Newton-CG", tol=1e-6)
+    assert r.success, r.message
+    np.testing.assert_allclose(r.x, [3.0, 2.0], rtol=1e-4)
+
+
+@pytest.mark.parametrize("hess", ["2-point", "3-point", "cs"])
+def test_newton_cg_takes_scipys_finite_difference_names(hess, so):
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0]), jac=so.rosen_der, hess=hess,
+                         method="Newton-CG", tol=1e-8)
+    assert r.success and r.nhev == 0
+    np.testing.assert_allclose(r.x, [1.0, 1.0], rtol=1e-4)
+
+
+def test_newton_cg_takes_a_hessian_update_strategy(so):
+    strategy = so.BFGS()
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0]), jac=so.rosen_der, hess=strategy,
+                         method="Newton-CG", tol=1e-8)
+    assert r.success and strategy.n == 2        # initialised and updated by the run
+    np.testing.assert_allclose(r.x, [1.0, 1.0], rtol=1e-3)
+
+
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_disp_warns_an_unsuccessful_run_as_scipy_does(method, so, capsys):
+    with pytest.warns(so.OptimizeWarning, match="Maximum number"):
+        fastopt.minimize(so.rosen, np.zeros(2), jac=so.rosen_der, method=method,
+                         options=dict(disp=True, maxiter=10))
+    assert "Maximum number" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", SCIPY_METHODS)
+def test_a_negative_maxiter_stops_at_once(method, so):
+    r = fastopt.minimize(so.rosen, np.zeros(2), jac=so.rosen_der, method=method,
+                         options=dict(maxiter=-1))
+    assert r.status == 1 and r.nit == 0
+
+
+def test_a_vector_f_is_scipys_value_error():
+    with pytest.raises(ValueError, match="must return a scalar value"):
+        fastopt.minimize(lambda x: x, np.array([1.0, 1.0]), method="BFGS")
