@@ -141,10 +141,12 @@ BLAS_KERNELS = frozenset({"matvec"})     # NumPy's BLAS on the numba backend too
 # - vectors that sit in cache: NumPy's vectorised BLAS dot products beat numba's float64
 #   sums (no fastmath: one accumulation chain per thread), and waking numba's threads
 #   costs more than the pass. float64 L-BFGS-B and CG lose up to 1.3x below 3e5
-#   elements; Newton-CG, many short passes per iteration, 1.5x at 1e5 float32 and 1.2x at
-#   3e5 float64;
+#   elements, float32 CG between 0.44x and 1.28x at 1e5 from run to run (its passes go
+#   parallel there, in cache); Newton-CG, many short passes per iteration, 1.5x at 1e5
+#   float32 and 1.2x at 3e5 float64;
 # - from these sizes up, numba took 0.4-0.8 of NumPy's time.
-NUMBA_FROM = {"newton-cg": {np.dtype(np.float32): 1_000_000, np.dtype(np.float64): 600_000}}
+NUMBA_FROM = {"newton-cg": {np.dtype(np.float32): 1_000_000, np.dtype(np.float64): 600_000},
+              "cg": {np.dtype(np.float32): 300_000, np.dtype(np.float64): 300_000}}
 NUMBA_FROM_ANY_METHOD = {np.dtype(np.float32): 10_000, np.dtype(np.float64): 300_000}
 NUMBA_FROM_MATRIX = 10_000       # BFGS's rank-two pass over (n, n): no sums, streams
 

@@ -348,7 +348,8 @@ def test_numba_backend_picks_its_kernels_by_size():
     pytest.importorskip("numba")
     expect = {(100, np.float64, "cg"): (False, True), (50, np.float32, "cg"): (False, False),
               (50_000, np.float64, "l-bfgs-b"): (False, True),
-              (50_000, np.float32, "cg"): (True, True),
+              (50_000, np.float32, "l-bfgs-b"): (True, True),
+              (50_000, np.float32, "cg"): (False, True),
               (50_000, np.float32, "newton-cg"): (False, True),
               (1_000_000, np.float64, "newton-cg"): (True, True)}
     for (n, dtype, method), (vector, matrix) in expect.items():
