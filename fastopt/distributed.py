@@ -1,0 +1,205 @@
+"""ZeRO stage 1 over MPI: each rank keeps and updates one shard of the optimizer state.
+
+    from mpi4py import MPI
+    opt = fastopt.distributed.ShardedOptimizer(fastopt.Adam, params, lr=1e-3)
+    opt.step(grads)          # every rank: its own grads; params end equal on every rank
+
+Per (param group, dtype) the params are laid end to end in a flat buffer padded to a
+multiple of the world size; rank r owns the r-th of ``world`` equal slices, and a plain
+fastopt optimizer of the same rule (the fused kernels, param groups, live
+hyperparameters, schedules) steps that slice. A step:
+
+    1. exchanges the grads' slices (``Alltoall``: each rank sends every other rank that
+       rank's slice, (world-1)/world of the buffer, what a reduce-scatter moves) and sums
+       them in rank order, then divides by world: the average, in a fixed order;
+    2. steps the rank's slice of params and state with the rule's kernel;
+    3. ``Allgather``s the updated slices into every rank's flat buffer and copies them
+       into the params, in place.
+
+MPI fixes no order for the sums of its reductions, so a reduce-scatter's result could
+differ in the last bit from any single-process reference; summing received slices in rank
+order makes every run equal, bit for bit, to one optimizer stepped with
+``(g_0 + g_1 + ... + g_{world-1}) / world`` summed in that order.
+
+Errors: ranks that pass params of other shapes or dtypes, grads that do not fit, or a
+step that raises on any rank raise on every rank (each rank learns the others' outcome
+before it moves on, so none waits forever in a collective). A rank that dies (killed,
+out of memory) is MPI's business: MPICH and Open MPI end the whole job.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .groups import group_specs
+from .optimizer import Optimizer
+
+
+def _mpi() -> Any:
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError("fastopt.distributed needs mpi4py and an MPI library: "
+                          "pip install 'fastopt[mpi]' (mpi4py with MPICH)") from exc
+    return MPI
+
+
+class Segment:
+    """The params of one group and dtype, flat and padded: this rank's slice of them."""
+
+    def __init__(self, arrays: list, positions: list[int], world: int, rank: int) -> None:
+        self.arrays, self.positions = arrays, positions
+        self.dtype = arrays[0].dtype
+        sizes = [a.size for a in arrays]
+        self.ends = np.cumsum(sizes).tolist()
+        self.size = self.ends[-1]
+        self.shard = max(1, math.ceil(self.size / world))
+        self.flat = np.zeros(self.shard * world, self.dtype)     # every rank's params
+        self.mine = self.flat[rank * self.shard:(rank + 1) * self.shard]
+        self.send = np.zeros_like(self.flat)                     # this rank's grads
+        self.received = np.zeros_like(self.flat)                 # the slices sent to it
+        self.grad = np.zeros(self.shard, self.dtype)             # their average
+        self.gather_in(arrays)
+
+    def gather_in(self, arrays: list) -> None:
+        """The params into the flat buffer."""
+        for a, end in zip(arrays, self.ends):
+            self.flat[end - a.size:end] = a.reshape(-1)
+
+    def scatter_out(self) -> None:
+        """The flat buffer into the params, in place."""
+        for a, end in zip(self.arrays, self.ends):
+            a.reshape(-1)[...] = self.flat[end - a.size:end]
+
+    def pack(self, grads: list) -> None:
+        for g, end in zip(grads, self.ends):
+            self.send[end - g.size:end] = g.reshape(-1)
+
+    def average(self, world: int) -> None:
+        """The received slices summed in rank order, divided by world."""
+        parts = self.received.reshape(world, self.shard)
+        np.copyto(self.grad, parts[0])
+        for k in range(1, world):
+            self.grad += parts[k]
+        self.grad /= self.dtype.type(world)
+
+
+class ShardedOptimizer:
+    """A fastopt optimizer (``rule``: fastopt.Adam, fastopt.SGD, ...) whose state is
+    sharded across the ranks of ``comm`` (default MPI.COMM_WORLD): ZeRO stage 1.
+
+    ``params`` as the rule takes them (an array, a list, or param group dicts), the same
+    shapes and dtypes on every rank; ``hyperparams`` as the rule's keywords. ``step(grads)``
+    averages the ranks' grads, steps this rank's slice, and all-gathers the params."""
+
+    def __init__(self, rule: type, params: Any, comm: Any = None, **hyperparams: Any) -> None:
+        if not (isinstance(rule, type) and issubclass(rule, Optimizer)):
+            raise TypeError(f"ShardedOptimizer: rule must be a fastopt optimizer class "
+                            f"(fastopt.Adam, fastopt.SGD, ...), got {rule!r:.60}")
+        self.comm = comm if comm is not None else _mpi().COMM_WORLD
+        self.world, self.rank = self.comm.Get_size(), self.comm.Get_rank()
+        self.rule = rule
+        owner = f"ShardedOptimizer({rule.__name__})"
+        keys = tuple(h.name for h in rule.rule.hyperparams)
+        form, specs = group_specs(owner, params, keys)
+        self._single = form == "array"
+        arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
+        self._agree(owner, "params", self._layout(owner, arrays, specs))
+        self._arrays = arrays
+        self.segments: list[Segment] = []
+        inner_groups, start = [], 0
+        for spec_arrays, overrides in specs:
+            positions = list(range(start, start + len(spec_arrays)))
+            start += len(spec_arrays)
+            mine = []
+            for dtype in dict.fromkeys(a.dtype for a in spec_arrays):
+                chosen = [i for i in positions if arrays[i].dtype == dtype]
+                segment = Segment([arrays[i] for i in chosen], chosen, self.world, self.rank)
+                self.segments.append(segment)
+                mine.append(segment.mine)
+            inner_groups.append({"params": mine, **overrides})
+        self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
+
+    # -- agreement between ranks -------------------------------------------------------------
+    @staticmethod
+    def _layout(owner: str, arrays: list, specs: list) -> list:
+        """What must be equal on every rank: each param's shape and dtype, and the groups."""
+        for i, a in enumerate(arrays):
+            if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable):
+                raise TypeError(f"{owner}: params[{i}] must be a writeable C-contiguous NumPy "
+                                f"array, got {type(a).__name__}")
+        return [[(tuple(a.shape), str(a.dtype)) for a in spec_arrays]
+                for spec_arrays, _ in specs]
+
+    def _agree(self, owner: str, what: str, mine: Any) -> None:
+        """Raise on every rank unless every rank has the same ``mine``."""
+        everyone = self.comm.allgather(mine)
+        for r, theirs in enumerate(everyone):
+            if theirs != everyone[0]:
+                raise ValueError(f"{owner}: rank {r} passed {what} {theirs!r:.200}, rank 0 "
+                                 f"{everyone[0]!r:.200}; every rank must pass the same "
+                                 f"shapes and dtypes")
+
+    def _agreed(self, run: Any) -> Any:
+        """run() on every rank; if it raised on any rank, raise on every rank (the first
+        failing rank's error, re-raised where it happened)."""
+        try:
+            result, error = run(), None
+        except Exception as exc:            # noqa: BLE001 - reported to every rank below
+            result, error = None, exc
+        outcomes = self.comm.allgather(None if error is None else
+                                       f"{type(error).__name__}: {error}")
+        failed = [(r, text) for r, text in enumerate(outcomes) if text is not None]
+        if failed:
+            if error is not None:
+                raise error
+            r, text = failed[0]
+            raise RuntimeError(f"ShardedOptimizer: rank {r} failed: {text}")
+        return result
+
+    # -- the step ---------------------------------------------------------------------------
+    def _grads(self, grads: Any) -> list:
+        glist = [grads] if self._single else list(grads)
+        if len(glist) != len(self._arrays):
+            raise ValueError(f"ShardedOptimizer.step: got {len(glist)} grads for "
+                             f"{len(self._arrays)} params")
+        for i, (g, a) in enumerate(zip(glist, self._arrays)):
+            if not isinstance(g, np.ndarray) or g.shape != a.shape or g.dtype != a.dtype:
+                raise ValueError(f"ShardedOptimizer.step: grads[{i}] must be a NumPy array "
+                                 f"of shape {a.shape} and dtype {a.dtype} like its param, got "
+                                 f"{type(g).__name__} {getattr(g, 'shape', '')} "
+                                 f"{getattr(g, 'dtype', '')}")
+        return glist
+
+    def step(self, grads: Any) -> None:
+        """Average the ranks' grads, step this rank's slice, all-gather the params."""
+        glist = self._agreed(lambda: self._grads(grads))
+        for segment in self.segments:
+            segment.pack([glist[i] for i in segment.positions])
+            self.comm.Alltoall(segment.send, segment.received)
+            segment.average(self.world)
+        self._agreed(lambda: self.inner.step([s.grad for s in self.segments]))
+        for segment in self.segments:
+            self.comm.Allgather(_mpi().IN_PLACE, segment.flat)
+            segment.scatter_out()
+
+    # -- what the single-process optimizer offers ---------------------------------------------
+    @property
+    def param_groups(self) -> Any:
+        """The inner optimizer's groups (live: set the same values on every rank)."""
+        return self.inner.param_groups
+
+    @property
+    def step_count(self) -> int:
+        return self.inner.step_count
+
+    @property
+    def params(self) -> Any:
+        return self._arrays[0] if self._single else list(self._arrays)
+
+    @property
+    def state_bytes(self) -> int:
+        """This rank's optimizer state, in bytes."""
+        return sum(v.nbytes for st in self.inner.state for v in st.values())

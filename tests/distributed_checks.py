@@ -1,0 +1,117 @@
+"""Checks of fastopt.distributed run under ``mpiexec -n N`` (tests/test_distributed.py
+launches them): ``python tests/distributed_checks.py CHECK``. Every rank runs the check;
+a failed assertion on any rank makes mpiexec exit non-zero."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cases import CASES  # noqa: E402
+
+import fastopt  # noqa: E402
+from fastopt.distributed import ShardedOptimizer  # noqa: E402
+
+COMM = MPI.COMM_WORLD
+SHAPES = [(7, 3), (5,), (2, 2, 2), (1,)]          # 43 elements: uneven shards, padding
+
+
+def params_like(seed: int, dtype) -> list:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+
+
+def averaged(grads: list) -> list:
+    """Every rank's grads summed in rank order, divided by the world size."""
+    everyone = COMM.allgather(grads)
+    out = []
+    for i in range(len(grads)):
+        acc = everyone[0][i].copy()
+        for theirs in everyone[1:]:
+            acc += theirs[i]
+        acc /= acc.dtype.type(COMM.size)
+        out.append(acc)
+    return out
+
+
+def groups_of(arrays: list, hp: dict) -> list:
+    """Two param groups, the second with its own lr (and the rule's other keywords)."""
+    lr = hp.get("lr", 1.0)
+    return [{"params": arrays[:2]}, {"params": arrays[2:], "lr": lr * 0.5}]
+
+
+def check_every_rule_matches_one_process(steps: int = 4) -> None:
+    """Bit for bit, every case of the parity table, float32 and float64, with groups."""
+    for name, hp in CASES:
+        rule = getattr(fastopt, name)
+        for dtype in (np.float32, np.float64):
+            ours, ref = params_like(0, dtype), params_like(0, dtype)
+            sharded = ShardedOptimizer(rule, groups_of(ours, hp), **hp)
+            single = rule(groups_of(ref, hp), **hp, backend="numpy"
+                          if "numba" not in fastopt.available_backends() else "numba")
+            rng = np.random.default_rng(100 + COMM.rank)
+            for _ in range(steps):
+                grads = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+                sharded.step(grads)
+                single.step(averaged(grads))
+            for a, b in zip(ours, ref):
+                assert np.array_equal(a, b), (name, hp, dtype, np.abs(a - b).max())
+            assert sharded.step_count == single.step_count == steps
+
+
+def check_live_hyperparameters_and_schedules() -> None:
+    ours, ref = params_like(1, np.float32), params_like(1, np.float32)
+    schedule = fastopt.schedules.step_decay(0.1, drop=0.5, every=2)
+    sharded = ShardedOptimizer(fastopt.Adam, ours, lr=schedule)
+    single = fastopt.Adam(ref, lr=schedule)
+    rng = np.random.default_rng(7 + COMM.rank)
+    for k in range(5):
+        if k == 3:                                   # the same change on every rank
+            sharded.param_groups[0]["weight_decay"] = 0.05
+            single.param_groups[0]["weight_decay"] = 0.05
+        grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+        sharded.step(grads)
+        single.step(averaged(grads))
+    for a, b in zip(ours, ref):
+        assert np.array_equal(a, b)
+    assert sharded.param_groups[0]["weight_decay"] == 0.05
+
+
+def check_state_is_sharded() -> None:
+    n = 1_000_003
+    sharded = ShardedOptimizer(fastopt.Adam, np.zeros(n, np.float32), lr=0.1)
+    shard = -(-n // COMM.size)
+    assert sharded.state_bytes == 2 * shard * 4, sharded.state_bytes
+
+
+def check_mismatched_shapes_raise_on_every_rank() -> None:
+    shapes = [(4,), (3,)] if COMM.rank == 0 else [(4,), (2,)]
+    try:
+        ShardedOptimizer(fastopt.SGD, [np.zeros(s) for s in shapes], lr=0.1)
+    except ValueError as exc:
+        assert "every rank must pass the same shapes" in str(exc), exc
+    else:
+        raise AssertionError("no error")
+
+
+def check_a_rank_failing_in_step_raises_on_every_rank() -> None:
+    opt = ShardedOptimizer(fastopt.SGD, [np.zeros(4), np.zeros(3)], lr=0.1)
+    bad = [np.zeros(4), np.zeros(2 if COMM.rank == COMM.size - 1 else 3)]
+    try:
+        opt.step(bad)
+    except (ValueError, RuntimeError) as exc:
+        assert "grads[1]" in str(exc) or f"rank {COMM.size - 1}" in str(exc), exc
+    else:
+        raise AssertionError("no error")
+    opt.step([np.ones(4), np.ones(3)])               # the optimizer still works after it
+    assert opt.step_count == 1
+
+
+if __name__ == "__main__":
+    globals()[f"check_{sys.argv[1]}"]()
+    COMM.Barrier()
+    if COMM.rank == 0:
+        print(f"ok {sys.argv[1]} on {COMM.size} ranks")
