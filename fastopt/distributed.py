@@ -109,17 +109,21 @@ class ShardedOptimizer:
         self._agree(owner, "params", self._layout(owner, arrays, specs))
         self._arrays = arrays
         self.segments: list[Segment] = []
+        self._group_positions: list[list[int]] = []      # each group's params, and
+        self._group_segments: list[list[int]] = []       # its segments (inner params)
         inner_groups, start = [], 0
         for spec_arrays, overrides in specs:
             positions = list(range(start, start + len(spec_arrays)))
             start += len(spec_arrays)
-            mine = []
+            self._group_positions.append(positions)
+            self._group_segments.append([])
             for dtype in dict.fromkeys(a.dtype for a in spec_arrays):
                 chosen = [i for i in positions if arrays[i].dtype == dtype]
-                segment = Segment([arrays[i] for i in chosen], chosen, self.world, self.rank)
-                self.segments.append(segment)
-                mine.append(segment.mine)
-            inner_groups.append({"params": mine, **overrides})
+                self._group_segments[-1].append(len(self.segments))
+                self.segments.append(Segment([arrays[i] for i in chosen], chosen, self.world,
+                                             self.rank))
+            inner_groups.append({"params": [self.segments[k].mine
+                                            for k in self._group_segments[-1]], **overrides})
         self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
 
     # -- agreement between ranks -------------------------------------------------------------
@@ -198,6 +202,85 @@ class ShardedOptimizer:
     @property
     def params(self) -> Any:
         return self._arrays[0] if self._single else list(self._arrays)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any] | None:
+        """The state gathered to rank 0 as the single-process optimizer's ``state_dict()``
+        (so it resumes on one process, or on any number of ranks); None on the other
+        ranks. Collective: every rank calls it."""
+        inner = self.inner.state_dict()
+        names = [key.split(".", 1)[1] for key in inner if key.startswith("0.")]
+        gathered = {}
+        for k, segment in enumerate(self.segments):
+            for name in names:
+                full = np.empty(segment.flat.size, segment.dtype) if self.rank == 0 else None
+                self.comm.Gather(np.ascontiguousarray(inner[f"{k}.{name}"]), full, root=0)
+                gathered[k, name] = full
+        if self.rank != 0:
+            return None
+        sd: dict[str, Any] = {"rule": inner["rule"], "step": inner["step"],
+                              "n_params": len(self._arrays), "n_groups": inner["n_groups"]}
+        for j, positions in enumerate(self._group_positions):
+            prefix = f"groups.{j}."
+            for key, value in inner.items():
+                if key.startswith(prefix):
+                    sd[key] = value
+            sd[prefix + "params"] = np.array(positions, dtype=np.int64)
+        for k, segment in enumerate(self.segments):
+            for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
+                for name in names:
+                    sd[f"{i}.{name}"] = gathered[k, name][end - a.size:end].reshape(a.shape)
+        return sd
+
+    def load_state_dict(self, state_dict: Any) -> None:
+        """Load a single-process ``state_dict()`` (rank 0's is used; the other ranks may
+        pass None): each rank takes its slices. Collective; an invalid dict raises on every
+        rank and changes nothing."""
+        sd = self.comm.bcast(state_dict if self.rank == 0 else None, root=0)
+        self._agreed(lambda: self.inner.load_state_dict(self._sliced(sd)))
+
+    def _sliced(self, sd: Any) -> dict[str, Any]:
+        """This rank's inner state_dict from a single-process one."""
+        if not isinstance(sd, dict):
+            raise TypeError(f"ShardedOptimizer.load_state_dict: rank 0 passed "
+                            f"{type(sd).__name__}, not a state_dict() dict")
+        if sd.get("n_params") != len(self._arrays):
+            raise ValueError(f"ShardedOptimizer.load_state_dict: the state_dict has "
+                             f"{sd.get('n_params')} params, this optimizer {len(self._arrays)}")
+        out = {"rule": sd.get("rule"), "step": sd.get("step"), "n_params": len(self.segments),
+               "n_groups": sd.get("n_groups")}
+        for j, segments in enumerate(self._group_segments):
+            prefix = f"groups.{j}."
+            out.update({k: v for k, v in sd.items() if k.startswith(prefix)})
+            out[prefix + "params"] = np.array(segments, dtype=np.int64)
+        names = [key.split(".", 1)[1] for key in sd if key.startswith("0.")]
+        for k, segment in enumerate(self.segments):
+            for name in names:
+                flat = np.zeros(segment.flat.size, segment.dtype)
+                for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
+                    value = np.asarray(sd[f"{i}.{name}"])
+                    if value.shape != a.shape:
+                        raise ValueError(f"ShardedOptimizer.load_state_dict: '{i}.{name}' has "
+                                         f"shape {value.shape}, param {i} {a.shape}")
+                    flat[end - a.size:end] = value.reshape(-1)
+                out[f"{k}.{name}"] = flat[self.rank * segment.shard:
+                                          (self.rank + 1) * segment.shard].copy()
+        return out
+
+    def shard_state_dict(self) -> dict[str, Any]:
+        """This rank's own state (no communication), for states too large to gather:
+        the inner optimizer's state_dict with the world size and rank."""
+        return {"world": self.world, "rank": self.rank, **self.inner.state_dict()}
+
+    def load_shard_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """This rank's ``shard_state_dict()`` back, on the same world size and rank."""
+        sd = dict(state_dict)
+        where = (sd.pop("world", None), sd.pop("rank", None))
+        if where != (self.world, self.rank):
+            raise ValueError(f"ShardedOptimizer.load_shard_state_dict: this shard is rank "
+                             f"{where[1]} of {where[0]}, this optimizer rank {self.rank} of "
+                             f"{self.world}; resume on another world size from state_dict()")
+        self.inner.load_state_dict(sd)
 
     @property
     def state_bytes(self) -> int:

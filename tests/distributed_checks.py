@@ -80,6 +80,56 @@ def check_live_hyperparameters_and_schedules() -> None:
     assert sharded.param_groups[0]["weight_decay"] == 0.05
 
 
+def check_checkpoints_cross_world_sizes() -> None:
+    """state_dict() gathers the single-process optimizer's dict on rank 0; it resumes on
+    one process, and on another world size (a sub-communicator of the first two ranks),
+    bit for bit; shard_state_dict() round-trips on the same ranks."""
+    hp = dict(lr=0.01, weight_decay=0.01)
+    ours, ref = params_like(2, np.float32), params_like(2, np.float32)
+    sharded = ShardedOptimizer(fastopt.Nadam, groups_of(ours, hp), **hp)
+    single = fastopt.Nadam(groups_of(ref, hp), **hp)
+    rng = np.random.default_rng(11 + COMM.rank)
+
+    def grads():
+        return [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    for _ in range(3):
+        g = grads()
+        sharded.step(g)
+        single.step(averaged(g))
+    gathered = sharded.state_dict()
+    if COMM.rank == 0:
+        expected = single.state_dict()
+        assert gathered.keys() == expected.keys(), set(gathered) ^ set(expected)
+        for key, value in expected.items():
+            assert np.array_equal(np.asarray(gathered[key]), np.asarray(value)), key
+    else:
+        assert gathered is None
+    gathered = COMM.bcast(gathered, root=0)
+    # resume on one process, and on two ranks, from the gathered form
+    alone = fastopt.Nadam(groups_of([a.copy() for a in ours], hp), **hp)
+    alone.load_state_dict(gathered)
+    color = 0 if COMM.rank < 2 else MPI.UNDEFINED
+    sub = COMM.Split(color, COMM.rank)
+    g = averaged(grads())          # every rank's grads: the same average on every rank
+    if sub != MPI.COMM_NULL:
+        two = [a.copy() for a in ours]
+        resumed = ShardedOptimizer(fastopt.Nadam, groups_of(two, hp), comm=sub, **hp)
+        resumed.load_state_dict(gathered if sub.rank == 0 else None)
+        resumed.step([x.copy() for x in g])   # both ranks pass the average: its average
+        alone.step([x.copy() for x in g])
+        for a, b in zip(two, alone.params):
+            assert np.array_equal(a, b)
+        assert resumed.step_count == alone.step_count == 4
+        sub.Free()
+    # the per-rank form, on the same ranks
+    mine = sharded.shard_state_dict()
+    sharded.step(grads())
+    sharded.load_shard_state_dict(mine)
+    again = sharded.shard_state_dict()
+    assert again.keys() == mine.keys() and sharded.step_count == 3
+    assert all(np.array_equal(np.asarray(again[k]), np.asarray(v)) for k, v in mine.items())
+
+
 def check_state_is_sharded() -> None:
     n = 1_000_003
     sharded = ShardedOptimizer(fastopt.Adam, np.zeros(n, np.float32), lr=0.1)
