@@ -47,43 +47,61 @@ def _mpi() -> Any:
 
 
 class Segment:
-    """The params of one group and dtype, flat and padded: this rank's slice of them."""
+    """The params of one group and dtype, flat and padded, and this rank's slice of them;
+    on the params' device (NumPy or CuPy). MPI sees host buffers: for CuPy params the
+    grads and the slice are staged through host memory (CUDA-aware MPI and NCCL are not
+    used)."""
 
     def __init__(self, arrays: list, positions: list[int], world: int, rank: int) -> None:
-        self.arrays, self.positions = arrays, positions
-        self.dtype = arrays[0].dtype
-        sizes = [a.size for a in arrays]
-        self.ends = np.cumsum(sizes).tolist()
+        self.arrays, self.positions, self.world = arrays, positions, world
+        self.dtype = np.dtype(arrays[0].dtype)
+        self.xp = _namespace(arrays[0])
+        self.ends = np.cumsum([a.size for a in arrays]).tolist()
         self.size = self.ends[-1]
         self.shard = max(1, math.ceil(self.size / world))
-        self.flat = np.zeros(self.shard * world, self.dtype)     # every rank's params
+        self.flat = self.xp.zeros(self.shard * world, self.dtype)   # every rank's params
         self.mine = self.flat[rank * self.shard:(rank + 1) * self.shard]
-        self.send = np.zeros_like(self.flat)                     # this rank's grads
-        self.received = np.zeros_like(self.flat)                 # the slices sent to it
-        self.grad = np.zeros(self.shard, self.dtype)             # their average
-        self.gather_in(arrays)
-
-    def gather_in(self, arrays: list) -> None:
-        """The params into the flat buffer."""
+        self.send = self.xp.zeros_like(self.flat)                   # this rank's grads
+        self.received = np.zeros(self.flat.size, self.dtype)        # the slices sent to it
+        self.grad = self.xp.zeros(self.shard, self.dtype)           # their average
         for a, end in zip(arrays, self.ends):
             self.flat[end - a.size:end] = a.reshape(-1)
 
-    def scatter_out(self) -> None:
-        """The flat buffer into the params, in place."""
+    def exchange_grads(self, comm: Any, grads: list) -> None:
+        """Each rank's slice of the grads to its owner (Alltoall), summed in rank order
+        and divided by the world size, into ``grad``."""
+        for g, end in zip(grads, self.ends):
+            self.send[end - g.size:end] = g.reshape(-1)
+        comm.Alltoall(_host(self.send), self.received)
+        parts = self.received.reshape(self.world, self.shard)
+        average = parts[0].copy()
+        for k in range(1, self.world):
+            average += parts[k]
+        average /= self.dtype.type(self.world)
+        self.grad[...] = average if self.xp is np else self.xp.asarray(average)
+
+    def gather_params(self, comm: Any) -> None:
+        """Every rank's updated slice into every rank's flat buffer, then into the params."""
+        if self.xp is np:
+            comm.Allgather(_mpi().IN_PLACE, self.flat)
+        else:
+            full = np.empty(self.flat.size, self.dtype)
+            comm.Allgather(_host(self.mine), full)
+            self.flat.set(full)
         for a, end in zip(self.arrays, self.ends):
             a.reshape(-1)[...] = self.flat[end - a.size:end]
 
-    def pack(self, grads: list) -> None:
-        for g, end in zip(grads, self.ends):
-            self.send[end - g.size:end] = g.reshape(-1)
 
-    def average(self, world: int) -> None:
-        """The received slices summed in rank order, divided by world."""
-        parts = self.received.reshape(world, self.shard)
-        np.copyto(self.grad, parts[0])
-        for k in range(1, world):
-            self.grad += parts[k]
-        self.grad /= self.dtype.type(world)
+def _namespace(a: Any) -> Any:
+    """numpy, or cupy for a CuPy array."""
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy
+    return cupy
+
+
+def _host(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.get()
 
 
 class ShardedOptimizer:
@@ -131,9 +149,11 @@ class ShardedOptimizer:
     def _layout(owner: str, arrays: list, specs: list) -> list:
         """What must be equal on every rank: each param's shape and dtype, and the groups."""
         for i, a in enumerate(arrays):
-            if not (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.flags.writeable):
+            device = hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
+            if not ((isinstance(a, np.ndarray) and a.flags.writeable or device) and
+                    getattr(a, "flags", None) is not None and a.flags.c_contiguous):
                 raise TypeError(f"{owner}: params[{i}] must be a writeable C-contiguous NumPy "
-                                f"array, got {type(a).__name__}")
+                                f"or CuPy array, got {type(a).__name__}")
         return [[(tuple(a.shape), str(a.dtype)) for a in spec_arrays]
                 for spec_arrays, _ in specs]
 
@@ -170,9 +190,10 @@ class ShardedOptimizer:
             raise ValueError(f"ShardedOptimizer.step: got {len(glist)} grads for "
                              f"{len(self._arrays)} params")
         for i, (g, a) in enumerate(zip(glist, self._arrays)):
-            if not isinstance(g, np.ndarray) or g.shape != a.shape or g.dtype != a.dtype:
-                raise ValueError(f"ShardedOptimizer.step: grads[{i}] must be a NumPy array "
-                                 f"of shape {a.shape} and dtype {a.dtype} like its param, got "
+            if type(g) is not type(a) or g.shape != a.shape or g.dtype != a.dtype:
+                raise ValueError(f"ShardedOptimizer.step: grads[{i}] must be a "
+                                 f"{type(a).__name__} of shape {a.shape} and dtype {a.dtype} "
+                                 f"like its param, got "
                                  f"{type(g).__name__} {getattr(g, 'shape', '')} "
                                  f"{getattr(g, 'dtype', '')}")
         return glist
@@ -181,13 +202,10 @@ class ShardedOptimizer:
         """Average the ranks' grads, step this rank's slice, all-gather the params."""
         glist = self._agreed(lambda: self._grads(grads))
         for segment in self.segments:
-            segment.pack([glist[i] for i in segment.positions])
-            self.comm.Alltoall(segment.send, segment.received)
-            segment.average(self.world)
+            segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
         self._agreed(lambda: self.inner.step([s.grad for s in self.segments]))
         for segment in self.segments:
-            self.comm.Allgather(_mpi().IN_PLACE, segment.flat)
-            segment.scatter_out()
+            segment.gather_params(self.comm)
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property

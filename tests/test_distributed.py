@@ -45,6 +45,15 @@ def test_check_under_mpiexec(check, ranks):
     assert f"ok {check} on {ranks} ranks" in out.stdout
 
 
+@pytest.mark.gpu
+def test_cupy_params_under_mpiexec():
+    import fastopt
+
+    if "cupy" not in fastopt.available_backends():
+        pytest.skip("needs cupy and a CUDA device")
+    test_check_under_mpiexec("cupy_params_match_one_process", 2)
+
+
 def test_one_process_is_a_world_of_one():
     """Without mpiexec, COMM_WORLD has one rank: the sharded optimizer is the plain one."""
     pytest.importorskip("mpi4py")
