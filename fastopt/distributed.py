@@ -22,8 +22,9 @@ order makes every run equal, bit for bit, to one optimizer stepped with
 ``(g_0 + g_1 + ... + g_{world-1}) / world`` summed in that order.
 
 Errors: ranks that pass params of other shapes or dtypes, grads that do not fit, or a
-step that raises on any rank raise on every rank (each rank learns the others' outcome
-before it moves on, so none waits forever in a collective). A rank that dies (killed,
+step that raises on any rank (a live change or a schedule gone wrong on one rank) raise on
+every rank, with every rank's params and state unchanged: each rank learns the others'
+outcome before anything is modified, and none waits forever in a collective. A rank that dies (killed,
 out of memory) is MPI's business: MPICH and Open MPI end the whole job.
 """
 from __future__ import annotations
@@ -203,9 +204,19 @@ class ShardedOptimizer:
         glist = self._agreed(lambda: self._grads(grads))
         for segment in self.segments:
             segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
-        self._agreed(lambda: self.inner.step([s.grad for s in self.segments]))
+        self._step_shard()
         for segment in self.segments:
             segment.gather_params(self.comm)
+
+    def _step_shard(self) -> None:
+        """The inner optimizer's step on this rank's slice, all or nothing across ranks:
+        everything that may raise (live changes, schedules, hyperparameter checks) runs
+        first on every rank, and only when it passed everywhere do the kernels run."""
+        inner = self.inner
+        with inner._lock:
+            casts, extras = self._agreed(inner._prepare)
+            inner._run([s.grad for s in self.segments], casts)
+            inner._advance(extras)
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property

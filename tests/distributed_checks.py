@@ -176,6 +176,18 @@ def check_a_rank_failing_in_step_raises_on_every_rank() -> None:
         raise AssertionError("no error")
     opt.step([np.ones(4), np.ones(3)])               # the optimizer still works after it
     assert opt.step_count == 1
+    # a bad live change on one rank only: every rank raises, nothing moves anywhere
+    before = [p.copy() for p in opt.params]
+    if COMM.rank == COMM.size - 1:
+        opt.param_groups[0]["lr"] = -1.0
+    try:
+        opt.step([np.ones(4), np.ones(3)])
+    except (ValueError, RuntimeError) as exc:
+        assert "lr" in str(exc) or f"rank {COMM.size - 1}" in str(exc), exc
+    else:
+        raise AssertionError("no error")
+    assert opt.step_count == 1
+    assert all(np.array_equal(a, b) for a, b in zip(opt.params, before))
 
 
 if __name__ == "__main__":
