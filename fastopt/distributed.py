@@ -24,9 +24,11 @@ order makes every run equal, bit for bit, to one optimizer stepped with
 Errors: ranks that pass params of other shapes or dtypes, grads that do not fit, or a
 step that raises on any rank (a live change or a schedule gone wrong on one rank) raise on
 every rank, with every rank's params and state unchanged: each rank learns the others'
-outcome before anything is modified, and none waits forever in a collective. A rank
-that dies (killed, out of memory) is MPI's business: MPICH and Open MPI end the whole
-job.
+outcome before anything is modified, and none waits forever in a collective. An
+exception in the user's own code on one rank, outside the optimizer, leaves the others
+waiting in their next collective, as in any MPI program (catch it and ``comm.Abort()``).
+A rank that dies (killed, out of memory) is MPI's business: MPICH and Open MPI end the
+whole job.
 """
 from __future__ import annotations
 
