@@ -86,7 +86,7 @@ def main() -> None:
             times["torch"].append(t_theirs)
     if COMM.rank == 0:
         world = COMM.size
-        padded = sum(s.flat.nbytes for s in opt.segments)
+        padded = sum(s.buffer.nbytes for s in opt.segments)
         moved = 2 * (world - 1) * padded // world          # Alltoall + Allgather, per rank
         minimum = 2 * (world - 1) * (n * 4) // world
         a, b = np.median(times["fastopt"]), np.median(times["torch"])

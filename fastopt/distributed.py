@@ -4,17 +4,18 @@
     opt = fastopt.distributed.ShardedOptimizer(fastopt.Adam, params, lr=1e-3)
     opt.step(grads)          # every rank: its own grads; params end equal on every rank
 
-Per (param group, dtype) the params are laid end to end in a flat buffer padded to a
-multiple of the world size; rank r owns the r-th of ``world`` equal slices, and a plain
-fastopt optimizer of the same rule (the fused kernels, param groups, live
-hyperparameters, schedules) steps that slice. A step:
+Per (param group, dtype) the params are laid end to end, padded to a multiple of the
+world size; rank r owns the r-th of ``world`` equal slices, and a plain fastopt optimizer
+of the same rule (the fused kernels, param groups, live hyperparameters, schedules) steps
+that slice: state memory per rank is 1/world of one process's, plus one host buffer the
+size of the params for the exchanges. Every rank starts from rank 0's params (broadcast),
+and a step takes the params as they are (the user may have changed them). A step:
 
-    1. exchanges the grads' slices (``Alltoall``: each rank sends every other rank that
-       rank's slice, (world-1)/world of the buffer, what a reduce-scatter moves) and sums
-       them in rank order, then divides by world: the average, in a fixed order;
+    1. exchanges the grads' slices (``Alltoall`` in place: each rank sends every other
+       rank that rank's slice, (world-1)/world of the buffer, what a reduce-scatter moves)
+       and sums them in rank order, then divides by world: the average, in a fixed order;
     2. steps the rank's slice of params and state with the rule's kernel;
-    3. ``Allgather``s the updated slices into every rank's flat buffer and copies them
-       into the params, in place.
+    3. ``Allgather``s the updated slices and copies them into the params, in place.
 
 MPI fixes no order for the sums of its reductions, so a reduce-scatter's result could
 differ in the last bit from any single-process reference; summing received slices in rank
@@ -33,6 +34,7 @@ whole job.
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import numpy as np
@@ -51,33 +53,43 @@ def _mpi() -> Any:
 
 
 class Segment:
-    """The params of one group and dtype, flat and padded, and this rank's slice of them;
-    on the params' device (NumPy or CuPy). MPI sees host buffers: for CuPy params the
-    grads and the slice are staged through host memory (CUDA-aware MPI and NCCL are not
-    used)."""
+    """The params of one group and dtype laid end to end and padded to ``padded`` =
+    world x ``shard`` elements: this rank's slice of them (``mine``, on the params' device,
+    NumPy or CuPy: the inner optimizer's param), and one host buffer of ``padded``
+    elements for the exchanges. For CuPy params the grads and the slice are staged
+    through host memory (CUDA-aware MPI and NCCL are not used)."""
 
     def __init__(self, arrays: list, positions: list[int], world: int, rank: int) -> None:
-        self.arrays, self.positions, self.world = arrays, positions, world
+        self.arrays, self.positions, self.world, self.rank = arrays, positions, world, rank
         self.dtype = np.dtype(arrays[0].dtype)
         self.xp = _namespace(arrays[0])
         self.ends = np.cumsum([a.size for a in arrays]).tolist()
         self.size = self.ends[-1]
         self.shard = max(1, math.ceil(self.size / world))
-        self.flat = self.xp.zeros(self.shard * world, self.dtype)   # every rank's params
-        self.mine = self.flat[rank * self.shard:(rank + 1) * self.shard]
-        self.send = self.xp.zeros_like(self.flat)                   # this rank's grads
-        self.received = np.zeros(self.flat.size, self.dtype)        # the slices sent to it
-        self.grad = self.xp.zeros(self.shard, self.dtype)           # their average
-        for a, end in zip(arrays, self.ends):
-            self.flat[end - a.size:end] = a.reshape(-1)
+        self.padded = self.shard * world
+        self.buffer = np.zeros(self.padded, self.dtype)     # host: grads out, params in
+        self.mine = self.xp.zeros(self.shard, self.dtype)   # this rank's slice of params
+        self.grad = self.xp.zeros(self.shard, self.dtype)   # the average of its grads
+        self.take_params()
+
+    def take_params(self) -> None:
+        """This rank's slice from the params as they are now (the user may have changed
+        them since the last step: loaded weights, a clamp)."""
+        lo, hi = self.rank * self.shard, (self.rank + 1) * self.shard
+        for a, end in zip(self.arrays, self.ends):
+            start, flat = end - a.size, a.reshape(-1)
+            first, last = max(start, lo), min(end, hi)
+            if first < last:
+                self.mine[first - lo:last - lo] = flat[first - start:last - start]
 
     def exchange_grads(self, comm: Any, grads: list) -> None:
-        """Each rank's slice of the grads to its owner (Alltoall), summed in rank order
-        and divided by the world size, into ``grad``."""
+        """Each rank's slice of the grads to its owner (Alltoall, in place), summed in rank
+        order and divided by the world size, into ``grad``."""
         for g, end in zip(grads, self.ends):
-            self.send[end - g.size:end] = g.reshape(-1)
-        comm.Alltoall(_host(self.send), self.received)
-        parts = self.received.reshape(self.world, self.shard)
+            self.buffer[end - g.size:end] = _host(g).reshape(-1)
+        self.buffer[self.size:] = 0
+        comm.Alltoall(_mpi().IN_PLACE, self.buffer)
+        parts = self.buffer.reshape(self.world, self.shard)
         average = parts[0].copy()
         for k in range(1, self.world):
             average += parts[k]
@@ -85,15 +97,42 @@ class Segment:
         self.grad[...] = average if self.xp is np else self.xp.asarray(average)
 
     def gather_params(self, comm: Any) -> None:
-        """Every rank's updated slice into every rank's flat buffer, then into the params."""
-        if self.xp is np:
-            comm.Allgather(_mpi().IN_PLACE, self.flat)
-        else:
-            full = np.empty(self.flat.size, self.dtype)
-            comm.Allgather(_host(self.mine), full)
-            self.flat.set(full)
+        """Every rank's updated slice into every rank's params (Allgather)."""
+        comm.Allgather(_host(self.mine), self.buffer)
         for a, end in zip(self.arrays, self.ends):
-            a.reshape(-1)[...] = self.flat[end - a.size:end]
+            part = self.buffer[end - a.size:end].reshape(a.shape)
+            a[...] = part if self.xp is np else self.xp.asarray(part)
+
+    def broadcast_params(self, comm: Any) -> None:
+        """Rank 0's params on every rank (as DistributedDataParallel starts)."""
+        for a, end in zip(self.arrays, self.ends):
+            self.buffer[end - a.size:end] = _host(a).reshape(-1)
+        comm.Bcast(self.buffer, root=0)
+        for a, end in zip(self.arrays, self.ends):
+            part = self.buffer[end - a.size:end].reshape(a.shape)
+            a[...] = part if self.xp is np else self.xp.asarray(part)
+        self.take_params()
+
+
+def _state_names(sd: dict, i: int) -> list[str]:
+    """The state arrays of param i in a state_dict ("i.exp_avg", ...)."""
+    return [key.split(".", 1)[1] for key in sd if key.startswith(f"{i}.")]
+
+
+def _comparable(hyperparams: Any) -> dict:
+    """Hyperparameters as ranks can compare them: a callable (a schedule) by its type."""
+    return {k: type(v).__name__ if callable(v) else repr(v)
+            for k, v in sorted(dict(hyperparams).items())}
+
+
+def _refuse_shared_memory(owner: str, arrays: list) -> None:
+    """No two params may share memory (one update would be lost)."""
+    spans = sorted(((a.ctypes.data, a.ctypes.data + a.nbytes), i)   # contiguous: checked
+                   for i, a in enumerate(arrays) if isinstance(a, np.ndarray) and a.size)
+    for ((_, end), i), ((start, _), j) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(f"{owner}: params[{min(i, j)}] and params[{max(i, j)}] share "
+                             f"memory; pass each array once")
 
 
 def _namespace(a: Any) -> Any:
@@ -125,10 +164,12 @@ class ShardedOptimizer:
         self.rule = rule
         owner = f"ShardedOptimizer({rule.__name__})"
         keys = tuple(h.name for h in rule.rule.hyperparams)
-        form, specs = group_specs(owner, params, keys)
+        form, specs, layout = self._agreed(lambda: self._parse(owner, params, keys))
+        self._agree(owner, "params and hyperparameters",
+                    [layout, _comparable(hyperparams),
+                     [_comparable(overrides) for _, overrides in specs]])
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
-        self._agree(owner, "params", self._layout(owner, arrays, specs))
         self._arrays = arrays
         self.segments: list[Segment] = []
         self._group_positions: list[list[int]] = []      # each group's params, and
@@ -146,7 +187,21 @@ class ShardedOptimizer:
                                              self.rank))
             inner_groups.append({"params": [self.segments[k].mine
                                             for k in self._group_segments[-1]], **overrides})
+        for segment in self.segments:
+            segment.broadcast_params(self.comm)
         self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
+
+    @classmethod
+    def _parse(cls, owner: str, params: Any, keys: tuple) -> tuple[str, list, list]:
+        """(form, group specs, layout) of params, or the error saying what is wrong."""
+        form, specs = group_specs(owner, params, keys)
+        for j, (spec_arrays, _) in enumerate(specs):
+            if not spec_arrays:
+                raise ValueError(f"{owner}: param_groups[{j}] has no params")
+        arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
+        layout = cls._layout(owner, arrays, specs)
+        _refuse_shared_memory(owner, arrays)
+        return form, specs, layout
 
     # -- agreement between ranks -------------------------------------------------------------
     @staticmethod
@@ -168,7 +223,7 @@ class ShardedOptimizer:
             if theirs != everyone[0]:
                 raise ValueError(f"{owner}: rank {r} passed {what} {theirs!r:.200}, rank 0 "
                                  f"{everyone[0]!r:.200}; every rank must pass the same "
-                                 f"shapes and dtypes")
+                                 f"shapes, dtypes and hyperparameters")
 
     def _agreed(self, run: Any) -> Any:
         """run() on every rank; if it raised on any rank, raise on every rank (the first
@@ -206,6 +261,7 @@ class ShardedOptimizer:
         """Average the ranks' grads, step this rank's slice, all-gather the params."""
         glist = self._agreed(lambda: self._grads(grads))
         for segment in self.segments:
+            segment.take_params()
             segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
         self._step_shard()
         for segment in self.segments:
@@ -240,12 +296,13 @@ class ShardedOptimizer:
         """The state gathered to rank 0 as the single-process optimizer's ``state_dict()``
         (so it resumes on one process, or on any number of ranks); None on the other
         ranks. Collective: every rank calls it."""
-        inner = self.inner.state_dict()
-        names = [key.split(".", 1)[1] for key in inner if key.startswith("0.")]
+        inner = self._agreed(self.inner.state_dict)
+        names = [_state_names(inner, k) for k in range(len(self.segments))]
+        self._agree("ShardedOptimizer.state_dict", "state arrays", names)
         gathered = {}
         for k, segment in enumerate(self.segments):
-            for name in names:
-                full = np.empty(segment.flat.size, segment.dtype) if self.rank == 0 else None
+            for name in names[k]:
+                full = np.empty(segment.padded, segment.dtype) if self.rank == 0 else None
                 self.comm.Gather(np.ascontiguousarray(inner[f"{k}.{name}"]), full, root=0)
                 gathered[k, name] = full
         if self.rank != 0:
@@ -254,46 +311,55 @@ class ShardedOptimizer:
                               "n_params": len(self._arrays), "n_groups": inner["n_groups"]}
         for j, positions in enumerate(self._group_positions):
             prefix = f"groups.{j}."
-            for key, value in inner.items():
-                if key.startswith(prefix):
-                    sd[key] = value
+            sd.update({key: value for key, value in inner.items() if key.startswith(prefix)})
             sd[prefix + "params"] = np.array(positions, dtype=np.int64)
         for k, segment in enumerate(self.segments):
             for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
-                for name in names:
+                for name in names[k]:
                     sd[f"{i}.{name}"] = gathered[k, name][end - a.size:end].reshape(a.shape)
         return sd
 
     def load_state_dict(self, state_dict: Any) -> None:
         """Load a single-process ``state_dict()`` (rank 0's is used; the other ranks may
         pass None): each rank takes its slices. Collective; an invalid dict raises on every
-        rank and changes nothing."""
-        sd = self.comm.bcast(state_dict if self.rank == 0 else None, root=0)
+        rank and changes nothing. Rank 0's dict is sent whole to every rank (pickled)."""
+        payload = self._agreed(lambda: pickle.dumps(state_dict) if self.rank == 0 else None)
+        sd = pickle.loads(self.comm.bcast(payload, root=0))
         self._agreed(lambda: self.inner.load_state_dict(self._sliced(sd)))
 
     def _sliced(self, sd: Any) -> dict[str, Any]:
-        """This rank's inner state_dict from a single-process one."""
+        """This rank's inner state_dict from a single-process one, or the error saying
+        how it does not fit this optimizer."""
+        where = "ShardedOptimizer.load_state_dict"
         if not isinstance(sd, dict):
-            raise TypeError(f"ShardedOptimizer.load_state_dict: rank 0 passed "
-                            f"{type(sd).__name__}, not a state_dict() dict")
+            raise TypeError(f"{where}: rank 0 passed {type(sd).__name__}, not a "
+                            f"state_dict() dict")
         if sd.get("n_params") != len(self._arrays):
-            raise ValueError(f"ShardedOptimizer.load_state_dict: the state_dict has "
-                             f"{sd.get('n_params')} params, this optimizer {len(self._arrays)}")
+            raise ValueError(f"{where}: the state_dict has {sd.get('n_params')} params, this "
+                             f"optimizer {len(self._arrays)}")
         out = {"rule": sd.get("rule"), "step": sd.get("step"), "n_params": len(self.segments),
                "n_groups": sd.get("n_groups")}
         for j, segments in enumerate(self._group_segments):
             prefix = f"groups.{j}."
+            given = np.asarray(sd.get(prefix + "params", []), dtype=np.int64).tolist()
+            if given != self._group_positions[j]:
+                raise ValueError(f"{where}: group {j} of the state_dict holds params {given}, "
+                                 f"this optimizer's {self._group_positions[j]}")
             out.update({k: v for k, v in sd.items() if k.startswith(prefix)})
             out[prefix + "params"] = np.array(segments, dtype=np.int64)
-        names = [key.split(".", 1)[1] for key in sd if key.startswith("0.")]
         for k, segment in enumerate(self.segments):
-            for name in names:
-                flat = np.zeros(segment.flat.size, segment.dtype)
+            for name in _state_names(sd, segment.positions[0]):
+                flat = np.zeros(segment.padded, segment.dtype)
                 for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
-                    value = np.asarray(sd[f"{i}.{name}"])
-                    if value.shape != a.shape:
-                        raise ValueError(f"ShardedOptimizer.load_state_dict: '{i}.{name}' has "
-                                         f"shape {value.shape}, param {i} {a.shape}")
+                    key = f"{i}.{name}"
+                    if key not in sd:
+                        raise ValueError(f"{where}: the state_dict has no '{key}' (param {i}'s "
+                                         f"{name})")
+                    value = np.asarray(sd[key])
+                    if value.shape != a.shape or value.dtype != a.dtype:
+                        raise ValueError(f"{where}: '{key}' is {value.dtype} of shape "
+                                         f"{value.shape}; param {i} is {a.dtype} of shape "
+                                         f"{a.shape}")
                     flat[end - a.size:end] = value.reshape(-1)
                 out[f"{k}.{name}"] = flat[self.rank * segment.shard:
                                           (self.rank + 1) * segment.shard].copy()
@@ -316,5 +382,6 @@ class ShardedOptimizer:
 
     @property
     def state_bytes(self) -> int:
-        """This rank's optimizer state, in bytes."""
+        """This rank's optimizer state, in bytes (without the exchange buffer: the
+        params' size, ``sum(s.buffer.nbytes for s in self.segments)``)."""
         return sum(v.nbytes for st in self.inner.state for v in st.values())

@@ -148,6 +148,67 @@ def check_cupy_params_match_one_process() -> None:
         assert cp.array_equal(a, b)
 
 
+def raises_everywhere(run, words: str) -> None:
+    """run() raises on every rank (none hangs: mpiexec's timeout would fail the test)."""
+    try:
+        run()
+    except (ValueError, TypeError, RuntimeError) as exc:
+        assert words in str(exc) or "rank" in str(exc), exc
+    else:
+        raise AssertionError(f"no error ({words})")
+
+
+def check_params_and_state_follow_the_user() -> None:
+    """Params changed between steps are stepped from their new values; ranks start from
+    rank 0's params; per-group state (momentum in one group only) is gathered and loaded."""
+    a = np.full(5, float(COMM.rank))                 # different on each rank: rank 0's win
+    b = np.zeros(3)
+    groups = [{"params": [a], "momentum": 0.0}, {"params": [b], "momentum": 0.9}]
+    opt = ShardedOptimizer(fastopt.SGD, groups, lr=0.1)
+    assert (a == 0).all()
+    ref_a, ref_b = a.copy(), b.copy()
+    single = fastopt.SGD([{"params": [ref_a], "momentum": 0.0},
+                          {"params": [ref_b], "momentum": 0.9}], lr=0.1)
+    for k in range(3):
+        grads = [np.full(5, 1.0 + COMM.rank), np.full(3, 2.0 - COMM.rank)]
+        opt.step(grads)
+        single.step(averaged(grads))
+        if k == 1:                                   # the user loads new weights
+            a[...] = 100.0
+            ref_a[...] = 100.0
+    assert np.array_equal(a, ref_a) and np.array_equal(b, ref_b)
+    sd = opt.state_dict()
+    if COMM.rank == 0:
+        expected = single.state_dict()
+        assert sd.keys() == expected.keys(), set(sd) ^ set(expected)
+        assert all(np.array_equal(np.asarray(sd[k]), np.asarray(v)) for k, v in expected.items())
+    opt.load_state_dict(sd)
+
+
+def check_user_errors_raise_on_every_rank() -> None:
+    last = COMM.size - 1
+    read_only = np.zeros(4)
+    if COMM.rank == last:
+        read_only.flags.writeable = False
+    raises_everywhere(lambda: ShardedOptimizer(fastopt.SGD, [read_only], lr=0.1), "writeable")
+    raises_everywhere(lambda: ShardedOptimizer(fastopt.SGD, np.zeros(4),
+                                               lr=0.1 if COMM.rank else 0.2), "hyperparameters")
+    shared = np.zeros(6)
+    raises_everywhere(lambda: ShardedOptimizer(fastopt.SGD, [shared, shared[2:]], lr=0.1),
+                      "share memory")
+    opt = ShardedOptimizer(fastopt.Adam, [{"params": [np.zeros(3)]},
+                                          {"params": [np.zeros(2), np.zeros(2)]}], lr=0.1)
+    other = fastopt.Adam([{"params": [np.zeros(3), np.zeros(2)]}, {"params": [np.zeros(2)]}],
+                         lr=0.1).state_dict()
+    raises_everywhere(lambda: opt.load_state_dict(other if COMM.rank == 0 else None),
+                      "holds params")
+    raises_everywhere(lambda: opt.load_state_dict(
+        {**opt.inner.state_dict(), "n_params": 3} if COMM.rank == 0 else None), "params")
+    if COMM.rank == last:
+        opt.param_groups[0]["lr"] = -1.0
+    raises_everywhere(opt.state_dict, "lr")
+
+
 def check_state_is_sharded() -> None:
     n = 1_000_003
     sharded = ShardedOptimizer(fastopt.Adam, np.zeros(n, np.float32), lr=0.1)
