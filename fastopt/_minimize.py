@@ -159,7 +159,8 @@ def _one_of(choices: tuple) -> Callable[[str, Any], Any]:
 
 
 def _flag(name: str, value: Any) -> bool:
-    return _checks.boolean("minimize", name, value)
+    """True or False (None is False, as SciPy takes it)."""
+    return False if value is None else _checks.boolean("minimize", name, value)
 
 
 def _on_minimize(check: Callable) -> Callable[[str, Any], Any]:

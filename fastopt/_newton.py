@@ -204,14 +204,15 @@ class Newton:
         if not isinstance(H, xp.ndarray):
             raise TypeError("minimize: method Newton needs hess(x) to return a dense matrix; "
                             "use Newton-CG for LinearOperators and sparse matrices")
+        if not bool(xp.isfinite(H).all()):
+            raise FloatingPointError(f"minimize: hess(x) is not finite at x = "
+                                     f"{host(problem.x)!r:.80}")
         scale = max(1.0, float(xp.max(xp.abs(xp.diagonal(H)))))
         mu, eye = 0.0, xp.eye(H.shape[0], dtype=H.dtype)
-        while not positive_definite(H + mu * eye, xp):
+        while (d := damped_step(H + mu * eye, problem.g, xp)) is None:
             mu = self.damping * scale if mu == 0.0 else 10.0 * mu
-            if not math.isfinite(mu):
-                raise FloatingPointError("minimize: the Hessian is not finite")
         self.mu = mu
-        problem.d[...] = xp.linalg.solve(H + mu * eye, -problem.g)
+        problem.d[...] = d
         problem.t_trial = None
         return self.ops.dot(problem.g, problem.d)
 
@@ -226,11 +227,16 @@ class Newton:
         return norm(self.ops, problem.g, order)
 
 
-def positive_definite(A: Any, xp: Any) -> bool:
-    """Whether the Cholesky factorisation of A succeeds (CuPy's fills NaN where NumPy's
-    raises)."""
+def damped_step(A: Any, g: Any, xp: Any) -> Any | None:
+    """d solving A d = -g when A is positive definite to working precision: its Cholesky
+    factorisation succeeds (CuPy's fills NaN where NumPy's raises) and the solve gives a
+    finite d (a pivot of rounding size passes Cholesky and makes the solve singular);
+    else None."""
     try:
         L = xp.linalg.cholesky(A)
+        if not bool(xp.isfinite(L).all()):
+            return None
+        d = xp.linalg.solve(A, -g)
     except np.linalg.LinAlgError:
-        return False
-    return bool(xp.isfinite(L).all()) if xp is not np else True
+        return None
+    return d if bool(xp.isfinite(d).all()) else None

@@ -107,15 +107,17 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         if g >= 0:
             bracket = [(t, f, g), (t_prev, f_prev, g_prev)]
             break
-        # beyond t, at most 4x the last step further (Moré-Thuente's cases 3 and 4): where
-        # the slope flattens, the cubic's minimiser ahead, else the secant step to where
-        # the slope would vanish; where it steepens (a concave stretch), the far end
-        far = t + 4.0 * (t - t_prev)
+        # beyond t by 1.1 to 4 times the last step (Moré-Thuente's cases 3 and 4 and their
+        # bounds): where the slope flattens, the farther of the cubic's minimiser ahead and
+        # the secant step to where the slope would vanish (with a gradient slightly
+        # inconsistent with f the cubic's lies just past t, and trials crept); where it
+        # steepens (a concave stretch), the far end
+        near, far = t + 1.1 * (t - t_prev), t + 4.0 * (t - t_prev)
         if abs(g) < abs(g_prev):
-            ahead = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, -math.inf, math.inf)
-            if not ahead > t:
-                ahead = t + (t - t_prev) * g / (g_prev - g)
-            t_next = min(max(ahead, t + 0.01 * (t - t_prev)), far)
+            cubic = _cubic_minimum(t_prev, f_prev, g_prev, t, f, g, -math.inf, math.inf)
+            secant = t + (t - t_prev) * g / (g_prev - g)
+            ahead = max(cubic, secant) if cubic > t else secant
+            t_next = min(max(ahead, near), far)
         else:
             t_next = far
         t_prev, f_prev, g_prev, t = t, f, g, t_next

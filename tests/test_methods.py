@@ -460,3 +460,48 @@ def test_a_negative_maxiter_stops_at_once(method, so):
 def test_a_vector_f_is_scipys_value_error():
     with pytest.raises(ValueError, match="must return a scalar value"):
         fastopt.minimize(lambda x: x, np.array([1.0, 1.0]), method="BFGS")
+
+
+# -- found by a hostile review -----------------------------------------------------------------
+def test_the_search_reaches_far_with_a_slightly_wrong_gradient():
+    """f = (t - 1)^2 / 2 with a slope 10% low: the secant step reaches t = 1 where the
+    cubic's minimiser crept by 1.1x a trial and used up the 20 evaluations."""
+    from fastopt.lbfgs import strong_wolfe
+
+    t, f, g, evals, ok = strong_wolfe(lambda t: (0.5 * (t - 1) ** 2, 0.9 * (t - 1)), 0.5, -0.9,
+                                      0.01, c2=0.1)
+    assert ok and evals <= 8 and abs(t - 1) < 0.1, (t, evals)
+
+
+@pytest.mark.parametrize("jac", [None, "scaled"])
+def test_cg_with_inexact_gradients(jac, so):
+    grad = (lambda x: 0.9 * so.rosen_der(x)) if jac == "scaled" else None
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0, 0.3]), method="CG", jac=grad)
+    assert r.success and r.fun < 1e-8, (r.message, r.fun, r.nfev)
+
+
+def test_newton_on_a_singular_hessian_damps_instead_of_failing():
+    """2 (x0 + x1 - 1)^2 has the Hessian 2 [[1, 1], [1, 1]]: Cholesky passes on a pivot of
+    rounding size and the solve is singular; damping takes over."""
+    r = fastopt.minimize(lambda v: (v[0] + v[1] - 1) ** 2, np.array([3.0, 4.0]), method="Newton",
+                         jac=lambda v: 2 * (v[0] + v[1] - 1) * np.ones(2),
+                         hess=lambda v: 2 * np.ones((2, 2)))
+    assert r.success and r.fun < 1e-10
+
+
+def test_newton_refuses_a_non_finite_hessian_before_evaluating_at_nan():
+    seen = []
+
+    def fun(v):
+        seen.append(v.copy())
+        return float(v @ v)
+    with pytest.raises(FloatingPointError, match=r"hess\(x\) is not finite"):
+        fastopt.minimize(fun, np.array([3.0, 4.0]), method="Newton", jac=lambda v: 2 * v,
+                         hess=lambda v: np.full((2, 2), np.nan))
+    assert all(np.isfinite(x).all() for x in seen)
+
+
+def test_return_all_none_is_false_as_in_scipy(so):
+    r = fastopt.minimize(so.rosen, np.zeros(2), jac=so.rosen_der, method="BFGS",
+                         options=dict(return_all=None))
+    assert r.success and "allvecs" not in r
