@@ -379,6 +379,8 @@ class Evaluations:
         self.objective = Objective(fun, args, shape, gpu, complex_step=self.mode == "cs")
         self.value = Objective(fun, args, shape, gpu)
         self._spare: Any = None
+        self._prefilled: Any = None          # fresh_copy's array, for the next evaluation
+        self.dtype: Any = None               # x's, set by minimize
 
     def _copy(self, v: Any) -> Any:
         """A copy of v in x0's shape for the user's function: in the last copy's memory
@@ -393,14 +395,31 @@ class Evaluations:
         self._spare = v.reshape(self.shape).copy()
         return self._spare
 
+    def _take(self, v: Any) -> Any:
+        """fun's x at v: the copy the solver wrote with the trial point (``fresh_copy``),
+        else ``_copy(v)``."""
+        copy, self._prefilled = self._prefilled, None
+        return copy if copy is not None else self._copy(v)
+
+    def fresh_copy(self) -> Any:
+        """A flat array for the solver to write the next point into, handed to fun as its
+        x by the next evaluation (fun and jac modes; None for finite differences)."""
+        if self.mode not in ("pair", "jac"):
+            return None
+        spare = self._spare
+        if not (isinstance(spare, np.ndarray) and sys.getrefcount(spare) == 3):
+            spare = self._spare = np.empty(self.shape, self.dtype)
+        self._prefilled = spare
+        return spare.reshape(-1)
+
     def __call__(self, v: Any, g_out: Any) -> float:
         """f(v); writes g(v) into g_out (v and g_out: flat vectors of the backend), or
         hands it, checked and flat, to g_out when that is a function."""
         if self.mode == "pair":
-            f, g = pair("minimize", "fun (with jac=True)", self.fun(self._copy(v), *self.args))
+            f, g = pair("minimize", "fun (with jac=True)", self.fun(self._take(v), *self.args))
             f = checked_loss("minimize", "f", f)
         else:
-            f = self.value(self._copy(v))
+            f = self.value(self._take(v))
             g = self.jac(self._copy(v), *self.args) if self.mode == "jac" else \
                 self._finite_differences(v, f)
         self.nfev += 1
@@ -588,6 +607,7 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     evaluations = Evaluations(fun, jac, args, shape, _steps("eps", opts["eps"], shape),
                               _steps("finite_diff_rel_step", opts.get("finite_diff_rel_step"),
                                      shape), gpu=backend_name == "cupy")
+    evaluations.dtype = x.dtype
     _check_derivatives(key, evaluations, hess, hessp)
     _warn_unused(name, hess, hessp)
     allvecs = [x.reshape(shape).copy()] if opts.get("return_all") else None

@@ -228,6 +228,10 @@ class _Problem:
         self.measure: Callable[[Any, Any], float] = ops.dot   # g_t.d at a trial point
         # absorb(g_t, g): how a trial's gradient g from fun enters g_t (None: a copy)
         self.absorb: Callable[[Any, Any], None] | None = None
+        # fresh_copy(): a flat array that the next evaluation hands fun as x (None: the
+        # evaluation copies x itself); HostOps only
+        self.fresh_copy: Callable[[], Any] | None = getattr(evaluate, "fresh_copy", None) \
+            if ops.xp is np else None
         self.f = self._eval_into(self.x, self.g)
 
     def _eval_into(self, x: Any, g_out: Any) -> float:
@@ -243,7 +247,11 @@ class _Problem:
         evaluated once)."""
         if t == self.t_trial:
             return self.last_trial
-        self.ops.step(self.x_trial, self.x, t, self.d)
+        fresh = self.fresh_copy() if self.fresh_copy is not None else None
+        if fresh is None:
+            self.ops.step(self.x_trial, self.x, t, self.d)
+        else:                       # the copy fun gets, written in the same pass
+            self.ops.step_copy(self.x_trial, fresh, self.x, t, self.d)
         sink = self.g_trial if self.absorb is None else \
             functools.partial(self.absorb, self.g_trial)
         f = self._eval_into(self.x_trial, sink)

@@ -61,6 +61,12 @@ def step_reference(out, x, a, d):
     out += x
 
 
+def step_copy_reference(out, copy, x, a, d):
+    """out = copy = x + a*d (the trial point, and the copy fun gets, in one pass)."""
+    step_reference(out, x, a, d)
+    copy[...] = out
+
+
 # -- (2) Numba CPU kernels (compiled serial and parallel by kernels._cpu.lbfgs_kernels) --
 def two_loop_numba(g, S, Y, rho, order, gamma, alpha, d):
     """The fused two-loop recursion; ``alpha`` is scratch of length len(order)."""
@@ -120,6 +126,13 @@ def step_numba(out, x, a, d):
         out[i] = x[i] + a * d[i]
 
 
+def step_copy_numba(out, copy, x, a, d):
+    for i in prange(x.size):
+        v = x[i] + a * d[i]
+        out[i] = v
+        copy[i] = v
+
+
 def dot_numba(a, b):
     acc = 0.0
     for i in prange(a.size):
@@ -128,9 +141,10 @@ def dot_numba(a, b):
 
 
 NUMBA_KERNELS = {"two_loop": two_loop_numba, "update_pair": update_pair_numba,
-                 "step": step_numba, "dot": dot_numba,
+                 "step": step_numba, "dot": dot_numba, "step_copy": step_copy_numba,
                  **cg.NUMBA_KERNELS, **bfgs.NUMBA_KERNELS}
-REFERENCE_KERNELS = {**cg.REFERENCE, **bfgs.REFERENCE}     # what HostOps.call runs
+REFERENCE_KERNELS = {"step_copy": step_copy_reference,      # what HostOps.call runs
+                     **cg.REFERENCE, **bfgs.REFERENCE}
 MATRIX_KERNELS = bfgs.MATRIX_KERNELS                      # they move n^2 elements, not n
 BLAS_KERNELS = frozenset({"matvec"})     # NumPy's BLAS on the numba backend too (see below)
 # Where the numba kernels pay, measured (``pytest benchmarks/quick/test_quick_methods.py
@@ -214,13 +228,21 @@ class HostOps:
     def call(self, name: str, *args):
         """Run the kernel ``name`` of kernels.cg or kernels.bfgs (float arguments are cast
         to the arrays' dtype); returns what it returns."""
+        return self._kernel(name)(*(self.dtype.type(a) if isinstance(a, float) else a
+                                    for a in args))
+
+    def _kernel(self, name: str):
         fn = self._kernels.get(name)
         if fn is None:
             matrix = name in MATRIX_KERNELS
             fn = self._kernels[name] = numba_kernel(name, self._parallel[matrix]) \
                 if self.compiled[matrix] and name not in BLAS_KERNELS \
                 else REFERENCE_KERNELS[name]
-        return fn(*(self.dtype.type(a) if isinstance(a, float) else a for a in args))
+        return fn
+
+    def step_copy(self, out, copy, x, a: float, d) -> None:
+        """out = copy = x + a d in one pass (the trial point and fun's copy of it)."""
+        self._kernel("step_copy")(out, copy, x, self.dtype.type(a), d)
 
     def two_loop(self, g, S, Y, rho, order, gamma, d) -> None:
         if self._two_loop is None:

@@ -505,3 +505,23 @@ def test_return_all_none_is_false_as_in_scipy(so):
     r = fastopt.minimize(so.rosen, np.zeros(2), jac=so.rosen_der, method="BFGS",
                          options=dict(return_all=None))
     assert r.success and "allvecs" not in r
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_trial_point_and_funs_copy_in_one_pass(dtype):
+    """step_copy (the solver's trial point and fun's copy of it, one pass): numba's equal
+    to the reference, bit for bit."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(4)
+    x, d = (rng.standard_normal(1001).astype(dtype) for _ in range(2))
+    outs = []
+    for ops in (K.HostOps(1001, dtype, compiled=False),
+                K.HostOps(1001, dtype, compiled=True, by_size=False)):
+        out, copy = np.empty_like(x), np.empty_like(x)
+        ops.step_copy(out, copy, x, 0.37, d)
+        outs.append((out, copy))
+    (a, b), (c, e) = outs
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(c, e)
+    np.testing.assert_array_equal(a, x + dtype(0.37) * d)
