@@ -2,9 +2,7 @@
 import numpy as np
 
 from fastopt import minimize
-from fastopt._bench import array_module, minimize_ops
-from fastopt.backends import available_backends
-from fastopt.problems import rosenbrock
+from fastopt._bench import array_module, minimize_ops, rosenbrock_on
 
 BACKENDS = ["numpy", "numba", "cupy"]
 
@@ -46,15 +44,7 @@ class Minimize:
     param_names = ["backend"]
 
     def setup(self, backend):
-        if backend not in available_backends():
-            raise NotImplementedError(f"backend {backend!r} is not available here")
-        xp, _ = array_module(backend)
-        self.x0 = xp.asarray(np.tile([-1.2, 1.0], 5_000))
-
-        def fun(x):
-            f, g = rosenbrock(x.get() if hasattr(x, "get") else x)
-            return f, xp.asarray(g)
-        self.fun = fun
+        self.x0, self.fun = rosenbrock_on(backend, 10_000)
 
     def time_minimize(self, backend):
         minimize(self.fun, self.x0, jac=True, backend=backend)

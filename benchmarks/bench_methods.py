@@ -3,9 +3,7 @@
 import numpy as np
 
 from fastopt import minimize
-from fastopt._bench import array_module, minimize_ops
-from fastopt.backends import available_backends
-from fastopt.problems import rosenbrock
+from fastopt._bench import array_module, minimize_ops, rosenbrock_on
 
 BACKENDS = ["numpy", "numba", "cupy"]
 
@@ -83,14 +81,8 @@ class SmallMinimize:
     param_names = ["method", "backend"]
 
     def setup(self, method, backend):
-        if backend not in available_backends():
-            raise NotImplementedError(f"backend {backend!r} is not available here")
+        self.x0, self.fun = rosenbrock_on(backend, 100)
         xp, _ = array_module(backend)
-        self.x0 = xp.asarray(np.tile([-1.2, 1.0], 50))
-
-        def fun(x):
-            f, g = rosenbrock(x.get() if hasattr(x, "get") else x)
-            return f, xp.asarray(g)
 
         def hess(x):
             x = x.get() if hasattr(x, "get") else x
@@ -100,7 +92,6 @@ class SmallMinimize:
             H[i, i], H[i, i + 1], H[i + 1, i] = 1200 * a * a - 400 * b + 2, -400 * a, -400 * a
             H[i + 1, i + 1] = 200
             return xp.asarray(H)
-        self.fun = fun
         self.extra = dict(hess=hess) if method == "Newton" else {}
 
     def _run(self, method, backend):

@@ -58,6 +58,21 @@ def minimize_ops(backend: str, n: int, dtype: Any = np.float64) -> Any:
     return lbfgs.HostOps(n, dtype, compiled=backend == "numba", by_size=False)
 
 
+def rosenbrock_on(backend: str, n: int) -> tuple[Any, Callable]:
+    """(x0, fun) of extended Rosenbrock from (-1.2, 1, ...) on ``backend``'s arrays: fun(x)
+    returns (f, g) with g on the backend; NotImplementedError where it is missing."""
+    from .problems import rosenbrock
+
+    if backend not in available_backends():
+        raise NotImplementedError(f"backend {backend!r} is not available here")
+    xp, _ = array_module(backend)
+
+    def fun(x):
+        f, g = rosenbrock(x.get() if hasattr(x, "get") else x)
+        return f, xp.asarray(g)
+    return xp.asarray(np.tile([-1.2, 1.0], n // 2)), fun
+
+
 def _scale(a, s):
     for i in prange(a.size):
         a[i] = a[i] * s

@@ -71,6 +71,17 @@ def line_step(problem: _Problem, gtd: float, f_prev: float, c1: float, c2: float
     return t
 
 
+def stopped_by(report: Callable | None, problem: _Problem, shape: tuple) -> bool:
+    """Call the callback with a copy of x (x0's shape) and f; True if it raised
+    StopIteration."""
+    if report is not None:
+        try:
+            report(problem.x.reshape(shape).copy(), problem.f)
+        except StopIteration:
+            return True
+    return False
+
+
 def run(problem: _Problem, method: Direction, opts: dict, report: Callable | None,
         shape: tuple) -> tuple[int, str]:
     """Iterations until max|g| (or the ``norm`` option's norm) <= gtol: (nit, reason)."""
@@ -92,11 +103,8 @@ def run(problem: _Problem, method: Direction, opts: dict, report: Callable | Non
         nit += 1
         # problem.x_trial and problem.g_trial hold the previous point until the next trial
         method.accepted(problem, t, gtd, problem.x_trial, problem.g_trial)
-        if report is not None:
-            try:
-                report(problem.x.reshape(shape).copy(), problem.f)
-            except StopIteration:
-                return nit, "callback"
+        if stopped_by(report, problem, shape):
+            return nit, "callback"
         gnorm = method.gnorm(problem, opts["norm"])
         if gnorm <= opts["gtol"]:
             break

@@ -23,6 +23,7 @@ from ._result import OptimizeResult, host_array, inverse_hessian
 from .backends import FLOAT_DTYPES, resolve_backend
 from .kernels import _checks
 from . import _descent
+from ._descent import stopped_by
 from ._bfgs import BFGS, checked_hess_inv0
 from ._cg import CG, VARIANTS
 from ._newton import MESSAGES as NEWTON_MESSAGES
@@ -472,11 +473,8 @@ def _run(problem: _Problem, history: History, opts: dict, report: Callable | Non
             return nit, "maxfun" if evaluations.nfev > opts["maxfun"] else "linesearch"
         f_old, _, gmax = step
         nit += 1
-        if report is not None:
-            try:
-                report(problem.x.reshape(shape).copy(), problem.f)
-            except StopIteration:
-                return nit, "callback"
+        if stopped_by(report, problem, shape):
+            return nit, "callback"
         if nit >= opts["maxiter"]:
             return nit, "maxiter"
         if evaluations.nfev > opts["maxfun"]:

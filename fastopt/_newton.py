@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._descent import STATUS, line_step, norm
+from ._descent import STATUS, line_step, norm, stopped_by
 from ._result import host_array as host
 from .lbfgs import _Problem
 
@@ -179,11 +179,8 @@ def run_newton_cg(problem: _Problem, products: HessianProducts, opts: dict,
         if t is None:
             return nit, "pr_loss"
         nit += 1
-        if report is not None:
-            try:
-                report(problem.x.reshape(shape).copy(), problem.f)
-            except StopIteration:
-                return nit, "callback"
+        if stopped_by(report, problem, shape):
+            return nit, "callback"
         update_l1 = t * d_l1
     return nit, "nan" if math.isnan(problem.f) or math.isnan(update_l1) else "success"
 

@@ -39,8 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from ._numdiff import namespace
+from ._result import host_array as host
+from .backends import resolve_backend
 from .groups import group_specs
-from .optimizer import Optimizer
+from .optimizer import Optimizer, checked_arrays
 
 
 def _mpi() -> Any:
@@ -62,14 +65,15 @@ class Segment:
     def __init__(self, arrays: list, positions: list[int], world: int, rank: int) -> None:
         self.arrays, self.positions, self.world, self.rank = arrays, positions, world, rank
         self.dtype = np.dtype(arrays[0].dtype)
-        self.xp = _namespace(arrays[0])
+        self.xp = namespace(arrays[0])
         self.ends = np.cumsum([a.size for a in arrays]).tolist()
         self.size = self.ends[-1]
         self.shard = max(1, math.ceil(self.size / world))
         self.padded = self.shard * world
         self.buffer = np.zeros(self.padded, self.dtype)     # host: grads out, params in
         self.mine = self.xp.zeros(self.shard, self.dtype)   # this rank's slice of params
-        self.grad = self.xp.zeros(self.shard, self.dtype)   # the average of its grads
+        self.average = np.zeros(self.shard, self.dtype)     # host: the average of its grads
+        self.grad = self.average if self.xp is np else self.xp.zeros(self.shard, self.dtype)
         self.take_params()
 
     def take_params(self) -> None:
@@ -86,19 +90,20 @@ class Segment:
         """Each rank's slice of the grads to its owner (Alltoall, in place), summed in rank
         order and divided by the world size, into ``grad``."""
         for g, end in zip(grads, self.ends):
-            self.buffer[end - g.size:end] = _host(g).reshape(-1)
+            self.buffer[end - g.size:end] = host(g).reshape(-1)
         self.buffer[self.size:] = 0
         comm.Alltoall(_mpi().IN_PLACE, self.buffer)
         parts = self.buffer.reshape(self.world, self.shard)
-        average = parts[0].copy()
+        np.copyto(self.average, parts[0])
         for k in range(1, self.world):
-            average += parts[k]
-        average /= self.dtype.type(self.world)
-        self.grad[...] = average if self.xp is np else self.xp.asarray(average)
+            self.average += parts[k]
+        self.average /= self.dtype.type(self.world)
+        if self.grad is not self.average:
+            self.grad.set(self.average)
 
     def gather_params(self, comm: Any) -> None:
         """Every rank's updated slice into every rank's params (Allgather)."""
-        comm.Allgather(_host(self.mine), self.buffer)
+        comm.Allgather(host(self.mine), self.buffer)
         for a, end in zip(self.arrays, self.ends):
             part = self.buffer[end - a.size:end].reshape(a.shape)
             a[...] = part if self.xp is np else self.xp.asarray(part)
@@ -106,7 +111,7 @@ class Segment:
     def broadcast_params(self, comm: Any) -> None:
         """Rank 0's params on every rank (as DistributedDataParallel starts)."""
         for a, end in zip(self.arrays, self.ends):
-            self.buffer[end - a.size:end] = _host(a).reshape(-1)
+            self.buffer[end - a.size:end] = host(a).reshape(-1)
         comm.Bcast(self.buffer, root=0)
         for a, end in zip(self.arrays, self.ends):
             part = self.buffer[end - a.size:end].reshape(a.shape)
@@ -123,28 +128,6 @@ def _comparable(hyperparams: Any) -> dict:
     """Hyperparameters as ranks can compare them: a callable (a schedule) by its type."""
     return {k: type(v).__name__ if callable(v) else repr(v)
             for k, v in sorted(dict(hyperparams).items())}
-
-
-def _refuse_shared_memory(owner: str, arrays: list) -> None:
-    """No two params may share memory (one update would be lost)."""
-    spans = sorted(((a.ctypes.data, a.ctypes.data + a.nbytes), i)   # contiguous: checked
-                   for i, a in enumerate(arrays) if isinstance(a, np.ndarray) and a.size)
-    for ((_, end), i), ((start, _), j) in zip(spans, spans[1:]):
-        if start < end:
-            raise ValueError(f"{owner}: params[{min(i, j)}] and params[{max(i, j)}] share "
-                             f"memory; pass each array once")
-
-
-def _namespace(a: Any) -> Any:
-    """numpy, or cupy for a CuPy array."""
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-    return cupy
-
-
-def _host(a: Any) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else a.get()
 
 
 class ShardedOptimizer:
@@ -200,7 +183,8 @@ class ShardedOptimizer:
                 raise ValueError(f"{owner}: param_groups[{j}] has no params")
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         layout = cls._layout(owner, arrays, specs)
-        _refuse_shared_memory(owner, arrays)
+        checked_arrays(owner, arrays, Optimizer._labels(form, [len(a) for a, _ in specs]),
+                       resolve_backend("auto", arrays))    # dtypes, no shared memory
         return form, specs, layout
 
     # -- agreement between ranks -------------------------------------------------------------
@@ -258,24 +242,21 @@ class ShardedOptimizer:
         return glist
 
     def step(self, grads: Any) -> None:
-        """Average the ranks' grads, step this rank's slice, all-gather the params."""
-        glist = self._agreed(lambda: self._grads(grads))
-        for segment in self.segments:
-            segment.take_params()
-            segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
-        self._step_shard()
-        for segment in self.segments:
-            segment.gather_params(self.comm)
-
-    def _step_shard(self) -> None:
-        """The inner optimizer's step on this rank's slice, all or nothing across ranks:
-        everything that may raise (live changes, schedules, hyperparameter checks) runs
-        first on every rank, and only when it passed everywhere do the kernels run."""
+        """Average the ranks' grads, step this rank's slice, all-gather the params; all or
+        nothing across ranks: the grads' checks and everything the inner step may raise
+        on (live changes, schedules, hyperparameter checks) run first on every rank, in one
+        agreement, and only when they passed everywhere does anything move."""
         inner = self.inner
         with inner._lock:
-            casts, extras = self._agreed(inner._prepare)
+            glist, (casts, extras) = self._agreed(lambda: (self._grads(grads),
+                                                           inner._prepare()))
+            for segment in self.segments:
+                segment.take_params()
+                segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
             inner._run([s.grad for s in self.segments], casts)
             inner._advance(extras)
+        for segment in self.segments:
+            segment.gather_params(self.comm)
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property
