@@ -2,6 +2,7 @@
 run once at the smallest size (a broken benchmark fails here, quickly); the bench command
 prints its table and draws its plot."""
 import inspect
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,42 @@ def test_asv_discovers_every_benchmark():
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "No problems found" in out.stdout + out.stderr
+
+
+def test_asv_own_environment_imports_every_benchmark_module():
+    """asv's discovery, with every module that asv.conf.json's environment does not install
+    made unimportable (mpi4py, scipy, matplotlib, ...): every bench_* module gives benchmarks."""
+    pytest.importorskip("asv")
+    from benchmarks import regression_check
+
+    found = {b["name"].split(".")[0] for b in regression_check.discover_in_asv_environment()}
+    assert found == {path.stem for path in (ROOT / "benchmarks").glob("bench_*.py")}
+
+
+def test_asv_environment_check_names_a_module_level_import_it_lacks(tmp_path):
+    pytest.importorskip("asv")
+    pytest.importorskip("mpi4py")
+    from benchmarks import regression_check
+
+    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    lacks = regression_check.modules_asv_lacks(conf)
+    assert "mpi4py" in lacks and {"numpy", "numba", "torch"}.isdisjoint(lacks)
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "__init__.py").write_text("")
+    (suite / "bench_mpi.py").write_text("from mpi4py import MPI\n\ndef time_x():\n    pass\n")
+    with pytest.raises(regression_check.CheckFailed, match="No module named 'mpi4py'"):
+        regression_check.discover_in_asv_environment(suite)
+
+
+def test_mpi_benchmark_runs_under_mpiexec():
+    from test_distributed import mpiexec
+
+    out = subprocess.run([*mpiexec(), "-n", "2", sys.executable,
+                          str(ROOT / "benchmarks" / "mpi" / "zero_mpi.py"), "--n", "1e4",
+                          "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "fastopt ShardedOptimizer" in out.stdout and "fastopt/torch" in out.stdout
 
 
 def smallest_params(cls):

@@ -1,7 +1,7 @@
 """ZeRO-1 step time: fastopt.distributed.ShardedOptimizer against torch's
 ZeroRedundancyOptimizer over gloo, in the same processes, interleaved.
 
-    mpiexec -n 2 python benchmarks/zero_mpi.py [--n 2e6] [--steps 30]
+    mpiexec -n 2 python benchmarks/mpi/zero_mpi.py [--n 2e6] [--steps 30]
 
 Each rank holds n float32 params (in 8 arrays) and Adam's state for its shard; a step
 averages the ranks' grads, updates the shard and all-gathers the params. Rank 0 prints
