@@ -14,6 +14,7 @@ import numpy as np
 
 from .kernels import _checks
 from .kernels import lbfgs as kernels
+from .groups import is_one_array
 from .optimizer import checked_params
 
 EPS = float(np.finfo(np.float64).eps)
@@ -91,6 +92,8 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
     t_prev, f_prev, g_prev = 0.0, f0, gtd0
     best = (0.0, f0, gtd0)
     bracket = None
+    rounding = _Rounding(phi, f0, gtd0)
+    phi = rounding.phi
     while evals < max_evals:
         f, g = phi(t)
         evals += 1
@@ -122,7 +125,7 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
             t_next = far
         t_prev, f_prev, g_prev, t = t, f, g, t_next
     widths = [math.inf, math.inf]           # the bracket's width two and one steps ago
-    unchanged = 0                           # trials in a row where f was f0 to the last bit
+    unchanged = 0                           # trials in a row where f was flat to rounding
     while bracket is not None and evals < max_evals and unchanged < 2:
         (t_lo, f_lo, g_lo), (t_hi, f_hi, g_hi) = bracket
         if abs(t_hi - t_lo) <= xtol * max(abs(t_lo), abs(t_hi)):   # relative: steps may be tiny
@@ -140,7 +143,8 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
         if not (math.isfinite(f) and math.isfinite(g)):
             bracket[1] = (t, math.inf, math.inf)
             continue
-        unchanged = unchanged + 1 if f == f0 else 0    # f is flat to rounding: give up
+        # f flat to rounding (f0's or the bracket's best value to the last bit): give up
+        unchanged = unchanged + 1 if f in (f0, f_lo) else 0
         if f <= f0 + c1 * t * gtd0 and f < best[1]:
             best = (t, f, g)
         if f > f0 + c1 * t * gtd0 or f >= f_lo:
@@ -151,7 +155,48 @@ def strong_wolfe(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: f
             if g * (t_hi - t_lo) >= 0:
                 bracket[1] = bracket[0]
             bracket[0] = (t, f, g)
+    if best[0] > 0.0 and (unchanged >= 2 or _collapsed(bracket)):
+        # rounding (f flat to the last bit) or a gradient inconsistent with f (finite
+        # differences: f's minimum along d where g.d is not 0) prevents the curvature test
+        # in a bracket that has shrunk to nothing: the best step, a lower f with sufficient
+        # decrease, is taken, as SciPy's search takes it (the run's ftol test then ends it
+        # where f stops decreasing); where no trial lowered f the search fails
+        return best[0], best[1], best[2], evals, True
+    if best[0] == 0.0 and rounding.flat is not None and not rounding.resolvable:
+        # no trial showed that f can drop by more than its rounding along d: a step where
+        # f equals f0 is taken, and the run's ftol test ends the run (SciPy's outcome)
+        return (*rounding.flat, evals, True)
     return best[0], best[1], best[2], evals, False
+
+
+class _Rounding:
+    """What one search's trials say about f's rounding along d: the last trial where f
+    equals f0 to the last bit, and whether any trial shows that f can drop by more than a
+    few ulps (the least of the quadratic through f0, g.d and that trial)."""
+
+    def __init__(self, phi: Callable[[float], tuple[float, float]], f0: float,
+                 gtd0: float) -> None:
+        self._phi, self.f0, self.gtd0 = phi, f0, gtd0
+        self.flat: tuple[float, float, float] | None = None
+        self.resolvable = False
+
+    def phi(self, t: float) -> tuple[float, float]:
+        f, g = self._phi(t)
+        if math.isfinite(f) and math.isfinite(g):
+            if f == self.f0:
+                self.flat = (t, f, g)
+            excess = f - self.f0 - self.gtd0 * t        # above the tangent: curvature
+            drop = -self.gtd0 * t if excess <= 0 else (self.gtd0 * t) ** 2 / (4 * excess)
+            self.resolvable |= drop > 4 * math.ulp(self.f0)
+        return f, g
+
+
+def _collapsed(bracket: list | None) -> bool:
+    """Whether a zoom's bracket has shrunk below a millionth of its steps."""
+    if bracket is None:
+        return False
+    (t_lo, _, _), (t_hi, _, _) = bracket
+    return abs(t_hi - t_lo) <= 1e-6 * max(abs(t_lo), abs(t_hi))
 
 
 def armijo(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: float, t: float,
@@ -372,6 +417,10 @@ class LBFGS:
             a.reshape(-1)[...] = flat[part]
 
     def _gather(self, grads: Any, out: Any) -> None:
+        if not self._single and is_one_array(grads):
+            raise TypeError(f"LBFGS: the closure returned one array for grads, but params was "
+                            f"given as a list of {len(self._arrays)}; return a list of grads "
+                            "like params (e.g. [g])")
         glist = [grads] if self._single else list(grads)
         if len(glist) != len(self._arrays):
             raise ValueError(f"LBFGS: the closure returned {len(glist)} grads for "
@@ -416,7 +465,12 @@ class LBFGS:
     def _iterate(self, problem: _Problem) -> float:
         ops = self._ops
         first_loss = problem.f
-        if ops.max_abs(problem.g) <= self.tolerance_grad:
+        gmax = ops.max_abs(problem.g)
+        if not math.isfinite(gmax):
+            raise FloatingPointError(f"LBFGS.step: the gradient the closure returned at the "
+                                     f"params as they are is not finite (max |g| = {gmax}); "
+                                     "nothing was changed")
+        if gmax <= self.tolerance_grad:
             return first_loss
         iterations = _iterations(problem, self._history, self._search, 20, lr=self.lr,
                                  partial_steps=True)

@@ -191,7 +191,9 @@ def test_results_carry_scipys_fields_and_counts(method, so):
     r = fastopt.minimize(so.rosen, x0, jac=so.rosen_der, method=method)
     ref = so.minimize(so.rosen, x0, jac=so.rosen_der, method=method)
     assert set(ref) <= set(r), set(ref) - set(r)
-    assert r.success and r.status == ref.status == 0 and r.message == ref.message
+    assert r.success and r.status == 0
+    # SciPy's own run may end on rounding (Newton-CG: "precision loss" on AMD EPYC here)
+    assert r.message == (ref.message if ref.success else "Optimization terminated successfully.")
     np.testing.assert_allclose(r.x, ref.x, atol=1e-3)
     assert r.njev == r.nfev if method != "Newton-CG" else r.njev > r.nfev
 
