@@ -106,6 +106,7 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
                                     group.dtype)
         extra = opt.rule.checked_extra(f"{owner}: param_groups[{j}]",
                                        {k: plain(v) for k, v in given["extra"].items()})
+        opt.rule.check_loaded_extra(f"{owner}: param_groups[{j}]", hp, given["step"], extra)
         for i in group.positions:
             for s in opt.rule.state_used(hp):
                 expected[f"{i}.{s}"] = opt._arrays[i]
@@ -124,6 +125,9 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
         if v.shape != a.shape or v.dtype != a.dtype:
             raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}, its "
                              f"param has {a.shape} {a.dtype}")
+        if key.split(".", 1)[1] in opt.rule.nonnegative_state and (v < 0).any():
+            raise ValueError(f"{owner}: {key} has negative entries (smallest {float(v.min())!r}); "
+                             "this state is a sum of squares or a norm, never negative")
     _restore(opt, plans, sd, step)
 
 

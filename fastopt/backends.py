@@ -182,15 +182,20 @@ class FlatGrads:
         self.labels = [f"{owner}: {label}" for label in labels]
         self.copies: list = []         # kept until the next step: the kernels read them
 
-    def resolve(self, grads: list) -> list:
+    def check_params(self, writing: bool = True) -> None:
+        """An error naming the first param that was made read-only (when ``writing``) or
+        changed in shape or dtype in place since the optimizer was built."""
         for p, what, (shape, dtype) in zip(self.params, self.labels, self.layouts):
             param = what.replace(": grads", ": params", 1)
-            if not self.backend.writeable(p):
+            if writing and not self.backend.writeable(p):
                 raise ValueError(f"{param} was made read-only after the optimizer was built; "
                                  "params are updated in place")
             if p.shape != shape or p.dtype != dtype:
                 raise ValueError(f"{param} was changed in place to shape {p.shape} and dtype "
                                  f"{p.dtype} after the optimizer was built for {shape} {dtype}")
+
+    def resolve(self, grads: list) -> list:
+        self.check_params()
         check = self.backend.checked_grad
         flat = [check(grads[i], p, what) for i, p, what in zip(self.order, self.params,
                                                                 self.labels)]

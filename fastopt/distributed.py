@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import hold_signals, release_signals
 from ._numdiff import namespace
+from ._state_dict import STATE_KEY, decode
 from ._result import host_array as host
 from .backends import resolve_backend
 from .groups import group_specs
@@ -209,22 +211,42 @@ class ShardedOptimizer:
                                  f"{everyone[0]!r:.200}; every rank must pass the same "
                                  f"shapes, dtypes and hyperparameters")
 
-    def _agreed(self, run: Any) -> Any:
+    def _agreed(self, run: Any, same: Any = None) -> Any:
         """run() on every rank; if it raised on any rank, raise on every rank (the first
-        failing rank's error, re-raised where it happened)."""
+        failing rank's error, re-raised where it happened). With ``same``, ``same(result)``
+        must be equal on every rank too (compared in the same collective), else
+        ``mismatch(rank, theirs, rank 0's)`` is raised on every rank."""
         try:
             result, error = run(), None
         except Exception as exc:            # noqa: BLE001 - reported to every rank below
             result, error = None, exc
-        outcomes = self.comm.allgather(None if error is None else
-                                       f"{type(error).__name__}: {error}")
-        failed = [(r, text) for r, text in enumerate(outcomes) if text is not None]
+        mine = same(result) if same is not None and error is None else None
+        outcomes = self.comm.allgather((None if error is None else
+                                        f"{type(error).__name__}: {error}", mine))
+        failed = [(r, text) for r, (text, _) in enumerate(outcomes) if text is not None]
         if failed:
             if error is not None:
                 raise error
             r, text = failed[0]
             raise RuntimeError(f"ShardedOptimizer: rank {r} failed: {text}")
+        for r, (_, theirs) in enumerate(outcomes):
+            if theirs != outcomes[0][1]:
+                raise self._mismatch(r, theirs, outcomes[0][1])
         return result
+
+    def _mismatch(self, r: int, theirs: list, first: list) -> ValueError:
+        """The error for a step whose scalars differ between rank ``r`` and rank 0: the
+        first group and host scalar that differ."""
+        buckets = [(j, b) for j, g in enumerate(self.inner._groups) for b in g.buckets]
+        for (j, _), a, b in zip(buckets, theirs, first):
+            for name, x, y in zip(self.inner.rule.scalars, a, b):
+                if x != y:
+                    return ValueError(
+                        f"ShardedOptimizer.step: rank {r} would step param_groups[{j}] with "
+                        f"the step scalar {name} = {x!r}, rank 0 with {y!r}: the ranks' "
+                        "hyperparameters differ (a live change or an lr schedule on some "
+                        "ranks only); set the same values on every rank. Nothing was changed")
+        return ValueError(f"ShardedOptimizer.step: rank {r}'s step differs from rank 0's")
 
     # -- the step ---------------------------------------------------------------------------
     def _grads(self, grads: Any) -> list:
@@ -248,15 +270,20 @@ class ShardedOptimizer:
         agreement, and only when they passed everywhere does anything move."""
         inner = self.inner
         with inner._lock:
-            glist, (casts, extras) = self._agreed(lambda: (self._grads(grads),
-                                                           inner._prepare()))
-            for segment in self.segments:
-                segment.take_params()
-                segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
-            inner._run([s.grad for s in self.segments], casts)
-            inner._advance(extras)
-        for segment in self.segments:
-            segment.gather_params(self.comm)
+            glist, (casts, extras) = self._agreed(
+                lambda: (self._grads(grads), inner._prepare()),
+                same=lambda prepared: [c.tolist() for c in prepared[1][0]])
+            held = hold_signals()   # the slice, the count and the params move together
+            try:
+                for segment in self.segments:
+                    segment.take_params()
+                    segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
+                inner._run([s.grad for s in self.segments], casts)
+                inner._advance(extras)
+                for segment in self.segments:
+                    segment.gather_params(self.comm)
+            finally:
+                release_signals(held)
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property
@@ -320,6 +347,7 @@ class ShardedOptimizer:
                              f"optimizer {len(self._arrays)}")
         out = {"rule": sd.get("rule"), "step": sd.get("step"), "n_params": len(self.segments),
                "n_groups": sd.get("n_groups")}
+        expected: set[str] = set()
         for j, segments in enumerate(self._group_segments):
             prefix = f"groups.{j}."
             given = np.asarray(sd.get(prefix + "params", []), dtype=np.int64).tolist()
@@ -328,22 +356,49 @@ class ShardedOptimizer:
                                  f"this optimizer's {self._group_positions[j]}")
             out.update({k: v for k, v in sd.items() if k.startswith(prefix)})
             out[prefix + "params"] = np.array(segments, dtype=np.int64)
-        for k, segment in enumerate(self.segments):
-            for name in _state_names(sd, segment.positions[0]):
-                flat = np.zeros(segment.padded, segment.dtype)
-                for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
-                    key = f"{i}.{name}"
-                    if key not in sd:
-                        raise ValueError(f"{where}: the state_dict has no '{key}' (param {i}'s "
-                                         f"{name})")
-                    value = np.asarray(sd[key])
-                    if value.shape != a.shape or value.dtype != a.dtype:
-                        raise ValueError(f"{where}: '{key}' is {value.dtype} of shape "
-                                         f"{value.shape}; param {i} is {a.dtype} of shape "
-                                         f"{a.shape}")
-                    flat[end - a.size:end] = value.reshape(-1)
-                out[f"{k}.{name}"] = flat[self.rank * segment.shard:
-                                          (self.rank + 1) * segment.shard].copy()
+        for j, segments in enumerate(self._group_segments):   # every group's params first
+            needed = self._state_needed(sd, j)
+            for k in segments:
+                out.update(self._sliced_state(sd, self.segments[k], k, needed))
+            expected.update(f"{i}.{name}" for i in self._group_positions[j] for name in needed)
+        unexpected = sorted(k for k in sd if STATE_KEY.match(str(k)) and k not in expected)
+        if unexpected:
+            raise ValueError(f"{where}: the state_dict has state this optimizer does not keep: "
+                             f"{unexpected}")
+        return out
+
+    def _state_needed(self, sd: dict[str, Any], j: int) -> tuple[str, ...]:
+        """The state arrays group j's params need under the dict's hyperparameters (this
+        optimizer's where the dict has none; an invalid one is named by the inner load)."""
+        rule, prefix = self.inner.rule, f"groups.{j}."
+        hp = {h.name: decode(h.kind, sd[prefix + h.name]) if prefix + h.name in sd
+              else self.inner.param_groups[j][h.name] for h in rule.hyperparams}
+        try:
+            return rule.state_used(rule.checked("ShardedOptimizer.load_state_dict", hp))
+        except (TypeError, ValueError):
+            return rule.state_used(self.inner._groups[j].hp)
+
+    def _sliced_state(self, sd: dict[str, Any], segment: Any, k: int,
+                      names: tuple[str, ...]) -> dict[str, Any]:
+        """This rank's slices of segment k's state arrays ``names`` from a single-process
+        dict, each param's key checked by the user's index."""
+        where = "ShardedOptimizer.load_state_dict"
+        out = {}
+        for name in names:
+            flat = np.zeros(segment.padded, segment.dtype)
+            for i, a, end in zip(segment.positions, segment.arrays, segment.ends):
+                key = f"{i}.{name}"
+                if key not in sd:
+                    raise ValueError(f"{where}: the state_dict has no '{key}' (param {i}'s "
+                                     f"{name})")
+                value = np.asarray(sd[key])
+                if value.shape != a.shape or value.dtype != a.dtype:
+                    raise ValueError(f"{where}: '{key}' is {value.dtype} of shape "
+                                     f"{value.shape}; param {i} is {a.dtype} of shape "
+                                     f"{a.shape}")
+                flat[end - a.size:end] = value.reshape(-1)
+            out[f"{k}.{name}"] = flat[self.rank * segment.shard:
+                                      (self.rank + 1) * segment.shard].copy()
         return out
 
     def shard_state_dict(self) -> dict[str, Any]:

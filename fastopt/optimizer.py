@@ -16,6 +16,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 
 import numpy as np
 
+from ._atomic import hold_signals, release_signals
 from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
 from ._state_dict import encode, load
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
@@ -192,7 +193,7 @@ class Optimizer:
         scalars, _ = self.rule.host_scalars(hp, t, lr, extra)
         for name, value in zip(self.rule.scalars, scalars):
             _checks.representable(owner, f"the step scalar {name} of these hyperparameters",
-                                  value, dtype)
+                                  value, dtype, nonzero=False)
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
@@ -277,8 +278,12 @@ class Optimizer:
         labels = [f"param_groups[{len(self.param_groups)}]['params'][{i}]"
                   for i in range(len(given))]
         known = [f"param {i}" for i in range(len(self._arrays))]
-        checked = checked_arrays(type(self).__name__, self._arrays + given, known + labels,
-                                 self._backend)[len(self._arrays):]
+        state = [(f"the optimizer's state {name!r} of param_groups[{j}]", buffer)
+                 for j, group in enumerate(self._groups) for b in group.buckets
+                 for name, buffer in b.state.items()]
+        checked = checked_arrays(type(self).__name__, self._arrays + [a for _, a in state] + given,
+                                 known + [label for label, _ in state] + labels,
+                                 self._backend)[len(self._arrays) + len(state):]
         self._add_group(owner, checked, given, overrides)
         self._single = False
         self._rebuild_resolver()
@@ -342,6 +347,11 @@ class Optimizer:
         anything else, list or tuple subclasses included, is copied into a list first."""
         name = type(self).__name__
         if type(grads) not in (list, tuple):
+            if isinstance(grads, Mapping):
+                raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
+                                f"arrays in the order of params, got a {type(grads).__name__} "
+                                "(its keys would be taken for grads; give list(grads.values()) "
+                                "if they are in that order)")
             if not hasattr(grads, "__iter__") or is_one_array(grads):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
                                 f"arrays like params, got {type(grads).__name__}")
@@ -419,28 +429,31 @@ class Optimizer:
         pointers = self._resolver.at(addresses)
         if pointers is None:
             return False
-        for bucket, cast in zip(self._buckets_in_order, casts):
-            bucket.kernel(pointers[bucket.rows], cast)
-        self._advance(extras)
+        held = hold_signals()
+        try:
+            for bucket, cast in zip(self._buckets_in_order, casts):
+                bucket.kernel(pointers[bucket.rows], cast)
+            self._advance(extras)
+        finally:
+            release_signals(held)
         return True
 
     def _step(self, grads: Arrays) -> None:
         casts, extras = self._prepare()
         # ``glist`` holds the grads until every kernel ran (a generator's arrays included)
-        if self._single:
-            glist = [grads]
-            try:
-                self._run(glist, casts)
-            except TypeError:
-                if isinstance(grads, (list, tuple)):
-                    raise TypeError(f"{type(self).__name__}: grads must be a single array like "
-                                    f"params, got a {type(grads).__name__} of {len(grads)}"
-                                    ) from None
-                raise
-        else:
-            glist = self._grads_list(grads)
+        glist = [grads] if self._single else self._grads_list(grads)
+        held = hold_signals()           # checks and kernels, then the count: all or nothing
+        try:
             self._run(glist, casts)
-        self._advance(extras)
+            self._advance(extras)
+        except TypeError:
+            if self._single and isinstance(grads, (list, tuple)):
+                raise TypeError(f"{type(self).__name__}: grads must be a single array like "
+                                f"params, got a {type(grads).__name__} of {len(grads)}"
+                                ) from None
+            raise
+        finally:
+            release_signals(held)
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
     def __copy__(self) -> Optimizer:
@@ -497,6 +510,7 @@ class Optimizer:
     @property
     def state(self) -> list[dict]:
         """Per param (in group order), its state arrays (views, shaped like the param)."""
+        self._resolver.check_params(writing=False)
         out: list[dict] = [{} for _ in self._arrays]
         for group in self._groups:
             for bucket in group.buckets:

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
+from ._atomic import hold_signals, release_signals
 from .backends import torch_view
 from .kernels import REGISTRY, Rule
 from .optimizer import Optimizer
@@ -47,6 +49,36 @@ class Cohort:
     params: list                # the tensors
     synced: dict = field(default_factory=dict)   # group values last seen (plain ones)
     addresses: list = field(default_factory=list)  # the params' data as viewed
+
+
+class ReadOnlyState(Mapping):
+    """fastopt.torch's ``state`` and each param's entry in it: read-only mappings over
+    fastopt's own buffers, whose assignments say what to do instead."""
+
+    __slots__ = ("_items", "_what")
+
+    def __init__(self, items: dict, what: str) -> None:
+        self._items, self._what = items, what
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError(f"{self._what} is read-only: fastopt keeps the state in its own buffers. "
+                        "Change a state tensor in place (opt.state[p]['exp_avg'].copy_(t)) or "
+                        "load a whole state with opt.load_state_dict(sd)")
+
+    def __delitem__(self, key: Any) -> None:
+        self[key] = None
+
+    def __repr__(self) -> str:
+        return repr(self._items)
 
 
 def _label(j: int, i: int) -> str:
@@ -150,6 +182,15 @@ class TorchOptimizer(torch.optim.Optimizer):
             with self._named(cohort.group):
                 cohort.core._apply_changes()
         self._version += 1
+        held = hold_signals()       # every cohort steps, or (on an error before) none
+        try:
+            self._step_cohorts(plans)
+        finally:
+            release_signals(held)
+        return loss
+
+    @staticmethod
+    def _step_cohorts(plans: list) -> None:
         for cohort, grads in plans:
             if cohort.core.backend == "cupy":
                 with _torch_stream(cohort.params[0].device):
@@ -157,7 +198,6 @@ class TorchOptimizer(torch.optim.Optimizer):
             elif not (cohort.core.backend == "numba" and
                       cohort.core._step_at(_addresses(grads))):
                 cohort.core.step([_view(g) for g in grads])
-        return loss
 
     def _current(self, cohort: Cohort) -> Cohort:
         """``cohort``, rebuilt over its params' present memory if one was rebound since
@@ -167,7 +207,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             return cohort
         fresh = self._new_cohort(cohort.group, cohort.members)
         try:
-            fresh.core.load_state_dict(cohort.core.state_dict())
+            if cohort.core.step_count:     # before the first step there is no state to keep
+                fresh.core.load_state_dict(cohort.core.state_dict())
         except (TypeError, ValueError):
             raise ValueError(f"{type(self).__name__}: a param of param_groups[{cohort.group}]"
                              f" changed shape or dtype since its state was made; build a "
@@ -190,22 +231,33 @@ class TorchOptimizer(torch.optim.Optimizer):
         return named()
 
     def _grads(self, cohort: Cohort) -> list:
-        """The cohort's grads (None where a param has none). torch gives each grad its
-        param's shape, dtype and device; a sparse or strided one takes the checks that
-        name it."""
+        """The cohort's grads (None where a param has none), each checked against its
+        param's shape and dtype in this step: torch checks ``p.grad = g`` but not
+        ``p.grad.data = g``, and the compiled step reads every address it is given. A
+        sparse or strided grad takes the checks that name it."""
         grads = [p.grad for p in cohort.params]
-        for g in grads:
-            if g is not None and (g.is_sparse or not g.is_contiguous()):
+        for p, g in zip(cohort.params, grads):
+            if g is not None and (g.dtype != p.dtype or g.shape != p.shape or g.is_sparse
+                                  or g.device != p.device or not g.is_contiguous()):
                 self._refuse_grad(cohort, grads)
         return grads
 
     def _refuse_grad(self, cohort: Cohort, grads: list) -> None:
-        for i, g in zip(cohort.members, grads):
+        for i, p, g in zip(cohort.members, cohort.params, grads):
             what = f"{type(self).__name__}: {_label(cohort.group, i)}"
-            if g is not None and g.is_sparse:
+            if g is None:
+                continue
+            if g.is_sparse:
                 raise RuntimeError(f"{what} has a sparse grad; fastopt does not support "
                                    f"sparse gradients")
-            if g is not None and not g.is_contiguous():
+            if g.shape != p.shape or g.dtype != p.dtype:
+                raise ValueError(f"{what} has a grad of shape {tuple(g.shape)} and dtype "
+                                 f"{g.dtype}, its param {tuple(p.shape)} {p.dtype} (was "
+                                 "p.grad.data replaced?)")
+            if g.device != p.device:
+                raise ValueError(f"{what} has a grad on {g.device}, its param is on "
+                                 f"{p.device}")
+            if not g.is_contiguous():
                 raise ValueError(f"{what} has a grad with strides {g.stride()}, not "
                                  f"contiguous like its param; give it p.grad.contiguous()")
 
@@ -261,8 +313,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                 st.update({self.rule.torch_state[k]: torch.tensor(v)
                            for k, v in group.extra.items()})
                 if st:
-                    out[p] = MappingProxyType(st)
-        self._state_cache = (self._version, MappingProxyType(out))
+                    out[p] = ReadOnlyState(st, "opt.state[p]")
+        self._state_cache = (self._version, ReadOnlyState(out, "opt.state"))
         return self._state_cache[1]
 
     @state.setter
@@ -281,15 +333,32 @@ class TorchOptimizer(torch.optim.Optimizer):
         """torch's ``load_state_dict`` (a state_dict of this class or of torch.optim's same
         rule): the groups' hyperparameters and each param's state and step, rebuilt before
         the user's post hooks run. Nothing changes when it fails."""
+        self._check_loaded_groups(state_dict)
         self._groups_before_load = [dict(g) for g in self.param_groups]
         try:
             super().load_state_dict(state_dict)
         finally:
             del self._groups_before_load
 
+    def _check_loaded_groups(self, state_dict: Any) -> None:
+        """A dict of another rule fails here, by name: its groups lack this rule's
+        hyperparameters (a flag torch added later, e.g. maximize, takes this optimizer's
+        default, as torch's own ``__setstate__`` gives it)."""
+        groups = state_dict.get("param_groups") if isinstance(state_dict, Mapping) else None
+        for j, group in enumerate(groups if isinstance(groups, list) else []):
+            missing = [h.name for h in self.rule.hyperparams
+                       if h.kind != "flag" and isinstance(group, Mapping) and h.name not in group]
+            if missing:
+                raise ValueError(f"{type(self).__name__}.load_state_dict: param_groups[{j}] of "
+                                 f"the state_dict lacks {missing}: is it another optimizer's? "
+                                 f"(its keys: {sorted(k for k in group if k != 'params')})")
+
     @staticmethod
     def _after_load(self: TorchOptimizer) -> None:
         loaded = self.__dict__.pop("state", {})
+        for group in self.param_groups:         # flags torch added later: their defaults
+            for h in self.rule.hyperparams:
+                group.setdefault(h.name, self.defaults[h.name])
         try:
             cohorts = self._cohorts_of(loaded)
         except BaseException:
@@ -311,9 +380,29 @@ class TorchOptimizer(torch.optim.Optimizer):
         for t, members in by_step.items():
             cohort = self._new_cohort(j, members)
             if t > 0:
-                cohort.core.load_state_dict(self._core_state(cohort, t, loaded))
+                try:
+                    cohort.core.load_state_dict(self._core_state(cohort, t, loaded))
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(self._torch_keys(str(exc), cohort)) from None
             cohorts.append(cohort)
         return cohorts
+
+    def _torch_keys(self, message: str, cohort: Cohort) -> str:
+        """A core's load error with its state keys ("0.m") and owner in torch's terms:
+        ``state[3]['exp_avg']`` (the index in torch's state_dict), the param's group."""
+        first = sum(len(g["params"]) for g in self.param_groups[:cohort.group])
+        torch_names = self.rule.torch_state
+
+        def torch_key(match: re.Match) -> str:
+            i = cohort.members[int(match[1])]
+            return (f"state[{first + i}][{torch_names.get(match[2], match[2])!r}] "
+                    f"({_label(cohort.group, i)})")
+        message = re.sub(r"(?<=: )(\d+)\.([A-Za-z_]\w*)(?= )", torch_key, message)
+        core = CLASSES[self.rule.class_name].__name__
+        return message.replace(f"{core}.load_state_dict: param_groups[0]",
+                               f"{type(self).__name__}.load_state_dict: "
+                               f"param_groups[{cohort.group}]").replace(
+            f"{core}.load_state_dict", f"{type(self).__name__}.load_state_dict")
 
     def _loaded_step(self, st: dict, j: int, i: int) -> int:
         if not st:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping, Set
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,22 @@ def finite(owner: str, name: str, value: Any) -> float:
     return float(value)
 
 
-def representable(owner: str, name: str, value: Any, dtype: Any) -> None:
+def representable(owner: str, name: str, value: Any, dtype: Any, nonzero: bool = True) -> None:
     """Numbers (alone or in a tuple) within the range of ``dtype``, the params' (float32:
-    |x| <= 3.4e38): beyond it the kernels would compute with inf."""
+    |x| <= 3.4e38): beyond it the kernels would compute with inf; and, with ``nonzero``
+    (a value the user gave), none that is not zero but rounds to zero there (eps=1e-46 is
+    0 in float32: a zero grad would then make its param NaN)."""
+    dtype = np.dtype(dtype)
     largest = float(np.finfo(dtype).max)
     for v in value if isinstance(value, tuple) else (value,):
         if _is_real(v) and abs(v) > largest:
-            raise ValueError(f"{owner}: {name}={value!r} overflows {np.dtype(dtype).name}, the "
+            raise ValueError(f"{owner}: {name}={value!r} overflows {dtype.name}, the "
                              f"dtype of its params (largest {largest:.3g})")
+        if nonzero and _is_real(v) and v != 0 and dtype.type(v) == 0:
+            smallest = float(np.finfo(dtype).smallest_subnormal)
+            raise ValueError(f"{owner}: {name}={value!r} rounds to 0 in {dtype.name}, the dtype "
+                             f"of its params (smallest {smallest:.3g}); give 0 or a "
+                             "representable number")
 
 
 def count(owner: str, name: str, value: Any) -> int:
@@ -70,8 +79,10 @@ def in_unit_interval(owner: str, name: str, value: Any, *, include_one: bool = F
 
 
 def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
-    """A pair (b1, b2), each in [0, 1)."""
+    """A pair (b1, b2), each in [0, 1), in an ordered container (a set has no order)."""
     try:
+        if isinstance(value, (Set, Mapping)):
+            raise TypeError("unordered")
         b1, b2 = value
     except (TypeError, ValueError):
         raise ValueError(f"{owner}: {name} must be a pair (beta1, beta2) of numbers in [0, 1), "

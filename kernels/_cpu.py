@@ -239,7 +239,7 @@ class CpuKernel:
         parallel?) for buckets of ``dtype`` moving ``bytes_per_step`` (serial below the
         threshold: call it with parts=1), compiled now or loaded from numba's on-disk
         cache, so no step waits for the JIT."""
-        parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES
+        parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES and _threads.parallel_ok()
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(np.dtype(dtype))[::1]
         index = numba.intp[::1]

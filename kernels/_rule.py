@@ -120,6 +120,11 @@ class Rule:
     extra: Mapping[str, float] = field(default_factory=dict)
     extra_kinds: Mapping[str, str] = field(default_factory=dict)   # KINDS that check them
     check: Callable[[str, Mapping[str, Any]], None] = _no_check
+    # state arrays that are never negative (sums of squares, norms): a loaded one that is
+    # would make sqrt NaN; and the check of loaded scalar state against the step count
+    nonnegative_state: tuple[str, ...] = ()
+    check_loaded_extra: Callable[[str, Mapping[str, Any], int, Mapping[str, float]], None] = \
+        lambda owner, hp, t, extra: None
     fixed: Mapping[str, Any] = field(default_factory=dict)   # not keywords (AdamW: decoupled)
     derived_from: str | None = None     # the class this rule's class subclasses (AdamW: Adam)
     # fastopt.torch: the torch.optim class of this rule (None: torch has none) and the keys

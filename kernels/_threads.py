@@ -42,6 +42,34 @@ def _after_fork_in_child() -> None:
     forked_from_omp = forked_from_omp or _omp_started()
 
 
+_layer_problem: list = []      # [None] once the threading layer loaded, [message] if it cannot
+
+
+def parallel_ok() -> bool:
+    """Whether a loop built now may be the parallel one: numba's threading layer loads
+    (checked once per process: ``NUMBA_THREADING_LAYER=tbb`` without tbb, or an unknown
+    name, gives one warning naming the variable, and serial loops), and this is not a child
+    forked after OpenMP started (GNU OpenMP would kill it in its first parallel region)."""
+    if forked_from_omp:
+        return False
+    if not _layer_problem:
+        try:
+            from numba.np.ufunc.parallel import _launch_threads
+            _launch_threads()
+            _layer_problem.append(None)
+        except Exception as exc:  # noqa: BLE001 - numba's ValueError, or an import failure
+            import warnings
+
+            layer = os.environ.get("NUMBA_THREADING_LAYER", "default")
+            message = (f"numba's threading layer cannot start (NUMBA_THREADING_LAYER={layer!r}: "
+                       f"{str(exc).splitlines()[0]}); fastopt runs its loops on one thread. "
+                       "Install the layer (pip install tbb for 'tbb') or unset "
+                       "NUMBA_THREADING_LAYER")
+            _layer_problem.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return _layer_problem[0] is None
+
+
 def configure() -> None:
     """The spin count (unless the user chose one) and the fork hook; once per process."""
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:

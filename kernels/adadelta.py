@@ -70,4 +70,5 @@ p = pi - lr * d;
 RULE = r.Rule("adadelta", "Adadelta", "Adadelta (Zeiler 2012).", __doc__, HYPERPARAMS, STATE,
               SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=1.0, rosenbrock=0.05, logistic=1.0, digits=1.0),
-              torch_class="Adadelta", torch_state={"sq": "square_avg", "acc": "acc_delta"})
+              torch_class="Adadelta", nonnegative_state=("sq", "acc"),
+              torch_state={"sq": "square_avg", "acc": "acc_delta"})

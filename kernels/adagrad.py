@@ -65,4 +65,5 @@ RULE = r.Rule("adagrad", "Adagrad", "Adagrad with learning-rate decay.", __doc__
               STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=0.5, rosenbrock=0.5, logistic=0.5, digits=0.1),
               state_fill=state_fill,
-              torch_class="Adagrad", torch_state={"sum": "sum"})
+              torch_class="Adagrad", nonnegative_state=("sum",),
+              torch_state={"sum": "sum"})

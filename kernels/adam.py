@@ -100,6 +100,7 @@ RULE = r.Rule("adam", "Adam", "Adam with coupled (L2) weight decay, amsgrad opti
               HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=1e-2),
               flags=("amsgrad",), state_used_by=state_used, fixed=dict(decoupled=False),
+              nonnegative_state=("v", "vmax"),
               torch_class="Adam",
               torch_state={"m": "exp_avg", "v": "exp_avg_sq", "vmax": "max_exp_avg_sq"})
 ADAMW = RULE.derive("adamw", "AdamW", "Adam with decoupled weight decay.",

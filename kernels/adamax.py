@@ -67,4 +67,5 @@ p = pi - step_size * (mi / ui);
 RULE = r.Rule("adamax", "Adamax", "Adamax, Adam's infinity-norm variant.", __doc__, HYPERPARAMS,
               STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=1e-2),
-              torch_class="Adamax", torch_state={"m": "exp_avg", "u": "exp_inf"})
+              torch_class="Adamax", nonnegative_state=("u",),
+              torch_state={"m": "exp_avg", "u": "exp_inf"})

@@ -199,10 +199,12 @@ class HostOps:
             n * n if matrix else n, self.dtype, matrix, method)) for matrix in (False, True)}
         if self.compiled[False] or self.compiled[True]:
             from ._cpu import PARALLEL_THRESHOLD_BYTES
+            from ._threads import parallel_ok
 
-            parallel = n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES
-            self._parallel = {False: parallel,
-                              True: n * n * self.dtype.itemsize >= PARALLEL_THRESHOLD_BYTES}
+            threads = parallel_ok()
+            parallel = threads and n * self.dtype.itemsize * 4 >= PARALLEL_THRESHOLD_BYTES
+            self._parallel = {False: parallel, True: threads and n * n * self.dtype.itemsize
+                              >= PARALLEL_THRESHOLD_BYTES}
             # numba's own dot, not numpy's: BLAS threads left spinning after np.dot took the
             # second core from numba's threads (the direction ran 3.6x slower at n = 1e6)
         if self.compiled[False]:

@@ -54,6 +54,15 @@ def host_scalars(hp, t, lr, extra):
             {"mu_product": mu_product})
 
 
+def check_loaded_extra(owner, hp, t, extra):
+    """A loaded mu_product against the step count: exactly 1 before the first step (no
+    factor taken yet). After it any value in [0, 1] can be right: live changes of beta1 or
+    of the form (None to a number starts the product at that step) shape the product."""
+    if t == 0 and extra["mu_product"] != 1.0:
+        raise ValueError(f"{owner}: mu_product={extra['mu_product']!r} does not fit step 0: "
+                         "before the first step it is 1")
+
+
 def reference(p, g, m, v, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
     cg, cm, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2, eps, sign = scalars
@@ -100,5 +109,6 @@ RULE = r.Rule("nadam", "Nadam", "Nadam: Adam with Nesterov momentum.", __doc__, 
               STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=5e-2, rosenbrock=1e-2, logistic=5e-2, digits=3e-3),
               extra={"mu_product": 1.0}, extra_kinds={"mu_product": "unit_interval_closed"},
+              check_loaded_extra=check_loaded_extra, nonnegative_state=("v",),
               torch_class="NAdam",
               torch_state={"m": "exp_avg", "v": "exp_avg_sq", "mu_product": "mu_product"})

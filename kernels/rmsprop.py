@@ -110,5 +110,6 @@ RULE = r.Rule("rmsprop", "RMSprop", "RMSprop, optionally centered and with momen
               HYPERPARAMS, STATE, SCALARS, host_scalars, reference, cpu_element, CUDA_BODY,
               tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2, digits=1e-3),
               flags=("centered", "has_momentum"), variant_of=variant, state_used_by=state_used,
+              nonnegative_state=("sq",),
               torch_class="RMSprop",
               torch_state={"sq": "square_avg", "ga": "grad_avg", "buf": "momentum_buffer"})

@@ -251,6 +251,37 @@ def check_a_rank_failing_in_step_raises_on_every_rank() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(opt.params, before))
 
 
+def check_ranks_stepping_with_other_hyperparameters_raise_everywhere() -> None:
+    """A live lr change on one rank only, and schedules that differ across ranks, are
+    refused on every rank before anything moves (the scalars each rank is about to use are
+    compared at every step); a removed state key is named by the user's param index."""
+    last = COMM.size - 1
+    opt = ShardedOptimizer(fastopt.Adam, [np.zeros(4), np.zeros(3)], lr=0.1)
+    opt.step([np.ones(4), np.ones(3)])
+    before = [p.copy() for p in opt.params], opt.inner.state_dict()
+    if COMM.rank == last:
+        opt.param_groups[0]["lr"] = 0.2
+    raises_everywhere(lambda: opt.step([np.ones(4), np.ones(3)]), "step scalar step_size")
+    assert opt.step_count == 1
+    assert all(np.array_equal(a, b) for a, b in zip(opt.params, before[0]))
+    assert all(np.array_equal(np.asarray(v), np.asarray(before[1][k]))
+               for k, v in opt.inner.state_dict().items() if k != "groups.0.lr")
+    opt.param_groups[0]["lr"] = 0.1
+    opt.step([np.ones(4), np.ones(3)])
+    assert opt.step_count == 2
+    schedule = (lambda t: 0.1) if COMM.rank == 0 else (lambda t: 0.1 / t)
+    scheduled = ShardedOptimizer(fastopt.SGD, [np.zeros(5)], lr=schedule)
+    scheduled.step([np.ones(5)])                     # step 1: both schedules give 0.1
+    raises_everywhere(lambda: scheduled.step([np.ones(5)]), "differ")
+    assert scheduled.step_count == 1
+    grouped = ShardedOptimizer(fastopt.Adam, [{"params": [np.zeros(4), np.zeros(3)]},
+                                              {"params": [np.zeros(2)]}], lr=0.1)
+    sd = grouped.state_dict()
+    if COMM.rank == 0:
+        del sd["2.m"]                                # param 2 is the second group's segment 1
+    raises_everywhere(lambda: grouped.load_state_dict(sd), "'2.m'")
+
+
 if __name__ == "__main__":
     globals()[f"check_{sys.argv[1]}"]()
     COMM.Barrier()

@@ -16,7 +16,8 @@ CHECKS = ["every_rule_matches_one_process", "live_hyperparameters_and_schedules"
           "checkpoints_cross_world_sizes", "state_is_sharded",
           "mismatched_shapes_raise_on_every_rank",
           "a_rank_failing_in_step_raises_on_every_rank", "params_and_state_follow_the_user",
-          "user_errors_raise_on_every_rank"]
+          "user_errors_raise_on_every_rank",
+          "ranks_stepping_with_other_hyperparameters_raise_everywhere"]
 TIMEOUT = 300
 
 

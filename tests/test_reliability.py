@@ -1,0 +1,399 @@
+"""The second hostile hunt's faults: memory safety, processes, signals, values that used to
+be accepted and errors that used to be obscure. Each test failed before its fix; after an
+error the params and the optimizer's state are exactly as they were."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_unchanged, snapshot
+
+import fastopt
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
+needs_numba = pytest.mark.skipif("numba" not in HOST_BACKENDS, reason="numba not installed")
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+
+
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, **env), timeout=300)
+
+
+def stepped(rule="Adam", backend="numpy", dtype=np.float64, **hp):
+    params = [np.linspace(0, 1, 4).astype(dtype), np.linspace(1, 2, 6).reshape(2, 3).astype(dtype)]
+    opt = getattr(fastopt, rule)(params, backend=backend, **hp)
+    opt.step([np.ones(4, dtype), np.ones((2, 3), dtype)])
+    return params, opt
+
+
+# -- fastopt.torch: every address the compiled step reads is checked in that step ------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("replacement", ["short", "float64", "long"])
+def test_a_grad_replaced_through_data_is_refused_before_anything_changes(backend, replacement):
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    p = torch.nn.Parameter(torch.linspace(-1, 1, 1000))
+    opt = ft.Adam([p], lr=0.1, backend=backend)
+    p.grad = torch.ones(1000)
+    opt.step()
+    before = p.detach().clone(), {k: v.clone() for k, v in opt.state[p].items()}
+    p.grad.data = {"short": torch.ones(10), "float64": torch.ones(1000, dtype=torch.float64),
+                   "long": torch.ones(5000)}[replacement]
+    with pytest.raises(ValueError, match=r"params'\]\[0\] has a grad of shape .*was p\.grad\.data"):
+        opt.step()
+    assert torch.equal(p, before[0])
+    assert all(torch.equal(opt.state[p][k], v) for k, v in before[1].items())
+
+
+def test_model_double_before_the_first_step_is_followed_as_torch_does():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    opts = ft.Adam(ours.parameters(), lr=0.1), torch.optim.Adam(theirs.parameters(), lr=0.1)
+    x = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(2, 3)
+    for model, opt in zip((ours, theirs), opts):
+        model.double()
+        for _ in range(3):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    assert ours.weight.dtype == torch.float64
+    torch.testing.assert_close(ours.weight, theirs.weight, rtol=1e-12, atol=0)
+
+
+def test_a_torch_dict_of_another_rule_is_refused_by_name():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    model = torch.nn.Linear(3, 2)
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.ones(1, 3)).sum().backward()
+    sgd.step()
+    opt = ft.Adam(model.parameters(), lr=0.01)
+    with pytest.raises(ValueError, match=r"param_groups\[0\] of the state_dict lacks \['betas', "
+                                         r"'eps'\]: is it another optimizer's"):
+        opt.load_state_dict(sgd.state_dict())
+    assert opt.param_groups[0]["lr"] == 0.01 and "betas" in opt.param_groups[0]
+
+
+@pytest.mark.parametrize("bad,words", [
+    (lambda st: st.update(exp_avg=torch_zeros(5)), r"state\[1\]\['exp_avg'\] \(param_groups"
+                                                   r"\[0\]\['params'\]\[1\]\) has shape \(5,\)"),
+    (lambda st: st.update(exp_avg_sq=-torch_ones(2)), r"state\[1\]\['exp_avg_sq'\] .* has "
+                                                      r"negative entries"),
+], ids=["shape", "negative"])
+def test_a_bad_torch_state_is_named_by_torch_key(bad, words):
+    torch = pytest.importorskip("torch")
+    import copy
+
+    import fastopt.torch as ft
+
+    model = torch.nn.Linear(3, 2)
+    adam = torch.optim.Adam(model.parameters())
+    model(torch.ones(1, 3)).sum().backward()
+    adam.step()
+    sd = copy.deepcopy(adam.state_dict())
+    bad(sd["state"][1])
+    with pytest.raises(ValueError, match=words):
+        ft.Adam(model.parameters()).load_state_dict(sd)
+
+
+def torch_zeros(n):
+    import torch
+    return torch.zeros(n)
+
+
+def torch_ones(n):
+    import torch
+    return torch.ones(n)
+
+
+def test_assigning_into_the_torch_state_says_what_to_do_instead():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = ft.Adam([p])
+    p.grad = torch.ones(3)
+    opt.step()
+    with pytest.raises(TypeError, match=r"opt.state\[p\] is read-only.*copy_\(t\).*load_state"):
+        opt.state[p]["exp_avg"] = torch.zeros(3)
+    with pytest.raises(TypeError, match="opt.state is read-only"):
+        del opt.state[p]
+    assert set(opt.state[p]) == {"step", "exp_avg", "exp_avg_sq"}
+
+
+# -- processes: a child forked after a parallel step builds and runs new kernels -------------
+FORKED = """
+import copy, os, pickle, sys, numpy as np, fastopt, multiprocessing as mp
+N = 1 << 18                                        # 1 MiB of float32: the parallel loop
+p = np.linspace(-1, 1, N, dtype=np.float32); g = np.full(N, 1e-3, np.float32)
+opt = fastopt.Adam([p], lr=0.01, backend="numba")
+opt.step([g])                                      # the parent's threads have started
+
+def reference(kind):
+    q = np.linspace(-1, 1, N, dtype=np.float32)
+    ref = fastopt.Adam([q], lr=0.01, backend="numpy")
+    ref.step([g]); ref.step([g])
+    return q
+
+def child(kind):
+    if kind == "new":
+        q = np.linspace(-1, 1, N, dtype=np.float32)
+        new = fastopt.Adam([q], lr=0.01, backend="numba")
+        new.step([g]); new.step([g])
+        return np.array_equal(q, reference(kind))
+    if kind == "group":
+        opt.add_param_group({"params": [np.zeros(N, np.float32)]})
+        opt.step([g, g])
+        return np.array_equal(p, reference(kind))
+    if kind == "flag":
+        q, r = np.zeros(N, np.float32), np.zeros(N, np.float32)
+        sgd = fastopt.SGD([q], lr=0.1, momentum=0.0, backend="numba")
+        sgd.param_groups[0]["momentum"] = 0.5          # rebuilt before its first step
+        ref = fastopt.SGD([r], lr=0.1, momentum=0.5, backend="numpy")
+        for o in (sgd, sgd, ref, ref):
+            o.step([g])
+        return np.array_equal(q, r)
+    if kind == "deepcopy":
+        other = copy.deepcopy(opt); other.step([g])
+        return np.array_equal(other.params[0], reference(kind))
+    if kind == "unpickled":
+        other = pickle.loads(pickle.dumps(opt)); other.step([g])
+        return np.array_equal(other.params[0], reference(kind))
+    if kind == "minimize":
+        r = fastopt.minimize(lambda x: (float(x @ x), 2 * x), np.ones(N), jac=True,
+                             backend="numba")
+        return bool(r.success)
+
+kinds = ["new", "group", "flag", "deepcopy", "unpickled", "minimize"]
+for kind in kinds:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if child(kind) else 3)
+    print(kind, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+with mp.get_context("fork").Pool(2, maxtasksperchild=1) as pool:   # each task a fresh fork
+    print("pool", pool.map_async(child, kinds).get(timeout=120))
+"""
+
+
+@needs_numba
+@needs_fork
+def test_a_child_forked_after_parallel_steps_builds_new_kernels():
+    """GNU OpenMP kills a forked child in its first parallel region: every kernel built in
+    such a child is the serial one (a new optimizer, a new group, a rebuilt flag, a copy, an
+    unpickled one, minimize), also in a fork-context Pool, with the reference's result."""
+    out = run_python(FORKED)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[:-1] == [f"{k} 0" for k in ("new", "group", "flag", "deepcopy", "unpickled",
+                                             "minimize")], out.stdout + out.stderr
+    assert lines[-1] == "pool [True, True, True, True, True, True]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("layer", ["tbb-not-installed", "bogus"])
+@needs_numba
+def test_a_threading_layer_that_cannot_start_warns_once_and_runs_serially(layer):
+    pytest.importorskip("numba")
+    import importlib.util
+
+    if layer == "tbb-not-installed":
+        if importlib.util.find_spec("tbb") is not None:
+            pytest.skip("tbb is installed here")
+        layer = "tbb"
+    out = run_python("""
+import warnings, numpy as np, fastopt
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    big = [np.ones(1 << 18, np.float32) for _ in range(2)]
+    for p in big:
+        fastopt.Adam([p], backend="numba").step([p])
+print(len(caught), caught[0].message if caught else "")
+print(float(big[0][0]))
+""", NUMBA_THREADING_LAYER=layer)
+    assert out.returncode == 0, out.stderr
+    count, message = out.stdout.splitlines()[0].split(" ", 1)
+    assert count == "1" and f"NUMBA_THREADING_LAYER='{layer}'" in message, out.stdout
+    assert "runs its loops on one thread" in message
+    assert float(out.stdout.splitlines()[1]) == pytest.approx(1 - 1e-3, rel=1e-6)
+
+
+# -- signals: a step is all or nothing as the user sees it -----------------------------------
+INTERRUPTED = """
+import signal, threading, numpy as np, fastopt
+backend = {backend!r}
+rng = np.random.default_rng(0)
+bad = 0
+for trial in range(25):
+    params = [np.zeros(n) for n in (50_000, 3, 70_000, 1000)]
+    opt = fastopt.SGD([{{"params": params[:2]}}, {{"params": params[2:], "lr": 1.0}}], lr=1.0,
+                      backend=backend)
+    grads = [np.ones_like(p) for p in params]
+    main = threading.main_thread().ident
+    threading.Timer(rng.uniform(0.0005, 0.02),
+                    lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+    try:
+        while True:
+            opt.step(grads)
+    except KeyboardInterrupt:
+        pass
+    n = opt.step_count
+    bad += not all(np.array_equal(p, np.full_like(p, -n)) for p in params)
+print(bad)
+"""
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_ctrl_c_during_a_training_loop_leaves_whole_steps(backend):
+    """KeyboardInterrupt at a random moment of a loop of steps (two groups, four arrays):
+    every param was stepped exactly step_count times."""
+    out = run_python(INTERRUPTED.format(backend=backend))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_signal_handler_that_raises_runs_once_after_the_step(backend):
+    """A signal that arrives while the kernels run (here: sent by the first of them) has its
+    handler run once the step is whole; the handlers are the user's again afterwards."""
+    import signal
+    import threading
+
+    params, opt = stepped("SGD", backend=backend, lr=1.0)
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(opt.step_count)
+        raise RuntimeError("stop")
+
+    run = opt._run
+
+    def run_after_a_signal(grads, scalars):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+        run(grads, scalars)
+    opt._run = run_after_a_signal
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with pytest.raises(RuntimeError, match="stop"):
+            opt.step([np.ones(4), np.ones((2, 3))])
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert seen == [2] and opt.step_count == 2          # once, after the whole step
+    np.testing.assert_array_equal(params[0], np.linspace(0, 1, 4) - 2)
+    np.testing.assert_array_equal(params[1], np.linspace(1, 2, 6).reshape(2, 3) - 2)
+
+
+# -- values that used to be accepted -----------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_eps_that_rounds_to_zero_in_the_params_dtype_is_refused(backend):
+    with pytest.raises(ValueError, match=r"eps=1e-46 rounds to 0 in float32"):
+        fastopt.Adam(np.zeros(3, np.float32), eps=1e-46, backend=backend)
+    fastopt.Adam(np.zeros(3, np.float32), eps=0.0, backend=backend)     # zero is a choice
+    fastopt.Adam(np.zeros(3), eps=1e-46, backend=backend)               # float64 holds it
+    params, opt = stepped(dtype=np.float32)
+    snap = snapshot(params, opt)
+    opt.param_groups[0]["eps"] = 1e-50
+    with pytest.raises(ValueError, match=r"eps=1e-50 rounds to 0 in float32"):
+        opt.step([np.ones(4, np.float32), np.ones((2, 3), np.float32)])
+    opt.param_groups[0]["eps"] = 1e-8
+    assert_unchanged(params, opt, snap)
+
+
+@pytest.mark.parametrize("rule,key", [("Adam", "0.v"), ("Adagrad", "1.sum"),
+                                      ("RMSprop", "0.sq"), ("Adadelta", "1.acc"),
+                                      ("Adamax", "0.u"), ("Nadam", "1.v")])
+def test_a_state_dict_with_a_negative_second_moment_is_refused(rule, key):
+    params, opt = stepped(rule)
+    snap = snapshot(params, opt)
+    sd = opt.state_dict()
+    sd[key] = -np.abs(sd[key]) - 1
+    with pytest.raises(ValueError, match=rf"{key} has negative entries"):
+        opt.load_state_dict(sd)
+    assert_unchanged(params, opt, snap)
+
+
+@pytest.mark.parametrize("product,step", [(0.9, 0), (0.0, 0)])
+def test_nadam_refuses_a_mu_product_that_does_not_fit_the_step_count(product, step):
+    params, opt = stepped("Nadam")
+    snap = snapshot(params, opt)
+    sd = opt.state_dict()
+    sd.update({"step": step, "groups.0.step": step, "groups.0.mu_product": product})
+    with pytest.raises(ValueError, match=rf"mu_product={product!r} does not fit step {step}"):
+        opt.load_state_dict(sd)
+    assert_unchanged(params, opt, snap)
+
+
+@pytest.mark.parametrize("momentum_decay", [4e-3, 0.0, 10.0])
+def test_nadam_mu_products_of_real_runs_load(momentum_decay):
+    params, opt = stepped("Nadam", momentum_decay=momentum_decay, betas=(0.5, 0.9))
+    for _ in range(300):
+        opt.step([np.ones(4), np.ones((2, 3))])
+    again = fastopt.Nadam([p.copy() for p in params], momentum_decay=momentum_decay,
+                          betas=(0.5, 0.9))
+    again.load_state_dict(opt.state_dict())
+    assert again.state_dict()["groups.0.mu_product"] == opt.state_dict()["groups.0.mu_product"]
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_param_group_holding_the_optimizers_own_state_is_refused(backend):
+    params, opt = stepped(backend=backend)
+    snap = snapshot(params, opt)
+    with pytest.raises(ValueError, match=r"the optimizer's state 'm' of param_groups\[0\] and "
+                                         r"param_groups\[1\]\['params'\]\[0\] share memory"):
+        opt.add_param_group({"params": [opt.state[1]["m"]]})
+    assert len(opt.param_groups) == 1
+    assert_unchanged(params, opt, snap)
+
+
+@pytest.mark.parametrize("betas", [{0.9, 0.999}, frozenset({0.9, 0.999}), {0.9: 0, 0.999: 1}])
+def test_betas_in_an_unordered_container_are_refused(betas):
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        fastopt.Adam(np.zeros(3), betas=betas)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_lbfgs_refuses_a_non_finite_gradient_at_the_start(bad):
+    x = np.array([1.0, 2.0])
+    opt = fastopt.LBFGS(x)
+    with pytest.raises(FloatingPointError, match="not finite.*nothing was changed"):
+        opt.step(lambda: (float(x @ x), np.array([bad, 1.0])))
+    np.testing.assert_array_equal(x, [1.0, 2.0])
+    assert opt.n_iter == 0
+
+
+# -- errors that used to be obscure ---------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_grads_given_as_a_dict_are_refused_by_what_they_are(backend):
+    params, opt = stepped(backend=backend)
+    snap = snapshot(params, opt)
+    with pytest.raises(TypeError, match=r"got a dict \(its keys would be taken for grads"):
+        opt.step({0: np.ones(4), 1: np.ones((2, 3))})
+    assert_unchanged(params, opt, snap)
+
+
+def test_lbfgs_says_when_one_array_is_returned_for_a_list_of_params():
+    x = np.array([3.0])
+    opt = fastopt.LBFGS([x])
+    with pytest.raises(TypeError, match=r"one array for grads, but params was given as a list "
+                                        r"of 1; return a list"):
+        opt.step(lambda: (float(x @ x), 2 * x))
+    np.testing.assert_array_equal(x, [3.0])
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_state_and_state_dict_after_a_dtype_change_in_place_name_the_param(backend):
+    params, opt = stepped(backend=backend)
+    params[1].dtype = np.float32                   # (2, 3) float64 seen as (2, 6) float32
+    for call in (lambda: opt.state, opt.state_dict):
+        with pytest.raises(ValueError, match=r"params\[1\] was changed in place to shape "
+                                             r"\(2, 6\) and dtype float32"):
+            call()
