@@ -268,20 +268,19 @@ class GradPointers(FlatGrads):
         return self.pointers
 
 
-def _parts() -> int:
-    """How many parts a parallel loop splits into: numba's threads (1 in a child forked
-    after GNU OpenMP started, which runs the serial loop; see kernels/_threads.py)."""
-    import numba
-
-    from .kernels import _threads
-
-    return 1 if _threads.forked_from_omp else numba.get_num_threads()
-
-
 def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
                       per_param: list, grads: list, scalars: Any) -> None:
     for (p, state), g in zip(per_param, grads):
         reference(p, g, *state, scalars, **flags)
+
+
+def _parts_of(threads: Callable[[], int]) -> Callable[[], int]:
+    """How many parts a parallel loop splits into, read at each step: numba's threads
+    (``threads``: numba.get_num_threads, 1.4 us), 1 in a child forked after GNU OpenMP
+    started, which runs the serial loop (kernels/_threads.py)."""
+    from .kernels import _threads
+
+    return lambda: 1 if _threads.forked_from_omp else threads()
 
 
 class NumbaBackend(HostBackend):
@@ -298,6 +297,8 @@ class NumbaBackend(HostBackend):
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int]) -> Callable[[Any, Any], None]:
+        import numba
+
         from .kernels._cpu import UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
@@ -308,7 +309,7 @@ class NumbaBackend(HostBackend):
         loop, parallel = self._kernels[key].loop(
             dtype, rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
         table = bucket_table(params)
-        parts = _parts if parallel else lambda: 1
+        parts = _parts_of(numba.get_num_threads) if parallel else lambda: 1
 
         def step(pointers: np.ndarray, scalars: np.ndarray) -> None:
             loop(table, pointers, state, scalars, parts(), *UNCHECKED)

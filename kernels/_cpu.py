@@ -23,8 +23,13 @@ where waking the threads costs more than the work saves. The crossover follows t
 step moves rather than the element count: on the 2-core development machine the parallel
 loop started to win at ~1.2 MB for SGD (12 B/element: ~100k elements), ~0.6 MB for Adagrad
 (20 B: ~30k) and ~0.3-0.8 MB for Adam (28 B: 10k-30k), so 1 MiB; ``pytest
-benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. The thread
-count is numba's (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``), read every step.
+benchmarks/quick --benchmark-only -k serial_vs_parallel`` measures it again. Those
+crossovers hold for steps back to back, with the threads still spinning; after the user's
+own code the threads sleep, and the parallel loop started to win only at ~4 MB for Adam
+(1.4e5 elements: 94 against 107 us at 2e5, 69 against 61 at 1e5), so between 1 MiB and
+``WARM_THRESHOLD_BYTES`` (4 MiB) kernels/_threads.py's WarmChooser picks the loop at each
+call. The thread count is numba's (``NUMBA_NUM_THREADS`` or ``numba.set_num_threads``),
+read every step.
 
 Compilation options follow the measured rules: arithmetic in the array dtype (scalars are
 passed already cast), ``error_model="numpy"`` (no division checks, so loops vectorise),
@@ -61,6 +66,7 @@ except Exception:  # the numba backend is optional (or broken); the rule modules
 OPTIONS = dict(error_model="numpy", cache=True, nogil=True)   # fastmath off: see above
 
 PARALLEL_THRESHOLD_BYTES = 1 << 20
+WARM_THRESHOLD_BYTES = 4 << 20
 
 
 def scalar_helper(fn: Callable) -> Callable:
@@ -254,6 +260,9 @@ class CpuKernel:
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
                    *UNCHECKED)
+        if parallel and bytes_per_step < WARM_THRESHOLD_BYTES:   # serial or parallel per call
+            self.serial.compile(dispatcher.signatures[0])
+            return _threads.WarmChooser(self.serial, dispatcher), parallel
         if parallel:   # a child forked after OpenMP started runs the serial loop
             return _threads.fork_guarded(self.serial, dispatcher), parallel
         return dispatcher, parallel

@@ -1,28 +1,40 @@
-"""numba's threads where processes share cores and fork.
+"""numba's threads: fast alone, fair where processes share cores, quiet between steps.
 
 numba runs the parallel loops on its threading layer: tbb where numba can load it, else
-GNU OpenMP (omp), else its own workqueue. Measured on the 2-core machine, Adam on 1e5
-float32 elements per step, each process alone / two processes at once:
+GNU OpenMP (omp), else its own workqueue. After a parallel loop, libgomp's threads spin
+``GOMP_SPINCOUNT`` times waiting for the next one before they sleep; waking a sleeping
+thread costs ~20-50 us on these virtual machines. Measured on the 2-core machine (AMD
+EPYC), Adam on 1e5 float32 elements, ``pytest benchmarks/quick/test_quick_threads.py
+--benchmark-only``: median step alone (back to back) / each of two processes at once / in
+a loop with 0.5 ms of the user's own work between steps, and the CPU the other threads
+burn during that work:
 
-* omp as it comes: 29 us / 7,995 us. libgomp's threads spin ~300,000 times at each
-  barrier waiting for a core the other process holds;
-* omp with ``GOMP_SPINCOUNT=1000``: 29 us / 107 us; with 0 (``OMP_WAIT_POLICY=PASSIVE``):
-  86 us / 59 us: a thread that sleeps at once wakes too late for the next step;
-* tbb: 37 us / 100 us (needs the tbb package where numba finds its library);
-* workqueue: 146 us / 102 us.
+* libgomp's own spin (300,000): 41.5 / 8,000 / 45.6 us, 472 us burnt a step;
+* ``GOMP_SPINCOUNT=1000``, the parallel loop at every step (fastopt 0.1): 41.5 / 142 /
+  59.7 us, 70 us burnt;
+* the serial loop: 57.9 / 60.3 / 61.1 us, nothing burnt;
+* fastopt's policy (below): 43.2 / 63.3 / 64.8 us, nothing burnt.
 
-So, unless the user chose (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` set), fastopt sets
-``GOMP_SPINCOUNT=1000`` before OpenMP starts; it has no effect when another library
-started libgomp in the process first.
+The policy: unless the user chose (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` set), fastopt
+sets ``GOMP_SPINCOUNT=1000`` (~70 us of spinning) before OpenMP starts (no effect when
+another library started libgomp in the process first). A bucket moving less than
+``PARALLEL_THRESHOLD_BYTES`` a step runs serially; one moving more than
+``WARM_THRESHOLD_BYTES`` (kernels/_cpu.py) runs the parallel loop, where waking the
+threads costs little against the work. Between the two, ``WarmChooser`` decides at each
+call: after the user's own code (the threads asleep) the serial loop, so no thread is
+woken to spin while the user's code runs; back to back (threads still spinning) the loop
+that has been faster here, which is the serial one when another process holds the cores.
 
 GNU OpenMP is not fork-safe: a child forked after its threads started is killed when it
 runs a parallel region ("fork() called from a process already using GNU OpenMP"). Such a
-child runs fastopt's loops serially instead (``forked_from_omp``); tbb and workqueue
-survive a fork and stay parallel.
+child runs fastopt's loops serially instead (``forked_from_omp``), those it builds too
+(``parallel_ok``); tbb and workqueue survive a fork and stay parallel.
 """
 from __future__ import annotations
 
 import os
+from time import perf_counter
+from typing import Any
 
 SPIN_COUNT = "1000"
 forked_from_omp = False
@@ -75,6 +87,50 @@ def configure() -> None:
     if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
         os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+BACK_TO_BACK = 20e-6   # seconds: a loop starting this soon after the last one ended is a tight loop
+EXPLORE = 32           # back-to-back calls between two runs of the loop that is not chosen
+_last_end = [-1.0]     # when the last mid-size loop ended (perf_counter)
+
+
+class WarmChooser:
+    """The serial or the parallel loop of a mid-size bucket, chosen at each call.
+
+    After the user's own code (a forward and backward pass) the threads sleep, and waking
+    them costs more than they save at these sizes: the serial loop runs. When loops come
+    back to back (within BACK_TO_BACK), the threads, still spinning, start at once: the
+    loop that has been faster here runs (a moving average of each one's time; the other
+    is timed again every EXPLORE calls), so two processes sharing the cores fall back to
+    the serial loop where their threads would wait on each other. Both loops compute
+    every element alike: the choice changes timings only, never results.
+    """
+
+    def __init__(self, serial: Any, parallel: Any, clock: Any = perf_counter) -> None:
+        self.serial, self.parallel, self.clock = serial, parallel, clock
+        self.targetoptions = parallel.targetoptions
+        self.seconds: dict[bool, float | None] = {False: None, True: None}
+        self.calls = 0
+
+    def __call__(self, table, grads, state, scalars, parts, *rest):
+        start = self.clock()
+        back_to_back = start - _last_end[0] < BACK_TO_BACK and not forked_from_omp
+        threads = back_to_back and self._parallel_pays()
+        out = (self.parallel if threads else self.serial)(table, grads, state, scalars,
+                                                         parts if threads else 1, *rest)
+        _last_end[0] = end = self.clock()
+        if back_to_back:
+            old = self.seconds[threads]
+            self.seconds[threads] = end - start if old is None else old + (end - start - old) / 4
+        return out
+
+    def _parallel_pays(self) -> bool:
+        self.calls += 1
+        serial, parallel = self.seconds[False], self.seconds[True]
+        if parallel is None or serial is None:
+            return parallel is None               # each timed once first
+        faster = parallel <= serial
+        return not faster if self.calls % EXPLORE == 0 else faster
 
 
 def fork_guarded(serial, parallel):

@@ -397,3 +397,93 @@ def test_state_and_state_dict_after_a_dtype_change_in_place_name_the_param(backe
         with pytest.raises(ValueError, match=r"params\[1\] was changed in place to shape "
                                              r"\(2, 6\) and dtype float32"):
             call()
+
+
+# -- threads: fast alone, fair when shared, nothing spinning while the user's code runs ----------
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def chooser_with(clock, seconds):
+    """A WarmChooser whose loops record which ran and take ``seconds[which]`` of the clock."""
+    from fastopt.kernels import _threads
+
+    ran = []
+
+    def loop(which):
+        def run(table, grads, state, scalars, parts, *rest):
+            ran.append((which, parts))
+            clock.now += seconds[which]
+            return -1
+        run.targetoptions = {}
+        return run
+    return _threads.WarmChooser(loop("serial"), loop("parallel"), clock=clock), ran
+
+
+def test_a_mid_size_loop_runs_serially_after_the_users_code_and_by_speed_back_to_back(
+        monkeypatch):
+    from fastopt.kernels import _threads
+
+    clock = FakeClock()
+    monkeypatch.setattr(_threads, "_last_end", [-1.0])
+    chooser, ran = chooser_with(clock, {"serial": 60e-6, "parallel": 40e-6})
+    for _ in range(3):                       # 0.5 ms of the user's code before each step
+        clock.now += 5e-4
+        chooser(None, None, None, None, 2)
+    assert ran == [("serial", 1)] * 3 and chooser.seconds == {False: None, True: None}
+    ran.clear()
+    for _ in range(70):                      # back to back: each timed once, then the faster
+        clock.now += 5e-6
+        chooser(None, None, None, None, 2)
+    assert ran[:2] == [("parallel", 2), ("serial", 1)]
+    assert [w for w, _ in ran[2:]].count("serial") == 2          # the slower, every 32 calls
+    chooser.seconds[True] = 1e-3                                # another process: slow threads
+    ran.clear()
+    for _ in range(5):
+        clock.now += 5e-6
+        chooser(None, None, None, None, 2)
+    assert [w for w, _ in ran] == ["serial"] * 5
+
+
+def test_a_child_forked_after_openmp_never_takes_the_parallel_loop(monkeypatch):
+    from fastopt.kernels import _threads
+
+    clock = FakeClock()
+    monkeypatch.setattr(_threads, "_last_end", [-1.0])
+    monkeypatch.setattr(_threads, "forked_from_omp", True)
+    chooser, ran = chooser_with(clock, {"serial": 60e-6, "parallel": 40e-6})
+    for _ in range(40):
+        clock.now += 5e-6
+        chooser(None, None, None, None, 2)
+    assert {w for w, _ in ran} == {"serial"}
+
+
+@needs_numba
+@pytest.mark.parametrize("which", ["serial", "parallel"])
+@pytest.mark.parametrize("rule", ["Adam", "SGD", "Nadam"])
+def test_both_loops_of_a_mid_size_bucket_equal_the_reference(rule, which, monkeypatch):
+    """Whichever loop the chooser takes, the bits are the reference's."""
+    from fastopt.kernels import _threads
+
+    rng = np.random.default_rng(5)
+    shapes = [(300, 200), (17,), (50_000,)]                # 1.1e5 elements: the mid band
+    p0 = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    ref, fast = [p.copy() for p in p0], [p.copy() for p in p0]
+    opt_ref = getattr(fastopt, rule)(ref, backend="numpy")
+    opt_fast = getattr(fastopt, rule)(fast, backend="numba")
+    chooser = opt_fast._buckets_in_order[0].kernel.loop
+    assert isinstance(chooser, _threads.WarmChooser)
+    monkeypatch.setattr(_threads, "BACK_TO_BACK", np.inf)   # every call back to back
+    chooser._parallel_pays = lambda: which == "parallel"
+    for k in range(3):
+        grads = [np.cos(p + k).astype(np.float32) for p in p0]
+        opt_ref.step(grads)
+        opt_fast.step(grads)
+    assert chooser.seconds[which == "parallel"] is not None
+    assert chooser.seconds[which != "parallel"] is None
+    for a, b in zip(fast, ref):
+        np.testing.assert_array_equal(a, b)
