@@ -49,6 +49,7 @@ class Cohort:
     params: list                # the tensors
     synced: dict = field(default_factory=dict)   # group values last seen (plain ones)
     addresses: list = field(default_factory=list)  # the params' data as viewed
+    layouts: list = field(default_factory=list)    # (dtype, shape, on the CPU?) of each
 
 
 class ReadOnlyState(Mapping):
@@ -147,7 +148,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                               backend=self._backend_name)
         params = [group["params"][i] for i in members]
         self._version += 1
-        return Cohort(j, members, core, params, addresses=[p.data_ptr() for p in params])
+        return Cohort(j, members, core, params, addresses=[p.data_ptr() for p in params],
+                      layouts=[(p.dtype, p.shape, p.is_cpu) for p in params])
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (checks, defaults); the new group gets fresh state."""
@@ -236,9 +238,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         ``p.grad.data = g``, and the compiled step reads every address it is given. A
         sparse or strided grad takes the checks that name it."""
         grads = [p.grad for p in cohort.params]
-        for p, g in zip(cohort.params, grads):
-            if g is not None and (g.dtype != p.dtype or g.shape != p.shape or g.is_sparse
-                                  or g.device != p.device or not g.is_contiguous()):
+        for g, (dtype, shape, on_cpu) in zip(grads, cohort.layouts):   # ~0.5 us a grad
+            if g is not None and (g.dtype is not dtype or g.shape != shape or g.is_sparse
+                                  or g.is_cpu is not on_cpu or not g.is_contiguous()):
                 self._refuse_grad(cohort, grads)
         return grads
 

@@ -238,13 +238,15 @@ for trial in range(25):
                       backend=backend)
     grads = [np.ones_like(p) for p in params]
     main = threading.main_thread().ident
-    threading.Timer(rng.uniform(0.0005, 0.02),
-                    lambda: signal.pthread_kill(main, signal.SIGINT)).start()
+    timer = threading.Timer(rng.uniform(0.0005, 0.02),
+                            lambda: signal.pthread_kill(main, signal.SIGINT))
     try:
+        timer.start()                   # (on a busy machine it may fire before start returns)
         while True:
             opt.step(grads)
     except KeyboardInterrupt:
         pass
+    timer.join()
     n = opt.step_count
     bad += not all(np.array_equal(p, np.full_like(p, -n)) for p in params)
 print(bad)
