@@ -7,11 +7,14 @@ writes, ``hold_signals()`` puts a recorder in place of every Python-level handle
 asynchronous signals, and on leaving restores them and runs each handler whose signal
 arrived, once: the interrupt then comes after the step, which is whole.
 
-Only the main thread runs Python signal handlers, so only its steps hold them; a step in
-another thread is never interrupted by one.
+Only the main thread runs Python signal handlers, so only its calls hold them; a call in
+another thread is never interrupted by one. Optimizer calls that write (step,
+load_state_dict, add_param_group) hold them from before their checks to after the
+optimizer is marked idle again, so a handler may itself call the optimizer.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -23,13 +26,22 @@ import _signal
 ASYNCHRONOUS = tuple(int(getattr(signal, name)) for name in
                      ("SIGINT", "SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2",
                       "SIGBREAK") if hasattr(signal, name))
-_MAIN = threading.main_thread().ident
+_main = [threading.main_thread().ident]     # a child forked from another thread: that one
 _arrived: list[int] = []    # signals recorded while held (one holder at a time: the main
-_holding = [False]          # thread; a step nested in a step, as fastopt.torch's cohorts)
+_holding = [False]          # thread; a call nested in a call, as fastopt.torch's cohorts)
 
 
 def _record(signum: int, frame: Any) -> None:
     _arrived.append(signum)
+
+
+def _after_fork_in_child() -> None:
+    _main[0] = threading.get_ident()
+    _holding[0] = False
+    _arrived.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def hold_signals() -> list[tuple[int, Any]] | None:
@@ -43,7 +55,7 @@ def hold_signals() -> list[tuple[int, Any]] | None:
         finally:
             release_signals(held)
     """
-    if _holding[0] or threading.get_ident() != _MAIN:
+    if _holding[0] or threading.get_ident() != _main[0]:
         return None
     _holding[0] = True
     replaced: list[tuple[int, Any]] = []
@@ -60,8 +72,10 @@ def hold_signals() -> list[tuple[int, Any]] | None:
 
 
 def release_signals(held: list[tuple[int, Any]] | None) -> None:
-    """Restore the handlers ``hold_signals`` replaced, then run each whose signal arrived,
-    once (Ctrl-C's raises KeyboardInterrupt here, after the step)."""
+    """Restore the handlers ``hold_signals`` replaced, then run each whose signal arrived
+    meanwhile, once and in order, every one of them even when one raises (the first
+    exception is raised after the last handler: Ctrl-C's KeyboardInterrupt comes here,
+    after the call that held them)."""
     if held is None:
         return
     _restore(held)
@@ -69,8 +83,14 @@ def release_signals(held: list[tuple[int, Any]] | None) -> None:
         handlers = dict(held)
         arrived = list(dict.fromkeys(_arrived))
         _arrived.clear()
+        error = None
         for signum in arrived:
-            handlers[signum](signum, None)
+            try:
+                handlers[signum](signum, None)
+            except BaseException as exc:    # noqa: BLE001 - raised after the others ran
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 def _restore(replaced: list[tuple[int, Any]]) -> None:

@@ -114,7 +114,7 @@ def _options(key: str, options: Mapping[str, Any] | None, tol: float | None) -> 
                          f"{METHOD_NAMES[key]}; known: {sorted([*defaults, *aliases])}")
     opts = dict(defaults)
     if tol is not None:
-        opts.update(dict.fromkeys(TOL_SETS[key], tol))
+        opts.update(dict.fromkeys(TOL_SETS[key], _checks.nonnegative("minimize", "tol", tol)))
     opts.update(given)
     for k, check in OPTION_CHECKS.items():
         if k in opts and not (k == "maxiter" and opts[k] is None):

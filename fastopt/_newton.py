@@ -208,6 +208,9 @@ class Newton:
         mu, eye = 0.0, xp.eye(H.shape[0], dtype=H.dtype)
         while (d := damped_step(H + mu * eye, problem.g, xp)) is None:
             mu = self.damping * scale if mu == 0.0 else 10.0 * mu
+            if not math.isfinite(mu * scale):   # damping's limit: along -g (H + mu I, inf)
+                d = -problem.g / scale
+                break
         self.mu = mu
         problem.d[...] = d
         problem.t_trial = None

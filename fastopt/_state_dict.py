@@ -111,6 +111,12 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
             for s in opt.rule.state_used(hp):
                 expected[f"{i}.{s}"] = opt._arrays[i]
         plans.append((group, given, lr, hp, extra))
+    group_keys = {f"groups.{j}.{k}" for j in range(len(plans))
+                  for k in ("params", "step", *opt._keys(), *opt.rule.extra)}
+    unknown = sorted(k for k in sd if k.startswith("groups.") and k not in group_keys)
+    if unknown:
+        raise ValueError(f"{owner}: state_dict has keys this optimizer does not know: "
+                         f"{unknown[:8]}")
     given_keys = {k for k in sd if STATE_KEY.match(k)}
     if given_keys != set(expected):
         missing, unexpected = sorted(set(expected) - given_keys), sorted(given_keys - set(expected))

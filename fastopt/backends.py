@@ -164,6 +164,20 @@ class HostBackend:
         return run
 
 
+def check_unchanged(arrays: list, layouts: list, labels: list[str],
+                    writeable: Callable[[Any], bool] | None = None) -> None:
+    """An error naming the first of ``arrays`` (``labels``: "Adam: params[1]") that was made
+    read-only (when ``writeable`` says whether an array is) or changed in shape or dtype
+    in place since ``layouts`` ((shape, dtype) of each) were taken."""
+    for a, (shape, dtype), label in zip(arrays, layouts, labels):
+        if writeable is not None and not writeable(a):
+            raise ValueError(f"{label} was made read-only after the optimizer was built; "
+                             "params are updated in place")
+        if a.shape != shape or a.dtype != dtype:
+            raise ValueError(f"{label} was changed in place to shape {a.shape} and dtype "
+                             f"{a.dtype} after the optimizer was built for {shape} {dtype}")
+
+
 class FlatGrads:
     """The general grads resolver: checks each grad in Python, returns them flat.
 
@@ -185,14 +199,9 @@ class FlatGrads:
     def check_params(self, writing: bool = True) -> None:
         """An error naming the first param that was made read-only (when ``writing``) or
         changed in shape or dtype in place since the optimizer was built."""
-        for p, what, (shape, dtype) in zip(self.params, self.labels, self.layouts):
-            param = what.replace(": grads", ": params", 1)
-            if writing and not self.backend.writeable(p):
-                raise ValueError(f"{param} was made read-only after the optimizer was built; "
-                                 "params are updated in place")
-            if p.shape != shape or p.dtype != dtype:
-                raise ValueError(f"{param} was changed in place to shape {p.shape} and dtype "
-                                 f"{p.dtype} after the optimizer was built for {shape} {dtype}")
+        check_unchanged(self.params, self.layouts,
+                        [what.replace(": grads", ": params", 1) for what in self.labels],
+                        self.backend.writeable if writing else None)
 
     def resolve(self, grads: list) -> list:
         self.check_params()
@@ -270,8 +279,11 @@ class GradPointers(FlatGrads):
 
 def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
                       per_param: list, grads: list, scalars: Any) -> None:
-    for (p, state), g in zip(per_param, grads):
-        reference(p, g, *state, scalars, **flags)
+    # IEEE arithmetic as the compiled kernels do it: an np.errstate(all="raise") of the
+    # caller's would stop a step half-way, after some params moved
+    with np.errstate(all="ignore"):
+        for (p, state), g in zip(per_param, grads):
+            reference(p, g, *state, scalars, **flags)
 
 
 def _parts_of(threads: Callable[[], int]) -> Callable[[], int]:

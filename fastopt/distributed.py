@@ -43,7 +43,7 @@ from ._atomic import hold_signals, release_signals
 from ._numdiff import namespace
 from ._state_dict import STATE_KEY, decode
 from ._result import host_array as host
-from .backends import resolve_backend
+from .backends import check_unchanged, resolve_backend
 from .groups import group_specs
 from .optimizer import Optimizer, checked_arrays
 
@@ -172,9 +172,10 @@ class ShardedOptimizer:
                                              self.rank))
             inner_groups.append({"params": [self.segments[k].mine
                                             for k in self._group_segments[-1]], **overrides})
-        for segment in self.segments:
-            segment.broadcast_params(self.comm)
         self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
+        self._layouts = [(a.shape, a.dtype) for a in arrays]
+        for segment in self.segments:           # rank 0's params, once nothing can fail
+            segment.broadcast_params(self.comm)
 
     @classmethod
     def _parse(cls, owner: str, params: Any, keys: tuple) -> tuple[str, list, list]:
@@ -218,8 +219,8 @@ class ShardedOptimizer:
         ``mismatch(rank, theirs, rank 0's)`` is raised on every rank."""
         try:
             result, error = run(), None
-        except Exception as exc:            # noqa: BLE001 - reported to every rank below
-            result, error = None, exc
+        except BaseException as exc:        # noqa: BLE001 - reported to every rank below
+            result, error = None, exc       # (a KeyboardInterrupt too: none may wait alone)
         mine = same(result) if same is not None and error is None else None
         outcomes = self.comm.allgather((None if error is None else
                                         f"{type(error).__name__}: {error}", mine))
@@ -237,8 +238,14 @@ class ShardedOptimizer:
     def _mismatch(self, r: int, theirs: list, first: list) -> ValueError:
         """The error for a step whose scalars differ between rank ``r`` and rank 0: the
         first group and host scalar that differ."""
-        buckets = [(j, b) for j, g in enumerate(self.inner._groups) for b in g.buckets]
-        for (j, _), a, b in zip(buckets, theirs, first):
+        groups = self.inner._groups
+        for j, (a, b) in enumerate(zip(theirs, first[:len(groups)])):
+            if a != b:
+                return ValueError(f"ShardedOptimizer.step: rank {r} would step param_groups[{j}]"
+                                  f" with the flags {a[0]}, rank 0 with {b[0]}: set the same "
+                                  "values on every rank. Nothing was changed")
+        buckets = [(j, b) for j, g in enumerate(groups) for b in g.buckets]
+        for (j, _), a, b in zip(buckets, theirs[len(groups):], first[len(groups):]):
             for name, x, y in zip(self.inner.rule.scalars, a, b):
                 if x != y:
                     return ValueError(
@@ -250,6 +257,10 @@ class ShardedOptimizer:
 
     # -- the step ---------------------------------------------------------------------------
     def _grads(self, grads: Any) -> list:
+        check_unchanged(self._arrays, self._layouts,
+                        ["ShardedOptimizer.step: params"] if self._single else
+                        [f"ShardedOptimizer.step: params[{i}]" for i in range(len(self._arrays))],
+                        lambda a: getattr(a.flags, "writeable", True))
         glist = [grads] if self._single else list(grads)
         if len(glist) != len(self._arrays):
             raise ValueError(f"ShardedOptimizer.step: got {len(glist)} grads for "
@@ -269,12 +280,13 @@ class ShardedOptimizer:
         on (live changes, schedules, hyperparameter checks) run first on every rank, in one
         agreement, and only when they passed everywhere does anything move."""
         inner = self.inner
-        with inner._lock:
-            glist, (casts, extras) = self._agreed(
-                lambda: (self._grads(grads), inner._prepare()),
-                same=lambda prepared: [c.tolist() for c in prepared[1][0]])
-            held = hold_signals()   # the slice, the count and the params move together
-            try:
+        held = hold_signals()       # changes, the slice, the count and the params together
+        try:
+            with inner._lock:
+                glist, (casts, extras) = self._agreed(
+                    lambda: (self._grads(grads), inner._prepare()),
+                    same=lambda prepared: [*([g.flags] for g in inner._groups),
+                                       *(c.tolist() for c in prepared[1][0])])
                 for segment in self.segments:
                     segment.take_params()
                     segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
@@ -282,8 +294,8 @@ class ShardedOptimizer:
                 inner._advance(extras)
                 for segment in self.segments:
                     segment.gather_params(self.comm)
-            finally:
-                release_signals(held)
+        finally:
+            release_signals(held)
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property

@@ -63,7 +63,7 @@ def group_spec(owner: str, group: Mapping[str, Any], keys: tuple[str, ...]
     if "params" not in group:
         raise ValueError(f"{owner} has no 'params' key; a param group is a dict "
                          "{'params': [arrays], <hyperparameter>: value, ...}")
-    unknown = sorted(set(group) - {"params", *keys})
+    unknown = sorted(set(group) - {"params", *keys}, key=str)
     if unknown:
         raise ValueError(f"{owner} has unknown keys {unknown}; a group may set "
                          f"{list(keys)}")
@@ -148,8 +148,14 @@ class ParamGroups(list):
                         "dicts (param_groups[0]['lr'] = ...), or add a group with "
                         "add_param_group")
 
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = \
-        remove = clear = sort = reverse = _fixed
+    __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = remove = clear = \
+        sort = reverse = _fixed
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Only what ``param_groups[j] |= {...}`` does: the same dict back in its place
+        (its values were set, and are checked at the next step)."""
+        if isinstance(index, slice) or value is not list.__getitem__(self, index):
+            self._fixed()
 
     def __reduce__(self) -> tuple:
         return _param_groups, (list(self),)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from typing import Any, Callable
 
 import numpy as np
 
 from .kernels import _checks
 from .kernels import lbfgs as kernels
+from .backends import check_unchanged
 from .groups import is_one_array
 from .optimizer import checked_params
 
@@ -386,7 +388,7 @@ class LBFGS:
         _checks.count(name, "history_size", history_size)
         self.lr, self.max_iter = lr, max_iter            # checked by __setattr__
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
-        if line_search not in LINE_SEARCHES:
+        if not isinstance(line_search, str) or line_search not in LINE_SEARCHES:
             raise ValueError(f"{name}: line_search must be one of {sorted(LINE_SEARCHES)}, "
                              f"got {line_search!r}")
         self._search = LINE_SEARCHES[line_search]
@@ -395,7 +397,20 @@ class LBFGS:
         n = ends[-1]
         self._ops = _ops_for(self._backend.name, n, self._arrays[0].dtype)
         self._history = History(self._ops, n, history_size)
+        self._layouts = [(a.shape, a.dtype) for a in self._arrays]
+        self._lock, self._running = threading.RLock(), False
         self.n_iter = 0
+
+    def __copy__(self) -> LBFGS:
+        raise TypeError("LBFGS: a shallow copy would share params and history but not the "
+                        "iteration count; use copy.deepcopy (new params and history)")
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:            # not half-way through another thread's step
+            return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.RLock(), _running=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """The settings may change between steps, checked as in the constructor; any other
@@ -436,10 +451,28 @@ class LBFGS:
             out[part] = g.reshape(-1)
 
     def step(self, closure: Callable[[], tuple[float, Any]]) -> float:
-        """Up to max_iter L-BFGS iterations; returns the loss before them."""
+        """Up to max_iter L-BFGS iterations; returns the loss before them. Calls from
+        several threads take turns; a step from inside the closure is an error."""
         if not callable(closure):
             raise TypeError(f"LBFGS.step: closure must be a function returning (loss, grads), "
                             f"got {type(closure).__name__}")
+        with self._lock:
+            if self._running:
+                raise RuntimeError("LBFGS.step was called from inside its own step (by the "
+                                   "closure?); a step cannot nest")
+            self._running = True
+            try:
+                return self._step(closure)
+            finally:
+                self._running = False
+
+    def _check_params(self) -> None:
+        labels = ["LBFGS: params"] if self._single else [f"LBFGS: params[{i}]"
+                                                         for i in range(len(self._arrays))]
+        check_unchanged(self._arrays, self._layouts, labels, self._backend.writeable)
+
+    def _step(self, closure: Callable[[], tuple[float, Any]]) -> float:
+        self._check_params()
         ops = self._ops
         x = ops.zeros(self._slices[-1].stop)
         for a, part in zip(self._arrays, self._slices):

@@ -8,6 +8,7 @@ in one flat buffer per state name; ``opt.state`` shows them per param.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import threading
 from types import MappingProxyType
@@ -17,7 +18,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 import numpy as np
 
 from ._atomic import hold_signals, release_signals
-from .backends import FLOAT_DTYPES, HostBackend, resolve_backend
+from .backends import FLOAT_DTYPES, HostBackend, is_torch_tensor, resolve_backend
 from ._state_dict import encode, load
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from .kernels import _checks
@@ -263,11 +264,8 @@ class Optimizer:
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group (a dict as in the constructor) with fresh state; it starts at step 1
         of its own, as in PyTorch. Its params must not overlap any param already here."""
-        with self._lock:
-            if self._steps.running:
-                raise RuntimeError(f"{type(self).__name__}.add_param_group was called from "
-                                   "inside a step (by an lr schedule?); add groups between steps")
-            self._add_param_group(param_group)
+        self._exclusive(self._add_param_group, param_group, "add_param_group",
+                        "add groups between steps")
 
     def _add_param_group(self, param_group: Mapping[str, Any]) -> None:
         owner = f"{type(self).__name__}: param_groups[{len(self.param_groups)}]"
@@ -383,19 +381,26 @@ class Optimizer:
         """One fused update of every param in place, from ``grads``: one array if params
         was one array, else a sequence with one grad per param, in the order of the groups.
         Calls from several threads take turns (one lock per optimizer)."""
-        self._guarded(self._step, grads)
+        self._exclusive(self._step, grads, "step", "a step cannot nest")
 
-    def _guarded(self, run: Callable[[Any], Any], arg: Any) -> Any:
-        """``run(arg)`` holding the lock; a step nested in a step is an error."""
-        with self._lock:
-            if self._steps.running:
-                raise RuntimeError(f"{type(self).__name__}.step was called from inside its own "
-                                   "step (by an lr schedule?); a step cannot nest")
-            self._steps.running = True
-            try:
-                return run(arg)
-            finally:
-                self._steps.running = False
+    def _exclusive(self, run: Callable[[Any], Any], arg: Any, name: str, advice: str) -> Any:
+        """``run(arg)`` holding the lock and the signal handlers (fastopt/_atomic.py: a
+        handler runs once the call is whole and the optimizer idle again); a call nested in
+        a step is an error, named with ``advice``."""
+        held = hold_signals()
+        try:
+            with self._lock:
+                if self._steps.running:
+                    which = "its own" if name == "step" else "a"
+                    raise RuntimeError(f"{type(self).__name__}.{name} was called from inside "
+                                       f"{which} step (by an lr schedule?); {advice}")
+                self._steps.running = True
+                try:
+                    return run(arg)
+                finally:
+                    self._steps.running = False
+        finally:
+            release_signals(held)
 
     def _prepare(self) -> tuple[list, list]:
         """(each bucket's cast scalars, each group's scalar state after the step): the
@@ -422,38 +427,31 @@ class Optimizer:
         torch gives every p.grad its param's). Numba backend only. False, with nothing
         done, when a grad meets memory the step writes: the caller then steps with arrays,
         whose checks copy it."""
-        return self._guarded(self._step_addresses, addresses)
+        return self._exclusive(self._step_addresses, addresses, "step", "a step cannot nest")
 
     def _step_addresses(self, addresses: np.ndarray) -> bool:
         casts, extras = self._prepare()
         pointers = self._resolver.at(addresses)
         if pointers is None:
             return False
-        held = hold_signals()
-        try:
-            for bucket, cast in zip(self._buckets_in_order, casts):
-                bucket.kernel(pointers[bucket.rows], cast)
-            self._advance(extras)
-        finally:
-            release_signals(held)
+        for bucket, cast in zip(self._buckets_in_order, casts):
+            bucket.kernel(pointers[bucket.rows], cast)
+        self._advance(extras)
         return True
 
     def _step(self, grads: Arrays) -> None:
         casts, extras = self._prepare()
         # ``glist`` holds the grads until every kernel ran (a generator's arrays included)
         glist = [grads] if self._single else self._grads_list(grads)
-        held = hold_signals()           # checks and kernels, then the count: all or nothing
         try:
             self._run(glist, casts)
-            self._advance(extras)
         except TypeError:
             if self._single and isinstance(grads, (list, tuple)):
                 raise TypeError(f"{type(self).__name__}: grads must be a single array like "
                                 f"params, got a {type(grads).__name__} of {len(grads)}"
                                 ) from None
             raise
-        finally:
-            release_signals(held)
+        self._advance(extras)
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
     def __copy__(self) -> Optimizer:
@@ -462,8 +460,18 @@ class Optimizer:
                         "or state_dict()")
 
     def __getstate__(self) -> dict[str, Any]:
-        with self._lock:            # not half-way through another thread's step
-            return self._state_for_copy()
+        """A snapshot (its arrays copied) taken holding the lock: pickle writes it after the
+        lock is released, while another thread may step."""
+        with self._lock:
+            return copy.deepcopy(self._state_for_copy())
+
+    def __deepcopy__(self, memo: dict) -> Optimizer:
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        with self._lock:            # every array copied before another thread's step
+            state = copy.deepcopy(self._state_for_copy(), memo)
+        new.__setstate__(state)
+        return new
 
     def _state_for_copy(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -480,6 +488,10 @@ class Optimizer:
         self.__dict__.update(state, _lock=threading.RLock(),
                              defaults=MappingProxyType(state["defaults"]))
         self._changes.lock = self._lock
+        for group, values in zip(groups, self.param_groups):    # torch tensors: views again,
+            for i, given in zip(group[0].positions, values["params"]):  # of the copies
+                if is_torch_tensor(given):
+                    self._arrays[i] = self._backend.check_array(given, "params")
         self._groups = []
         for group, kept in groups:
             group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})
@@ -570,8 +582,5 @@ class Optimizer:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict "
                             f"as state_dict() returns, got {type(state_dict).__name__}")
-        with self._lock:
-            if self._steps.running:
-                raise RuntimeError(f"{type(self).__name__}.load_state_dict was called from "
-                                   "inside a step (by an lr schedule?); load between steps")
-            load(self, state_dict)
+        self._exclusive(lambda sd: load(self, sd), state_dict, "load_state_dict",
+                        "load between steps")

@@ -170,6 +170,16 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        held = hold_signals()       # cohorts rebuilt, changes applied and every cohort
+        try:                        # stepped, or (on an error before the kernels) none
+            self._step_cohorts(self._plans())
+        finally:
+            release_signals(held)
+        return loss
+
+    def _plans(self) -> list:
+        """(cohort, its grads) of every cohort with a grad, its changes checked and applied:
+        everything that may raise, before any param moves."""
         plans = []
         for cohort in list(self._cohorts):
             cohort = self._current(cohort)
@@ -180,16 +190,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                 cohort, grads = self._split(cohort, grads)
             self._sync(cohort)
             plans.append((cohort, grads))
-        for cohort, _ in plans:      # every change checked before any param moves
+        for cohort, _ in plans:
             with self._named(cohort.group):
                 cohort.core._apply_changes()
         self._version += 1
-        held = hold_signals()       # every cohort steps, or (on an error before) none
-        try:
-            self._step_cohorts(plans)
-        finally:
-            release_signals(held)
-        return loss
+        return plans
 
     @staticmethod
     def _step_cohorts(plans: list) -> None:
@@ -337,10 +342,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         the user's post hooks run. Nothing changes when it fails."""
         self._check_loaded_groups(state_dict)
         self._groups_before_load = [dict(g) for g in self.param_groups]
+        held = hold_signals()       # the groups and the cohorts change together
         try:
             super().load_state_dict(state_dict)
         finally:
             del self._groups_before_load
+            release_signals(held)
 
     def _check_loaded_groups(self, state_dict: Any) -> None:
         """A dict of another rule fails here, by name: its groups lack this rule's

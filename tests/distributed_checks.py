@@ -282,6 +282,50 @@ def check_ranks_stepping_with_other_hyperparameters_raise_everywhere() -> None:
     raises_everywhere(lambda: grouped.load_state_dict(sd), "'2.m'")
 
 
+def check_one_rank_faults_raise_everywhere_and_change_nothing() -> None:
+    """Found by the second hostile hunt: a param re-typed or made read-only on one rank, a
+    KeyboardInterrupt in one rank's schedule and a flag changed on one rank raise on every
+    rank with nothing stepped; a failed constructor leaves every rank's params as given."""
+    last = COMM.size - 1
+    w = np.full(4, float(COMM.rank))
+    raises_everywhere(lambda: ShardedOptimizer(fastopt.Adam, [w], lr=-1.0), "lr")
+    assert (w == COMM.rank).all(), w
+    for fault in ("retyped", "read-only", "flag"):
+        ps = [np.zeros((5, 3)), np.zeros(4)]
+        opt = ShardedOptimizer(fastopt.SGD, ps, lr=0.1, momentum=0.9)
+        opt.step([np.ones((5, 3)), np.ones(4)])
+        before = [p.copy() for p in ps]
+        if COMM.rank == last:
+            if fault == "retyped":
+                ps[0].dtype = np.float32
+            elif fault == "read-only":
+                ps[1].flags.writeable = False
+            else:
+                opt.param_groups[0]["nesterov"] = True
+        raises_everywhere(lambda: opt.step([np.ones(p.shape, p.dtype) for p in ps]),
+                          {"retyped": "changed in place", "read-only": "read-only",
+                           "flag": "flags"}[fault])
+        assert opt.step_count == 1
+        assert all(np.array_equal(a.view(b.dtype).reshape(b.shape), b)
+                   for a, b in zip(ps, before))
+
+    def lr(t):
+        if COMM.rank == last and t == 2:
+            raise KeyboardInterrupt
+        return 0.01
+    scheduled = ShardedOptimizer(fastopt.SGD, [np.zeros(4)], lr=lr)
+    scheduled.step([np.ones(4)])
+    try:
+        scheduled.step([np.ones(4)])
+    except KeyboardInterrupt:
+        assert COMM.rank == last
+    except RuntimeError as exc:
+        assert COMM.rank != last and f"rank {last} failed" in str(exc), exc
+    else:
+        raise AssertionError("no error")
+    assert scheduled.step_count == 1
+
+
 if __name__ == "__main__":
     globals()[f"check_{sys.argv[1]}"]()
     COMM.Barrier()

@@ -489,3 +489,237 @@ def test_both_loops_of_a_mid_size_bucket_equal_the_reference(rule, which, monkey
     assert chooser.seconds[which != "parallel"] is None
     for a, b in zip(fast, ref):
         np.testing.assert_array_equal(a, b)
+
+
+# -- the second hunt, repeated: what it found ---------------------------------------------------
+class Stop(Exception):
+    pass
+
+
+def signal_in(obj, name, signum=None):
+    """Wrap ``obj.name`` so that it sends ``signum`` (SIGUSR1) to the main thread first:
+    a signal arriving in the middle of the call that runs it."""
+    import signal
+    import threading
+
+    original = getattr(obj, name)
+
+    def wrapped(*args, **kwargs):
+        signal.pthread_kill(threading.main_thread().ident, signum or signal.SIGUSR1)
+        return original(*args, **kwargs)
+    return wrapped
+
+
+@pytest.fixture
+def raising_usr1():
+    """SIGUSR1's handler raises Stop, recording the step count it saw."""
+    import signal
+
+    seen = []
+
+    def handler(signum, frame):
+        seen.append(signum)
+        raise Stop
+    old = signal.signal(signal.SIGUSR1, handler)
+    yield seen
+    signal.signal(signal.SIGUSR1, old)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_signal_during_load_state_dict_comes_after_the_whole_load(backend, raising_usr1,
+                                                                     monkeypatch):
+    from fastopt import _state_dict
+
+    params, opt = stepped(backend=backend)
+    donor_params, donor = stepped(backend=backend)
+    donor.step([np.ones(4), np.ones((2, 3))])
+    sd = donor.state_dict()
+    monkeypatch.setattr(_state_dict, "_restore", signal_in(_state_dict, "_restore"))
+    with pytest.raises(Stop):
+        opt.load_state_dict(sd)
+    after = opt.state_dict()
+    assert after["step"] == 2 and all(np.array_equal(after[k], v) for k, v in sd.items()
+                                      if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_signal_during_add_param_group_comes_after_the_whole_group(backend, raising_usr1):
+    params, opt = stepped("SGD", backend=backend, lr=1.0)
+    q = np.zeros(2)
+    opt._rebuild_resolver = signal_in(opt, "_rebuild_resolver")
+    with pytest.raises(Stop):
+        opt.add_param_group({"params": [q]})
+    del opt._rebuild_resolver
+    opt.step([np.ones(4), np.ones((2, 3)), np.ones(2)])
+    np.testing.assert_array_equal(q, [-1.0, -1.0])
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_signal_while_a_step_applies_a_flag_keeps_the_change(backend, raising_usr1):
+    params, opt = stepped("SGD", backend=backend, lr=1.0, momentum=0.5)
+    opt.param_groups[0]["nesterov"] = True
+    opt._buckets = signal_in(opt, "_buckets")           # the flag's new kernel is being built
+    with pytest.raises(Stop):
+        opt.step([np.ones(4), np.ones((2, 3))])
+    del opt._buckets
+    assert opt.step_count == 2 and opt.state_dict()["groups.0.nesterov"] is True
+
+
+def test_a_handler_may_call_the_optimizer_and_every_arrived_signal_runs(monkeypatch):
+    import signal
+
+    params, opt = stepped("SGD", lr=1.0)
+    checkpoint = opt.state_dict()
+    ran = []
+
+    def reload(signum, frame):
+        ran.append(signum)
+        opt.load_state_dict(checkpoint)                 # not "called from inside a step"
+        raise Stop
+
+    def second(signum, frame):
+        ran.append(signum)
+    old = signal.signal(signal.SIGUSR1, reload), signal.signal(signal.SIGUSR2, second)
+    try:
+        run = opt._run
+
+        def run_after_two_signals(grads, scalars):
+            signal.raise_signal(signal.SIGUSR1)
+            signal.raise_signal(signal.SIGUSR2)
+            run(grads, scalars)
+        opt._run = run_after_two_signals
+        with pytest.raises(Stop):
+            opt.step([np.ones(4), np.ones((2, 3))])
+    finally:
+        signal.signal(signal.SIGUSR1, old[0])
+        signal.signal(signal.SIGUSR2, old[1])
+    assert ran == [signal.SIGUSR1, signal.SIGUSR2]
+    assert opt.step_count == 1                          # the reload came after the step
+
+
+FORKED_FROM_A_THREAD = """
+import os, threading
+status = []
+
+def fork_and_wait():
+    pid = os.fork()
+    if pid == 0:                    # this thread is the child's main thread
+        exec(CODE, {})
+        os._exit(0)
+    status.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+CODE = %r
+thread = threading.Thread(target=fork_and_wait)
+thread.start()
+thread.join()
+print(status[0])
+"""
+
+
+@needs_fork
+def test_a_child_forked_from_another_thread_holds_signals_in_its_steps():
+    code = INTERRUPTED.format(backend="numpy").replace("print(bad)", "os._exit(bad)")
+    out = run_python(FORKED_FROM_A_THREAD % ("import os\n" + code))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout + out.stderr
+
+
+def test_an_errstate_that_raises_cannot_stop_a_numpy_step_half_way():
+    params = [np.zeros(3), np.zeros(3)]
+    opt = fastopt.Adam(params, lr=0.1, backend="numpy")
+    with np.errstate(all="raise"):
+        opt.step([np.ones(3), np.full(3, 1e200)])
+    assert opt.step_count == 1 and np.allclose(params[0], -0.1)
+
+
+def test_or_assigning_into_a_param_group_is_a_change_like_any_other():
+    params, opt = stepped()
+    opt.param_groups[0] |= {"eps": 1e-3}
+    opt.step([np.ones(4), np.ones((2, 3))])
+    assert opt.state_dict()["groups.0.eps"] == 1e-3
+    with pytest.raises(TypeError, match="cannot be changed as a list"):
+        opt.param_groups[0] = dict(opt.param_groups[0])
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_copies_taken_while_another_thread_steps_are_whole(backend):
+    import copy
+    import threading
+
+    p = np.zeros(200_000)
+    opt = fastopt.Adagrad(p, lr=0.1, backend=backend)   # grads of 1: sum == step_count
+    done = threading.Event()
+
+    def stepping():
+        while not done.is_set():
+            opt.step(np.ones(200_000))
+    thread = threading.Thread(target=stepping)
+    thread.start()
+    try:
+        copies = [copy.deepcopy(opt) for _ in range(10)]
+        pickles = [__import__("pickle").loads(__import__("pickle").dumps(opt)) for _ in range(5)]
+    finally:
+        done.set()
+        thread.join()
+    for c in copies + pickles:
+        assert (c.state[0]["sum"] == c.step_count).all()
+
+
+def test_a_core_optimizer_over_torch_tensors_copies_to_one_set_of_tensors():
+    torch = pytest.importorskip("torch")
+    import copy
+
+    t = torch.zeros(3)
+    c = copy.deepcopy(fastopt.SGD([t], lr=1.0))
+    c.step([np.ones(3, np.float32)])
+    assert c.param_groups[0]["params"][0].tolist() == [-1.0] * 3 and t.tolist() == [0.0] * 3
+
+
+def test_lbfgs_takes_turns_refuses_a_nested_step_and_a_shallow_copy():
+    import copy
+
+    x = np.array([3.0, -1.0])
+    opt = fastopt.LBFGS(x)
+
+    def closure():
+        opt.step(lambda: (float(x @ x), 2 * x))
+        return float(x @ x), 2 * x
+    with pytest.raises(RuntimeError, match="LBFGS.step was called from inside its own step"):
+        opt.step(closure)
+    np.testing.assert_array_equal(x, [3.0, -1.0])
+    with pytest.raises(TypeError, match="shallow copy"):
+        copy.copy(opt)
+    assert copy.deepcopy(opt).step(lambda: (1.0, np.zeros(2))) == 1.0
+
+
+@pytest.mark.parametrize("change,words", [
+    (lambda x: setattr(x.flags, "writeable", False), "params was made read-only"),
+    (lambda x: setattr(x, "dtype", np.float32), "params was changed in place")])
+def test_lbfgs_names_a_param_changed_in_place(change, words):
+    x = np.array([3.0, -1.0])
+    opt = fastopt.LBFGS(x)
+    change(x)
+    with pytest.raises(ValueError, match=words):
+        opt.step(lambda: (1.0, np.zeros(x.shape, x.dtype)))
+
+
+def test_obscure_errors_of_the_second_hunt_name_what_is_wrong():
+    p = np.zeros(3)
+    with pytest.raises(ValueError, match=r"unknown keys \[0, 'foo'\]"):
+        fastopt.Adam([{"params": [p], 0: 1, "foo": 2}])
+    with pytest.raises(ValueError, match="line_search must be one of"):
+        fastopt.LBFGS(p, line_search=["armijo"])
+    with pytest.raises(ValueError, match="minimize: tol must be"):
+        fastopt.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), jac=True, tol=-1)
+    params, opt = stepped()
+    sd = opt.state_dict()
+    sd["groups.0.Lr"] = 1.0
+    with pytest.raises(ValueError, match=r"keys this optimizer does not know: \['groups.0.Lr'\]"):
+        opt.load_state_dict(sd)
+
+
+def test_newton_with_damping_that_reaches_infinity_ends():
+    r = fastopt.minimize(lambda x: float(x @ x), np.array([1.0, 2.0]), jac=lambda x: 2 * x,
+                         hess=lambda x: np.array([[0.0, 1e308], [1e308, 0.0]]),
+                         method="Newton", options=dict(maxiter=20))
+    assert r.status in (0, 1, 2) and np.isfinite(r.fun)
