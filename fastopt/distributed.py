@@ -145,6 +145,9 @@ class ShardedOptimizer:
             raise TypeError(f"ShardedOptimizer: rule must be a fastopt optimizer class "
                             f"(fastopt.Adam, fastopt.SGD, ...), got {rule!r:.60}")
         self.comm = comm if comm is not None else _mpi().COMM_WORLD
+        if not all(hasattr(self.comm, m) for m in ("Get_size", "Get_rank", "allgather")):
+            raise TypeError(f"ShardedOptimizer: comm must be an mpi4py communicator (e.g. "
+                            f"MPI.COMM_WORLD), got {type(comm).__name__}")
         self.world, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self.rule = rule
         owner = f"ShardedOptimizer({rule.__name__})"
@@ -266,7 +269,8 @@ class ShardedOptimizer:
             raise ValueError(f"ShardedOptimizer.step: got {len(glist)} grads for "
                              f"{len(self._arrays)} params")
         for i, (g, a) in enumerate(zip(glist, self._arrays)):
-            if type(g) is not type(a) or g.shape != a.shape or g.dtype != a.dtype:
+            kind = np.ndarray if isinstance(a, np.ndarray) else type(a)     # memmaps too
+            if not isinstance(g, kind) or g.shape != a.shape or g.dtype != a.dtype:
                 raise ValueError(f"ShardedOptimizer.step: grads[{i}] must be a "
                                  f"{type(a).__name__} of shape {a.shape} and dtype {a.dtype} "
                                  f"like its param, got "
@@ -403,7 +407,10 @@ class ShardedOptimizer:
                 if key not in sd:
                     raise ValueError(f"{where}: the state_dict has no '{key}' (param {i}'s "
                                      f"{name})")
-                value = np.asarray(sd[key])
+                value = sd[key]
+                if not isinstance(value, np.ndarray):
+                    raise TypeError(f"{where}: '{key}' must be a numpy.ndarray, got "
+                                    f"{type(value).__name__}")
                 if value.shape != a.shape or value.dtype != a.dtype:
                     raise ValueError(f"{where}: '{key}' is {value.dtype} of shape "
                                      f"{value.shape}; param {i} is {a.dtype} of shape "

@@ -56,12 +56,16 @@ class ReadOnlyState(Mapping):
     """fastopt.torch's ``state`` and each param's entry in it: read-only mappings over
     fastopt's own buffers, whose assignments say what to do instead."""
 
-    __slots__ = ("_items", "_what")
+    __slots__ = ("_items", "_what", "_missing")
 
-    def __init__(self, items: dict, what: str) -> None:
-        self._items, self._what = items, what
+    def __init__(self, items: dict, what: str, missing: bool = False) -> None:
+        self._items, self._what, self._missing = items, what, missing
 
     def __getitem__(self, key: Any) -> Any:
+        """The entry; with ``missing``, an empty one for a key without (torch's state is a
+        defaultdict: ``len(opt.state[p]) == 0`` before p's first step)."""
+        if self._missing and key not in self._items:
+            return ReadOnlyState({}, "opt.state[p]")
         return self._items[key]
 
     def __iter__(self) -> Any:
@@ -99,6 +103,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)      # adds each group through add_param_group
         # rebuild from a loaded state before any hook of the user's sees it
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
+
+    def __copy__(self) -> TorchOptimizer:
+        raise TypeError(f"{type(self).__name__}: a shallow copy would share the params but "
+                        "not the state; use copy.deepcopy (new params and state) or "
+                        "state_dict()")
 
     def __getstate__(self) -> dict[str, Any]:
         """torch's (defaults, state, param_groups) plus the backend: copies and pickles
@@ -321,7 +330,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                            for k, v in group.extra.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
-        self._state_cache = (self._version, ReadOnlyState(out, "opt.state"))
+        self._state_cache = (self._version, ReadOnlyState(out, "opt.state", missing=True))
         return self._state_cache[1]
 
     @state.setter
@@ -418,7 +427,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             return 0
         if not self.rule.torch_step:
             return 1                   # SGD keeps no step: a momentum buffer means t >= 1
-        step = _number(st.get("step", 0))
+        if "step" not in st:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
+                             f"{_label(j, i)} has {sorted(st)} but no 'step'")
+        step = _number(st["step"])
         if not float(step).is_integer() or step < 0:
             raise ValueError(f"{type(self).__name__}.load_state_dict: {_label(j, i)} has "
                              f"step {step!r}; expected a whole number >= 0")

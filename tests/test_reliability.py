@@ -723,3 +723,48 @@ def test_newton_with_damping_that_reaches_infinity_ends():
                          hess=lambda x: np.array([[0.0, 1e308], [1e308, 0.0]]),
                          method="Newton", options=dict(maxiter=20))
     assert r.status in (0, 1, 2) and np.isfinite(r.fun)
+
+
+def test_the_torch_state_of_a_param_without_one_is_empty_as_torchs():
+    torch = pytest.importorskip("torch")
+    import copy
+
+    import fastopt.torch as ft
+
+    p, q = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))
+    opt = ft.Adam([p, q])
+    p.grad = torch.ones(2)
+    opt.step()
+    assert len(opt.state[q]) == 0 and len(opt.state[p]) == 3 and len(opt.state) == 1
+    with pytest.raises(TypeError, match="shallow copy"):
+        copy.copy(opt)
+    sd = copy.deepcopy(opt.state_dict())
+    del sd["state"][0]["step"]
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] has \['exp_avg', 'exp_avg_sq'\] "
+                                         r"but no 'step'"):
+        ft.Adam([p, q]).load_state_dict(sd)
+
+
+def test_sharded_optimizer_names_a_comm_that_is_not_one():
+    pytest.importorskip("mpi4py")
+    from fastopt.distributed import ShardedOptimizer
+
+    with pytest.raises(TypeError, match="comm must be an mpi4py communicator"):
+        ShardedOptimizer(fastopt.SGD, [np.zeros(3)], comm="world", lr=0.1)
+
+
+def test_sharded_optimizer_takes_memmap_grads_and_refuses_list_state(tmp_path):
+    pytest.importorskip("mpi4py")
+    from fastopt.distributed import ShardedOptimizer
+
+    p, ref = np.zeros(4), np.zeros(4)
+    opt, single = ShardedOptimizer(fastopt.Adam, [p], lr=0.1), fastopt.Adam([ref], lr=0.1)
+    g = np.memmap(tmp_path / "g", dtype=np.float64, mode="w+", shape=(4,))
+    g[:] = 1.0
+    opt.step([g])
+    single.step([np.ones(4)])
+    np.testing.assert_array_equal(p, ref)
+    sd = opt.state_dict()
+    sd["0.m"] = sd["0.m"].tolist()
+    with pytest.raises(TypeError, match="'0.m' must be a numpy.ndarray, got list"):
+        opt.load_state_dict(sd)
