@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import threading
+import weakref
 from types import MappingProxyType
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
@@ -128,6 +130,21 @@ class StepCount:
     running: bool = False       # a step is under way (a schedule calling step is an error)
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()     # every optimizer, for the fork hook
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while another thread held an optimizer's lock would wait for it
+    forever: each optimizer gets a fresh lock, and one caught inside a call refuses the
+    next (its arrays may be half-written in this child)."""
+    for opt in list(_LIVE):
+        opt._forked_mid_call = opt._steps.running
+        opt._lock = opt._changes.lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Optimizer:
     """Base class: the param groups, their state and the bound kernels of one rule.
 
@@ -148,6 +165,8 @@ class Optimizer:
         self._backend = resolve_backend(backend, arrays)
         self._lock = threading.RLock()
         self._changes = Changes(self._lock)
+        self._forked_mid_call = False
+        _LIVE.add(self)
         object.__setattr__(self, "param_groups", ParamGroups())
         self._groups: list[GroupState] = []
         self._arrays: list = []
@@ -387,6 +406,11 @@ class Optimizer:
         """``run(arg)`` holding the lock and the signal handlers (fastopt/_atomic.py: a
         handler runs once the call is whole and the optimizer idle again); a call nested in
         a step is an error, named with ``advice``."""
+        if self._forked_mid_call:
+            raise RuntimeError(f"{type(self).__name__}: another thread was inside a call of "
+                               "this optimizer when the process forked, so in this child its "
+                               "params and state may be half-changed; build a new optimizer "
+                               "(or load a state_dict into one)")
         held = hold_signals()
         try:
             with self._lock:
@@ -485,9 +509,10 @@ class Optimizer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         groups = state.pop("_groups")
-        self.__dict__.update(state, _lock=threading.RLock(),
+        self.__dict__.update(state, _lock=threading.RLock(), _forked_mid_call=False,
                              defaults=MappingProxyType(state["defaults"]))
         self._changes.lock = self._lock
+        _LIVE.add(self)
         for group, values in zip(groups, self.param_groups):    # torch tensors: views again,
             for i, given in zip(group[0].positions, values["params"]):  # of the copies
                 if is_torch_tensor(given):

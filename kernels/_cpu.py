@@ -115,8 +115,8 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
         raise ImportError("the numba backend needs numba: pip install numba")
     opts = dict(OPTIONS, **options)
     serial = njit(fn, **opts)
-    return serial, _threads.fork_guarded(serial, njit(_renamed(fn, "_parallel"), parallel=True,
-                                                      **opts))
+    parallel = njit(_renamed(fn, "_parallel"), parallel=True, **opts)
+    return serial, _threads.fork_guarded(serial, _threads.one_at_a_time(parallel))
 
 
 # Columns of a bucket's table, one row per param: its data pointer, and its place in the
@@ -260,8 +260,10 @@ class CpuKernel:
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
                    *UNCHECKED)
+        if parallel:
+            dispatcher = _threads.one_at_a_time(dispatcher)
         if parallel and bytes_per_step < WARM_THRESHOLD_BYTES:   # serial or parallel per call
-            self.serial.compile(dispatcher.signatures[0])
+            self.serial.compile(self.parallel.signatures[0])
             return _threads.WarmChooser(self.serial, dispatcher), parallel
         if parallel:   # a child forked after OpenMP started runs the serial loop
             return _threads.fork_guarded(self.serial, dispatcher), parallel

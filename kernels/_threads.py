@@ -33,6 +33,7 @@ child runs fastopt's loops serially instead (``forked_from_omp``), those it buil
 from __future__ import annotations
 
 import os
+import threading
 from time import perf_counter
 from typing import Any
 
@@ -66,9 +67,11 @@ def parallel_ok() -> bool:
         return False
     if not _layer_problem:
         try:
+            import numba
             from numba.np.ufunc.parallel import _launch_threads
             _launch_threads()
             _layer_problem.append(None)
+            _layer.append(numba.threading_layer())
         except Exception as exc:  # noqa: BLE001 - numba's ValueError, or an import failure
             import warnings
 
@@ -131,6 +134,25 @@ class WarmChooser:
             return parallel is None               # each timed once first
         faster = parallel <= serial
         return not faster if self.calls % EXPLORE == 0 else faster
+
+
+_layer: list = []               # numba's threading layer, once started
+_workqueue_turns = threading.Lock()
+
+
+def one_at_a_time(parallel):
+    """``parallel``, taking turns with every other parallel loop under numba's workqueue
+    layer, which aborts the process when two threads run parallel loops at once
+    ("Concurrent access"); as it is under the other layers."""
+    if _layer[:1] != ["workqueue"]:
+        return parallel
+
+    def call(*args):
+        with _workqueue_turns:
+            return parallel(*args)
+
+    call.targetoptions = parallel.targetoptions
+    return call
 
 
 def fork_guarded(serial, parallel):

@@ -768,3 +768,52 @@ def test_sharded_optimizer_takes_memmap_grads_and_refuses_list_state(tmp_path):
     sd["0.m"] = sd["0.m"].tolist()
     with pytest.raises(TypeError, match="'0.m' must be a numpy.ndarray, got list"):
         opt.load_state_dict(sd)
+
+
+FORK_DURING_A_STEP = """
+import os, threading, time, numpy as np, fastopt
+inside = threading.Event()
+
+def slow_lr(t):
+    inside.set()
+    time.sleep(0.5)                      # the other thread is inside the step meanwhile
+    return 0.1
+
+opt = fastopt.SGD([np.zeros(3)], lr=slow_lr, backend="numpy")
+quiet = fastopt.SGD([np.zeros(3)], lr=0.1, backend="numpy")
+thread = threading.Thread(target=opt.step, args=([np.ones(3)],))
+thread.start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    try:
+        opt.step([np.ones(3)])
+        code = 3
+    except RuntimeError as exc:
+        code = 0 if "when the process forked" in str(exc) else 4
+    quiet.step([np.ones(3)])
+    os._exit(code if quiet.step_count == 1 else 5)
+thread.join()
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@needs_fork
+def test_a_child_forked_while_another_thread_steps_refuses_that_optimizer_and_does_not_hang():
+    out = run_python(FORK_DURING_A_STEP)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout + out.stderr
+
+
+@needs_numba
+def test_two_threads_step_two_optimizers_under_the_workqueue_layer():
+    out = run_python("""
+import threading, numpy as np, fastopt, numba
+opts = [fastopt.Adam([np.zeros(300_000, np.float32)], backend="numba") for _ in range(2)]
+g = [np.ones(300_000, np.float32)]
+threads = [threading.Thread(target=lambda o=o: [o.step(g) for _ in range(50)]) for o in opts]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(numba.threading_layer(), [o.step_count for o in opts])
+""", NUMBA_THREADING_LAYER="workqueue")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["workqueue", "[50,", "50]"], out.stdout
