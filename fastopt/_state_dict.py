@@ -77,8 +77,8 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
     return groups
 
 
-def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
-    """Check ``state_dict`` against ``opt`` completely, then restore it."""
+def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
+    """Check ``state_dict`` against ``opt`` completely, then (with ``apply``) restore it."""
     name = type(opt).__name__
     owner = f"{name}.load_state_dict"
     sd = dict(state_dict)
@@ -134,7 +134,8 @@ def load(opt: Any, state_dict: Mapping[str, Any]) -> None:
         if key.split(".", 1)[1] in opt.rule.nonnegative_state and (v < 0).any():
             raise ValueError(f"{owner}: {key} has negative entries (smallest {float(v.min())!r}); "
                              "this state is a sum of squares or a norm, never negative")
-    _restore(opt, plans, sd, step)
+    if apply:
+        _restore(opt, plans, sd, step)
 
 
 def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 
 from ._atomic import hold_signals, release_signals
 from ._numdiff import namespace
-from ._state_dict import STATE_KEY, decode
+from ._state_dict import STATE_KEY, decode, load
 from ._result import host_array as host
 from .backends import check_unchanged, resolve_backend
 from .groups import group_specs
@@ -426,13 +426,20 @@ class ShardedOptimizer:
         return {"world": self.world, "rank": self.rank, **self.inner.state_dict()}
 
     def load_shard_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """This rank's ``shard_state_dict()`` back, on the same world size and rank."""
+        """This rank's ``shard_state_dict()`` back, on the same world size and rank.
+        Collective: every rank's shard is checked first, and only when all fit does any
+        rank load (one that does not fit raises on every rank)."""
         sd = dict(state_dict)
-        where = (sd.pop("world", None), sd.pop("rank", None))
-        if where != (self.world, self.rank):
-            raise ValueError(f"ShardedOptimizer.load_shard_state_dict: this shard is rank "
-                             f"{where[1]} of {where[0]}, this optimizer rank {self.rank} of "
-                             f"{self.world}; resume on another world size from state_dict()")
+
+        def check() -> None:
+            where = (sd.pop("world", None), sd.pop("rank", None))
+            if where != (self.world, self.rank):
+                raise ValueError(f"ShardedOptimizer.load_shard_state_dict: this shard is "
+                                 f"rank {where[1]} of {where[0]}, this optimizer rank "
+                                 f"{self.rank} of {self.world}; resume on another world "
+                                 "size from state_dict()")
+            load(self.inner, sd, apply=False)
+        self._agreed(check)
         self.inner.load_state_dict(sd)
 
     @property

@@ -324,6 +324,14 @@ def check_one_rank_faults_raise_everywhere_and_change_nothing() -> None:
     else:
         raise AssertionError("no error")
     assert scheduled.step_count == 1
+    shard_opt = ShardedOptimizer(fastopt.Adam, [np.zeros(6)], lr=0.1)
+    shard_opt.step([np.ones(6)])
+    shard = shard_opt.shard_state_dict()
+    shard_opt.step([np.ones(6)])
+    if COMM.rank == last:
+        shard["0.m"] = shard["0.m"][:-1]             # this rank's shard does not fit
+    raises_everywhere(lambda: shard_opt.load_shard_state_dict(shard), "0.m")
+    assert shard_opt.step_count == 2                 # on every rank: none loaded
 
 
 if __name__ == "__main__":
