@@ -145,7 +145,8 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _core_values(self, j: int) -> dict[str, Any]:
         group = self.param_groups[j]
-        return {h.name: _number(group[h.name]) for h in self.rule.hyperparams}
+        return {h.name: _number(group[h.name], f"{type(self).__name__}: param_groups[{j}]"
+                                f"['{h.name}']") for h in self.rule.hyperparams}
 
     def _new_cohort(self, j: int, members: list[int]) -> Cohort:
         core_class = CLASSES[self.rule.class_name]
@@ -302,7 +303,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             value = group[h.name]
             if value is synced.get(h.name) and _plain(value):
                 continue                        # the same float or flag as last step
-            number = _number(value)
+            number = _number(value, f"{type(self).__name__}: param_groups[{cohort.group}]"
+                                    f"['{h.name}']")
             if core_group[h.name] != number:
                 with self._named(cohort.group):
                     core_group[h.name] = number
@@ -505,12 +507,16 @@ def _view(g: torch.Tensor) -> Any:
     return cupy.from_dlpack(g)
 
 
-def _number(value: Any) -> Any:
-    """A float from a 0-d tensor (torch allows a tensor lr); other values as given."""
+def _number(value: Any, what: str = "a hyperparameter") -> Any:
+    """A float from a one-element tensor (torch allows a tensor lr); other values as
+    given; an error naming ``what`` for a tensor of several elements."""
     if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{what} must be a number or a one-element tensor, got a tensor "
+                             f"of shape {tuple(value.shape)}")
         return value.item()
     if isinstance(value, tuple):
-        return tuple(_number(v) for v in value)
+        return tuple(_number(v, what) for v in value)
     return value
 
 

@@ -817,3 +817,19 @@ print(numba.threading_layer(), [o.step_count for o in opts])
 """, NUMBA_THREADING_LAYER="workqueue")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["workqueue", "[50,", "50]"], out.stdout
+
+
+def test_a_tensor_lr_of_several_elements_is_named():
+    torch = pytest.importorskip("torch")
+    import fastopt.torch as ft
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"param_groups\[0\]\['lr'\] must be a number or a "
+                                         r"one-element tensor, got a tensor of shape \(2,\)"):
+        ft.Adam([p], lr=torch.tensor([0.1, 0.2]))
+    opt = ft.Adam([p])
+    p.grad = torch.ones(3)
+    opt.param_groups[0]["lr"] = torch.tensor([0.1, 0.2])
+    with pytest.raises(ValueError, match=r"\['lr'\] must be a number"):
+        opt.step()
+    assert not p.detach().any() and len(opt.state[p]) == 0
