@@ -194,13 +194,13 @@ class FlatGrads:
         # their addresses)
         self.layouts = [(p.shape, p.dtype) for p in params]
         self.labels = [f"{owner}: {label}" for label in labels]
+        self.param_labels = [what.replace(": grads", ": params", 1) for what in self.labels]
         self.copies: list = []         # kept until the next step: the kernels read them
 
     def check_params(self, writing: bool = True) -> None:
         """An error naming the first param that was made read-only (when ``writing``) or
         changed in shape or dtype in place since the optimizer was built."""
-        check_unchanged(self.params, self.layouts,
-                        [what.replace(": grads", ": params", 1) for what in self.labels],
+        check_unchanged(self.params, self.layouts, self.param_labels,
                         self.backend.writeable if writing else None)
 
     def resolve(self, grads: list) -> list:

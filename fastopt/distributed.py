@@ -177,6 +177,8 @@ class ShardedOptimizer:
                                             for k in self._group_segments[-1]], **overrides})
         self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
         self._layouts = [(a.shape, a.dtype) for a in arrays]
+        self._labels = ["ShardedOptimizer.step: params"] if self._single else [
+            f"ShardedOptimizer.step: params[{i}]" for i in range(len(arrays))]
         for segment in self.segments:           # rank 0's params, once nothing can fail
             segment.broadcast_params(self.comm)
 
@@ -219,7 +221,7 @@ class ShardedOptimizer:
         """run() on every rank; if it raised on any rank, raise on every rank (the first
         failing rank's error, re-raised where it happened). With ``same``, ``same(result)``
         must be equal on every rank too (compared in the same collective), else
-        ``mismatch(rank, theirs, rank 0's)`` is raised on every rank."""
+        ``self._mismatch(rank, theirs, rank 0's)`` is raised on every rank."""
         try:
             result, error = run(), None
         except BaseException as exc:        # noqa: BLE001 - reported to every rank below
@@ -238,17 +240,17 @@ class ShardedOptimizer:
                 raise self._mismatch(r, theirs, outcomes[0][1])
         return result
 
-    def _mismatch(self, r: int, theirs: list, first: list) -> ValueError:
-        """The error for a step whose scalars differ between rank ``r`` and rank 0: the
-        first group and host scalar that differ."""
+    def _mismatch(self, r: int, theirs: tuple, first: tuple) -> ValueError:
+        """The error for a step whose (flags per group, scalars per bucket) differ between
+        rank ``r`` and rank 0: the first group and flag or host scalar that differ."""
         groups = self.inner._groups
-        for j, (a, b) in enumerate(zip(theirs, first[:len(groups)])):
+        for j, (a, b) in enumerate(zip(theirs[0], first[0])):
             if a != b:
                 return ValueError(f"ShardedOptimizer.step: rank {r} would step param_groups[{j}]"
-                                  f" with the flags {a[0]}, rank 0 with {b[0]}: set the same "
+                                  f" with the flags {a}, rank 0 with {b}: set the same "
                                   "values on every rank. Nothing was changed")
         buckets = [(j, b) for j, g in enumerate(groups) for b in g.buckets]
-        for (j, _), a, b in zip(buckets, theirs[len(groups):], first[len(groups):]):
+        for (j, _), a, b in zip(buckets, theirs[1], first[1]):
             for name, x, y in zip(self.inner.rule.scalars, a, b):
                 if x != y:
                     return ValueError(
@@ -260,9 +262,7 @@ class ShardedOptimizer:
 
     # -- the step ---------------------------------------------------------------------------
     def _grads(self, grads: Any) -> list:
-        check_unchanged(self._arrays, self._layouts,
-                        ["ShardedOptimizer.step: params"] if self._single else
-                        [f"ShardedOptimizer.step: params[{i}]" for i in range(len(self._arrays))],
+        check_unchanged(self._arrays, self._layouts, self._labels,
                         lambda a: getattr(a.flags, "writeable", True))
         glist = [grads] if self._single else list(grads)
         if len(glist) != len(self._arrays):
@@ -289,8 +289,8 @@ class ShardedOptimizer:
             with inner._lock:
                 glist, (casts, extras) = self._agreed(
                     lambda: (self._grads(grads), inner._prepare()),
-                    same=lambda prepared: [*([g.flags] for g in inner._groups),
-                                       *(c.tolist() for c in prepared[1][0])])
+                    same=lambda prepared: ([g.flags for g in inner._groups],
+                                           [c.tolist() for c in prepared[1][0]]))
                 for segment in self.segments:
                     segment.take_params()
                     segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])

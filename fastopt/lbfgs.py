@@ -398,6 +398,8 @@ class LBFGS:
         self._ops = _ops_for(self._backend.name, n, self._arrays[0].dtype)
         self._history = History(self._ops, n, history_size)
         self._layouts = [(a.shape, a.dtype) for a in self._arrays]
+        self._labels = ["LBFGS: params"] if self._single else [
+            f"LBFGS: params[{i}]" for i in range(len(self._arrays))]
         self._lock, self._running = threading.RLock(), False
         self.n_iter = 0
 
@@ -467,9 +469,7 @@ class LBFGS:
                 self._running = False
 
     def _check_params(self) -> None:
-        labels = ["LBFGS: params"] if self._single else [f"LBFGS: params[{i}]"
-                                                         for i in range(len(self._arrays))]
-        check_unchanged(self._arrays, self._layouts, labels, self._backend.writeable)
+        check_unchanged(self._arrays, self._layouts, self._labels, self._backend.writeable)
 
     def _step(self, closure: Callable[[], tuple[float, Any]]) -> float:
         self._check_params()

@@ -145,8 +145,12 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _core_values(self, j: int) -> dict[str, Any]:
         group = self.param_groups[j]
-        return {h.name: _number(group[h.name], f"{type(self).__name__}: param_groups[{j}]"
-                                f"['{h.name}']") for h in self.rule.hyperparams}
+        return {h.name: _number(group[h.name], self._key(j, h.name))
+                for h in self.rule.hyperparams}
+
+    def _key(self, j: int, name: str) -> str:
+        """A group's hyperparameter as errors name it: "Adam: param_groups[0]['lr']"."""
+        return f"{type(self).__name__}: param_groups[{j}]['{name}']"
 
     def _new_cohort(self, j: int, members: list[int]) -> Cohort:
         core_class = CLASSES[self.rule.class_name]
@@ -303,8 +307,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             value = group[h.name]
             if value is synced.get(h.name) and _plain(value):
                 continue                        # the same float or flag as last step
-            number = _number(value, f"{type(self).__name__}: param_groups[{cohort.group}]"
-                                    f"['{h.name}']")
+            number = _number(value, self._key(cohort.group, h.name))
             if core_group[h.name] != number:
                 with self._named(cohort.group):
                     core_group[h.name] = number
