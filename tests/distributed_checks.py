@@ -274,6 +274,17 @@ def check_ranks_stepping_with_other_hyperparameters_raise_everywhere() -> None:
     scheduled.step([np.ones(5)])                     # step 1: both schedules give 0.1
     raises_everywhere(lambda: scheduled.step([np.ones(5)]), "differ")
     assert scheduled.step_count == 1
+    # a lambda schedule does not pickle: rank 0 sends the rest, each rank keeps its own
+    decay = ShardedOptimizer(fastopt.SGD, [np.zeros(5)], lr=lambda t: 0.1 / t)
+    alone = fastopt.SGD(np.zeros(5), lr=lambda t: 0.1 / t)
+    for _ in range(2):
+        decay.step([np.ones(5)])
+        alone.step(np.ones(5))
+    decay.load_state_dict(decay.state_dict())
+    assert decay.step_count == 2 and callable(decay.param_groups[0]["lr"])
+    decay.step([np.ones(5)])
+    alone.step(np.ones(5))
+    assert np.array_equal(decay.params[0], alone.params)
     grouped = ShardedOptimizer(fastopt.Adam, [{"params": [np.zeros(4), np.zeros(3)]},
                                               {"params": [np.zeros(2)]}], lr=0.1)
     sd = grouped.state_dict()
