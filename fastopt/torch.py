@@ -95,8 +95,10 @@ class TorchOptimizer(torch.optim.Optimizer):
     each subclass)."""
 
     rule: Rule
+    fixed: dict[str, Any] = {}      # group keys torch's class sets and no keyword changes
 
     def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto") -> None:
+        defaults = {**defaults, **self.fixed}
         self._backend_name = backend
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
@@ -303,6 +305,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         them before this step changes anything."""
         group, synced = self.param_groups[cohort.group], cohort.synced
         core_group = cohort.core.param_groups[0]
+        for key, value in self.fixed.items():
+            if group.get(key, value) != value:
+                raise ValueError(f"{self._key(cohort.group, key)} is {group[key]!r}; "
+                                 f"{type(self).__name__} always has {value!r} (torch's class "
+                                 f"sets it): use another class for another value")
         for h in self.rule.hyperparams:
             value = group[h.name]
             if value is synced.get(h.name) and _plain(value):
@@ -380,8 +387,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _after_load(self: TorchOptimizer) -> None:
         loaded = self.__dict__.pop("state", {})
         for group in self.param_groups:         # flags torch added later: their defaults
-            for h in self.rule.hyperparams:
-                group.setdefault(h.name, self.defaults[h.name])
+            for name in [h.name for h in self.rule.hyperparams] + list(self.fixed):
+                group.setdefault(name, self.defaults[name])
         try:
             cohorts = self._cohorts_of(loaded)
         except BaseException:
@@ -570,7 +577,17 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
     doc = (f"{rule.summary} torch.optim.{name} running fastopt's fused kernels (see "
            f"fastopt.{rule.class_name} for the formula).")
     return type(name, (TorchOptimizer,), {"rule": rule, "__init__": __init__, "__doc__": doc,
-                                          "__module__": __name__, "__qualname__": name})
+                                          "__module__": __name__, "__qualname__": name,
+                                          "fixed": _torch_fixed(rule, sig)})
+
+
+def _torch_fixed(rule: Rule, sig: inspect.Signature) -> dict[str, Any]:
+    """The group keys torch's class of ``rule`` sets without a keyword (AdamW's
+    ``decoupled_weight_decay=True``): read from one of its instances."""
+    if rule.torch_class is None:
+        return {}
+    probe = getattr(torch.optim, rule.torch_class)([torch.zeros(1, requires_grad=True)])
+    return {k: v for k, v in probe.defaults.items() if k not in sig.parameters}
 
 
 CLASSES_TORCH: dict[str, type[TorchOptimizer]] = {}

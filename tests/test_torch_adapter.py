@@ -282,6 +282,27 @@ def test_signatures_are_torchs():
                    for k, v in theirs.parameters.items())
 
 
+@pytest.mark.parametrize("rule", [r for r in RULES.values() if r.torch_class], ids=str)
+def test_param_groups_have_torchs_keys(rule):
+    """Every key torch's class puts in a group, AdamW's decoupled_weight_decay=True (set
+    by the class, not a keyword) included; changing that one is refused by name."""
+    def groups(make):
+        return make([torch.nn.Parameter(torch.ones(3))], lr=0.1).param_groups[0]
+    theirs = groups(getattr(torch.optim, rule.torch_class))
+    ours = groups(getattr(ft, rule.torch_class))
+    assert ours.keys() == theirs.keys() and all(
+        ours[k] == v for k, v in theirs.items() if k != "params")
+    if rule.torch_class == "AdamW":
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = ft.AdamW([p])
+        p.grad = torch.ones(3)
+        opt.param_groups[0]["decoupled_weight_decay"] = False
+        with pytest.raises(ValueError, match=r"AdamW: param_groups\[0\]\['decoupled_"
+                                             r"weight_decay'\] is False; AdamW always"):
+            opt.step()
+        assert torch.equal(p, torch.ones(3))
+
+
 # -- the core API takes torch CPU tensors ------------------------------------------------------
 def test_core_optimizers_update_cpu_tensors_in_place():
     p = torch.zeros(4, requires_grad=True)
