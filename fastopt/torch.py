@@ -617,16 +617,47 @@ class LBFGS(torch.optim.LBFGS):
             if not p.requires_grad:
                 raise ValueError(f"LBFGS: {_label(0, i)} does not require grad, so it never "
                                  f"gets one; leave it out of the optimizer")
-            torch_view(p, f"LBFGS: {_label(0, i)}")       # the dtypes fastopt runs
-        if len({(p.dtype, p.device) for p in self._params}) > 1:
-            raise ValueError("LBFGS: params must share one dtype and device")
+        self._check_params()
         first = self._params[0]
+        self._backend_name = backend
         self._ops = _lbfgs_ops(backend, self._numel(), first)
         # rows of _S and _Y hold the pairs (oldest first: _rows), grown as pairs arrive
         self._S = torch.zeros(0, self._numel(), dtype=first.dtype, device=first.device)
         self._Y = torch.zeros_like(self._S)
         self._rows: list[int] = []
         self._rho = np.zeros(0)
+
+    def _check_params(self) -> None:
+        for i, p in enumerate(self._params):
+            torch_view(p, f"LBFGS: {_label(0, i)}")       # the dtypes fastopt runs
+        if len({(p.dtype, p.device) for p in self._params}) > 1:
+            raise ValueError("LBFGS: params must share one dtype and device")
+
+    def _follow_params(self, state: dict) -> None:
+        """After ``model.double()`` (or ``.to(device)``): the history and the kernels in
+        the params' new dtype and device (torch.optim.LBFGS fails in ``dot``); a change of
+        size is an error naming it."""
+        first = self._params[0]
+        n = sum(p.numel() for p in self._params)
+        if n != self._S.shape[1]:
+            raise ValueError(f"LBFGS: the params now hold {n} elements, {self._S.shape[1]} "
+                             "when the history was made; build a new optimizer for them")
+        if {(p.dtype, p.device) for p in self._params} == {(self._S.dtype, self._S.device)}:
+            return
+        self._check_params()
+        in_rings = self._in_rings(state)
+        self._ops = _lbfgs_ops(self._backend_name, n, first)
+        self._S, self._Y = self._S.to(first), self._Y.to(first)
+        for key in ("d", "prev_flat_grad", "H_diag", "t"):
+            if isinstance(state.get(key), torch.Tensor):
+                state[key] = state[key].to(first)
+        for key in ("ro", "al", "old_dirs", "old_stps"):
+            if key in state:
+                state[key] = [v.to(first) if isinstance(v, torch.Tensor) else v
+                              for v in state[key]]
+        if in_rings:
+            state["old_dirs"] = [self._Y[r] for r in self._rows]
+            state["old_stps"] = [self._S[r] for r in self._rows]
 
     def _direction(self, flat_grad: torch.Tensor, state: dict) -> torch.Tensor:
         """d = -H g from the stored pairs, by fastopt's two-loop kernel."""
@@ -638,13 +669,18 @@ class LBFGS(torch.optim.LBFGS):
                            float(state["H_diag"]), out)
         return d
 
+    def _in_rings(self, state: dict) -> bool:
+        """Whether the state's pairs are the ring buffers' rows (not a loaded state's)."""
+        dirs = state.get("old_dirs", [])
+        return len(dirs) == len(self._rows) and all(
+            a.data_ptr() == self._Y[r].data_ptr() for a, r in zip(dirs, self._rows))
+
     def _adopt(self, state: dict) -> None:
         """Make the ring buffers hold the state's pairs: after load_state_dict the lists
         hold tensors of their own (and perhaps another history_size)."""
-        dirs, stps = state["old_dirs"], state["old_stps"]
-        if len(dirs) == len(self._rows) and all(
-                a.data_ptr() == self._Y[r].data_ptr() for a, r in zip(dirs, self._rows)):
+        if self._in_rings(state):
             return
+        dirs, stps = state["old_dirs"], state["old_stps"]
         self._rows = []
         self._grow(len(dirs), state)
         self._rows = list(range(len(dirs)))
@@ -702,7 +738,7 @@ class LBFGS(torch.optim.LBFGS):
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         state.setdefault("al", [None] * group["history_size"])   # torch's scratch, kept
-
+        self._follow_params(state)
         orig_loss = closure()
         loss = float(orig_loss)
         current_evals = 1

@@ -429,6 +429,53 @@ def test_lbfgs_signature_and_edges():
         ft.LBFGS([torch.nn.Parameter(torch.ones(2, dtype=torch.float16))])
 
 
+def test_lbfgs_follows_model_double_with_its_history():
+    """After model.double() the history goes on in float64 (torch.optim.LBFGS fails in
+    dot): as torch's run from the same float32 checkpoint, its state converted by hand; a
+    change of size or mixed dtypes are named."""
+    def fit(model, opt, dtype):
+        x, y = (t.to(dtype) for t in data())
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            return loss
+        opt.step(closure)
+    ours, theirs = mlp().float(), mlp().float()
+    opt = ft.LBFGS(ours.parameters(), history_size=4)
+    fit(ours, opt, torch.float32)                    # the pairs in fastopt's ring buffers
+    ref = torch.optim.LBFGS(theirs.parameters(), history_size=4)
+    ref.load_state_dict(opt.state_dict())
+    theirs.load_state_dict(ours.state_dict())
+    ours.double(), theirs.double()
+    state = ref.state[next(iter(theirs.parameters()))]
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            state[key] = value.double()
+        elif isinstance(value, list):
+            state[key] = [v.double() if isinstance(v, torch.Tensor) else v for v in value]
+    fit(ours, opt, torch.float64)
+    fit(theirs, ref, torch.float64)
+    assert all(p.dtype == torch.float64 for p in ours.parameters())
+    assert worst(ours, theirs) <= 1e-10
+    p, q = (torch.nn.Parameter(torch.ones(n, dtype=torch.float32)) for n in (3, 2))
+    opt = ft.LBFGS([p, q])
+
+    def squares():
+        opt.zero_grad()
+        loss = (p * p).sum() + (q * q).sum()
+        loss.backward()
+        return loss
+    opt.step(squares)
+    q.data = q.data.double()
+    with pytest.raises(ValueError, match="share one dtype"):
+        opt.step(squares)
+    q.data = torch.ones(4, dtype=torch.float32)
+    with pytest.raises(ValueError, match="now hold 7 elements, 5 when the history"):
+        opt.step(squares)
+
+
 def test_lbfgs_loads_a_checkpoint_with_a_longer_history():
     a, oa, _ = lbfgs_run(torch.optim.LBFGS, 2, history_size=8)
     b = mlp()
