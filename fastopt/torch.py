@@ -102,6 +102,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._backend_name = backend
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
+        self._scalars: list = []        # (0-d tensor in opt.state, the value it was given)
         super().__init__(params, defaults)      # adds each group through add_param_group
         # rebuild from a loaded state before any hook of the user's sees it
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
@@ -124,7 +125,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         loaded = state.pop("state", {})
         super().__setstate__(state)
         self.__dict__.pop("state", None)
-        self._version, self._state_cache = 0, (-1, None)
+        self._version, self._state_cache, self._scalars = 0, (-1, None), []
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
         self._cohorts = self._cohorts_of(loaded)
 
@@ -196,6 +197,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _plans(self) -> list:
         """(cohort, its grads) of every cohort with a grad, its changes checked and applied:
         everything that may raise, before any param moves."""
+        if self._scalars:
+            self._scalars_edited()
         plans = []
         for cohort in list(self._cohorts):
             cohort = self._current(cohort)
@@ -330,20 +333,33 @@ class TorchOptimizer(torch.optim.Optimizer):
         version, cached = self._state_cache
         if version == self._version:
             return cached
-        out = {}
+        out, self._scalars = {}, []
         for cohort in self._cohorts:
             group = cohort.core._groups[0]
             if group.t == 0:
                 continue
+            scalars = {"step": float(group.t)} if self.rule.torch_step else {}
+            scalars.update({self.rule.torch_state[k]: v for k, v in group.extra.items()})
             for p, arrays in zip(cohort.params, cohort.core.state):
-                st = {"step": torch.tensor(float(group.t))} if self.rule.torch_step else {}
+                st = {key: torch.tensor(v) for key, v in scalars.items()}
+                self._scalars += [(t, scalars[key]) for key, t in st.items()]
                 st.update({self.rule.torch_state[k]: _as_tensor(a) for k, a in arrays.items()})
-                st.update({self.rule.torch_state[k]: torch.tensor(v)
-                           for k, v in group.extra.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
         self._state_cache = (self._version, ReadOnlyState(out, "opt.state", missing=True))
         return self._state_cache[1]
+
+    def _scalars_edited(self) -> None:
+        """Follow a "step" or "mu_product" of ``opt.state[p]`` changed in place since the
+        state was built (the arrays share fastopt's buffers; these 0-d tensors do not)."""
+        version, cached = self._state_cache
+        if version != self._version or not any(t.item() != v for t, v in self._scalars):
+            return
+        try:
+            cohorts = self._cohorts_of(_plain_state(cached))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (opt.state[p] was changed in place)") from None
+        self._cohorts = cohorts
 
     @state.setter
     def state(self, value: Any) -> None:
@@ -401,13 +417,17 @@ class TorchOptimizer(torch.optim.Optimizer):
         return [c for j in range(len(self.param_groups)) for c in self._loaded_cohorts(j, loaded)]
 
     def _loaded_cohorts(self, j: int, loaded: Any) -> list[Cohort]:
-        """Group j's params from a loaded state, one cohort per step count."""
+        """Group j's params from a loaded state, one cohort per step count and scalar
+        state (NAdam's mu_product, per param in torch)."""
         params = self.param_groups[j]["params"]
-        by_step: dict[int, list[int]] = {}
+        scalars = [v for k, v in self.rule.torch_state.items() if k in self.rule.extra]
+        by_step: dict[tuple, list[int]] = {}
         for i, p in enumerate(params):
-            by_step.setdefault(self._loaded_step(loaded.get(p, {}), j, i), []).append(i)
+            st = loaded.get(p, {})
+            key = (self._loaded_step(st, j, i), *(_number(st.get(k)) for k in scalars))
+            by_step.setdefault(key, []).append(i)
         cohorts = []
-        for t, members in by_step.items():
+        for (t, *_), members in by_step.items():
             cohort = self._new_cohort(j, members)
             if t > 0:
                 try:

@@ -151,6 +151,36 @@ def test_params_without_a_grad_are_skipped_and_keep_their_step():
     assert steps_a == steps_b == [30, 30, 15, 15]
 
 
+@pytest.mark.parametrize("rule,key,value", [("Adam", "step", 10.0),
+                                            ("NAdam", "mu_product", 0.5)])
+def test_a_step_or_scalar_state_changed_in_place_is_followed(rule, key, value):
+    """opt.state[p]['step'].fill_(10) before a step, on one param: as in torch (the 0-d
+    tensors are rebuilt each step, not fastopt's own count); a bad value is named and
+    nothing moves."""
+    name = "NAdam" if rule == "NAdam" else rule
+    a, oa, b, ob = pair("Nadam" if rule == "NAdam" else rule, dict(lr=0.01))
+    x, y = data()
+
+    def step(model, opt):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    for k in range(4):
+        for model, opt in ((a, oa), (b, ob)):
+            if k == 2:
+                opt.state[model[0].weight][key].fill_(value)
+            step(model, opt)
+    assert type(ob).__name__ == name and worst(a, b) <= 1e-10
+    assert [oa.state[p][key].item() for p in a.parameters()] == \
+        [ob.state[p][key].item() for p in b.parameters()]
+    if key == "step":
+        ob.state[b[2].bias]["step"].fill_(2.5)
+        before = [p.detach().clone() for p in b.parameters()]
+        with pytest.raises(ValueError, match=r"has step 2.5.*changed in place"):
+            step(b, ob)
+        assert all(torch.equal(p, q) for p, q in zip(b.parameters(), before))
+
+
 def test_a_param_that_never_gets_a_grad_has_no_state():
     model = mlp()
     opt = ft.SGD(model.parameters(), lr=0.1, momentum=0.9)
