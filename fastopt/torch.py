@@ -132,14 +132,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
         group = self.param_groups[j]
-        views = []
-        for i in members:
-            p = group["params"][i]
-            what = f"{type(self).__name__}: {_label(j, i)}"
-            if not p.requires_grad:
-                raise ValueError(f"{what} does not require grad, so it never gets one; "
-                                 f"leave it out of the optimizer (or set requires_grad)")
-            views.append(torch_view(p, what))
+        views = [torch_view(group["params"][i], f"{type(self).__name__}: {_label(j, i)}")
+                 for i in members]
         devices = {str(p.device) for p in group["params"]}
         if len(devices) > 1:
             raise ValueError(f"{type(self).__name__}: param_groups[{j}] holds params on "
@@ -633,10 +627,6 @@ class LBFGS(torch.optim.LBFGS):
                  line_search_fn: str | None = None, *, backend: str = "auto") -> None:
         super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change,
                          history_size, line_search_fn)
-        for i, p in enumerate(self._params):
-            if not p.requires_grad:
-                raise ValueError(f"LBFGS: {_label(0, i)} does not require grad, so it never "
-                                 f"gets one; leave it out of the optimizer")
         self._check_params()
         first = self._params[0]
         self._backend_name = backend
