@@ -32,10 +32,10 @@ def reference(p, g, sq, acc, scalars):
     if wd != 0:
         g = g + wd * p
     sq *= rho
-    sq += one_minus_rho * (g * g)
+    sq += one_minus_rho * g * g
     d = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
     acc *= rho
-    acc += one_minus_rho * (d * d)
+    acc += one_minus_rho * d * d
     p -= lr * d
 
 
@@ -47,10 +47,10 @@ def cpu_element(i, p, g, state, s, flags):
     g0 = sign * g[i]
     gi = g0 + wd * pi if wd != 0 else g0
     a = acc[i]
-    si = rho * sq[i] + one_minus_rho * (gi * gi)
+    si = rho * sq[i] + one_minus_rho * gi * gi
     d = np.sqrt(a + eps) / np.sqrt(si + eps) * gi
     sq[i] = si
-    acc[i] = rho * a + one_minus_rho * (d * d)
+    acc[i] = rho * a + one_minus_rho * d * d
     p[i] = pi - lr * d
 
 
@@ -60,10 +60,10 @@ T pi = p;
 T g0 = sign * g;
 T gi = wd != 0 ? g0 + wd * pi : g0;
 T a = acc;
-T s = rho * sq + one_minus_rho * (gi * gi);
+T s = rho * sq + one_minus_rho * gi * gi;
 T d = sqrt(a + eps) / sqrt(s + eps) * gi;
 sq = s;
-acc = rho * a + one_minus_rho * (d * d);
+acc = rho * a + one_minus_rho * d * d;
 p = pi - lr * d;
 """
 

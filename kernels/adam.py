@@ -40,11 +40,13 @@ def host_scalars(hp, t, lr, extra):
 
 
 def update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2) -> None:
-    """m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2, in place (shared with Nadam)."""
+    """m = b1*m + (1-b1)*g;  v = b2*v + ((1-b2)*g)*g, in place (shared with Nadam): scaled
+    before the second factor, as torch's addcmul, since g*g overflows float32 from
+    |g| > 1.8e19 and an infinite v would stop the param for good."""
     m *= b1
     m += one_minus_b1 * g
     v *= b2
-    v += one_minus_b2 * (g * g)
+    v += one_minus_b2 * g * g
 
 
 def reference(p, g, m, v, vmax, scalars, *, amsgrad):
@@ -71,7 +73,7 @@ def cpu_element(i, p, g, state, s, flags):
     g0 = sign * g[i]
     gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
-    vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+    vi = b2 * v[i] + one_minus_b2 * gi * gi
     m[i] = mi
     v[i] = vi
     if amsgrad:
@@ -86,7 +88,7 @@ T pi = p * decay;
 T g0 = sign * g;
 T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
-T vi = b2 * v + one_minus_b2 * (gi * gi);
+T vi = b2 * v + one_minus_b2 * gi * gi;
 m = mi;
 v = vi;
 #if AMSGRAD

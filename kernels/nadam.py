@@ -85,7 +85,7 @@ def cpu_element(i, p, g, state, s, flags):
     g0 = sign * g[i]
     gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
-    vi = b2 * v[i] + one_minus_b2 * (gi * gi)
+    vi = b2 * v[i] + one_minus_b2 * gi * gi
     m[i] = mi
     v[i] = vi
     den = np.sqrt(vi / bc2) + eps
@@ -98,7 +98,7 @@ T pi = p * decay;
 T g0 = sign * g;
 T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
-T vi = b2 * v + one_minus_b2 * (gi * gi);
+T vi = b2 * v + one_minus_b2 * gi * gi;
 m = mi;
 v = vi;
 T den = sqrt(vi / bc2) + eps;

@@ -44,7 +44,7 @@ def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
     if wd != 0:
         g = g + wd * p
     sq *= alpha
-    sq += one_minus_alpha * (g * g)
+    sq += one_minus_alpha * g * g
     if centered:
         ga *= alpha
         ga += one_minus_alpha * g
@@ -67,7 +67,7 @@ def cpu_element(i, p, g, state, s, flags):
     pi = p[i]
     g0 = sign * g[i]
     gi = g0 + wd * pi if wd != 0 else g0
-    si = alpha * sq[i] + one_minus_alpha * (gi * gi)
+    si = alpha * sq[i] + one_minus_alpha * gi * gi
     sq[i] = si
     if centered:
         a = alpha * ga[i] + one_minus_alpha * gi
@@ -88,7 +88,7 @@ CUDA_BODY = """
 T pi = p;
 T g0 = sign * g;
 T gi = wd != 0 ? g0 + wd * pi : g0;
-T s = alpha * sq + one_minus_alpha * (gi * gi);
+T s = alpha * sq + one_minus_alpha * gi * gi;
 sq = s;
 #if CENTERED
 T a = alpha * ga + one_minus_alpha * gi;

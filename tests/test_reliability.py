@@ -833,3 +833,25 @@ def test_a_tensor_lr_of_several_elements_is_named():
     with pytest.raises(ValueError, match=r"\['lr'\] must be a number"):
         opt.step()
     assert not p.detach().any() and len(opt.state[p]) == 0
+
+
+# -- the third hunt ----------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("rule,torch_name", [("Adam", "Adam"), ("AdamW", "AdamW"),
+                                             ("RMSprop", "RMSprop"), ("Nadam", "NAdam"),
+                                             ("Adadelta", "Adadelta")])
+def test_a_float32_grad_spike_does_not_stop_the_param_for_good(rule, torch_name, backend):
+    """A grad of 3e19 in float32: (1-b2)*g is taken before the second g, as torch's
+    addcmul does, so the second moment stays finite (g*g overflowed, v became inf and the
+    param never moved again) and the next steps match torch's."""
+    torch = pytest.importorskip("torch")
+    p = np.ones(3, np.float32)
+    opt = getattr(fastopt, rule)(p, lr=0.1, backend=backend)
+    q = torch.ones(3, requires_grad=True)
+    ref = getattr(torch.optim, torch_name)([q], lr=0.1)
+    for g in (3e19, 1.0, 1.0, 1.0):
+        opt.step(np.full(3, g, np.float32))
+        q.grad = torch.full((3,), g)
+        ref.step()
+    assert all(np.isfinite(a).all() for a in opt.state[0].values())
+    np.testing.assert_allclose(p, q.detach().numpy(), rtol=1e-6)
