@@ -484,10 +484,14 @@ class Optimizer:
                         "or state_dict()")
 
     def __getstate__(self) -> dict[str, Any]:
-        """A snapshot (its arrays copied) taken holding the lock: pickle writes it after the
-        lock is released, while another thread may step."""
+        """A snapshot (the state's arrays copied) taken holding the lock: pickle writes it
+        after the lock is released, while another thread may step. The params stay the
+        user's objects, so that pickling them with the optimizer (``pickle.dumps([params,
+        opt])``) links the two again when loaded, as ``copy.deepcopy`` does."""
         with self._lock:
-            return copy.deepcopy(self._state_for_copy())
+            params = [a for group in self.param_groups for a in group["params"]]
+            keep = {id(a): a for a in [*self._arrays, *params]}
+            return copy.deepcopy(self._state_for_copy(), keep)
 
     def __deepcopy__(self, memo: dict) -> Optimizer:
         new = object.__new__(type(self))

@@ -855,3 +855,21 @@ def test_a_float32_grad_spike_does_not_stop_the_param_for_good(rule, torch_name,
         ref.step()
     assert all(np.isfinite(a).all() for a in opt.state[0].values())
     np.testing.assert_allclose(p, q.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_params_pickled_with_their_optimizer_stay_its_params(backend):
+    """pickle.dumps([p, opt]) (a checkpoint, a pair sent to a worker): the loaded
+    optimizer steps the loaded p, as copy.deepcopy([p, opt]) does and torch's pair does;
+    the optimizer pickled alone steps its own copy."""
+    import pickle
+
+    p = np.ones(3)
+    opt = fastopt.SGD([p], lr=1.0, momentum=0.9, backend=backend)
+    opt.step([np.ones(3)])
+    p2, opt2 = pickle.loads(pickle.dumps([p, opt]))
+    opt2.step([np.ones(3)])
+    assert opt2.params[0] is p2 and (p2 == -1.9).all() and (p == 0).all()
+    alone = pickle.loads(pickle.dumps(opt))
+    alone.step([np.ones(3)])
+    assert (alone.params[0] == -1.9).all() and (p == 0).all()
