@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +19,20 @@ from .kernels import _checks
 from .kernels import lbfgs as kernels
 from .backends import check_unchanged
 from .groups import is_one_array
-from .optimizer import checked_params
+from .optimizer import checked_params, forked_mid_call, forked_mid_call_error
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()     # every LBFGS, for the fork hook
+
+
+def _after_fork_in_child() -> None:
+    """As for the first-order optimizers: fresh locks, and an optimizer caught inside
+    another thread's step refuses the next."""
+    for opt in list(_LIVE):
+        opt._forked_mid_call = forked_mid_call(opt._running, opt._owner)
+        opt._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -400,7 +415,9 @@ class LBFGS:
         self._layouts = [(a.shape, a.dtype) for a in self._arrays]
         self._labels = ["LBFGS: params"] if self._single else [
             f"LBFGS: params[{i}]" for i in range(len(self._arrays))]
-        self._lock, self._running = threading.RLock(), False
+        self._lock, self._running, self._owner = threading.RLock(), False, 0
+        self._forked_mid_call = False
+        _LIVE.add(self)
         self.n_iter = 0
 
     def __copy__(self) -> LBFGS:
@@ -412,7 +429,9 @@ class LBFGS:
             return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _lock=threading.RLock(), _running=False)
+        self.__dict__.update(state, _lock=threading.RLock(), _running=False,
+                             _forked_mid_call=False)
+        _LIVE.add(self)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """The settings may change between steps, checked as in the constructor; any other
@@ -458,11 +477,13 @@ class LBFGS:
         if not callable(closure):
             raise TypeError(f"LBFGS.step: closure must be a function returning (loss, grads), "
                             f"got {type(closure).__name__}")
+        if self._forked_mid_call:
+            raise forked_mid_call_error("LBFGS")
         with self._lock:
             if self._running:
                 raise RuntimeError("LBFGS.step was called from inside its own step (by the "
                                    "closure?); a step cannot nest")
-            self._running = True
+            self._running, self._owner = True, threading.get_ident()
             try:
                 return self._step(closure)
             finally:

@@ -128,6 +128,7 @@ class StepCount:
 
     value: int = 0
     running: bool = False       # a step is under way (a schedule calling step is an error)
+    owner: int = 0              # the thread that runs it
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()     # every optimizer, for the fork hook
@@ -138,8 +139,20 @@ def _after_fork_in_child() -> None:
     forever: each optimizer gets a fresh lock, and one caught inside a call refuses the
     next (its arrays may be half-written in this child)."""
     for opt in list(_LIVE):
-        opt._forked_mid_call = opt._steps.running
+        opt._forked_mid_call = forked_mid_call(opt._steps.running, opt._steps.owner)
         opt._lock = opt._changes.lock = threading.RLock()
+
+
+def forked_mid_call(running: bool, owner: int) -> bool:
+    """In a forked child: whether another thread was inside the object's call (a fork
+    from inside the call itself, by a schedule, finishes that call in the child)."""
+    return running and owner != threading.get_ident()
+
+
+def forked_mid_call_error(name: str) -> RuntimeError:
+    return RuntimeError(f"{name}: another thread was inside a call of this optimizer when "
+                        "the process forked, so in this child its params and state may be "
+                        "half-changed; build a new optimizer (or load a state_dict into one)")
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -407,10 +420,7 @@ class Optimizer:
         handler runs once the call is whole and the optimizer idle again); a call nested in
         a step is an error, named with ``advice``."""
         if self._forked_mid_call:
-            raise RuntimeError(f"{type(self).__name__}: another thread was inside a call of "
-                               "this optimizer when the process forked, so in this child its "
-                               "params and state may be half-changed; build a new optimizer "
-                               "(or load a state_dict into one)")
+            raise forked_mid_call_error(type(self).__name__)
         held = hold_signals()
         try:
             with self._lock:
@@ -418,7 +428,7 @@ class Optimizer:
                     which = "its own" if name == "step" else "a"
                     raise RuntimeError(f"{type(self).__name__}.{name} was called from inside "
                                        f"{which} step (by an lr schedule?); {advice}")
-                self._steps.running = True
+                self._steps.running, self._steps.owner = True, threading.get_ident()
                 try:
                     return run(arg)
                 finally:
@@ -585,8 +595,10 @@ class Optimizer:
             return self._state_dict()
 
     def _state_dict(self) -> dict[str, Any]:
-        if self._changes.groups:
-            self._apply_changes()        # the groups as they are now, validated
+        if self._changes.groups and not self._steps.running:
+            self._apply_changes()        # the groups as they are now, validated (from
+        # inside a step, by its schedule: the values that step uses; a change made during
+        # it applies from the next step, as always)
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self.step_count,
                               "n_params": len(self._arrays), "n_groups": len(self._groups)}
         for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):

@@ -873,3 +873,77 @@ def test_params_pickled_with_their_optimizer_stay_its_params(backend):
     alone = pickle.loads(pickle.dumps(opt))
     alone.step([np.ones(3)])
     assert (alone.params[0] == -1.9).all() and (p == 0).all()
+
+
+FORK_DURING_AN_LBFGS_STEP = """
+import os, threading, time, numpy as np, fastopt
+inside = threading.Event()
+x = np.zeros(3)
+opt = fastopt.LBFGS([x], max_iter=1)
+
+def slow_closure():
+    inside.set()
+    time.sleep(0.5)                      # the other thread is inside the step meanwhile
+    return float(((x - 1) ** 2).sum()), [2 * (x - 1)]
+
+thread = threading.Thread(target=opt.step, args=(slow_closure,))
+thread.start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    try:
+        opt.step(lambda: (float(((x - 1) ** 2).sum()), [2 * (x - 1)]))
+        code = 3
+    except RuntimeError as exc:
+        code = 0 if "when the process forked" in str(exc) else 4
+    os._exit(code)
+thread.join()
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+FORK_FROM_INSIDE_THE_STEP = """
+import os, numpy as np, fastopt
+pids = []
+
+def forking_lr(t):
+    if t == 1:
+        pids.append(os.fork())           # the child finishes this step itself
+    return 0.1
+
+p = np.zeros(3)
+opt = fastopt.SGD([p], lr=forking_lr, backend="numpy")
+opt.step([np.ones(3)])
+if pids[0] == 0:
+    opt.step([np.ones(3)])
+    os._exit(0 if opt.step_count == 2 and np.allclose(p, -0.2) else 3)
+print(os.waitstatus_to_exitcode(os.waitpid(pids[0], 0)[1]))
+"""
+
+
+@needs_fork
+@pytest.mark.parametrize("script", [FORK_DURING_AN_LBFGS_STEP, FORK_FROM_INSIDE_THE_STEP],
+                         ids=["LBFGS in another thread", "from inside the step"])
+def test_forks_during_a_call(script):
+    """LBFGS, forked while another thread is inside its step, refuses the child's next
+    step (it waited forever on the dead thread's lock); a child forked by the stepping
+    thread itself (from a schedule) finishes that step and goes on stepping."""
+    out = run_python(script)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"], out.stdout + out.stderr
+
+
+def test_a_schedule_taking_a_state_dict_does_not_apply_a_change_made_during_the_step():
+    """A change made during a step applies from the next step, also when the schedule
+    calls state_dict() (which applies pending changes between steps)."""
+    p, q = np.zeros(2), np.zeros(2)
+
+    def lr(t):
+        opt.param_groups[1]["lr"] = 0.5
+        opt.state_dict()
+        return 0.1
+    opt = fastopt.SGD([{"params": [p], "lr": lr}, {"params": [q], "lr": 0.2}],
+                      backend="numpy")
+    opt.step([np.ones(2), np.ones(2)])
+    assert (p == -0.1).all() and (q == -0.2).all()
+    opt.step([np.ones(2), np.ones(2)])
+    assert (q == -0.7).all()
