@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -238,14 +239,30 @@ def _checked_plot(parser: argparse.ArgumentParser, plot: str | None) -> str | No
     return plot
 
 
+MAX_SIZE = 10 ** 10          # elements: 40 GB of float32 per array
+
+
 def _parse_size(text: str) -> int:
+    """A whole number of elements, written 1000 or 1e6, from 1 to MAX_SIZE."""
     try:
-        n = int(float(text))
+        x = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be a number like 1e6, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"size must be >= 1, got {text!r}")
-    return n
+    if not (x.is_integer() and 1 <= x <= MAX_SIZE):
+        raise argparse.ArgumentTypeError(f"size must be a whole number from 1 to 1e10, got "
+                                         f"{text!r}")
+    return int(x)
+
+
+def _seconds(text: str) -> float:
+    """A time in seconds: a finite number > 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return x
 
 
 def _progress(total: int):
@@ -433,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
                    help="elements per param (default: 1e3 1e5 1e7, and 1e8 with cupy)")
     b.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32"])
-    b.add_argument("--min-time", type=float, default=0.2, help="seconds per measurement")
+    b.add_argument("--min-time", type=_seconds, default=0.2, help="seconds per measurement")
     b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
     given = sys.argv[1:] if argv is None else list(argv)
     command_at = next((i for i, a in enumerate(given) if a in ("classic", "bench", "info")),

@@ -32,3 +32,21 @@ def test_unavailable_backend_is_a_usage_error(capsys):
         cli.main(["--backends", "nope"])
     assert exc.value.code == 2
     assert "not available here" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option,value,words", [
+    ("--sizes", "2.5", "whole number from 1 to 1e10"),
+    ("--sizes", "1e30", "whole number from 1 to 1e10"),
+    ("--sizes", "inf", "whole number from 1 to 1e10"),
+    ("--min-time", "-1", "seconds > 0"),
+    ("--min-time", "nan", "seconds > 0"),
+    ("--min-time", "soon", "seconds > 0"),
+])
+def test_bench_refuses_sizes_and_times_it_cannot_measure(option, value, words, capsys):
+    """A usage error naming the option (2.5 was measured as 2, -1 ran single calls, 1e30
+    and nan ended in tracebacks)."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--rules", "SGD", "--backends", "numpy", option, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert option in err and words in err
