@@ -67,5 +67,9 @@ def check_grad(func: Callable, grad: Callable, x0: Any, *args: Any, epsilon: Any
         numerical = approx_fprime(xp.zeros(1), lambda w: func(x0 + w * v, *args), epsilon)
     else:
         raise ValueError(f"check_grad: direction must be 'all' or 'random', got {direction!r}")
-    difference = _numdiff.host(analytical) - _numdiff.host(numerical)
+    analytical, numerical = _numdiff.host(analytical), _numdiff.host(numerical)
+    if np.shape(analytical) != np.shape(numerical):
+        raise ValueError(f"check_grad: grad(x0) has shape {np.shape(analytical)}; func's "
+                         f"finite-difference gradient at x0 has {np.shape(numerical)}")
+    difference = analytical - numerical
     return float(np.sqrt(np.sum(np.abs(difference) ** 2)))

@@ -224,9 +224,15 @@ class Optimizer:
     def _check_scalars(self, owner: str, hp: Mapping[str, Any], t: int, lr: float,
                        extra: Mapping[str, float], dtype: np.dtype) -> None:
         scalars, _ = self.rule.host_scalars(hp, t, lr, extra)
+        given = ", ".join(f"{k}={v!r}" for k, v in [("lr", lr), *hp.items()]
+                          if not isinstance(v, bool))
         for name, value in zip(self.rule.scalars, scalars):
-            _checks.representable(owner, f"the step scalar {name} of these hyperparameters",
-                                  value, dtype, nonzero=False)
+            try:
+                _checks.representable(owner, name, value, dtype, nonzero=False)
+            except ValueError:
+                raise ValueError(f"{owner}: {given} make the step scalar {name} = {value!r} "
+                                 f"at step {t}, which overflows {np.dtype(dtype).name}, the "
+                                 "dtype of its params; give smaller values") from None
 
     def _add_group(self, owner: str, arrays: list, given: list,
                    overrides: Mapping[str, Any]) -> None:
@@ -382,7 +388,8 @@ class Optimizer:
                                 f"arrays in the order of params, got a {type(grads).__name__} "
                                 "(its keys would be taken for grads; give list(grads.values()) "
                                 "if they are in that order)")
-            if not hasattr(grads, "__iter__") or is_one_array(grads):
+            if not hasattr(grads, "__iter__") or is_one_array(grads) or \
+                    isinstance(grads, (str, bytes)):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
                                 f"arrays like params, got {type(grads).__name__}")
             grads = list(grads)

@@ -947,3 +947,16 @@ def test_a_schedule_taking_a_state_dict_does_not_apply_a_change_made_during_the_
     assert (p == -0.1).all() and (q == -0.2).all()
     opt.step([np.ones(2), np.ones(2)])
     assert (q == -0.7).all()
+
+
+def test_obscure_errors_of_the_third_hunt_name_what_is_wrong():
+    with pytest.raises(ValueError, match=r"lr=1e\+308, betas=\(0.9, 0.999\).* make the step "
+                                         r"scalar step_size = inf at step 1"):
+        fastopt.Adam(np.ones(3), lr=1e308)
+    with pytest.raises(ValueError, match=r"grad\(x0\) has shape \(3,\); func's finite-"
+                                         r"difference gradient at x0 has \(2,\)"):
+        fastopt.check_grad(lambda x: float(x @ x), lambda x: np.ones(3), np.zeros(2))
+    opt = fastopt.SGD([np.ones(2)], lr=0.1)
+    with pytest.raises(TypeError, match="grads must be a list or tuple of 1 arrays like "
+                                        "params, got str"):
+        opt.step("ab")
