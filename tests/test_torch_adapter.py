@@ -199,6 +199,21 @@ def test_frozen_layers_are_skipped_then_stepped_from_their_unfreezing():
         [oa.state[p]["step"].item() for p in a.parameters()] == [4, 4, 10, 10]
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_autograd_sees_the_step_change_params_in_place(name):
+    """A graph that saved a param before the step raises on backward after it, as with
+    torch's optimizers (the kernels write through NumPy views, which autograd cannot see:
+    the step bumps the params' version counters)."""
+    for opt_class in (getattr(torch.optim, name), getattr(ft, name)):
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = opt_class([w], lr=0.1)
+        loss = (w ** 3).sum()
+        loss.backward(retain_graph=True)
+        opt.step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+
+
 def test_a_param_that_never_gets_a_grad_has_no_state():
     model = mlp()
     opt = ft.SGD(model.parameters(), lr=0.1, momentum=0.9)
