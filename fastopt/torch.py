@@ -104,6 +104,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
         self._scalars: list = []        # (0-d tensor in opt.state, the value it was given)
+        self._built_from: tuple = ([], [])  # see _remember_structure
+        self._orphans: dict = {}        # the state of params taken out of param_groups
         super().__init__(params, defaults)      # adds each group through add_param_group
         # rebuild from a loaded state before any hook of the user's sees it
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
@@ -129,6 +131,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._version, self._state_cache, self._scalars = 0, (-1, None), []
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
         self._cohorts = self._cohorts_of(loaded)
+        self._orphans = self._not_in_groups(loaded)
+        self._remember_structure()
 
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
@@ -173,6 +177,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         except BaseException:
             self.param_groups.pop()
             raise
+        self._remember_structure()
 
     # -- the step -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,6 +199,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         everything that may raise, before any param moves."""
         if self._scalars:
             self._scalars_edited()
+        if self._structure() != self._built_from[0]:
+            self._restructure()
         plans = []
         for cohort in list(self._cohorts):
             cohort = self._current(cohort)
@@ -331,7 +338,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         version, cached = self._state_cache
         if version == self._version:
             return cached
-        out, self._scalars = {}, []
+        out = {p: ReadOnlyState(st, "opt.state[p]") for p, st in self._orphans.items()}
+        self._scalars = []
         for cohort in self._cohorts:
             group = cohort.core._groups[0]
             if group.t == 0:
@@ -346,6 +354,49 @@ class TorchOptimizer(torch.optim.Optimizer):
                     out[p] = ReadOnlyState(st, "opt.state[p]")
         self._state_cache = (self._version, ReadOnlyState(out, "opt.state", missing=True))
         return self._state_cache[1]
+
+    def _structure(self) -> list | None:
+        """What the cohorts were built from: each group, its params list and its params
+        (a group list reordered or appended to, a params list replaced or edited, by the
+        user, differs); None if a group is not a dict with params."""
+        try:
+            return [(id(g), id(g["params"]), *map(id, g["params"])) for g in self.param_groups]
+        except (TypeError, KeyError):
+            return None
+
+    def _remember_structure(self) -> None:
+        """Keep what the cohorts are built from (and the objects, so their ids stay theirs)."""
+        self._built_from = (self._structure(),
+                            [(g, g["params"], list(g["params"])) for g in self.param_groups])
+
+    def _restructure(self) -> None:
+        """The cohorts again after the user edited ``param_groups`` directly (reversed,
+        appended a dict, replaced or edited a params list): each group checked as
+        ``add_param_group`` checks it (defaults filled in), each param keeping its state."""
+        name = type(self).__name__
+        seen: set[int] = set()
+        for j, group in enumerate(self.param_groups):
+            if not isinstance(group, dict) or not isinstance(group.get("params"), list):
+                raise TypeError(f"{name}: param_groups[{j}] must be a dict with a list of "
+                                f"params, got {type(group).__name__}{_params_type(group)}; "
+                                "add groups with add_param_group")
+            for i, p in enumerate(group["params"]):
+                what = "a param already in a group" if id(p) in seen else type(p).__name__
+                if not isinstance(p, torch.Tensor) or id(p) in seen:
+                    raise ValueError(f"{name}: {_label(j, i)} is {what}; each param appears "
+                                     "once, as a tensor")
+                seen.add(id(p))
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        kept = {p: _plain_state({0: st})[0] for p, st in self.state.items()}
+        self._cohorts = self._cohorts_of(kept)
+        self._orphans = self._not_in_groups(kept)
+        self._remember_structure()
+
+    def _not_in_groups(self, state: dict) -> dict:
+        """The entries of params that no group holds (torch keeps them in ``opt.state``)."""
+        present = {id(p) for group in self.param_groups for p in group["params"]}
+        return {p: st for p, st in state.items() if id(p) not in present}
 
     def _scalars_edited(self) -> None:
         """Follow a "step" or "mu_product" of ``opt.state[p]`` changed in place since the
@@ -408,7 +459,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         except BaseException:
             self.param_groups[:] = self._groups_before_load
             raise
-        self._cohorts = cohorts
+        self._cohorts, self._orphans = cohorts, {}
+        self._remember_structure()
 
     def _cohorts_of(self, loaded: Any) -> list[Cohort]:
         """Every group's cohorts from a loaded per-param state."""
@@ -492,6 +544,11 @@ def _plain_state(state: Any) -> dict:
     """A state mapping as plain dicts of copied tensors (picklable, independent)."""
     return {k: {name: v.clone() if isinstance(v, torch.Tensor) else v for name, v in st.items()}
             for k, st in state.items()}
+
+
+def _params_type(group: Any) -> str:
+    params = group.get("params") if isinstance(group, dict) else None
+    return f" of params {type(params).__name__}" if isinstance(group, dict) else ""
 
 
 def _plain(value: Any) -> bool:

@@ -214,6 +214,47 @@ def test_autograd_sees_the_step_change_params_in_place(name):
             loss.backward()
 
 
+def test_param_groups_edited_directly_are_followed_as_torch_follows_them():
+    """param_groups reversed, a group dict appended, a params list replaced, a group
+    popped, between steps: each param keeps its own hyperparameters and state, as in
+    torch (a reversed list stepped each group with the other's lr; an appended group was
+    never stepped; a param taken out was still stepped)."""
+    def edits(opt, extra):
+        yield
+        opt.param_groups.reverse()
+        yield
+        opt.param_groups.append({**opt.defaults, "params": [extra], "lr": 0.02})
+        yield
+        opt.param_groups[0]["params"] = opt.param_groups[0]["params"][:1]
+        yield
+        opt.param_groups.pop()
+        yield
+    runs = []
+    for module in (torch.optim, ft):
+        model, extra = mlp(), torch.nn.Parameter(torch.ones(5))
+        opt = module.Adam([{"params": model[0].parameters(), "lr": 0.01},
+                           {"params": model[2].parameters(), "lr": 0.03}])
+        x, y = data()
+        seen = []
+        for _ in edits(opt, extra):
+            for _ in range(2):
+                opt.zero_grad()
+                (torch.nn.functional.mse_loss(model(x), y) + extra.sum()).backward()
+                opt.step()
+            seen.append([p.detach().clone() for p in (*model.parameters(), extra)])
+        runs.append((seen, [opt.state[p].get("step", torch.tensor(0.)).item()
+                            for p in (*model.parameters(), extra)]))
+    (seen_a, steps_a), (seen_b, steps_b) = runs
+    for a, b in zip(seen_a, seen_b):
+        assert max((p - q).abs().max().item() for p, q in zip(a, b)) <= 1e-10
+    assert steps_a == steps_b
+    opt = ft.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    opt.param_groups.append({"params": torch.ones(2)})
+    with pytest.raises(TypeError, match=r"param_groups\[1\] must be a dict with a list of "
+                                        "params, got dict of params Tensor"):
+        opt.step()
+
+
 def test_a_param_that_never_gets_a_grad_has_no_state():
     model = mlp()
     opt = ft.SGD(model.parameters(), lr=0.1, momentum=0.9)
