@@ -323,7 +323,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             if value is synced.get(h.name) and _plain(value):
                 continue                        # the same float or flag as last step
             number = _number(value, self._key(cohort.group, h.name))
-            if core_group[h.name] != number:
+            current = core_group[h.name]
+            if number != current or type(number) is not type(current):   # 0.1+0j == 0.1
                 with self._named(cohort.group):
                     core_group[h.name] = number
             synced[h.name] = value
@@ -447,6 +448,12 @@ class TorchOptimizer(torch.optim.Optimizer):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: param_groups[{j}] of "
                                  f"the state_dict lacks {missing}: is it another optimizer's? "
                                  f"(its keys: {sorted(k for k in group if k != 'params')})")
+            for key, value in self.fixed.items():
+                if isinstance(group, Mapping) and group.get(key, value) != value:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: param_groups[{j}]"
+                                     f" of the state_dict has {key}={group[key]!r}, which "
+                                     f"{type(self).__name__} never has: is it another class's "
+                                     "(torch.optim.Adam's for AdamW)?")
 
     @staticmethod
     def _after_load(self: TorchOptimizer) -> None:
@@ -474,12 +481,13 @@ class TorchOptimizer(torch.optim.Optimizer):
         by_step: dict[tuple, list[int]] = {}
         for i, p in enumerate(params):
             st = loaded.get(p, {})
-            key = (self._loaded_step(st, j, i), *(_number(st.get(k)) for k in scalars))
+            key = (self._loaded_step(st, j, i), _holds_state(st),
+                   *(self._loaded_number(st, k, j, i) for k in scalars))
             by_step.setdefault(key, []).append(i)
         cohorts = []
-        for (t, *_), members in by_step.items():
+        for (t, holds, *_), members in by_step.items():
             cohort = self._new_cohort(j, members)
-            if t > 0:
+            if t > 0 or holds:           # (a state at step 0 is kept, as torch keeps it)
                 try:
                     cohort.core.load_state_dict(self._core_state(cohort, t, loaded))
                 except (TypeError, ValueError) as exc:
@@ -504,15 +512,21 @@ class TorchOptimizer(torch.optim.Optimizer):
                                f"param_groups[{cohort.group}]").replace(
             f"{core}.load_state_dict", f"{type(self).__name__}.load_state_dict")
 
+    def _loaded_number(self, st: dict, key: str, j: int, i: int) -> Any:
+        """A number of a param's loaded state ("step", "mu_product"), named when it is not
+        one; None where the state has no key."""
+        return _number(st.get(key), f"{type(self).__name__}.load_state_dict: "
+                                    f"{_label(j, i)}'s {key!r}")
+
     def _loaded_step(self, st: dict, j: int, i: int) -> int:
         if not st:
             return 0
-        if not self.rule.torch_step:
-            return 1                   # SGD keeps no step: a momentum buffer means t >= 1
+        if not self.rule.torch_step:   # SGD keeps no step: a momentum buffer means t >= 1
+            return 1 if _holds_state(st) else 0        # (None: torch starts it afresh)
         if "step" not in st:
             raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
                              f"{_label(j, i)} has {sorted(st)} but no 'step'")
-        step = _number(st["step"])
+        step = self._loaded_number(st, "step", j, i)
         if not float(step).is_integer() or step < 0:
             raise ValueError(f"{type(self).__name__}.load_state_dict: {_label(j, i)} has "
                              f"step {step!r}; expected a whole number >= 0")
@@ -531,13 +545,21 @@ class TorchOptimizer(torch.optim.Optimizer):
                 sd[f"groups.0.{names[key]}"] = _number(value)
         for k, i in enumerate(cohort.members):
             st = loaded.get(params[i], {})
-            for name in core.rule.state_used(core._groups[0].hp):
+            for name in (*core.rule.state_used(core._groups[0].hp), *self.rule.extra):
                 key = self.rule.torch_state[name]
+                if name in self.rule.extra and key in st:
+                    continue                     # the cohort's, from its first member
                 if key not in st:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
                                      f"{_label(cohort.group, i)} lacks {key!r}")
                 sd[f"{k}.{name}"] = _to_numpy(st[key])
         return sd
+
+
+def _holds_state(st: dict) -> bool:
+    """Whether a param's loaded state holds more than its step (a momentum buffer of None
+    does not: torch starts it afresh)."""
+    return any(k != "step" and v is not None for k, v in st.items())
 
 
 def _plain_state(state: Any) -> dict:

@@ -255,6 +255,51 @@ def test_param_groups_edited_directly_are_followed_as_torch_follows_them():
         opt.step()
 
 
+def test_loaded_states_are_taken_or_refused_as_torch_takes_them():
+    """From the third hunt: a state at step 0 keeps its moments; SGD's momentum_buffer of
+    None starts afresh; a NAdam state without mu_product, a step that is not one number and
+    torch.optim.Adam's groups in AdamW are refused by name (torch raises KeyError or runs
+    Adam); a complex lr set between steps is refused."""
+    def both(make, edit):
+        out = []
+        for module in (torch.optim, ft):
+            p = torch.nn.Parameter(torch.ones(3))
+            opt = make(module, p)
+            p.grad = torch.full((3,), 0.5)
+            opt.step()
+            sd = opt.state_dict()
+            edit(sd)
+            q = torch.nn.Parameter(torch.ones(3))
+            again = make(module, q)
+            again.load_state_dict(sd)
+            q.grad = torch.full((3,), 0.5)
+            again.step()
+            out.append(q.detach().clone())
+        assert torch.allclose(*out, rtol=0, atol=1e-12), out
+
+    both(lambda m, p: m.Adam([p], lr=0.1), lambda sd: sd["state"][0].update(step=0.0))
+    both(lambda m, p: m.SGD([p], lr=0.1, momentum=0.9),
+         lambda sd: sd["state"][0].update(momentum_buffer=None))
+    p = torch.nn.Parameter(torch.ones(3))
+    nadam = ft.NAdam([p])
+    p.grad = torch.ones(3)
+    nadam.step()
+    sd = nadam.state_dict()
+    del sd["state"][0]["mu_product"]
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] lacks 'mu_product'"):
+        ft.NAdam([p]).load_state_dict(sd)
+    sd = nadam.state_dict()
+    sd["state"][0]["step"] = torch.tensor([3.0, 3.0])
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\]'s 'step' must be a number"):
+        ft.NAdam([p]).load_state_dict(sd)
+    with pytest.raises(ValueError, match="decoupled_weight_decay=False, which AdamW never"):
+        ft.AdamW([p]).load_state_dict(torch.optim.Adam([p]).state_dict())
+    opt = ft.Adam([p], lr=0.1)
+    opt.param_groups[0]["lr"] = 0.1 + 0j
+    with pytest.raises(ValueError, match=r"lr must be a finite number >= 0, got \(0.1\+0j\)"):
+        opt.step()
+
+
 def test_a_param_that_never_gets_a_grad_has_no_state():
     model = mlp()
     opt = ft.SGD(model.parameters(), lr=0.1, momentum=0.9)
