@@ -340,8 +340,9 @@ class Optimizer:
             if flags != group.flags and grows and group.t > 0:
                 changed = [k for k in self.rule.flags if flags[k] != group.flags[k]]
                 raise ValueError(f"{owner}: this change switches {changed} on, which needs "
-                                 f"state {sorted(grows)} this group has not kept since step 1; "
-                                 "set it when creating the optimizer (or before its first "
+                                 f"state {sorted(grows)} that this group does not hold at step "
+                                 f"{group.t} (fastopt keeps such state only while its flag is "
+                                 "on); set it when creating the optimizer (or before its first "
                                  "step)")
             updates.append((group, lr, hp, flags))
         for (group, lr, hp, flags), j, read in zip(updates, sorted(pending), snapshots):

@@ -960,3 +960,21 @@ def test_obscure_errors_of_the_third_hunt_name_what_is_wrong():
     with pytest.raises(TypeError, match="grads must be a list or tuple of 1 arrays like "
                                         "params, got str"):
         opt.step("ab")
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_a_flag_switched_off_and_on_again_says_why_it_is_refused(backend):
+    """amsgrad off mid-run drops its state; on again is refused with what is missing and
+    the step it is missing at (the message said "not kept since step 1"), nothing moved."""
+    p = np.ones(3)
+    opt = fastopt.Adam(p, lr=0.1, amsgrad=True, backend=backend)
+    opt.step(np.ones(3))
+    opt.param_groups[0]["amsgrad"] = False
+    opt.step(np.ones(3))
+    before = snapshot([p], opt)
+    opt.param_groups[0]["amsgrad"] = True
+    with pytest.raises(ValueError, match=r"switches \['amsgrad'\] on, which needs state "
+                                         r"\['vmax'\] that this group does not hold at step 2"):
+        opt.step(np.ones(3))
+    opt.param_groups[0]["amsgrad"] = False
+    assert_unchanged([p], opt, before)
