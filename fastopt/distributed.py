@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -146,10 +147,32 @@ def _state_names(sd: dict, i: int) -> list[str]:
     return [key.split(".", 1)[1] for key in sd if key.startswith(f"{i}.")]
 
 
-def _comparable(hyperparams: Any) -> dict:
-    """Hyperparameters as ranks can compare them: a callable (a schedule) by its type."""
-    return {k: type(v).__name__ if callable(v) else repr(v)
-            for k, v in sorted(dict(hyperparams).items())}
+def _comparable(value: Any) -> Any:
+    """A value as ranks compare it: a callable (a schedule) by its type, an array as a
+    list, a NumPy scalar as a Python number (np.float64(0.1) and 0.1, 1 and 1.0 agree)."""
+    if callable(value):
+        return f"a {type(value).__name__} schedule"
+    if isinstance(value, (tuple, list)):
+        return tuple(_comparable(v) for v in value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def _settings(sd: dict) -> dict:
+    """A state_dict's step counts and group values as ranks compare them (not arrays)."""
+    return {k: _comparable(v) for k, v in sd.items()
+            if not STATE_KEY.match(str(k)) and not k.endswith(".params")}
+
+
+def _first_difference(everyone: list) -> tuple[int, str, Any, Any] | None:
+    """(rank, key, its value, rank 0's) of the first value a rank holds otherwise than
+    rank 0, in dicts of named values; None where all agree."""
+    for r, theirs in enumerate(everyone):
+        for key in dict.fromkeys([*everyone[0], *theirs]):
+            if theirs.get(key) != everyone[0].get(key):
+                return r, key, theirs.get(key), everyone[0].get(key)
+    return None
 
 
 class ShardedOptimizer:
@@ -173,9 +196,7 @@ class ShardedOptimizer:
         owner = f"ShardedOptimizer({rule.__name__})"
         keys = tuple(h.name for h in rule.rule.hyperparams)
         form, specs, layout = self._agreed(lambda: self._parse(owner, params, keys))
-        self._agree(owner, "params and hyperparameters",
-                    [layout, _comparable(hyperparams),
-                     [_comparable(overrides) for _, overrides in specs]])
+        self._agree(owner, "params of shapes and dtypes", layout)
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
         self._arrays = arrays
@@ -195,12 +216,24 @@ class ShardedOptimizer:
                                              self.rank))
             inner_groups.append({"params": [self.segments[k].mine
                                             for k in self._group_segments[-1]], **overrides})
-        self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams))
+        self.inner = self._agreed(lambda: rule(inner_groups, **hyperparams),
+                                  same=lambda inner: self._groups_named(inner), what=owner)
         self._layouts = [(a.shape, a.dtype) for a in arrays]
         self._labels = ["ShardedOptimizer.step: params"] if self._single else [
             f"ShardedOptimizer.step: params[{i}]" for i in range(len(arrays))]
         for segment in self.segments:           # rank 0's params, once nothing can fail
             segment.broadcast_params(self.comm)
+        self._built = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """After construction, a public attribute set is an error (``opt.lr = 0.5`` did
+        nothing): hyperparameters live in ``param_groups``."""
+        if self.__dict__.get("_built") and not name.startswith("_"):
+            raise AttributeError(f"ShardedOptimizer has no settable attribute {name!r}: "
+                                 f"hyperparameters live in param_groups (e.g. "
+                                 f"opt.param_groups[0][{name!r}] = {value!r}, on every rank, "
+                                 "used from the next step)")
+        object.__setattr__(self, name, value)
 
     @classmethod
     def _parse(cls, owner: str, params: Any, keys: tuple) -> tuple[str, list, list]:
@@ -221,10 +254,15 @@ class ShardedOptimizer:
         """What must be equal on every rank: each param's shape and dtype, and the groups."""
         for i, a in enumerate(arrays):
             device = hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray)
-            if not ((isinstance(a, np.ndarray) and a.flags.writeable or device) and
-                    getattr(a, "flags", None) is not None and a.flags.c_contiguous):
+            flags = getattr(a, "flags", None)
+            why = ("a NumPy or CuPy array" if flags is None or not (
+                isinstance(a, np.ndarray) or device) else
+                "writeable" if not (device or flags.writeable) else
+                f"C-contiguous (its strides are {a.strides})" if not flags.c_contiguous
+                else None)
+            if why is not None:
                 raise TypeError(f"{owner}: params[{i}] must be a writeable C-contiguous NumPy "
-                                f"or CuPy array, got {type(a).__name__}")
+                                f"or CuPy array; this {type(a).__name__} is not {why}")
         return [[(tuple(a.shape), str(a.dtype)) for a in spec_arrays]
                 for spec_arrays, _ in specs]
 
@@ -237,11 +275,12 @@ class ShardedOptimizer:
                                  f"{everyone[0]!r:.200}; every rank must pass the same "
                                  f"shapes, dtypes and hyperparameters")
 
-    def _agreed(self, run: Any, same: Any = None) -> Any:
+    def _agreed(self, run: Any, same: Any = None, what: str = "ShardedOptimizer") -> Any:
         """run() on every rank; if it raised on any rank, raise on every rank (the first
         failing rank's error, re-raised where it happened). With ``same``, ``same(result)``
-        must be equal on every rank too (compared in the same collective), else
-        ``self._mismatch(rank, theirs, rank 0's)`` is raised on every rank."""
+        (a dict of named values) must be equal on every rank too (compared in the same
+        collective), else an error naming the first value that differs, for ``what``, is
+        raised on every rank."""
         try:
             result, error = run(), None
         except BaseException as exc:        # noqa: BLE001 - reported to every rank below
@@ -255,35 +294,42 @@ class ShardedOptimizer:
                 raise error
             r, text = failed[0]
             raise RuntimeError(f"ShardedOptimizer: rank {r} failed: {text}")
-        for r, (_, theirs) in enumerate(outcomes):
-            if theirs != outcomes[0][1]:
-                raise self._mismatch(r, theirs, outcomes[0][1])
+        difference = _first_difference([theirs or {} for _, theirs in outcomes])
+        if difference is not None:
+            r, key, theirs, first = difference
+            raise ValueError(f"{what}: rank {r} has {key} = {theirs!r}, rank 0 {first!r}: "
+                             "set the same values on every rank (a live change or a schedule "
+                             "on some ranks only?). Nothing was changed")
         return result
 
-    def _mismatch(self, r: int, theirs: tuple, first: tuple) -> ValueError:
-        """The error for a step whose (flags per group, scalars per bucket) differ between
-        rank ``r`` and rank 0: the first group and flag or host scalar that differ."""
-        groups = self.inner._groups
-        for j, (a, b) in enumerate(zip(theirs[0], first[0])):
-            if a != b:
-                return ValueError(f"ShardedOptimizer.step: rank {r} would step param_groups[{j}]"
-                                  f" with the flags {a}, rank 0 with {b}: set the same "
-                                  "values on every rank. Nothing was changed")
-        buckets = [(j, b) for j, g in enumerate(groups) for b in g.buckets]
-        for (j, _), a, b in zip(buckets, theirs[1], first[1]):
-            for name, x, y in zip(self.inner.rule.scalars, a, b):
-                if x != y:
-                    return ValueError(
-                        f"ShardedOptimizer.step: rank {r} would step param_groups[{j}] with "
-                        f"the step scalar {name} = {x!r}, rank 0 with {y!r}: the ranks' "
-                        "hyperparameters differ (a live change or an lr schedule on some "
-                        "ranks only); set the same values on every rank. Nothing was changed")
-        return ValueError(f"ShardedOptimizer.step: rank {r}'s step differs from rank 0's")
+    def _groups_named(self, inner: Optimizer) -> dict[str, Any]:
+        """The inner optimizer's group values (validated), named as the user sees them."""
+        return {f"param_groups[{j}][{k!r}]": _comparable(v)
+                for j, group in enumerate(inner.param_groups)
+                for k, v in group.items() if k != "params"}
+
+    def _step_named(self, casts: list) -> dict[str, Any]:
+        """What a step is about to use, named: each group's flags and values, and the step
+        scalars its lr (a schedule's, at this step) gives."""
+        inner, out = self.inner, {}
+        buckets = [(j, g) for j, g in enumerate(inner._groups) for _ in g.buckets]
+        for j, group in enumerate(inner._groups):
+            out.update({f"param_groups[{j}][{k!r}]": _comparable(v)
+                        for k, v in group.hp.items()})
+            out[f"param_groups[{j}]['lr']"] = _comparable(group.lr)
+        for (j, group), c in zip(buckets, casts):
+            out[f"the lr of param_groups[{j}] at step {group.t + 1} (its step scalars)"] = \
+                c.tolist()
+        return out
 
     # -- the step ---------------------------------------------------------------------------
     def _grads(self, grads: Any) -> list:
         check_unchanged(self._arrays, self._layouts, self._labels,
                         lambda a: getattr(a.flags, "writeable", True))
+        if isinstance(grads, (Mapping, str, bytes)):
+            raise TypeError(f"ShardedOptimizer.step: grads must be "
+                            f"{'an array' if self._single else 'a list of arrays'} like "
+                            f"params, got {type(grads).__name__}")
         glist = [grads] if self._single else list(grads)
         if len(glist) != len(self._arrays):
             raise ValueError(f"ShardedOptimizer.step: got {len(glist)} grads for "
@@ -307,10 +353,15 @@ class ShardedOptimizer:
         held = hold_signals()       # changes, the slice, the count and the params together
         try:
             with inner._lock:
-                glist, (casts, extras) = self._agreed(
-                    lambda: (self._grads(grads), inner._prepare()),
-                    same=lambda prepared: ([g.flags for g in inner._groups],
-                                           [c.tolist() for c in prepared[1][0]]))
+                before = inner._settings()        # the changes a disagreement takes back
+                try:
+                    glist, (casts, extras) = self._agreed(
+                        lambda: (self._grads(grads), inner._prepare()),
+                        same=lambda prepared: self._step_named(prepared[1][0]),
+                        what="ShardedOptimizer.step")
+                except BaseException:
+                    inner._restore_settings(before)
+                    raise
                 for segment in self.segments:
                     segment.take_params()
                     segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
@@ -340,7 +391,8 @@ class ShardedOptimizer:
         """The state gathered to rank 0 as the single-process optimizer's ``state_dict()``
         (so it resumes on one process, or on any number of ranks); None on the other
         ranks. Collective: every rank calls it."""
-        inner = self._agreed(self.inner.state_dict)
+        inner = self._agreed(self.inner.state_dict, same=_settings,
+                             what="ShardedOptimizer.state_dict")
         names = [_state_names(inner, k) for k in range(len(self.segments))]
         self._agree("ShardedOptimizer.state_dict", "state arrays", names)
         gathered = {}
@@ -390,6 +442,9 @@ class ShardedOptimizer:
         if not isinstance(sd, dict):
             raise TypeError(f"{where}: rank 0 passed {type(sd).__name__}, not a "
                             f"state_dict() dict")
+        if sd.get("rule") != self.inner.rule.class_name:
+            raise ValueError(f"{where}: the state_dict is {sd.get('rule')!r}'s, this optimizer "
+                             f"{self.inner.rule.class_name!r}'s")
         if sd.get("n_params") != len(self._arrays):
             raise ValueError(f"{where}: the state_dict has {sd.get('n_params')} params, this "
                              f"optimizer {len(self._arrays)}")
@@ -471,7 +526,8 @@ class ShardedOptimizer:
                                  f"{self.rank} of {self.world}; resume on another world "
                                  "size from state_dict()")
             load(self.inner, sd, apply=False)
-        self._agreed(check)
+            return sd
+        self._agreed(check, same=_settings, what="ShardedOptimizer.load_shard_state_dict")
         self.inner.load_state_dict(sd)
 
     @property

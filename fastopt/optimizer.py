@@ -354,6 +354,24 @@ class Optimizer:
             if self._set_hyperparams(group, hp):
                 self._rebuild_resolver()
 
+    def _settings(self) -> tuple:
+        """What applying changes alters (each group's lr, hyperparameters, flags and
+        buckets, and which groups have changes pending), for ``_restore_settings``."""
+        return ([(g.lr, g.hp, g.flags, g.buckets) for g in self._groups],
+                set(self._changes.groups))
+
+    def _restore_settings(self, settings: tuple) -> None:
+        """Back to ``_settings()``: changes applied since then (a flag's rebuild that
+        dropped state included) are taken back and pending again."""
+        groups, pending = settings
+        rebuilt = False
+        for g, (lr, hp, flags, buckets) in zip(self._groups, groups):
+            rebuilt |= g.buckets is not buckets
+            g.lr, g.hp, g.flags, g.buckets = lr, hp, flags, buckets
+        self._changes.groups |= pending
+        if rebuilt:
+            self._rebuild_resolver()
+
     def _set_hyperparams(self, group: GroupState, hp: dict[str, Any]) -> bool:
         """``group.hp = hp``; a new variant (its flags) rebuilds the group's buckets and
         kernels, keeping its state arrays by name (else only the host scalars change).

@@ -158,6 +158,16 @@ def raises_everywhere(run, words: str) -> None:
         raise AssertionError(f"no error ({words})")
 
 
+def raises_named(run, words: str) -> None:
+    """run() raises on every rank, with ``words`` in the message (no rank's own words)."""
+    try:
+        run()
+    except (ValueError, TypeError, RuntimeError, AttributeError) as exc:
+        assert words in str(exc), exc
+    else:
+        raise AssertionError(f"no error ({words})")
+
+
 def check_params_and_state_follow_the_user() -> None:
     """Params changed between steps are stepped from their new values; ranks start from
     rank 0's params; per-group state (momentum in one group only) is gathered and loaded."""
@@ -261,7 +271,8 @@ def check_ranks_stepping_with_other_hyperparameters_raise_everywhere() -> None:
     before = [p.copy() for p in opt.params], opt.inner.state_dict()
     if COMM.rank == last:
         opt.param_groups[0]["lr"] = 0.2
-    raises_everywhere(lambda: opt.step([np.ones(4), np.ones(3)]), "step scalar step_size")
+    raises_named(lambda: opt.step([np.ones(4), np.ones(3)]),
+                 f"rank {last} has param_groups[0]['lr'] = 0.2, rank 0 0.1")
     assert opt.step_count == 1
     assert all(np.array_equal(a, b) for a, b in zip(opt.params, before[0]))
     assert all(np.array_equal(np.asarray(v), np.asarray(before[1][k]))
@@ -272,7 +283,8 @@ def check_ranks_stepping_with_other_hyperparameters_raise_everywhere() -> None:
     schedule = (lambda t: 0.1) if COMM.rank == 0 else (lambda t: 0.1 / t)
     scheduled = ShardedOptimizer(fastopt.SGD, [np.zeros(5)], lr=schedule)
     scheduled.step([np.ones(5)])                     # step 1: both schedules give 0.1
-    raises_everywhere(lambda: scheduled.step([np.ones(5)]), "differ")
+    raises_named(lambda: scheduled.step([np.ones(5)]),
+                 "the lr of param_groups[0] at step 2 (its step scalars)")
     assert scheduled.step_count == 1
     # a lambda schedule does not pickle: rank 0 sends the rest, each rank keeps its own
     decay = ShardedOptimizer(fastopt.SGD, [np.zeros(5)], lr=lambda t: 0.1 / t)
@@ -315,7 +327,7 @@ def check_one_rank_faults_raise_everywhere_and_change_nothing() -> None:
                 opt.param_groups[0]["nesterov"] = True
         raises_everywhere(lambda: opt.step([np.ones(p.shape, p.dtype) for p in ps]),
                           {"retyped": "changed in place", "read-only": "read-only",
-                           "flag": "flags"}[fault])
+                           "flag": "param_groups[0]['nesterov'] = True"}[fault])
         assert opt.step_count == 1
         assert all(np.array_equal(a.view(b.dtype).reshape(b.shape), b)
                    for a, b in zip(ps, before))
@@ -343,6 +355,52 @@ def check_one_rank_faults_raise_everywhere_and_change_nothing() -> None:
         shard["0.m"] = shard["0.m"][:-1]             # this rank's shard does not fit
     raises_everywhere(lambda: shard_opt.load_shard_state_dict(shard), "0.m")
     assert shard_opt.step_count == 2                 # on every rank: none loaded
+
+
+
+def check_third_hunt_faults_are_named_and_change_nothing() -> None:
+    """A flag switched on one rank is refused with every rank's state as it was (that rank
+    had dropped its state); differences are named by the user's keys (not the kernels'
+    scalars); equal values of other types agree; opt.lr = x, a diverged state_dict, a
+    diverged shard, another rule's dict and dict grads are refused by name."""
+    last = COMM.size - 1
+    p = np.zeros(5)
+    opt = ShardedOptimizer(fastopt.Adam, [p], lr=0.1, amsgrad=True)
+    opt.step([np.ones(5)])
+    before = p.copy(), opt.inner.state_dict()
+    if COMM.rank == last:
+        opt.param_groups[0]["amsgrad"] = False
+    raises_named(lambda: opt.step([np.ones(5)]), f"rank {last} has param_groups[0]['amsgrad']"
+                                                 " = False, rank 0 True")
+    opt.param_groups[0]["amsgrad"] = True
+    assert np.array_equal(p, before[0]) and opt.step_count == 1
+    assert all(np.array_equal(np.asarray(v), np.asarray(before[1][k]))
+               for k, v in opt.inner.state_dict().items())
+    opt.step([np.ones(5)])                           # every rank goes on
+    assert opt.step_count == 2
+    sgd = ShardedOptimizer(fastopt.SGD, [np.zeros(3)], lr=0.1, momentum=0.9)
+    if COMM.rank == last:
+        sgd.param_groups[0]["dampening"] = 0.5
+    raises_named(lambda: sgd.step([np.ones(3)]), "param_groups[0]['dampening'] = 0.5, rank 0 0.0")
+    sgd.param_groups[0]["dampening"] = 0.0
+    raises_named(lambda: setattr(sgd, "lr", 0.5), "no settable attribute 'lr'")
+    lr = np.float64(0.1) if COMM.rank == 0 else 0.1
+    same = ShardedOptimizer(fastopt.SGD, [np.zeros(3)], lr=lr, momentum=1 if COMM.rank else 1.0)
+    same.step([np.ones(3)])
+    if COMM.rank == last:
+        same.param_groups[0]["lr"] = 0.2
+    raises_named(same.state_dict, f"rank {last} has groups.0.lr = 0.2, rank 0 0.1")
+    same.param_groups[0]["lr"] = 0.1
+    shard = same.shard_state_dict()
+    if COMM.rank == last:
+        shard["groups.0.lr"] = 0.3
+    raises_named(lambda: same.load_shard_state_dict(shard), "groups.0.lr = 0.3, rank 0 0.1")
+    assert same.param_groups[0]["lr"] == 0.1
+    adamax = ShardedOptimizer(fastopt.Adamax, [np.zeros(3)], lr=0.1).state_dict()
+    raises_named(lambda: opt.load_state_dict(adamax), "the state_dict is 'Adamax''s, this "
+                                                      "optimizer 'Adam''s")
+    raises_named(lambda: opt.step({"w": np.ones(5)}), "grads must be a list of arrays like "
+                                                      "params, got dict")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ CHECKS = ["every_rule_matches_one_process", "live_hyperparameters_and_schedules"
           "a_rank_failing_in_step_raises_on_every_rank", "params_and_state_follow_the_user",
           "user_errors_raise_on_every_rank",
           "ranks_stepping_with_other_hyperparameters_raise_everywhere",
-          "one_rank_faults_raise_everywhere_and_change_nothing"]
+          "one_rank_faults_raise_everywhere_and_change_nothing",
+          "third_hunt_faults_are_named_and_change_nothing"]
 TIMEOUT = 300
 
 
