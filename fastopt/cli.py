@@ -254,7 +254,7 @@ def _parse_size(text: str) -> int:
     return int(x)
 
 
-def _seconds(text: str) -> float:
+def _duration(text: str) -> float:
     """A time in seconds: a finite number > 0."""
     try:
         x = float(text)
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
                    help="elements per param (default: 1e3 1e5 1e7, and 1e8 with cupy)")
     b.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32"])
-    b.add_argument("--min-time", type=_seconds, default=0.2, help="seconds per measurement")
+    b.add_argument("--min-time", type=_duration, default=0.2, help="seconds per measurement")
     b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
     given = sys.argv[1:] if argv is None else list(argv)
     command_at = next((i for i, a in enumerate(given) if a in ("classic", "bench", "info")),
