@@ -3,7 +3,9 @@
     g   = -g                        (maximize=True)
     g   = g + wd*p
     sq  = alpha*sq + (1-alpha)*g^2
-    avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered)
+    avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered; inf where sq
+                                  is: sq - ga^2 is inf - inf there, which torch's fused
+                                  multiply-add never forms)
     avg = sqrt(sq) + eps                                         (otherwise)
     buf = momentum*buf + g/avg;  p -= lr*buf                     (momentum > 0)
     p  -= lr * g/avg                                             (otherwise)
@@ -48,7 +50,7 @@ def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
     if centered:
         ga *= alpha
         ga += one_minus_alpha * g
-        avg = np.sqrt(sq - ga * ga) + eps
+        avg = np.sqrt(np.where(sq == np.inf, sq, sq - ga * ga)) + eps
     else:
         avg = np.sqrt(sq) + eps
     if has_momentum:
@@ -72,7 +74,7 @@ def cpu_element(i, p, g, state, s, flags):
     if centered:
         a = alpha * ga[i] + one_minus_alpha * gi
         ga[i] = a
-        avg = np.sqrt(si - a * a) + eps
+        avg = np.sqrt(si if si == np.inf else si - a * a) + eps
     else:
         avg = np.sqrt(si) + eps
     if has_momentum:
@@ -93,7 +95,7 @@ sq = s;
 #if CENTERED
 T a = alpha * ga + one_minus_alpha * gi;
 ga = a;
-T avg = sqrt(s - a * a) + eps;
+T avg = sqrt(isinf(s) ? s : s - a * a) + eps;
 #else
 T avg = sqrt(s) + eps;
 #endif

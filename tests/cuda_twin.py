@@ -25,6 +25,7 @@ SHIM = """\
 #include <cmath>
 using std::sqrt;
 using std::fabs;
+using std::isinf;
 #define __device__
 #define __forceinline__ inline
 """

@@ -858,6 +858,23 @@ def test_a_float32_grad_spike_does_not_stop_the_param_for_good(rule, torch_name,
 
 
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_centered_rmsprop_survives_a_grad_whose_square_overflows(backend):
+    """float64, g = 1e308: sq is inf and sq - ga^2 was inf - inf = NaN, making the params
+    NaN for good; torch's fused multiply-add gives inf there (a zero step): as torch."""
+    torch = pytest.importorskip("torch")
+    p = np.ones(3)
+    opt = fastopt.RMSprop(p, lr=0.01, centered=True, backend=backend)
+    q = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    ref = torch.optim.RMSprop([q], lr=0.01, centered=True)
+    for g in (0.5, 1e308, 0.5):
+        opt.step(np.full(3, g))
+        q.grad = torch.full((3,), g, dtype=torch.float64)
+        ref.step()
+    assert np.isfinite(p).all()
+    np.testing.assert_array_equal(p, q.detach().numpy())
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
 def test_params_pickled_with_their_optimizer_stay_its_params(backend):
     """pickle.dumps([p, opt]) (a checkpoint, a pair sent to a worker): the loaded
     optimizer steps the loaded p, as copy.deepcopy([p, opt]) does and torch's pair does;
