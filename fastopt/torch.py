@@ -51,6 +51,7 @@ class Cohort:
     synced: dict = field(default_factory=dict)   # group values last seen (plain ones)
     addresses: list = field(default_factory=list)  # the params' data as viewed
     layouts: list = field(default_factory=list)    # (dtype, shape, on the CPU?) of each
+    loaded: bool = False        # holds a loaded state at step 0 (torch shows it)
 
 
 class ReadOnlyState(Mapping):
@@ -237,8 +238,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         if [p.data_ptr() for p in cohort.params] == cohort.addresses:
             return cohort
         fresh = self._new_cohort(cohort.group, cohort.members)
+        fresh.loaded = cohort.loaded
         try:
-            if cohort.core.step_count:     # before the first step there is no state to keep
+            if cohort.core.step_count or cohort.loaded:   # else there is no state to keep
                 fresh.core.load_state_dict(cohort.core.state_dict())
         except (TypeError, ValueError):
             raise ValueError(f"{type(self).__name__}: a param of param_groups[{cohort.group}]"
@@ -302,6 +304,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         for ks in (have, lack):
             part = self._new_cohort(cohort.group, [cohort.members[k] for k in ks])
             part.core.load_state_dict(_subset(sd, ks))
+            part.loaded = cohort.loaded
             parts.append(part)
         at = self._cohorts.index(cohort)
         self._cohorts[at:at + 1] = parts       # (new cohorts renew the state's version)
@@ -343,7 +346,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._scalars = []
         for cohort in self._cohorts:
             group = cohort.core._groups[0]
-            if group.t == 0:
+            if group.t == 0 and not cohort.loaded:
                 continue
             scalars = {"step": float(group.t)} if self.rule.torch_step else {}
             scalars.update({self.rule.torch_state[k]: v for k, v in group.extra.items()})
@@ -488,6 +491,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         for (t, holds, *_), members in by_step.items():
             cohort = self._new_cohort(j, members)
             if t > 0 or holds:           # (a state at step 0 is kept, as torch keeps it)
+                cohort.loaded = holds
                 try:
                     cohort.core.load_state_dict(self._core_state(cohort, t, loaded))
                 except (TypeError, ValueError) as exc:

@@ -278,6 +278,20 @@ def test_loaded_states_are_taken_or_refused_as_torch_takes_them():
         assert torch.allclose(*out, rtol=0, atol=1e-12), out
 
     both(lambda m, p: m.Adam([p], lr=0.1), lambda sd: sd["state"][0].update(step=0.0))
+    shown = []                   # before that step, the loaded state shows and saves
+    for module in (torch.optim, ft):
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = module.Adam([p], lr=0.1)
+        p.grad = torch.full((3,), 0.5)
+        opt.step()
+        sd = opt.state_dict()
+        sd["state"][0]["step"] = torch.tensor(0.0)
+        again = module.Adam([p], lr=0.1)
+        again.load_state_dict(sd)
+        shown.append(again.state_dict()["state"][0])
+    assert shown[0].keys() == shown[1].keys() and all(
+        torch.equal(torch.as_tensor(v), torch.as_tensor(shown[1][k]))
+        for k, v in shown[0].items())
     both(lambda m, p: m.SGD([p], lr=0.1, momentum=0.9),
          lambda sd: sd["state"][0].update(momentum_buffer=None))
     p = torch.nn.Parameter(torch.ones(3))
