@@ -520,6 +520,11 @@ class ShardedOptimizer:
 
         def check() -> None:
             where = (sd.pop("world", None), sd.pop("rank", None))
+            if None in where:
+                raise ValueError("ShardedOptimizer.load_shard_state_dict: the dict has no "
+                                 "'world' and 'rank': give what shard_state_dict() returned "
+                                 "(state_dict()'s single-process form loads with "
+                                 "load_state_dict)")
             if where != (self.world, self.rank):
                 raise ValueError(f"ShardedOptimizer.load_shard_state_dict: this shard is "
                                  f"rank {where[1]} of {where[0]}, this optimizer rank "

@@ -401,6 +401,10 @@ def check_third_hunt_faults_are_named_and_change_nothing() -> None:
                                                       "optimizer 'Adam''s")
     raises_named(lambda: opt.step({"w": np.ones(5)}), "grads must be a list of arrays like "
                                                       "params, got dict")
+    shard = opt.shard_state_dict()
+    if COMM.rank == last:
+        del shard["world"]
+    raises_everywhere(lambda: opt.load_shard_state_dict(shard), "no 'world' and 'rank'")
 
 
 if __name__ == "__main__":
