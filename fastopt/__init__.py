@@ -8,29 +8,34 @@
 from __future__ import annotations
 
 
-def _source_tree_kernels() -> None:
-    """Make ``fastopt.kernels`` importable when running from a source checkout.
+def _own_kernels() -> None:
+    """Import ``fastopt.kernels`` from this ``fastopt``'s own files.
 
-    The kernels live in the top-level ``kernels/`` folder and are installed as
-    ``fastopt.kernels``. Running from the repository root without an editable install
-    (e.g. ``python -m fastopt`` after ``pip install .``) imports this folder's
-    ``fastopt`` first, which has no ``kernels`` subfolder; load the sibling one then.
+    The kernels live in the top-level ``kernels/`` folder, installed as ``fastopt.kernels``
+    (``fastopt/kernels/`` in a wheel). In a source checkout they are ``../kernels``: loaded
+    from there by path, never looked up by name, since an editable install of another
+    checkout maps the name ``fastopt.kernels`` to that checkout's folder.
     """
     import importlib.util
     import sys
     from pathlib import Path
 
-    if importlib.util.find_spec(__name__ + ".kernels") is not None:
-        return
-    init = Path(__file__).resolve().parent.parent / "kernels" / "__init__.py"
+    here = Path(__file__).resolve().parent
+    for folder in (here / "kernels", here.parent / "kernels"):
+        if (folder / "__init__.py").is_file():
+            break
+    else:
+        raise ImportError(f"fastopt: no kernels beside {here} (fastopt/kernels or ../kernels); "
+                          "reinstall fastopt")
     spec = importlib.util.spec_from_file_location(
-        __name__ + ".kernels", init, submodule_search_locations=[str(init.parent)])
+        __name__ + ".kernels", folder / "__init__.py", submodule_search_locations=[str(folder)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    setattr(sys.modules[__name__], "kernels", module)
 
 
-_source_tree_kernels()
+_own_kernels()
 
 from . import schedules  # noqa: E402
 from .backends import BackendUnavailableError, available_backends  # noqa: E402
