@@ -18,164 +18,50 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from . import _numdiff
-from ._result import OptimizeResult, host_array, inverse_hessian
+from . import _checks, _numdiff
+from ._result import OptimizeResult, host_array
 from .backends import FLOAT_DTYPES, resolve_backend
-from .kernels import _checks
-from . import _descent
-from ._descent import stopped_by
-from ._bfgs import BFGS, checked_hess_inv0
-from ._cg import CG, VARIANTS
-from ._newton import MESSAGES as NEWTON_MESSAGES
-from ._newton import (NEWTON_CG_STATUS, HessianProducts, Newton, is_update_strategy,
-                      run_newton_cg)
-from .lbfgs import (LINE_SEARCHES, FunStopped, History, _iterations, _ops_for, _Problem,
-                    checked_loss, pair)
-
-EPSILON = math.sqrt(np.finfo(float).eps)     # SciPy's finite-difference step for CG, BFGS, ...
-OPTIONS = dict(maxiter=15000, maxfun=15000, history_size=10, gtol=1e-5,
-               ftol=2.220446049250313e-09, maxls=20, line_search="strong_wolfe", disp=False,
-               eps=1e-8, finite_diff_rel_step=None, workers=None)
-_GRADIENT = dict(maxiter=None, disp=False, return_all=False, gtol=1e-5, norm=math.inf,
-                 eps=EPSILON, finite_diff_rel_step=None, workers=None, c1=1e-4, maxls=20)
-METHOD_OPTIONS = {        # SciPy's options for each method (maxiter None: 200 n), fastopt's too
-    "l-bfgs-b": OPTIONS,
-    "cg": dict(_GRADIENT, c2=0.1, variant="PR+"),      # SciPy: c2=0.4
-    "bfgs": dict(_GRADIENT, c2=0.9, xrtol=0.0, hess_inv0=None),
-    "newton-cg": dict(maxiter=None, disp=False, return_all=False, xtol=1e-5, eps=EPSILON,
-                      c1=1e-4, c2=0.9, maxls=20, workers=None),
-    "newton": dict(_GRADIENT, c2=0.9, damping=1e-3),
-}
-METHOD_NAMES = {"l-bfgs-b": "L-BFGS-B", "l-bfgs": "L-BFGS-B", "cg": "CG", "bfgs": "BFGS",
-                "newton-cg": "Newton-CG", "newton": "Newton"}
-TOL_SETS = {"l-bfgs-b": ("ftol", "gtol"), "cg": ("gtol",), "bfgs": ("gtol",),
-            "newton-cg": ("xtol",), "newton": ("gtol",)}
-MESSAGES = {       # SciPy 1.17's texts for L-BFGS-B
-    "gtol": "CONVERGENCE: NORM OF PROJECTED GRADIENT <= PGTOL",
-    "ftol": "CONVERGENCE: RELATIVE REDUCTION OF F <= FACTR*EPSMCH",
-    "maxiter": "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT",
-    "maxfun": "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
-    "linesearch": "ABNORMAL: ",
-    "nonfinite": "ABNORMAL: THE OBJECTIVE OR ITS GRADIENT IS NOT FINITE AT x0",
-    "callback": "`callback` raised `StopIteration`.",
-}
-STATUS = {"gtol": 0, "ftol": 0, "maxiter": 1, "maxfun": 1, "linesearch": 2, "nonfinite": 2,
-          "callback": 99}
+from .solvers import Method, Run, method_named
+from .solvers.lbfgs import ops_for
+from .solvers.problem import FunStopped, Problem, checked_loss, pair
 
 
 # -- arguments --------------------------------------------------------------------------
-def _method_key(method: Any) -> str:
-    """The method's key in METHOD_OPTIONS (any case; None is L-BFGS-B)."""
-    if method is None:
-        return "l-bfgs-b"
-    key = method.lower() if isinstance(method, str) else None
-    if key not in METHOD_NAMES:
-        raise ValueError(f"minimize: method must be one of {sorted(set(METHOD_NAMES.values()))} "
-                         f"(any case) or None (L-BFGS-B), got {method!r}")
-    return "l-bfgs-b" if key == "l-bfgs" else key
-
-
-def _limit(name: str, value: Any) -> float:
-    """maxfun: any number >= 0, as SciPy takes (100.1 and inf included); maxiter: any
-    number, one <= 0 stopping before the first iteration (status 1), as SciPy's does."""
-    least = -math.inf if name.endswith("maxiter") else 0.0
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not value >= least:
-        raise ValueError(f"minimize: {name} must be a number{' >= 0' if least == 0 else ''}, "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _options(key: str, options: Mapping[str, Any] | None, tol: float | None) -> dict:
-    """The method's options: SciPy's (for L-BFGS-B maxcor is history_size, and iprint is
-    accepted and unused, as in SciPy 1.15+) and fastopt's (line_search, maxls, variant,
-    damping); ``tol`` sets the tolerances SciPy's tol sets unless given. Unknown options
-    are errors."""
+def _options(method: Method, options: Mapping[str, Any] | None, tol: float | None
+             ) -> dict:
+    """The method's options, each checked: SciPy's names (and their aliases, e.g. maxcor
+    for L-BFGS-B's history_size; deprecated ones warned about and dropped) and fastopt's;
+    ``tol`` sets the tolerances SciPy's tol sets unless given. Unknown options are
+    errors."""
     if options is not None and not isinstance(options, Mapping):
         raise TypeError(f"minimize: options must be a dict of option names and values, got "
                         f"{type(options).__name__}")
-    given = dict(options or {})
-    history_name = "maxcor" if "maxcor" in given else "history_size"
-    aliases = []
-    if key == "l-bfgs-b":
-        aliases = ["maxcor", "iprint"]
-        if "maxcor" in given:
-            if "history_size" in given:
-                raise ValueError("minimize: options maxcor and history_size name the same "
-                                 "setting; give one of them")
-            given["history_size"] = given.pop("maxcor")
-        if given.pop("iprint", None) is not None:
-            warnings.warn("minimize: option iprint has no effect (SciPy 1.15 deprecated it "
-                          "and prints nothing either)", DeprecationWarning, stacklevel=3)
-    defaults = METHOD_OPTIONS[key]
-    unknown = set(given) - set(defaults)
+    given, named = dict(options or {}), {}
+    for alias, name in method.option_aliases.items():
+        if alias in given:
+            if name in given:
+                raise ValueError(f"minimize: options {alias} and {name} name the same "
+                                 f"setting; give one of them")
+            given[name], named[name] = given.pop(alias), alias
+    for name, why in method.deprecated.items():
+        if given.pop(name, None) is not None:
+            warnings.warn(f"minimize: option {name} {why}", DeprecationWarning, stacklevel=3)
+    unknown = set(given) - set(method.options)
     if unknown:
+        known = [*method.options, *method.option_aliases, *method.deprecated]
         raise ValueError(f"minimize: unknown option(s) {sorted(unknown)} for method "
-                         f"{METHOD_NAMES[key]}; known: {sorted([*defaults, *aliases])}")
-    opts = dict(defaults)
+                         f"{method.name}; known: {sorted(known)}")
+    opts = {name: option.default for name, option in method.options.items()}
     if tol is not None:
-        opts.update(dict.fromkeys(TOL_SETS[key], _checks.nonnegative("minimize", "tol", tol)))
+        opts.update(dict.fromkeys(method.tol, _checks.nonnegative("minimize", "tol", tol)))
     opts.update(given)
-    for k, check in OPTION_CHECKS.items():
-        if k in opts and not (k == "maxiter" and opts[k] is None):
-            opts[k] = check(f"option {history_name if k == 'history_size' else k}", opts[k])
+    for name, option in method.options.items():
+        if option.check is not None:
+            opts[name] = option.check(f"option {named.get(name, name)}", opts[name])
     if "c2" in opts and not opts["c1"] < opts["c2"]:
         raise ValueError(f"minimize: options 'c1' and 'c2' do not satisfy '0 < c1 < c2 < 1', "
                          f"got c1={opts['c1']}, c2={opts['c2']}")
-    disp = opts["disp"]          # SciPy takes None or verbosity levels: any integer
-    opts["disp"] = bool(disp) if disp is None or isinstance(disp, (int, np.integer)) else \
-        _checks.boolean("minimize", "option disp", disp)
-    workers = opts["workers"]
-    if not (workers is None or callable(workers) or isinstance(workers, (int, np.integer))
-            and not isinstance(workers, bool) and (workers >= 1 or workers == -1)):
-        raise ValueError(f"minimize: option workers must be a map-like callable, a number of "
-                         f"processes >= 1, or -1 (all cores); got {workers!r}")
     return opts
-
-
-def _fraction(name: str, value: Any) -> float:
-    """c1, c2: a number strictly between 0 and 1 (SciPy's words in the error)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or not 0 < value < 1:
-        raise ValueError(f"minimize: {name} must be a number in (0, 1), got {value!r} ('c1' "
-                         f"and 'c2' do not satisfy '0 < c1 < c2 < 1')")
-    return float(value)
-
-
-def _norm_order(name: str, value: Any) -> float:
-    """norm: the order of SciPy's vecnorm, a number other than 0 (inf: max|g|)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
-            or math.isnan(value) or value == 0:
-        raise ValueError(f"minimize: {name} must be a nonzero number (inf: max|g|), got "
-                         f"{value!r}")
-    return float(value)
-
-
-def _one_of(choices: tuple) -> Callable[[str, Any], Any]:
-    def check(name: str, value: Any) -> Any:
-        if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"minimize: {name} must be one of {list(choices)}, got {value!r}")
-        return value
-    return check
-
-
-def _flag(name: str, value: Any) -> bool:
-    """True or False (None is False, as SciPy takes it)."""
-    return False if value is None else _checks.boolean("minimize", name, value)
-
-
-def _on_minimize(check: Callable) -> Callable[[str, Any], Any]:
-    return lambda name, value: check("minimize", name, value)
-
-
-OPTION_CHECKS = {
-    "maxiter": _limit, "maxfun": _limit, "history_size": _on_minimize(_checks.count),
-    "maxls": _on_minimize(_checks.count), "gtol": _on_minimize(_checks.nonnegative),
-    "ftol": _on_minimize(_checks.nonnegative), "xtol": _on_minimize(_checks.nonnegative),
-    "xrtol": _on_minimize(_checks.nonnegative), "damping": _on_minimize(_checks.positive),
-    "c1": _fraction, "c2": _fraction, "norm": _norm_order, "return_all": _flag,
-    "line_search": _one_of(tuple(LINE_SEARCHES)), "variant": _one_of(VARIANTS),
-}
 
 
 def _steps(name: str, value: Any, shape: tuple) -> np.ndarray | None:
@@ -216,7 +102,7 @@ def _make_ops(backend_name: str, x0: Any, method: str) -> tuple[str, Any, Any, t
     if arr.size == 0:
         raise ValueError("minimize: x0 is empty; there is nothing to minimise over")
     shape = arr.shape if arr.ndim else (1,)
-    return (backend.name, _ops_for(backend.name, arr.size, arr.dtype, method), arr.reshape(-1),
+    return (backend.name, ops_for(backend.name, arr.size, arr.dtype, method), arr.reshape(-1),
             shape)
 
 
@@ -265,13 +151,13 @@ def _refuse_constraints(constraints: Any) -> None:
                          f"or 'trust-constr')")
 
 
-def _warn_unused(method: str, hess: Any, hessp: Any) -> None:
+def _warn_unused(method: Method, hess: Any, hessp: Any) -> None:
     """SciPy's warnings for Hessian information the method does not use."""
-    if hess is not None and method not in ("Newton-CG", "Newton"):
-        warnings.warn(f"Method {method} does not use Hessian information (hess).",
+    if hess is not None and not method.uses_hess:
+        warnings.warn(f"Method {method.name} does not use Hessian information (hess).",
                       RuntimeWarning, stacklevel=3)
-    if hessp is not None and method != "Newton-CG":
-        warnings.warn(f"Method {method} does not use Hessian-vector product information "
+    if hessp is not None and not method.uses_hessp:
+        warnings.warn(f"Method {method.name} does not use Hessian-vector product information "
                       f"(hessp).", RuntimeWarning, stacklevel=3)
 
 
@@ -452,105 +338,6 @@ class Evaluations:
         return _numdiff.namespace(v).asarray(g)
 
 
-# -- the run ----------------------------------------------------------------------------
-def _run(problem: _Problem, history: History, opts: dict, report: Callable | None,
-         evaluations: Evaluations, shape: tuple) -> tuple[int, str]:
-    """L-BFGS iterations until a stopping test holds: (iterations, reason). After each
-    iteration, in L-BFGS-B's order: the callback, maxiter, maxfun (checked only between
-    iterations, so nfev may pass it), then the convergence tests."""
-    ops = problem.ops
-    gmax = ops.max_abs(problem.g)
-    if not (math.isfinite(problem.f) and math.isfinite(gmax)):
-        return 0, "nonfinite"
-    if gmax <= opts["gtol"]:
-        return 0, "gtol"
-    iterations = _iterations(problem, history, LINE_SEARCHES[opts["line_search"]],
-                             opts["maxls"], lr=1.0, partial_steps=False)
-    nit = 0
-    while True:
-        step = next(iterations, None)
-        if step is None:
-            return nit, "maxfun" if evaluations.nfev > opts["maxfun"] else "linesearch"
-        f_old, _, gmax = step
-        nit += 1
-        if stopped_by(report, problem, shape):
-            return nit, "callback"
-        if nit >= opts["maxiter"]:
-            return nit, "maxiter"
-        if evaluations.nfev > opts["maxfun"]:
-            return nit, "maxfun"
-        if gmax <= opts["gtol"]:
-            return nit, "gtol"
-        if (f_old - problem.f) <= opts["ftol"] * max(abs(f_old), abs(problem.f), 1.0):
-            return nit, "ftol"
-
-
-def _run_lbfgs(problem: _Problem, run: dict) -> tuple[int, str, dict]:
-    history = History(problem.ops, problem.x.size, run["opts"]["history_size"])
-    nit, reason = _run(problem, history, run["opts"], run["report"], run["evaluations"],
-                       run["shape"])
-    return nit, reason, dict(hess_inv=inverse_hessian(history.S, history.Y, history.order))
-
-
-def _run_cg(problem: _Problem, run: dict) -> tuple[int, str, dict]:
-    method = CG(problem, run["opts"]["variant"])
-    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
-    return nit, reason, {}
-
-
-def _run_bfgs(problem: _Problem, run: dict) -> tuple[int, str, dict]:
-    method = BFGS(problem, checked_hess_inv0(run["opts"]["hess_inv0"], problem.x.size,
-                                             problem.ops.xp))
-    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
-    return nit, reason, dict(hess_inv=method.H)
-
-
-def _products(problem: _Problem, run: dict) -> HessianProducts:
-    shape = run["shape"]
-    return HessianProducts(problem.ops, shape, run["args"], run["hess"], run["hessp"],
-                           run["evaluations"].gradient, run["opts"]["eps"],
-                           lambda out, what: checked_grad(out, shape, problem.x.size, what))
-
-
-def _run_newton_cg(problem: _Problem, run: dict) -> tuple[int, str, dict]:
-    products = _products(problem, run)
-    nit, reason = run_newton_cg(problem, products, run["opts"], run["report"], run["shape"])
-    return nit, reason, dict(nhev=products.nhev)
-
-
-def _run_newton(problem: _Problem, run: dict) -> tuple[int, str, dict]:
-    products = _products(problem, run)
-    method = Newton(problem, products, run["opts"]["damping"])
-    nit, reason = _descent.run(problem, method, run["opts"], run["report"], run["shape"])
-    return nit, reason, dict(nhev=products.nhev)
-
-
-RUNNERS = {"l-bfgs-b": (_run_lbfgs, MESSAGES, STATUS),
-           "cg": (_run_cg, _descent.MESSAGES, _descent.STATUS),
-           "bfgs": (_run_bfgs, _descent.MESSAGES, _descent.STATUS),
-           "newton-cg": (_run_newton_cg, NEWTON_MESSAGES, NEWTON_CG_STATUS),
-           "newton": (_run_newton, _descent.MESSAGES, _descent.STATUS)}
-
-
-def _check_derivatives(key: str, evaluations: Evaluations, hess: Any, hessp: Any) -> None:
-    """What Newton-CG and Newton need: a gradient (Newton-CG: SciPy's error) and, for
-    Newton, ``hess``; callables where given."""
-    if key == "newton-cg" and evaluations.mode not in ("pair", "jac"):
-        raise ValueError("minimize: Jacobian is required for Newton-CG method: pass jac=True "
-                         "(fun returns (f, g)) or a function jac(x)")
-    if key == "newton" and not callable(hess):
-        raise ValueError(f"minimize: method Newton needs hess, a function hess(x) returning "
-                         f"the (n, n) Hessian, got {hess!r:.60}; Newton-CG takes hessp, "
-                         f"finite differences or a HessianUpdateStrategy")
-    if key == "newton-cg" and not (hess is None or callable(hess) or hess in _numdiff.METHODS
-                                   or is_update_strategy(hess)):
-        raise TypeError(f"minimize: hess must be a function hess(x), '2-point', '3-point', "
-                        f"'cs' or a HessianUpdateStrategy, got {hess!r:.60}")
-    if key == "newton-cg" and hessp is not None and not callable(hessp):
-        raise TypeError(f"minimize: hessp must be a function hessp(x, p), got "
-                        f"{type(hessp).__name__}")
-
-
 def _recorder(report: Callable | None, allvecs: list | None) -> Callable | None:
     """The callback, with the iterates kept for return_all."""
     if allvecs is None:
@@ -588,54 +375,56 @@ def minimize(fun: Callable, x0: Any, args: Any = (), method: str | None = None,
     StopIteration. ``hess``/``hessp`` given to a method that does not use them are ignored
     with SciPy's warning; bounds that bound something and constraints are refused.
     """
-    key = _method_key(method)
-    name = METHOD_NAMES[key]
+    chosen = method_named(method)
     if not callable(fun):
         raise TypeError(f"minimize: fun must be callable, got {type(fun).__name__}")
     args = args if isinstance(args, tuple) else (args,)
     report = _callback(callback)
-    opts = _options(key, options, tol)
-    backend_name, ops, x, shape = _make_ops(backend, x0, key)
+    opts = _options(chosen, options, tol)
+    backend_name, ops, x, shape = _make_ops(backend, x0, chosen.key)
     if opts["maxiter"] is None:
         opts["maxiter"] = 200.0 * x.size
-    if key != "l-bfgs-b" and "eps" not in (options or {}):
-        opts["eps"] = math.sqrt(np.finfo(x.dtype).eps)    # float32: steps float32 can take
+    for name, option in chosen.options.items():
+        if option.for_dtype is not None and name not in (options or {}):
+            opts[name] = option.for_dtype(x.dtype)    # float32: steps float32 can take
     _refuse_bounds(bounds, x.size)
     _refuse_constraints(constraints)
     evaluations = Evaluations(fun, jac, args, shape, _steps("eps", opts["eps"], shape),
                               _steps("finite_diff_rel_step", opts.get("finite_diff_rel_step"),
                                      shape), gpu=backend_name == "cupy")
     evaluations.dtype = x.dtype
-    _check_derivatives(key, evaluations, hess, hessp)
-    _warn_unused(name, hess, hessp)
+    if chosen.needs is not None:
+        chosen.needs(evaluations.mode, hess, hessp)
+    _warn_unused(chosen, hess, hessp)
     allvecs = [x.reshape(shape).copy()] if opts.get("return_all") else None
-    run = dict(opts=opts, report=_recorder(report, allvecs), evaluations=evaluations,
-               shape=shape, args=args, hess=hess, hessp=hessp)
-    runner, messages, statuses = RUNNERS[key]
+    run = Run(opts, _recorder(report, allvecs), shape, lambda: evaluations.nfev, args, hess,
+              hessp, evaluations.gradient,
+              lambda out, what: checked_grad(out, shape, x.size, what))
     try:
         with _workers(opts["workers"]) as evaluations.workers:
-            problem = _Problem(evaluations, x, ops)
-            nit, reason, extra = runner(problem, run)
+            problem = Problem(evaluations, x, ops, fresh_copy=evaluations.fresh_copy)
+            nit, reason, extra = chosen.run(problem, run)
     except FunStopped as exc:
         raise exc.stop from None
+    status = chosen.statuses[reason]
     result = OptimizeResult(
         x=problem.x.reshape(shape), fun=np.float64(problem.f), jac=problem.g.reshape(shape),
-        nit=nit, nfev=evaluations.nfev, njev=evaluations.njev, status=statuses[reason],
-        success=statuses[reason] == 0, message=messages[reason], **extra,
-        backend=backend_name)
+        nit=nit, nfev=evaluations.nfev, njev=evaluations.njev, status=status,
+        success=status == 0, message=chosen.messages[reason], **extra, backend=backend_name)
     if allvecs is not None:
         result["allvecs"] = allvecs
     if opts["disp"]:
-        _report(name, backend_name, result)
+        _report(chosen, backend_name, result)
     return result
 
 
-def _report(name: str, backend_name: str, result: OptimizeResult) -> None:
-    """disp=True: the summary, and for CG, BFGS and Newton(-CG) a run that did not succeed
-    as SciPy reports it, an OptimizeWarning (SciPy's class when SciPy is installed)."""
-    print(f"minimize ({name}, {backend_name}): {result.message}\n"
+def _report(method: Method, backend_name: str, result: OptimizeResult) -> None:
+    """disp=True: the summary, and where the method warns (CG, BFGS, Newton(-CG)) a run
+    that did not succeed as SciPy reports it, an OptimizeWarning (SciPy's class when SciPy
+    is installed)."""
+    print(f"minimize ({method.name}, {backend_name}): {result.message}\n"
           f"  f = {result.fun:.10g} after {result.nit} iterations, {result.nfev} evaluations")
-    if not result.success and name != "L-BFGS-B":
+    if not result.success and method.warns:
         try:
             from scipy.optimize import OptimizeWarning
         except ImportError:

@@ -23,7 +23,7 @@ from ._atomic import hold_signals, release_signals
 from .backends import FLOAT_DTYPES, HostBackend, is_torch_tensor, resolve_backend
 from ._state_dict import encode, load
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
-from .kernels import _checks
+from . import _checks
 from .kernels._ndarray import spans_of
 
 Schedule = Callable[[int], float]

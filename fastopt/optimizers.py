@@ -12,7 +12,8 @@ import inspect
 import textwrap
 from typing import Any
 
-from .kernels import REGISTRY, Rule, _checks
+from . import _checks
+from .kernels import REGISTRY, Rule
 from .optimizer import Optimizer
 
 _PARAMS = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Arrays")

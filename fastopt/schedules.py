@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .kernels import _checks as check
+from . import _checks as check
 
 __all__ = ["step_decay", "exponential", "inverse_time", "power", "linear", "Schedule"]
 

@@ -904,10 +904,10 @@ def _lbfgs_ops(backend: str, n: int, like: torch.Tensor) -> Any:
     """fastopt's L-BFGS kernels for n elements like ``like`` (numba or numpy on the CPU,
     cupy for CUDA tensors)."""
     from .backends import resolve_backend
-    from .lbfgs import _ops_for
+    from .solvers.lbfgs import ops_for
 
     resolved = resolve_backend(backend, [like])
-    return _ops_for(resolved.name, n, np.dtype(str(like.dtype).removeprefix("torch.")))
+    return ops_for(resolved.name, n, np.dtype(str(like.dtype).removeprefix("torch.")))
 
 
 CLASSES_TORCH["LBFGS"] = LBFGS

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .kernels import _checks
+from . import _checks
 
 
 class EarlyStopping:

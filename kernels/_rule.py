@@ -32,7 +32,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from . import _checks
+from .. import _checks
 
 HostScalars = Callable[[Mapping[str, Any], int, float, Mapping[str, float]],
                        tuple[tuple[float, ...], dict[str, float]]]

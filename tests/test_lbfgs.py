@@ -8,7 +8,8 @@ from mgh_problems import evaluations_to_reach, problems, rosenbrock
 
 import fastopt
 from fastopt.kernels import lbfgs as K
-from fastopt.lbfgs import History, strong_wolfe
+from fastopt.solvers.lbfgs import History
+from fastopt.solvers.linesearch import strong_wolfe
 
 HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
 TIGHT = dict(gtol=1e-10, ftol=1e-16, maxiter=20000, maxfun=40000)

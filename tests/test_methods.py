@@ -468,7 +468,7 @@ def test_a_vector_f_is_scipys_value_error():
 def test_the_search_reaches_far_with_a_slightly_wrong_gradient():
     """f = (t - 1)^2 / 2 with a slope 10% low: the secant step reaches t = 1 where the
     cubic's minimiser crept by 1.1x a trial and used up the 20 evaluations."""
-    from fastopt.lbfgs import strong_wolfe
+    from fastopt.solvers.linesearch import strong_wolfe
 
     t, f, g, evals, ok = strong_wolfe(lambda t: (0.5 * (t - 1) ** 2, 0.9 * (t - 1)), 0.5, -0.9,
                                       0.01, c2=0.1)

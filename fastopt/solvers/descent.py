@@ -1,4 +1,4 @@
-"""The line-search descent loop shared by ``minimize``'s CG, BFGS and Newton methods.
+"""The line-search descent loop shared by the CG, BFGS and Newton methods.
 
 Each method gives the search direction; this loop runs the strong-Wolfe search from
 SciPy's first trial step, accepts the step, and applies SciPy's stopping tests and
@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Protocol
 
-from .lbfgs import _Problem, strong_wolfe
+from .linesearch import strong_wolfe
+from .method import Run
+from .problem import Problem
 
 MESSAGES = {       # SciPy 1.17's texts for CG, BFGS and Newton-CG
     "success": "Optimization terminated successfully.",
@@ -25,17 +27,17 @@ STATUS = {"success": 0, "maxiter": 1, "pr_loss": 2, "nan": 3, "callback": 99}
 class Direction(Protocol):
     unit_step: bool          # the line search starts from t = 1, not SciPy's first trial
 
-    def direction(self, problem: _Problem) -> float:
+    def direction(self, problem: Problem) -> float:
         """Write the search direction into problem.d; return g.d."""
 
-    def restart(self, problem: _Problem) -> bool:
+    def restart(self, problem: Problem) -> bool:
         """After a failed line search: True if a new direction is worth a try."""
 
-    def accepted(self, problem: _Problem, t: float, gtd: float, x_old: Any,
+    def accepted(self, problem: Problem, t: float, gtd: float, x_old: Any,
                  g_old: Any) -> None:
         """Learn from the step t along d just taken (x_old, g_old: the previous point)."""
 
-    def gnorm(self, problem: _Problem, order: float) -> float:
+    def gnorm(self, problem: Problem, order: float) -> float:
         """The norm of problem.g for the stopping test."""
 
 
@@ -56,7 +58,7 @@ def first_trial(f: float, f_prev: float, gtd: float) -> float:
     return min(1.0, t) if t > 0 and math.isfinite(t) else 1.0
 
 
-def line_step(problem: _Problem, gtd: float, f_prev: float, c1: float, c2: float,
+def line_step(problem: Problem, gtd: float, f_prev: float, c1: float, c2: float,
               maxls: int, unit_step: bool = False) -> float | None:
     """Search along problem.d for a strong-Wolfe step from t = 1 (``unit_step``) or SciPy's
     first trial, and take it (problem.f, x and g move there); the step length, or None
@@ -71,7 +73,7 @@ def line_step(problem: _Problem, gtd: float, f_prev: float, c1: float, c2: float
     return t
 
 
-def stopped_by(report: Callable | None, problem: _Problem, shape: tuple) -> bool:
+def stopped_by(report: Callable | None, problem: Problem, shape: tuple) -> bool:
     """Call the callback with a copy of x (x0's shape) and f; True if it raised
     StopIteration."""
     if report is not None:
@@ -82,10 +84,9 @@ def stopped_by(report: Callable | None, problem: _Problem, shape: tuple) -> bool
     return False
 
 
-def run(problem: _Problem, method: Direction, opts: dict, report: Callable | None,
-        shape: tuple) -> tuple[int, str]:
+def descend(problem: Problem, method: Direction, run: Run) -> tuple[int, str]:
     """Iterations until max|g| (or the ``norm`` option's norm) <= gtol: (nit, reason)."""
-    ops = problem.ops
+    ops, opts = problem.ops, run.options
     f_prev = problem.f + math.sqrt(ops.dot(problem.g, problem.g)) / 2   # first |t d| ~ 1
     gnorm = norm(ops, problem.g, opts["norm"])
     nit, reason = 0, None
@@ -103,7 +104,7 @@ def run(problem: _Problem, method: Direction, opts: dict, report: Callable | Non
         nit += 1
         # problem.x_trial and problem.g_trial hold the previous point until the next trial
         method.accepted(problem, t, gtd, problem.x_trial, problem.g_trial)
-        if stopped_by(report, problem, shape):
+        if stopped_by(run.report, problem, run.shape):
             return nit, "callback"
         gnorm = method.gnorm(problem, opts["norm"])
         if gnorm <= opts["gtol"]:

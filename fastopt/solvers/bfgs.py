@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from ._descent import norm
-from .lbfgs import EPS, _Problem
+from . import options as o
+from .descent import MESSAGES, STATUS, descend, norm
+from .method import Method, Option, Outcome, Run
+from .problem import EPS, Problem
 
 
 class BFGS:
     unit_step = False                         # SciPy's first trial step: fewer evaluations here
 
-    def __init__(self, problem: _Problem, hess_inv0: Any | None) -> None:
+    def __init__(self, problem: Problem, hess_inv0: Any | None) -> None:
         ops, n = problem.ops, problem.x.size
         self.ops, self.xp = ops, ops.xp
         self.H = ops.zeros((n, n))
@@ -37,7 +39,7 @@ class BFGS:
         self.d_new = ops.zeros(n)         # the direction the last update made
         self.updated = False
 
-    def direction(self, problem: _Problem) -> float:
+    def direction(self, problem: Problem) -> float:
         if self.updated:
             problem.d, self.d_new = self.d_new, problem.d
             self.updated = False
@@ -46,7 +48,7 @@ class BFGS:
             self.xp.negative(self.hg, out=problem.d)
         return self.ops.dot(problem.g, problem.d)
 
-    def restart(self, problem: _Problem) -> bool:
+    def restart(self, problem: Problem) -> bool:
         """A failed search is retried once from H = I (steepest descent)."""
         if self.scale_first:
             return False
@@ -55,7 +57,7 @@ class BFGS:
         self.scale_first, self.updated = True, False
         return True
 
-    def accepted(self, problem: _Problem, t: float, gtd: float, x_old: Any, g_old: Any
+    def accepted(self, problem: Problem, t: float, gtd: float, x_old: Any, g_old: Any
                  ) -> None:
         """The update from one matrix-vector product, one pass for seven sums (the only
         copy to the host), one for u and the next direction, one rank-two pass."""
@@ -77,7 +79,7 @@ class BFGS:
         ops.call("bfgs_vectors", self.s, self.hg, d, a, b, scale, ug, sg, self.u, self.d_new)
         ops.call("rank_two", self.H, self.s, self.u, scale)
 
-    def gnorm(self, problem: _Problem, order: float) -> float:
+    def gnorm(self, problem: Problem, order: float) -> float:
         return norm(self.ops, problem.g, order)
 
 
@@ -98,3 +100,17 @@ def checked_hess_inv0(value: Any, n: int, xp: Any) -> Any:
     except np.linalg.LinAlgError:
         raise ValueError("minimize: 'hess_inv0' matrix isn't positive definite.") from None
     return xp.asarray(H)
+
+
+def run(problem: Problem, run: Run) -> Outcome:
+    method = BFGS(problem, checked_hess_inv0(run.options["hess_inv0"], problem.x.size,
+                                             problem.ops.xp))
+    nit, reason = descend(problem, method, run)
+    return nit, reason, dict(hess_inv=method.H)
+
+
+METHOD = Method(
+    name="BFGS", summary="BFGS with the dense inverse Hessian (n^2 memory), SciPy's BFGS",
+    options=dict(o.GRADIENT, c2=Option(0.9, o.fraction), xrtol=Option(0.0, o.nonnegative),
+                 hess_inv0=Option(None)),
+    tol=("gtol",), messages=MESSAGES, statuses=STATUS, run=run)
