@@ -1,9 +1,10 @@
-"""asv: minimize's CG, BFGS, Newton-CG and Newton beside L-BFGS: each method's fused passes
+"""asv: minimize's methods (fastopt.solvers.METHODS): each method's fused passes
 (what an iteration does besides fun) and a small minimize, per backend."""
 import numpy as np
 
 from fastopt import minimize
 from fastopt._bench import array_module, minimize_ops, rosenbrock_on
+from fastopt.solvers import METHODS
 
 BACKENDS = ["numpy", "numba", "cupy"]
 
@@ -74,10 +75,10 @@ class BFGSUpdate(_Vectors):
 
 
 class SmallMinimize:
-    """Each method on extended Rosenbrock, n = 100, from (-1.2, 1, ...), default options
-    (Newton with the exact Hessian)."""
+    """Each registered method on extended Rosenbrock, n = 100, from (-1.2, 1, ...), default
+    options (the exact Hessian for a method that needs one: Newton)."""
 
-    params = (["L-BFGS-B", "CG", "BFGS", "Newton-CG", "Newton"], BACKENDS)
+    params = ([m.name for m in METHODS], BACKENDS)
     param_names = ["method", "backend"]
 
     def setup(self, method, backend):
@@ -92,7 +93,8 @@ class SmallMinimize:
             H[i, i], H[i, i + 1], H[i + 1, i] = 1200 * a * a - 400 * b + 2, -400 * a, -400 * a
             H[i + 1, i + 1] = 200
             return xp.asarray(H)
-        self.extra = dict(hess=hess) if method == "Newton" else {}
+        needs_hess = {m.name: m.hessian == "required" for m in METHODS}
+        self.extra = dict(hess=hess) if needs_hess[method] else {}
 
     def _run(self, method, backend):
         return minimize(self.fun, self.x0, jac=True, method=method, backend=backend,

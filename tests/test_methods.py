@@ -11,11 +11,52 @@ import fastopt
 from fastopt.kernels import bfgs as KB
 from fastopt.kernels import cg as KC
 from fastopt.kernels import lbfgs as K
+from fastopt.solvers import METHODS
 
 HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
-SCIPY_METHODS = ["CG", "BFGS", "Newton-CG"]
+# the methods SciPy has beside L-BFGS-B (which test_scipy_dropin.py compares)
+SCIPY_METHODS = [m.name for m in METHODS if m.scipy and m.name != "L-BFGS-B"]
+WITH_RETURN_ALL = [m.name for m in METHODS if "return_all" in m.options]
 TIGHT = {"CG": dict(gtol=1e-10, maxiter=20000), "BFGS": dict(gtol=1e-10),
          "Newton-CG": dict(xtol=1e-12)}
+
+
+def needed(method, so):
+    """What ``method`` needs beside jac to run on Rosenbrock (Newton: hess)."""
+    by_name = {m.name: m for m in METHODS}
+    return dict(hess=so.rosen_hess) if by_name[method].hessian == "required" else {}
+
+
+# -- every registered method ------------------------------------------------------------------
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@pytest.mark.parametrize("method", [m.name for m in METHODS])
+def test_every_method_solves_rosenbrock_with_scipys_fields(method, backend, so):
+    r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0]), jac=so.rosen_der, method=method,
+                         backend=backend, **needed(method, so))
+    by_name = {m.name: m for m in METHODS}
+    assert r.success and r.status == 0 and r.message in by_name[method].messages.values()
+    np.testing.assert_allclose(r.x, [1.0, 1.0], rtol=1e-4)
+    assert r.nit > 0 and r.nfev >= r.nit and r.backend == backend
+
+
+@pytest.mark.parametrize("method", METHODS, ids=str)
+def test_every_method_takes_its_options_and_tol(method, so):
+    """Each option at its default is accepted as given; tol sets the method's tolerances
+    (a tolerance of 0.1 ends the run sooner than the default); an unknown option is named."""
+    run = dict(fun=so.rosen, x0=np.array([-1.2, 1.0]), jac=so.rosen_der, method=method.name,
+               **needed(method.name, so))
+    defaults = {k: o.default for k, o in method.options.items() if k != "maxiter"}
+    assert fastopt.minimize(**run, options=defaults).success
+    assert fastopt.minimize(**run, tol=0.1).nit < fastopt.minimize(**run).nit
+    with pytest.raises(ValueError, match=f"unknown option.*for method {method.name}"):
+        fastopt.minimize(**run, options=dict(not_an_option=1))
+
+
+def test_the_readme_lists_every_method():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for m in METHODS:
+        assert f'| `"{m.name}"` | {m.summary} |' in readme, m.name
 
 
 # -- the kernels ----------------------------------------------------------------------------
@@ -207,7 +248,7 @@ def test_maxiter_stops_with_scipys_status_and_message(method, so):
     assert (r.status, r.message, r.nit) == (ref.status, ref.message, 3)
 
 
-@pytest.mark.parametrize("method", ["CG", "BFGS", "Newton-CG", "Newton"])
+@pytest.mark.parametrize("method", WITH_RETURN_ALL)
 def test_callback_sees_each_iterate_stops_and_return_all(method, so):
     seen = []
 
@@ -215,9 +256,8 @@ def test_callback_sees_each_iterate_stops_and_return_all(method, so):
         seen.append(intermediate_result.fun)
         if len(seen) == 4:
             raise StopIteration
-    kw = dict(hess=so.rosen_hess) if method == "Newton" else {}
     r = fastopt.minimize(so.rosen, np.array([-1.2, 1.0]), jac=so.rosen_der, method=method,
-                         callback=callback, options=dict(return_all=True), **kw)
+                         callback=callback, options=dict(return_all=True), **needed(method, so))
     assert r.status == 99 and not r.success and r.nit == 4 and len(seen) == 4
     assert seen[-1] == r.fun and len(r.allvecs) == 5
     np.testing.assert_array_equal(r.allvecs[-1], r.x)
@@ -376,7 +416,7 @@ def assert_same_runs(method, backend):
     assert r.fun < 1e-9, r.fun
 
 
-@pytest.mark.parametrize("method", ["L-BFGS-B", *SCIPY_METHODS])
+@pytest.mark.parametrize("method", [m.name for m in METHODS if m.scipy])
 def test_every_solver_on_the_numba_kernels(method, monkeypatch):
     """The numba kernels inside each whole solver (at these sizes by_size picks NumPy's)."""
     pytest.importorskip("numba")

@@ -25,7 +25,9 @@ from fastopt.problems import rosenbrock
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from mgh_problems import evaluations_to_reach, problems  # noqa: E402
 
-METHODS = ["CG", "BFGS", "Newton-CG"]
+from fastopt.solvers import METHODS as REGISTERED  # noqa: E402
+
+METHODS = [m.name for m in REGISTERED if m.scipy and m.name != "L-BFGS-B"]   # SciPy's too
 TIGHT = {"CG": dict(gtol=1e-10, maxiter=20000), "BFGS": dict(gtol=1e-10),
          "Newton-CG": dict(xtol=1e-12), "L-BFGS-B": dict(gtol=1e-10, ftol=1e-16)}
 HOST = [b for b in ("numpy", "numba") if b in available_backends()]

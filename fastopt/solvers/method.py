@@ -61,8 +61,9 @@ class Method:
     option_aliases: Mapping[str, str] = field(default_factory=dict)  # SciPy's other names
     # options SciPy deprecated, accepted with a DeprecationWarning saying this
     deprecated: Mapping[str, str] = field(default_factory=dict)
-    uses_hess: bool = False           # hess given to a method without it: SciPy's warning
+    hessian: str = "unused"           # hess: "unused" (SciPy's warning), "optional", "required"
     uses_hessp: bool = False
+    scipy: bool = True                # scipy.optimize.minimize has it (tests compare the two)
     # what the method needs of (the jac mode, hess, hessp): raises when it is not there
     needs: Callable[[str, Any, Any], None] | None = None
     warns: bool = True                # disp=True: an OptimizeWarning when it fails
@@ -70,6 +71,10 @@ class Method:
     @property
     def key(self) -> str:
         return self.name.lower()
+
+    @property
+    def uses_hess(self) -> bool:
+        return self.hessian != "unused"
 
     def __str__(self) -> str:
         return self.name

@@ -93,4 +93,5 @@ METHOD = Method(
     name="Newton", summary="dense Newton with Levenberg damping, for small problems "
                            "(fastopt's; needs hess)",
     options=dict(o.GRADIENT, c2=Option(0.9, o.fraction), damping=Option(1e-3, o.positive)),
-    tol=("gtol",), messages=MESSAGES, statuses=STATUS, run=run, uses_hess=True, needs=needs)
+    tol=("gtol",), messages=MESSAGES, statuses=STATUS, run=run, hessian="required",
+    needs=needs, scipy=False)

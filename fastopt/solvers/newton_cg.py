@@ -114,4 +114,4 @@ METHOD = Method(
                  xtol=Option(1e-5, o.nonnegative), eps=o.GRADIENT["eps"], c1=o.C1,
                  c2=Option(0.9, o.fraction), maxls=o.MAXLS, workers=o.WORKERS),
     tol=("xtol",), messages=MESSAGES, statuses={**STATUS, "cg": 3}, run=run,
-    uses_hess=True, uses_hessp=True, needs=needs)
+    hessian="optional", uses_hessp=True, needs=needs)
