@@ -200,18 +200,41 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
 
 
 def _fingerprint(*fns: Callable) -> str:
-    """A short hash of the source files that define ``fns``: numba's cache checks only the
-    loop's own file, so a change to a rule's module, or to the grad checks the loop calls
-    (kernels/_ndarray.py), must change the cached loop's name. (An element body may
-    therefore call helpers from its own module or from this one, whose changes numba sees,
-    but from no third module.)"""
+    """A short hash of the source files of ``fns`` and of every function they call through
+    their globals, transitively (an element body's helpers, wherever they live): numba's
+    cache checks only the loop's own file, so a change to any of them must change the
+    cached loop's name."""
     digest = hashlib.sha256()
-    for fn in fns:
-        try:
-            digest.update(Path(inspect.getsourcefile(fn)).read_bytes())
-        except (OSError, TypeError):
-            digest.update(fn.__code__.co_code + repr(fn.__code__.co_consts).encode())
+    for path in sorted(_source_files(fns)):
+        digest.update(path.encode() if path.startswith("<") else Path(path).read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _source_files(fns: Any) -> set[str]:
+    """The files defining ``fns`` and the functions (numba dispatchers: their Python
+    functions) they name as globals, transitively; modules (np, math) are not followed."""
+    seen: set = set()
+    files: set[str] = set()
+    pending = list(fns)
+    while pending:
+        fn = pending.pop()
+        fn = getattr(fn, "py_func", fn)
+        if not inspect.isfunction(fn) or fn in seen:
+            continue
+        seen.add(fn)
+        files.add(inspect.getsourcefile(fn) or f"<{fn.__qualname__}>")
+        pending += [fn.__globals__[name] for name in _global_names(fn.__code__)
+                    if name in fn.__globals__]
+    return files
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    """The names ``code`` and the functions nested in it look up (globals among them)."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _global_names(const)
+    return names
 
 
 def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callable:

@@ -135,6 +135,22 @@ class Rule:
     torch_state: Mapping[str, str] = field(default_factory=dict)
     torch_step: bool = True
 
+    def __post_init__(self) -> None:
+        """A rule that is incomplete fails here, at import, by name: fastopt.torch needs a
+        torch name for every state array and scalar state, and the kernels take exactly
+        ``scalars`` host scalars (a mismatch was a numba TypingError at the first step)."""
+        missing = [s for s in (*self.state, *self.extra) if s not in self.torch_state]
+        if missing:
+            raise TypeError(f"rule {self.class_name}: torch_state has no torch name for "
+                            f"{missing} (fastopt.torch's state_dict needs one per state)")
+        hp = self.checked(f"rule {self.class_name}", self.defaults)
+        lr = self.defaults.get("lr")
+        given, _ = self.host_scalars(hp, 1, lr if isinstance(lr, float) else 1e-3,
+                                     dict(self.extra))
+        if len(given) != len(self.scalars):
+            raise TypeError(f"rule {self.class_name}: host_scalars gives {len(given)} scalars "
+                            f"for the {len(self.scalars)} of SCALARS {self.scalars}")
+
     # -- hyperparameters ------------------------------------------------------------------
     @property
     def defaults(self) -> dict[str, Any]:

@@ -120,3 +120,44 @@ def test_readme_rule_table_lists_every_rule():
     rows = readme.split("## Update rules", 1)[1].split("\n## ", 1)[0]
     for name in RULES:
         assert f"| `{name}` |" in rows, f"README's update-rules table has no row for {name}"
+
+
+# -- a rule that is incomplete fails at import, by name ----------------------------------
+def test_a_rule_without_torch_names_for_its_state_fails_when_made():
+    """fastopt.torch's state_dict raised KeyError after a step while the tests passed."""
+    adam = RULES["Adam"]
+    with pytest.raises(TypeError, match=r"rule Adam2: torch_state has no torch name for "
+                                        r"\['vmax'\]"):
+        adam.derive("adam2", "Adam2", "Adam again.",
+                    torch_state={"m": "exp_avg", "v": "exp_avg_sq"})
+
+
+def test_a_rule_whose_host_scalars_miss_one_fails_when_made():
+    """(It was a numba TypingError at the first step.)"""
+    sgd = RULES["SGD"]
+
+    def fewer(hp, t, lr, extra):
+        scalars, extra = sgd.host_scalars(hp, t, lr, extra)
+        return scalars[:-1], extra
+    with pytest.raises(TypeError, match=rf"rule SGD2: host_scalars gives "
+                                        rf"{len(sgd.scalars) - 1} scalars for the "
+                                        rf"{len(sgd.scalars)} of SCALARS"):
+        sgd.derive("sgd2", "SGD2", "SGD again.", host_scalars=fewer)
+
+
+def test_the_cached_loops_name_covers_helpers_in_any_module(tmp_path, monkeypatch):
+    """An element body calling a helper from a third module: a change to that module
+    changes the compiled loop's cache name (numba's own cache sees only the loop's file,
+    and served the stale loop)."""
+    from fastopt.kernels import _cpu
+
+    (tmp_path / "third_helper.py").write_text("def helper(x):\n    return x + 1.0\n")
+    (tmp_path / "third_rule.py").write_text(
+        "from third_helper import helper\n\n"
+        "def element(i, p, g, state, s, flags):\n    p[i] = helper(g[i])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import third_rule
+
+    before = _cpu._fingerprint(third_rule.element)
+    (tmp_path / "third_helper.py").write_text("def helper(x):\n    return x + 2.0\n")
+    assert _cpu._fingerprint(third_rule.element) != before
