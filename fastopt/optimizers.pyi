@@ -71,7 +71,9 @@ class RMSprop(Optimizer):
         g   = -g                        (maximize=True)
         g   = g + wd*p
         sq  = alpha*sq + (1-alpha)*g^2
-        avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered)
+        avg = sqrt(sq - ga^2) + eps,  ga = alpha*ga + (1-alpha)*g   (centered; inf where sq
+                                      is: sq - ga^2 is inf - inf there, which torch's fused
+                                      multiply-add never forms)
         avg = sqrt(sq) + eps                                         (otherwise)
         buf = momentum*buf + g/avg;  p -= lr*buf                     (momentum > 0)
         p  -= lr * g/avg                                             (otherwise)
