@@ -152,7 +152,8 @@ class HostBackend:
         offsets[k]:offsets[k+1]; an empty buffer for the state the variant does not use)."""
         per_param = [(p, tuple(s[a:b] if s.size else p for s in state))
                      for p, a, b in zip(params, offsets, offsets[1:])]
-        return functools.partial(_reference_bucket, rule.reference, rule.variant(hp), per_param)
+        return functools.partial(_reference_bucket, rule.reference_update, rule.variant(hp),
+                                 per_param)
 
     def runner(self, resolver: Any, buckets: list) -> Callable[[list, list], None]:
         """``run(grads, scalars)``: check and locate every grad, then run each bucket's
@@ -283,7 +284,7 @@ def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
     # caller's would stop a step half-way, after some params moved
     with np.errstate(all="ignore"):
         for (p, state), g in zip(per_param, grads):
-            reference(p, g, *state, scalars, **flags)
+            reference(p, g, *state, scalars=scalars, **flags)
 
 
 def _parts_of(threads: Callable[[], int]) -> Callable[[], int]:

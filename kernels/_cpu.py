@@ -1,6 +1,7 @@
 """Numba CPU kernels: the loops around each rule's element body, over a bucket of arrays.
 
-A rule gives ``cpu_element(i, p, g, state, s, flags)``, the update of element ``i``; this
+A rule gives ``cpu_element(i, pi, gi, p, state, s, flags)``, the update of element ``i``
+after the common start (kernels/_rule.py), which the loop computes; this
 module owns the loops that run it. A step updates a *bucket* (the params of one group and
 dtype) in one compiled call: ``_bucket_loop`` walks the bucket's arrays as one run of
 elements, the params and grads through their data pointers (the bucket's table, and the
@@ -194,8 +195,15 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
             p = numba.carray(void_pointer(table[k, PARAM]), size, scalars.dtype)[a:a + m]
             g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
-            for i in range(m):
-                ELEMENT(i, p, g, st, s, FLAGS)  # noqa: F821
+            for i in range(m):       # the common start (kernels/_rule.py), then the rule's
+                pi, gi = p[i], g[i]      # (the positions are constants of each clone)
+                if DECAY_AT >= 0:  # noqa: F821
+                    pi = pi * s[DECAY_AT]  # noqa: F821
+                if SIGN_AT >= 0:  # noqa: F821
+                    gi = s[SIGN_AT] * gi  # noqa: F821
+                if WD_AT >= 0 and s[WD_AT] != 0:  # noqa: F821
+                    gi = gi + s[WD_AT] * pi  # noqa: F821
+                ELEMENT(i, pi, gi, p, st, s, FLAGS)  # noqa: F821
     return -1
 
 
@@ -243,8 +251,10 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callab
     suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items()) + ("_parallel" if parallel else "")
     element = numba.njit(error_model="numpy", no_cpython_wrapper=True,  # only called
                          no_cfunc_wrapper=True)(rule.cpu_element)           # by the loop
+    decay_at, sign_at, wd_at = rule.start
     env = dict(_bucket_loop.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
-               FLAGS=tuple(bool(v) for v in flags.values()))
+               FLAGS=tuple(bool(v) for v in flags.values()), DECAY_AT=decay_at,
+               SIGN_AT=sign_at, WD_AT=wd_at)
     loop = types.FunctionType(_bucket_loop.__code__, env, "_bucket_loop")
     source = _fingerprint(rule.cpu_element, resolve_grads.py_func)
     loop.__qualname__ = f"{rule.name}{suffix}_{source}"

@@ -51,7 +51,7 @@ def kernel_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any]) -
     return CudaSource(name=f"fastopt_{rule.name}{suffix}",
                       in_params=("g",) + tuple(rule.scalars),
                       out_params=("p",) + tuple(rule.state_used(hp)),
-                      body=rule.cuda_body, preamble=macros + PREAMBLE)
+                      body=rule.cuda_start() + rule.cuda_body, preamble=macros + PREAMBLE)
 
 
 # -- many arrays in one launch ------------------------------------------------------------

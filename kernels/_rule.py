@@ -16,12 +16,18 @@ A rule is one fused, elementwise update over flat arrays, declared once in its m
 * ``scalars`` and ``host_scalars(hp, t, lr, extra)``: the per-step scalars, computed in
   float64 once per step so bias corrections and schedules live in one place for every
   backend, and passed to the kernels as one small array in the parameter's dtype.
-* three implementations of the same formula with one calling convention:
-  ``reference(p, g, *state, scalars, **flags)`` (NumPy, whole arrays, in place);
-  ``cpu_element(i, p, g, state, s, flags)`` (element ``i``; ``state`` and ``s`` are
-  tuples, ``flags`` the variant's values in ``flags`` order; kernels/_cpu.py builds the
-  compiled loops around it); ``cuda_body`` (C++ for one element; kernels/_gpu.py builds
-  the CuPy kernel around it).
+* the common start of every update, owned here once for the three implementations
+  (``START``): a rule whose ``scalars`` name ``decay``, ``sign`` or ``wd`` gets
+  ``p = p*decay`` (decoupled decay), ``g = sign*g`` (maximize) and ``g = g + wd*p`` (coupled
+  decay, where wd != 0), in that order, before its own formula sees p and g;
+* three implementations of the rest of the formula with one calling convention:
+  ``reference(p, g, *state, scalars, **flags)`` (NumPy, whole arrays, in place; p and g
+  after the start); ``cpu_element(i, pi, gi, p, state, s, flags)`` (element ``i``: ``pi``
+  and ``gi`` its param and grad after the start, ``p[i]`` where it writes the param;
+  ``state`` and ``s`` are tuples, ``flags`` the variant's values in ``flags`` order;
+  kernels/_cpu.py builds the compiled loops around it); ``cuda_body`` (C++ for one
+  element, after the start's ``T pi``, ``T gi``; kernels/_gpu.py builds the CuPy kernel
+  around it).
 * ``tuned_lr``: the learning rate per demo/test problem with which the rule converges
   ("digits": the demo's MLP, reaching >= 95% test accuracy);
 * ``demo_variants``: other keyword sets the demo trains too (label, keywords, lr included).
@@ -33,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .. import _checks
+
+START = ("decay", "sign", "wd")      # the scalars of the common start, in its order
 
 HostScalars = Callable[[Mapping[str, Any], int, float, Mapping[str, float]],
                        tuple[tuple[float, ...], dict[str, float]]]
@@ -150,6 +158,31 @@ class Rule:
         if len(given) != len(self.scalars):
             raise TypeError(f"rule {self.class_name}: host_scalars gives {len(given)} scalars "
                             f"for the {len(self.scalars)} of SCALARS {self.scalars}")
+
+    # -- the common start ---------------------------------------------------------------
+    @property
+    def start(self) -> tuple[int, int, int]:
+        """Where ``decay``, ``sign`` and ``wd`` are in ``scalars`` (-1: the rule has none)."""
+        return tuple(self.scalars.index(n) if n in self.scalars else -1 for n in START)
+
+    def reference_update(self, p: Any, g: Any, *state: Any, scalars: Any,
+                         **flags: bool) -> None:
+        """The whole NumPy update: the common start, then the rule's ``reference``."""
+        decay_at, sign_at, wd_at = self.start
+        if decay_at >= 0 and scalars[decay_at] != 1:
+            p *= scalars[decay_at]
+        if sign_at >= 0:
+            g = scalars[sign_at] * g
+        if wd_at >= 0 and scalars[wd_at] != 0:
+            g = g + scalars[wd_at] * p
+        self.reference(p, g, *state, scalars, **flags)
+
+    def cuda_start(self) -> str:
+        """The common start in C++: ``T pi`` and ``T gi`` for the rule's ``cuda_body``."""
+        decay_at, sign_at, wd_at = self.start
+        return (("T pi = p * decay;\n" if decay_at >= 0 else "T pi = p;\n") +
+                ("T g0 = sign * g;\n" if sign_at >= 0 else "T g0 = g;\n") +
+                ("T gi = wd != 0 ? g0 + wd * pi : g0;\n" if wd_at >= 0 else "T gi = g0;\n"))
 
     # -- hyperparameters ------------------------------------------------------------------
     @property

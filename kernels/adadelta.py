@@ -28,9 +28,6 @@ def host_scalars(hp, t, lr, extra):
 def reference(p, g, sq, acc, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
     lr, wd, rho, one_minus_rho, eps, sign = scalars
-    g = sign * g
-    if wd != 0:
-        g = g + wd * p
     sq *= rho
     sq += one_minus_rho * g * g
     d = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
@@ -39,13 +36,10 @@ def reference(p, g, sq, acc, scalars):
     p -= lr * d
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     sq, acc = state
     lr, wd, rho, one_minus_rho, eps, sign = s
-    pi = p[i]
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     a = acc[i]
     si = rho * sq[i] + one_minus_rho * gi * gi
     d = np.sqrt(a + eps) / np.sqrt(si + eps) * gi
@@ -56,9 +50,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T a = acc;
 T s = rho * sq + one_minus_rho * gi * gi;
 T d = sqrt(a + eps) / sqrt(s + eps) * gi;

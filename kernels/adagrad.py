@@ -32,20 +32,14 @@ def host_scalars(hp, t, lr, extra):
 def reference(p, g, sum_, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
     clr, wd, eps, sign = scalars
-    g = sign * g
-    if wd != 0:
-        g = g + wd * p
     sum_ += g * g
     p -= clr * (g / (np.sqrt(sum_) + eps))
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     (sum_,) = state
     clr, wd, eps, sign = s
-    pi = p[i]
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     si = sum_[i] + gi * gi
     sum_[i] = si
     p[i] = pi - clr * (gi / (np.sqrt(si) + eps))
@@ -53,9 +47,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T s = sum + gi * gi;
 sum = s;
 p = pi - clr * (gi / (sqrt(s) + eps));

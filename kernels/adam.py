@@ -52,11 +52,6 @@ def update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2) -> None:
 def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     """NumPy reference: the formula above with whole-array operations, in place."""
     step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, sign = scalars
-    g = sign * g
-    if decay != 1:
-        p *= decay
-    if wd != 0:
-        g = g + wd * p
     update_moments(m, v, g, b1, one_minus_b1, b2, one_minus_b2)
     if amsgrad:
         np.maximum(vmax, v, out=vmax)
@@ -64,14 +59,11 @@ def reference(p, g, m, v, vmax, scalars, *, amsgrad):
     p -= step_size * (m / (np.sqrt(v) / bc2_sqrt + eps))
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     m, v, vmax = state
     (amsgrad,) = flags
     step_size, wd, decay, b1, one_minus_b1, b2, one_minus_b2, bc2_sqrt, eps, sign = s
-    pi = p[i] * decay
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
     vi = b2 * v[i] + one_minus_b2 * gi * gi
     m[i] = mi
@@ -84,9 +76,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p * decay;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
 T vi = b2 * v + one_minus_b2 * gi * gi;
 m = mi;

@@ -28,9 +28,6 @@ def host_scalars(hp, t, lr, extra):
 def reference(p, g, m, u, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
     step_size, wd, b1, one_minus_b1, b2, eps, sign = scalars
-    g = sign * g
-    if wd != 0:
-        g = g + wd * p
     m *= b1
     m += one_minus_b1 * g
     u *= b2
@@ -38,13 +35,10 @@ def reference(p, g, m, u, scalars):
     p -= step_size * (m / u)
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     m, u = state
     step_size, wd, b1, one_minus_b1, b2, eps, sign = s
-    pi = p[i]
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     mi = b1 * m[i] + one_minus_b1 * gi
     ui = nan_max(b2 * u[i], np.abs(gi) + eps)
     m[i] = mi
@@ -54,9 +48,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T mi = b1 * m + one_minus_b1 * gi;
 T ui = nan_max(b2 * u, fabs(gi) + eps);
 m = mi;

@@ -30,29 +30,27 @@ def reference(p, g, m, scalars):
     """NumPy reference: the formula above with whole-array operations, in place."""
     lr, decay, b1, one_minus_b1, b2, one_minus_b2 = scalars
     c = b1 * m + one_minus_b1 * g
-    if decay != 1:
-        p *= decay
     p -= lr * np.sign(c)
     m *= b2
     m += one_minus_b2 * g
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     (m,) = state
     lr, decay, b1, one_minus_b1, b2, one_minus_b2 = s
-    gi, mi = g[i], m[i]
+    mi = m[i]
     c = b1 * mi + one_minus_b1 * gi
-    p[i] = p[i] * decay - lr * sign(c)
+    p[i] = pi - lr * sign(c)
     m[i] = b2 * mi + one_minus_b2 * gi
 
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T c = b1 * m + one_minus_b1 * g;
+T c = b1 * m + one_minus_b1 * gi;
 T sc = c > 0 ? T(1) : (c < 0 ? T(-1) : (c == 0 ? T(0) : c));
-p = p * decay - lr * sc;
-m = b2 * m + one_minus_b2 * g;
+p = pi - lr * sc;
+m = b2 * m + one_minus_b2 * gi;
 """
 
 RULE = r.Rule("lion", "Lion", "Lion (Chen et al. 2023): the sign of an interpolated momentum.",

@@ -42,9 +42,6 @@ def host_scalars(hp, t, lr, extra):
 def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
     """NumPy reference: the formula above with whole-array operations, in place."""
     lr, wd, alpha, one_minus_alpha, eps, momentum, sign = scalars
-    g = sign * g
-    if wd != 0:
-        g = g + wd * p
     sq *= alpha
     sq += one_minus_alpha * g * g
     if centered:
@@ -61,14 +58,11 @@ def reference(p, g, sq, ga, buf, scalars, *, centered, has_momentum):
         p -= lr * (g / avg)
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     sq, ga, buf = state
     centered, has_momentum = flags
     lr, wd, alpha, one_minus_alpha, eps, momentum, sign = s
-    pi = p[i]
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     si = alpha * sq[i] + one_minus_alpha * gi * gi
     sq[i] = si
     if centered:
@@ -87,9 +81,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T s = alpha * sq + one_minus_alpha * gi * gi;
 sq = s;
 #if CENTERED

@@ -48,9 +48,6 @@ def host_scalars(hp, t, lr, extra):
 def reference(p, g, buf, scalars, *, has_momentum, nesterov):
     """NumPy reference: the formula above with whole-array operations, in place."""
     lr, wd, momentum, keep, gain, sign = scalars
-    g = sign * g
-    if wd != 0:
-        g = g + wd * p
     if has_momentum:
         buf *= keep
         buf += gain * g
@@ -60,14 +57,11 @@ def reference(p, g, buf, scalars, *, has_momentum, nesterov):
     p -= lr * d
 
 
-def cpu_element(i, p, g, state, s, flags):
+def cpu_element(i, pi, gi, p, state, s, flags):
     """Numba element body: the formula above for element i."""
     (buf,) = state
     has_momentum, nesterov = flags
     lr, wd, momentum, keep, gain, sign = s
-    pi = p[i]
-    g0 = sign * g[i]
-    gi = g0 + wd * pi if wd != 0 else g0
     d = gi
     if has_momentum:
         b = keep * buf[i] + gain * gi
@@ -78,9 +72,6 @@ def cpu_element(i, p, g, state, s, flags):
 
 # CuPy kernel body (one element; see kernels/_gpu.py for the declarations).
 CUDA_BODY = """
-T pi = p;
-T g0 = sign * g;
-T gi = wd != 0 ? g0 + wd * pi : g0;
 T d = gi;
 #if HAS_MOMENTUM
 T b = keep * buf + gain * gi;
