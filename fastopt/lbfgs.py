@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
-import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -14,23 +12,10 @@ import numpy as np
 from . import _checks
 from .backends import check_unchanged
 from .groups import is_one_array
-from .optimizer import checked_params, forked_mid_call, forked_mid_call_error
+from .optimizer import _LIVE, checked_params, forked_mid_call, forked_mid_call_error
 from .solvers.lbfgs import History, iterations, ops_for
 from .solvers.linesearch import LINE_SEARCHES
 from .solvers.problem import FunStopped, Problem, checked_loss, pair
-
-_LIVE: weakref.WeakSet = weakref.WeakSet()     # every LBFGS, for the fork hook
-
-
-def _after_fork_in_child() -> None:
-    """As for the first-order optimizers: fresh locks, and an optimizer caught inside
-    another thread's step refuses the next."""
-    for opt in list(_LIVE):
-        opt._forked_mid_call = forked_mid_call(opt._running, opt._owner)
-        opt._lock = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 SETTINGS = {"lr": _checks.positive, "max_iter": _checks.count,
             "tolerance_grad": _checks.nonnegative, "tolerance_change": _checks.nonnegative}
@@ -77,6 +62,12 @@ class LBFGS:
         self._forked_mid_call = False
         _LIVE.add(self)
         self.n_iter = 0
+
+    def _after_fork(self) -> None:
+        """In a forked child (optimizer.py's hook): a fresh lock; caught inside another
+        thread's step, the next step is refused."""
+        self._forked_mid_call = forked_mid_call(self._running, self._owner)
+        self._lock = threading.RLock()
 
     def __copy__(self) -> LBFGS:
         raise TypeError("LBFGS: a shallow copy would share params and history but not the "

@@ -131,16 +131,15 @@ class StepCount:
     owner: int = 0              # the thread that runs it
 
 
-_LIVE: weakref.WeakSet = weakref.WeakSet()     # every optimizer, for the fork hook
+_LIVE: weakref.WeakSet = weakref.WeakSet()     # every optimizer and LBFGS, for the fork hook
 
 
 def _after_fork_in_child() -> None:
     """A child forked while another thread held an optimizer's lock would wait for it
-    forever: each optimizer gets a fresh lock, and one caught inside a call refuses the
-    next (its arrays may be half-written in this child)."""
+    forever: each optimizer (``_after_fork``) gets a fresh lock, and one caught inside a
+    call refuses the next (its arrays may be half-written in this child)."""
     for opt in list(_LIVE):
-        opt._forked_mid_call = forked_mid_call(opt._steps.running, opt._steps.owner)
-        opt._lock = opt._changes.lock = threading.RLock()
+        opt._after_fork()
 
 
 def forked_mid_call(running: bool, owner: int) -> bool:
@@ -441,6 +440,10 @@ class Optimizer:
         Calls from several threads take turns (one lock per optimizer)."""
         self._exclusive(self._step, grads, "step", "a step cannot nest")
 
+    def _after_fork(self) -> None:
+        self._forked_mid_call = forked_mid_call(self._steps.running, self._steps.owner)
+        self._lock = self._changes.lock = threading.RLock()
+
     def _exclusive(self, run: Callable[[Any], Any], arg: Any, name: str, advice: str) -> Any:
         """``run(arg)`` holding the lock and the signal handlers (fastopt/_atomic.py: a
         handler runs once the call is whole and the optimizer idle again); a call nested in
@@ -621,10 +624,10 @@ class Optimizer:
             return self._state_dict()
 
     def _state_dict(self) -> dict[str, Any]:
+        # the groups as they are now, validated; from inside a step (by its schedule) the
+        # values that step uses: a change made during it applies from the next step
         if self._changes.groups and not self._steps.running:
-            self._apply_changes()        # the groups as they are now, validated (from
-        # inside a step, by its schedule: the values that step uses; a change made during
-        # it applies from the next step, as always)
+            self._apply_changes()
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self.step_count,
                               "n_params": len(self._arrays), "n_groups": len(self._groups)}
         for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):

@@ -131,9 +131,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self.__dict__.pop("state", None)
         self._version, self._state_cache, self._scalars = 0, (-1, None), []
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
-        self._cohorts = self._cohorts_of(loaded)
-        self._orphans = self._not_in_groups(loaded)
-        self._remember_structure()
+        self._rebuild(loaded)
 
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
@@ -392,15 +390,16 @@ class TorchOptimizer(torch.optim.Optimizer):
                 seen.add(id(p))
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
-        kept = {p: _plain_state({0: st})[0] for p, st in self.state.items()}
-        self._cohorts = self._cohorts_of(kept)
-        self._orphans = self._not_in_groups(kept)
-        self._remember_structure()
+        self._rebuild(_plain_state(self.state))
 
-    def _not_in_groups(self, state: dict) -> dict:
-        """The entries of params that no group holds (torch keeps them in ``opt.state``)."""
+    def _rebuild(self, state: dict) -> None:
+        """Every cohort again from a per-param torch state (plain dicts), each param keeping
+        its own step; the entries of params no group holds stay in ``opt.state``, as torch
+        keeps them. Nothing changes when it raises."""
+        self._cohorts = self._cohorts_of(state)
         present = {id(p) for group in self.param_groups for p in group["params"]}
-        return {p: st for p, st in state.items() if id(p) not in present}
+        self._orphans = {p: st for p, st in state.items() if id(p) not in present}
+        self._remember_structure()
 
     def _scalars_edited(self) -> None:
         """Follow a "step" or "mu_product" of ``opt.state[p]`` changed in place since the
@@ -409,10 +408,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         if version != self._version or not any(t.item() != v for t, v in self._scalars):
             return
         try:
-            cohorts = self._cohorts_of(_plain_state(cached))
+            self._rebuild(_plain_state(cached))
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{exc} (opt.state[p] was changed in place)") from None
-        self._cohorts = cohorts
 
     @state.setter
     def state(self, value: Any) -> None:
@@ -465,12 +463,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             for name in [h.name for h in self.rule.hyperparams] + list(self.fixed):
                 group.setdefault(name, self.defaults[name])
         try:
-            cohorts = self._cohorts_of(loaded)
+            self._rebuild(loaded)
         except BaseException:
             self.param_groups[:] = self._groups_before_load
             raise
-        self._cohorts, self._orphans = cohorts, {}
-        self._remember_structure()
 
     def _cohorts_of(self, loaded: Any) -> list[Cohort]:
         """Every group's cohorts from a loaded per-param state."""
@@ -573,8 +569,7 @@ def _plain_state(state: Any) -> dict:
 
 
 def _params_type(group: Any) -> str:
-    params = group.get("params") if isinstance(group, dict) else None
-    return f" of params {type(params).__name__}" if isinstance(group, dict) else ""
+    return f" of params {type(group.get('params')).__name__}" if isinstance(group, dict) else ""
 
 
 def _plain(value: Any) -> bool:

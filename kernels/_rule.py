@@ -35,6 +35,7 @@ A rule is one fused, elementwise update over flat arrays, declared once in its m
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -160,9 +161,10 @@ class Rule:
                             f"for the {len(self.scalars)} of SCALARS {self.scalars}")
 
     # -- the common start ---------------------------------------------------------------
-    @property
+    @functools.cached_property
     def start(self) -> tuple[int, int, int]:
-        """Where ``decay``, ``sign`` and ``wd`` are in ``scalars`` (-1: the rule has none)."""
+        """Where ``decay``, ``sign`` and ``wd`` are in ``scalars`` (-1: the rule has none);
+        found once per rule (the NumPy step reads it for every param)."""
         return tuple(self.scalars.index(n) if n in self.scalars else -1 for n in START)
 
     def reference_update(self, p: Any, g: Any, *state: Any, scalars: Any,
