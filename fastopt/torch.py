@@ -29,11 +29,14 @@ import numpy as np
 import torch
 from torch.autograd.graph import increment_version
 
+from . import _checks
 from ._atomic import hold_signals, release_signals
 from .backends import torch_view
 from .kernels import REGISTRY, Rule
 from .optimizer import Optimizer
 from .optimizers import CLASSES, bound_arguments
+from .solvers.linesearch import lswolfe
+from .solvers.problem import checked_loss
 
 # torch keywords that only pick torch's code path: the result is the same without them
 PATH_ONLY = ("foreach", "fused")
@@ -694,30 +697,70 @@ globals().update(CLASSES_TORCH)
 __all__ = list(CLASSES_TORCH)
 
 
-class LBFGS(torch.optim.LBFGS):
-    """torch.optim.LBFGS with the two-loop recursion as fastopt's fused kernel: 2m+1
-    passes over the params, each an axpy fused with the next dot product, where torch
-    makes 4m (m = the pairs stored, up to ``history_size``). Everything else is torch's:
-    the constructor, ``step(closure)``, the fixed step or ``line_search_fn="strong_wolfe"``
-    (torch's own), the stopping tests and the state (``old_dirs`` and ``old_stps`` are
-    rows of fastopt's ring buffers), so checkpoints cross with torch.optim.LBFGS.
+class LBFGS(torch.optim.Optimizer):
+    """torch.optim.LBFGS's algorithm on fastopt's solver core: the two-loop recursion as
+    fastopt's fused kernel (2m+1 passes over the params, each an axpy fused with the next
+    dot product, where torch makes 4m; m = the pairs stored, up to ``history_size``) and
+    torch's strong-Wolfe search on host scalars (``fastopt.solvers.linesearch.lswolfe``).
+    What users see is torch's: the constructor, ``step(closure)`` (the closure zeroes the
+    grads, computes the loss, calls backward and returns the loss), the fixed step or
+    ``line_search_fn="strong_wolfe"``, the stopping tests and the state (``old_dirs`` and
+    ``old_stps`` are rows of fastopt's ring buffers), so checkpoints cross with
+    torch.optim.LBFGS.
+
+    If the closure raises, the params are those of the last iterate taken (a trial point
+    of the search is undone) and the state describes them.
     """
 
     def __init__(self, params: Any, lr: float = 1, max_iter: int = 20,
                  max_eval: int | None = None, tolerance_grad: float = 1e-7,
                  tolerance_change: float = 1e-9, history_size: int = 100,
                  line_search_fn: str | None = None, *, backend: str = "auto") -> None:
-        super().__init__(params, lr, max_iter, max_eval, tolerance_grad, tolerance_change,
-                         history_size, line_search_fn)
+        if max_eval is None and isinstance(max_iter, (int, np.integer)):
+            max_eval = max_iter * 5 // 4          # torch's default
+        defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
+                        tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                        history_size=history_size, line_search_fn=line_search_fn)
+        _lbfgs_settings(defaults)
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups): "
+                             f"got {len(self.param_groups)} groups")
+        self._params = self.param_groups[0]["params"]
         self._check_params()
-        first = self._params[0]
         self._backend_name = backend
-        self._ops = _lbfgs_ops(backend, self._numel(), first)
-        # rows of _S and _Y hold the pairs (oldest first: _rows), grown as pairs arrive
+        self._running = False
+        self._start_rings()
+
+    def _start_rings(self) -> None:
+        """Empty ring buffers (rows of _S and _Y hold the pairs, oldest first: _rows),
+        grown as pairs arrive, and the kernels for the params."""
+        first = self._params[0]
+        self._ops = _lbfgs_ops(self._backend_name, self._numel(), first)
         self._S = torch.zeros(0, self._numel(), dtype=first.dtype, device=first.device)
         self._Y = torch.zeros_like(self._S)
         self._rows: list[int] = []
         self._rho = np.zeros(0)
+
+    def _numel(self) -> int:
+        return sum(p.numel() for p in self._params)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if self.param_groups:
+            raise ValueError("LBFGS doesn't support per-parameter options (parameter "
+                             "groups): it optimises one group")
+        super().add_param_group(param_group)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_backend_name": self._backend_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy or an unpickled optimizer: fresh rings, filled from the state's pairs
+        at the next step."""
+        super().__setstate__(state)
+        self._params = self.param_groups[0]["params"]
+        self._running = False
+        self._start_rings()
 
     def _check_params(self) -> None:
         for i, p in enumerate(self._params):
@@ -730,7 +773,7 @@ class LBFGS(torch.optim.LBFGS):
         the params' new dtype and device (torch.optim.LBFGS fails in ``dot``); a change of
         size is an error naming it."""
         first = self._params[0]
-        n = sum(p.numel() for p in self._params)
+        n = self._numel()
         if n != self._S.shape[1]:
             raise ValueError(f"LBFGS: the params now hold {n} elements, {self._S.shape[1]} "
                              "when the history was made; build a new optimizer for them")
@@ -751,6 +794,7 @@ class LBFGS(torch.optim.LBFGS):
             state["old_dirs"] = [self._Y[r] for r in self._rows]
             state["old_stps"] = [self._S[r] for r in self._rows]
 
+    # -- the history: torch's lists as rows of fastopt's ring buffers -------------------------
     def _direction(self, flat_grad: torch.Tensor, state: dict) -> torch.Tensor:
         """d = -H g from the stored pairs, by fastopt's two-loop kernel."""
         self._adopt(state)
@@ -768,8 +812,8 @@ class LBFGS(torch.optim.LBFGS):
             a.data_ptr() == self._Y[r].data_ptr() for a, r in zip(dirs, self._rows))
 
     def _adopt(self, state: dict) -> None:
-        """Make the ring buffers hold the state's pairs: after load_state_dict the lists
-        hold tensors of their own (and perhaps another history_size)."""
+        """Make the ring buffers hold the state's pairs: after load_state_dict or a copy
+        the lists hold tensors of their own (and perhaps another history_size)."""
         if self._in_rings(state):
             return
         dirs, stps = state["old_dirs"], state["old_stps"]
@@ -798,8 +842,12 @@ class LBFGS(torch.optim.LBFGS):
         state["old_dirs"] = [self._Y[r] for r in self._rows]
         state["old_stps"] = [self._S[r] for r in self._rows]
 
-    def _remember(self, y: torch.Tensor, s: torch.Tensor, ys: Any, state: dict) -> None:
-        """Store the pair (torch's memory update, into a free row of the ring)."""
+    def _remember(self, y: torch.Tensor, s: torch.Tensor, state: dict) -> None:
+        """Store the pair if y.s > 1e-10 (torch's memory update, into a free row of the
+        ring; the oldest pair goes once history_size are stored)."""
+        ys = y.dot(s)
+        if not ys > 1e-10:
+            return
         self._adopt(state)
         while len(self._rows) >= self.param_groups[0]["history_size"]:
             self._rows.pop(0)
@@ -816,83 +864,147 @@ class LBFGS(torch.optim.LBFGS):
         state["ro"].append(1.0 / ys)
         state["H_diag"] = ys / y.dot(y)
 
+    # -- the params as one flat vector ----------------------------------------------------------
+    def _flat_grad(self) -> torch.Tensor:
+        """The params' grads as one vector (zeros for a param without one), each checked
+        against its param: the kernels read every address they are given."""
+        parts = []
+        for i, p in enumerate(self._params):
+            g = p.grad
+            if g is None:
+                parts.append(p.new_zeros(p.numel()))
+                continue
+            if g.is_sparse:
+                g = g.to_dense()
+            if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+                raise ValueError(f"LBFGS: {_label(0, i)} has a grad of shape "
+                                 f"{tuple(g.shape)}, dtype {g.dtype} on {g.device}, its param "
+                                 f"{tuple(p.shape)}, {p.dtype} on {p.device} (was "
+                                 "p.grad.data replaced?)")
+            parts.append(g.reshape(-1))
+        return torch.cat(parts)
+
+    def _move(self, t: float, d: torch.Tensor) -> None:
+        """params += t d."""
+        offset = 0
+        for p in self._params:
+            p.add_(d[offset:offset + p.numel()].view_as(p), alpha=t)
+            offset += p.numel()
+
+    def _evaluate(self, closure: Callable[[], Any]) -> tuple[Any, float, torch.Tensor]:
+        """The closure's loss (as returned and as a float) and the flat gradient."""
+        loss = closure()
+        return loss, checked_loss("LBFGS", "the closure's loss", loss), self._flat_grad()
+
+    def _search(self, closure: Callable[[], Any], t: float, d: torch.Tensor, loss: float,
+                g: torch.Tensor, gtd: float, max_evals: int
+                ) -> tuple[float, torch.Tensor, float, int]:
+        """torch's strong-Wolfe search from the params along d; the params end at the step
+        it takes. Returns (loss, flat gradient, t, evaluations)."""
+        x = [p.clone(memory_format=torch.contiguous_format) for p in self._params]
+
+        def phi(step: float) -> tuple[float, float, torch.Tensor]:
+            self._move(step, d)
+            try:
+                _, f, g_new = self._evaluate(closure)
+            finally:
+                for p, v in zip(self._params, x):
+                    p.copy_(v)
+            return f, float(g_new.dot(d)), g_new
+        t, loss, g, evals = lswolfe(phi, loss, gtd, g, t, float(d.abs().max()),
+                                    max_evals=max_evals)
+        self._move(t, d)
+        return loss, g, t, evals
+
+    # -- the step ---------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]
-        """torch.optim.LBFGS.step, with the direction from fastopt's kernel."""
-        from torch.optim.lbfgs import _strong_wolfe
+        """Up to ``max_iter`` L-BFGS iterations (torch's); returns the closure's first
+        loss, as the closure returned it."""
+        if not callable(closure):
+            raise TypeError("LBFGS.step: closure must be a function that zeroes the grads, "
+                            f"computes the loss, calls backward and returns the loss; got "
+                            f"{type(closure).__name__}")
+        if self._running:
+            raise RuntimeError("LBFGS.step was called from inside its own step (by the "
+                               "closure?); a step cannot nest")
+        self._running = True
+        try:
+            return self._step(torch.enable_grad()(closure))
+        finally:
+            self._running = False
 
-        closure = torch.enable_grad()(closure)
+    def _step(self, closure: Callable[[], Any]) -> Any:
         group = self.param_groups[0]
-        lr, max_iter, max_eval = _number(group["lr"]), group["max_iter"], group["max_eval"]
-        tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
-        line_search_fn = group["line_search_fn"]
+        o = _lbfgs_settings(group)
         state = self.state[self._params[0]]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-        state.setdefault("al", [None] * group["history_size"])   # torch's scratch, kept
         self._follow_params(state)
-        orig_loss = closure()
-        loss = float(orig_loss)
-        current_evals = 1
+        first_loss, loss, g = self._evaluate(closure)
+        evals = 1
         state["func_evals"] += 1
-        flat_grad = self._gather_flat_grad()
-        if flat_grad.abs().max() <= tolerance_grad:
-            return orig_loss
-        d, t = state.get("d"), state.get("t")
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
-        n_iter = 0
-        while n_iter < max_iter:
-            n_iter += 1
+        if float(g.abs().max()) <= o["tolerance_grad"]:
+            return first_loss
+        d, t = state.get("d"), _number(state.get("t"))
+        g_prev, loss_prev = state.get("prev_flat_grad"), state.get("prev_loss")
+        for n_iter in range(1, o["max_iter"] + 1):
             state["n_iter"] += 1
             if state["n_iter"] == 1:
-                d = flat_grad.neg()
+                d = g.neg()
                 state.update(old_dirs=[], old_stps=[], ro=[], H_diag=1)
                 self._rows = []
             else:
-                y = flat_grad.sub(prev_flat_grad)
-                s = d.mul(t)
-                ys = y.dot(s)
-                if ys > 1e-10:
-                    self._remember(y, s, ys, state)
-                d = self._direction(flat_grad, state)
-            if prev_flat_grad is None:
-                prev_flat_grad = flat_grad.clone(memory_format=torch.contiguous_format)
-            else:
-                prev_flat_grad.copy_(flat_grad)
-            prev_loss = loss
-            t = min(1.0, 1.0 / flat_grad.abs().sum()) * lr if state["n_iter"] == 1 else lr
-            gtd = flat_grad.dot(d)
-            if gtd > -tolerance_change:
+                self._remember(g.sub(g_prev), d.mul(t), state)
+                state.setdefault("al", [None] * o["history_size"])   # torch's scratch
+                d = self._direction(g, state)
+            g_prev = g.clone() if g_prev is None else g_prev.copy_(g)
+            loss_prev = loss
+            t = min(1.0, 1.0 / float(g.abs().sum())) * o["lr"] if state["n_iter"] == 1 \
+                else o["lr"]
+            gtd = float(g.dot(d))
+            if gtd > -o["tolerance_change"]:
                 break
-            ls_func_evals = 0
-            if line_search_fn is not None:
-                if line_search_fn != "strong_wolfe":
-                    raise RuntimeError("only 'strong_wolfe' is supported")
-                x_init = self._clone_param()
+            try:
+                if o["line_search_fn"] is not None:
+                    loss, g, t, used = self._search(closure, t, d, loss, g, gtd,
+                                                    o["max_eval"] - evals)
+                else:                    # the fixed step, evaluated unless it is the last
+                    self._move(t, d)
+                    used = 0
+                    if n_iter != o["max_iter"]:
+                        _, loss, g = self._evaluate(closure)
+                        used = 1
+            except BaseException:        # the params are at x + t d, or at x after a search
+                taken = t if o["line_search_fn"] is None else 0.0
+                state.update(d=d, t=taken, prev_flat_grad=g_prev, prev_loss=loss_prev)
+                raise
+            evals += used
+            state["func_evals"] += used
+            if n_iter == o["max_iter"] or evals >= o["max_eval"] or \
+                    float(g.abs().max()) <= o["tolerance_grad"]:
+                break
+            if abs(t) * float(d.abs().max()) <= o["tolerance_change"] or \
+                    abs(loss - loss_prev) < o["tolerance_change"]:
+                break
+        state.update(d=d, t=t, prev_flat_grad=g_prev, prev_loss=loss_prev)
+        return first_loss
 
-                def obj_func(x, t, d):
-                    return self._directional_evaluate(closure, x, t, d)
-                loss, flat_grad, t, ls_func_evals = _strong_wolfe(
-                    obj_func, x_init, t, d, loss, flat_grad, gtd, max_ls=max_eval - current_evals)
-                self._add_grad(t, d)
-                opt_cond = flat_grad.abs().max() <= tolerance_grad
-            else:
-                self._add_grad(t, d)
-                if n_iter != max_iter:
-                    with torch.enable_grad():
-                        loss = closure()
-                    loss = float(loss)
-                    flat_grad = self._gather_flat_grad()
-                    opt_cond = flat_grad.abs().max() <= tolerance_grad
-                    ls_func_evals = 1
-            current_evals += ls_func_evals
-            state["func_evals"] += ls_func_evals
-            if n_iter == max_iter or current_evals >= max_eval or opt_cond:
-                break
-            if d.mul(t).abs().max() <= tolerance_change or abs(loss - prev_loss) < tolerance_change:
-                break
-        state.update(d=d, t=t, prev_flat_grad=prev_flat_grad, prev_loss=prev_loss)
-        return orig_loss
+
+def _lbfgs_settings(group: dict[str, Any]) -> dict[str, Any]:
+    """LBFGS's options from its group, checked (torch checks lr alone, and a wrong
+    ``line_search_fn`` only when a step runs)."""
+    o = {"lr": _number(group["lr"], "LBFGS: lr")}
+    _checks.nonnegative("LBFGS", "lr", o["lr"])
+    for key in ("max_iter", "max_eval", "history_size"):
+        o[key] = _checks.count("LBFGS", key, group[key])
+    for key in ("tolerance_grad", "tolerance_change"):
+        o[key] = _checks.nonnegative("LBFGS", key, group[key])
+    o["line_search_fn"] = group["line_search_fn"]
+    if o["line_search_fn"] not in (None, "strong_wolfe"):
+        raise ValueError(f"LBFGS: line_search_fn must be None or 'strong_wolfe', got "
+                         f"{o['line_search_fn']!r}")
+    return o
 
 
 def _lbfgs_ops(backend: str, n: int, like: torch.Tensor) -> Any:

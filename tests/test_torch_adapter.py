@@ -1,7 +1,9 @@
 """fastopt.torch: torch.optim drop-ins. Trained side by side with torch.optim on a small
 MLP in float64 (torch's default dtype float64, so that torch keeps its scalar state in
 float64 too), with schedulers, checkpoints both ways, params without grads, and the edges."""
+import copy
 import io
+import math
 import subprocess
 import sys
 
@@ -654,6 +656,143 @@ def test_lbfgs_loads_a_checkpoint_with_a_longer_history():
     opt.step(closure)
     ref, _, _ = lbfgs_run(torch.optim.LBFGS, 3, history_size=8)
     assert worst(b, ref) <= 1e-10
+
+
+ALONG = {   # f(t) along a line, with f'(t): what the searches are compared on
+    "quadratic": (lambda t: (t - 3.0) ** 2, lambda t: 2 * (t - 3.0)),
+    "quartic": (lambda t: (t * t - 4.0) ** 2 - t, lambda t: 4 * t * (t * t - 4.0) - 1),
+    "wavy": (lambda t: math.sin(3 * t) - 0.5 * t + 0.1 * t * t,
+             lambda t: 3 * math.cos(3 * t) - 0.5 + 0.2 * t),
+    "steep far": (lambda t: math.exp(0.02 * (t - 300.0) ** 2 / 100) - t,
+                  lambda t: math.exp(0.02 * (t - 300.0) ** 2 / 100) * 0.0004 * (t - 300.0) - 1),
+}
+
+
+@pytest.mark.parametrize("t0", [1e-3, 0.7, 1.0, 25.0])
+@pytest.mark.parametrize("max_ls", [0, 1, 2, 25])
+@pytest.mark.parametrize("name", list(ALONG))
+def test_lswolfe_is_torchs_search_bit_for_bit(name, max_ls, t0):
+    """fastopt's host-scalar port against torch.optim.LBFGS's own search (private; the
+    reference only) on one-dimensional functions: the same trials, the same step, loss
+    and gradient, to the last bit."""
+    from torch.optim.lbfgs import _strong_wolfe
+
+    from fastopt.solvers.linesearch import lswolfe
+    f, df = ALONG[name]
+    d = torch.tensor([1.0])
+    ours_trials, theirs_trials = [], []
+
+    def obj_func(x, t, d):
+        theirs_trials.append(float(t))
+        return f(float(t)), torch.tensor([df(float(t))])
+
+    def phi(t):
+        ours_trials.append(t)
+        return f(t), df(t), torch.tensor([df(t)])
+    g0 = torch.tensor([df(0.0)])
+    f_t, g_t, t_t, n_t = _strong_wolfe(obj_func, None, t0, d, f(0.0), g0, g0.dot(d),
+                                       max_ls=max_ls)
+    t_o, f_o, g_o, n_o = lswolfe(phi, f(0.0), df(0.0), g0, t0, 1.0, max_evals=max_ls)
+    assert ours_trials == theirs_trials and n_o == n_t
+    assert (float(t_o), f_o, float(g_o)) == (float(t_t), f_t, float(g_t))
+
+
+def test_lbfgs_owns_no_torch_internals():
+    """Built on torch.optim.Optimizer and fastopt's solver core: nothing of
+    torch.optim.LBFGS's (its private search and helpers) is used."""
+    import inspect
+    source = inspect.getsource(ft.LBFGS)
+    assert ft.LBFGS.__mro__[1] is torch.optim.Optimizer
+    for private in ("_strong_wolfe", "_gather_flat_grad", "_add_grad", "_clone_param",
+                    "_directional_evaluate", "_cubic_interpolate", "torch.optim.lbfgs"):
+        assert private not in source
+
+
+@pytest.mark.parametrize("search", [None, "strong_wolfe"])
+def test_lbfgs_closure_error_leaves_the_last_iterate(search):
+    """A closure that raises at a trial point: the params are back at the iterate the
+    search started from (the fixed step: at the step taken), the state describes them, and
+    the next step goes on from there as a fresh run of torch's from that state."""
+    model = mlp()
+    opt = ft.LBFGS(model.parameters(), history_size=4, line_search_fn=search)
+    calls, seen = [0], []
+    x, y = data()
+
+    def closure():
+        calls[0] += 1
+        seen.append([p.detach().clone() for p in model.parameters()])
+        if calls[0] == 7:
+            raise KeyboardInterrupt
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+    with pytest.raises(KeyboardInterrupt):
+        opt.step(closure)
+    now = [p.detach() for p in model.parameters()]
+    if search is None:                       # the 6th step was taken, then evaluated
+        assert all(torch.equal(p, q) for p, q in zip(now, seen[6]))
+    else:
+        assert any(all(torch.equal(p, q) for p, q in zip(now, pts)) for pts in seen[:6])
+        assert not all(torch.equal(p, q) for p, q in zip(now, seen[6]))
+    ref_model = mlp()
+    with torch.no_grad():
+        for p, q in zip(ref_model.parameters(), model.parameters()):
+            p.copy_(q)
+    ref = torch.optim.LBFGS(ref_model.parameters(), history_size=4, line_search_fn=search)
+    ref.load_state_dict(copy.deepcopy(opt.state_dict()))     # torch's are not copies
+    for o, m in ((opt, model), (ref, ref_model)):
+        o.step(mse_closure(m, o))
+    assert worst(model, ref_model) <= 1e-10
+
+
+def test_lbfgs_refuses_bad_options_and_misuse_by_name():
+    p = torch.nn.Parameter(torch.ones(3))
+    for kw, match in [(dict(line_search_fn="wolfe"), "line_search_fn must be None or "),
+                      (dict(max_iter=0), "max_iter must be an integer >= 1, got 0"),
+                      (dict(lr=-1.0), "lr must be a finite number >= 0, got -1.0"),
+                      (dict(history_size=2.5), "history_size must be an integer"),
+                      (dict(tolerance_grad=math.nan), "tolerance_grad must be a finite")]:
+        with pytest.raises(ValueError, match=match):
+            ft.LBFGS([p], **kw)
+    opt = ft.LBFGS([p])
+
+    def squares():
+        opt.zero_grad()
+        loss = (p * p).sum()
+        loss.backward()
+        return loss
+    with pytest.raises(ValueError, match="one group"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(2))]})
+    opt.param_groups[0]["max_eval"] = -3                 # an edit is checked at the step
+    with pytest.raises(ValueError, match="max_eval must be an integer >= 1, got -3"):
+        opt.step(squares)
+    opt.param_groups[0]["max_eval"] = 25
+    with pytest.raises(TypeError, match="closure must be a function"):
+        opt.step(None)
+    with pytest.raises(RuntimeError, match="called from inside its own step"):
+        opt.step(lambda: opt.step(squares))
+    p.grad = torch.ones(3)
+    p.grad.data = torch.ones(1)
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] has a grad of shape \(1,\)"):
+        opt.step(lambda: (p * p).sum())
+    assert torch.equal(p.detach(), torch.ones(3)) and opt.state_dict()["state"][0][
+        "func_evals"] == 0         # nothing moved, no evaluation counted
+    assert opt.step(squares).item() == 3.0 and (p * p).sum().item() < 1e-12
+
+
+def test_lbfgs_copies_go_on_as_the_original():
+    import pickle
+    model = mlp()
+    opt = ft.LBFGS(model.parameters(), history_size=3, max_iter=4,
+                   line_search_fn="strong_wolfe")
+    opt.step(mse_closure(model, opt))
+    pairs = [copy.deepcopy((model, opt)), pickle.loads(pickle.dumps((model, opt)))]
+    opt.step(mse_closure(model, opt))
+    for m, o in pairs:
+        o.step(mse_closure(m, o))
+        assert worst(m, model) == 0.0
+        assert o.state[next(iter(m.parameters()))]["n_iter"] == 8
 
 
 # -- found when tried side by side with torch ----------------------------------------------

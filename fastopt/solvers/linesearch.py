@@ -1,10 +1,11 @@
 """Line searches on host scalars: ``phi(t)`` gives f and g.d at x + t d, and the search
-returns (t, f, g.d, evaluations, success). Every method's loop calls one of these.
+returns (t, f, g.d, evaluations, success). Every method's loop calls one of these;
+``fastopt.torch.LBFGS`` calls ``lswolfe``, torch.optim.LBFGS's search.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 
 def _cubic_minimum(t1, f1, g1, t2, f2, g2, lo, hi):
@@ -161,6 +162,96 @@ def armijo(phi: Callable[[float], tuple[float, float]], f0: float, gtd0: float, 
         else:
             t *= 0.5
     return 0.0, f0, gtd0, max_evals, False
+
+
+def lswolfe(phi: Callable[[float], tuple[float, float, Any]], f0: float, gtd0: float,
+            g0: Any, t: float, d_max: float, c1: float = 1e-4, c2: float = 0.9,
+            tolerance_change: float = 1e-9, max_evals: int = 25) -> tuple[float, float, Any, int]:
+    """torch.optim.LBFGS's strong-Wolfe search (minFunc's lswolfe by way of torch7), step
+    for step: bracket by cubic extrapolation within [t + 0.01 (t - t_prev), 10 t], then
+    zoom by cubic interpolation, moved 0.1 of the bracket in from an end after a step
+    that made too little progress, until |bracket| max|d| < tolerance_change.
+
+    ``phi(t)`` returns (f, g.d, g) at x + t d, where g, the gradient, is carried with its
+    point and never looked into. Returns (t, f, g, evaluations) of the bracket's lower end
+    (``max_evals`` counts the trials after the first, as torch's ``max_ls``).
+    """
+    new = (t, *phi(t))
+    prev = (0, f0, gtd0, g0)
+    tries, bracket = 0, None
+    while tries < max_evals:
+        t, f, gtd, _ = new
+        if f > f0 + c1 * t * gtd0 or (tries > 1 and f >= prev[1]):
+            bracket = [prev, new]
+            break
+        if abs(gtd) <= -c2 * gtd0:
+            return t, f, new[3], tries + 1
+        if gtd >= 0:
+            bracket = [prev, new]
+            break
+        t_next = _torch_cubic(prev[0], prev[1], prev[2], t, f, gtd,
+                              bounds=(t + 0.01 * (t - prev[0]), t * 10))
+        prev, new = new, (t_next, *phi(t_next))
+        tries += 1
+    if bracket is None:                        # out of evaluations while extrapolating
+        bracket = [(0, f0, gtd0, g0), new]
+    low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
+    insufficient = False
+    while tries < max_evals and abs(bracket[1][0] - bracket[0][0]) * d_max >= tolerance_change:
+        (t1, f1, gtd1, _), (t2, f2, gtd2, _) = bracket
+        t = _torch_cubic(t1, f1, gtd1, t2, f2, gtd2)
+        top, bottom = max(t1, t2), min(t1, t2)
+        margin = 0.1 * (top - bottom)
+        if min(top - t, t - bottom) < margin:   # near an end: move in after a second time
+            if insufficient or t >= top or t <= bottom:
+                t = top - margin if abs(t - top) < abs(t - bottom) else bottom + margin
+                insufficient = False
+            else:
+                insufficient = True
+        else:
+            insufficient = False
+        new = (t, *phi(t))
+        tries += 1
+        _, f, gtd, _ = new
+        if f > f0 + c1 * t * gtd0 or f >= bracket[low][1]:
+            bracket[high] = new
+            low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
+            continue
+        wolfe = abs(gtd) <= -c2 * gtd0
+        if not wolfe and gtd * (bracket[high][0] - bracket[low][0]) >= 0:
+            bracket[high] = bracket[low]
+        bracket[low] = new
+        if wolfe:
+            break
+    t, f, _, g = bracket[low]
+    return t, f, g, tries + 1
+
+
+def _torch_cubic(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float,
+                 bounds: tuple[float, float] | None = None) -> float:
+    """torch's ``_cubic_interpolate``: the cubic's minimiser through (x1, f1, g1) and
+    (x2, f2, g2) clipped to ``bounds`` (the points' span by default), or the bounds'
+    midpoint; IEEE arithmetic where a denominator is 0, as torch's tensors give it."""
+    lo, hi = bounds if bounds is not None else (x1, x2) if x1 <= x2 else (x2, x1)
+    d1 = g1 + g2 - _divide(3 * (f1 - f2), x1 - x2)
+    d2_square = d1 * d1 - g1 * g2
+    if not d2_square >= 0:
+        return (lo + hi) / 2.0
+    d2 = math.sqrt(d2_square)
+    if x1 <= x2:
+        min_pos = x2 - (x2 - x1) * _divide(g2 + d2 - d1, g2 - g1 + 2 * d2)
+    else:
+        min_pos = x1 - (x1 - x2) * _divide(g1 + d2 - d1, g1 - g2 + 2 * d2)
+    return min(max(min_pos, lo), hi)
+
+
+def _divide(a: float, b: float) -> float:
+    """a / b with IEEE's inf and nan for b = 0 (Python's floats raise)."""
+    if b != 0:
+        return a / b
+    if a != a or a == 0:
+        return math.nan
+    return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 LINE_SEARCHES = {"strong_wolfe": strong_wolfe, "armijo": armijo}
