@@ -12,6 +12,8 @@ from cases import parametrize_cases
 from conftest import assert_bits_equal, make_optimizer
 
 import fastopt
+from fastopt.kernels import RULES
+from fastopt.kernels._rule import KINDS
 from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES
 
 HOST_BACKENDS = [b for b in ("numpy", "numba") if b in fastopt.available_backends()]
@@ -48,21 +50,41 @@ def assert_same_as_reference(rule, hp, backend, params, steps=3, seed=2, check=N
 
 
 # -- groups against one optimizer per group ---------------------------------------------
-OVERRIDES = {   # per rule: hyperparameters a second group sets differently
-    "SGD": dict(lr=0.01, momentum=0.5, weight_decay=0.1),
-    "Adagrad": dict(lr=0.3, lr_decay=0.1),
-    "RMSprop": dict(lr=0.002, alpha=0.9, eps=1e-6),
-    "Adadelta": dict(lr=0.3, rho=0.8),
-    "Adam": dict(lr=0.003, betas=(0.8, 0.9), weight_decay=0.05),
-    "AdamW": dict(lr=0.003, weight_decay=0.0),
-    "Adamax": dict(lr=0.05, eps=1e-3),
-    "Nadam": dict(lr=0.004, betas=(0.85, 0.99), momentum_decay=0.01),
-    "Lion": dict(lr=3e-3, betas=(0.8, 0.9)),
+MOVED = {   # per kind of hyperparameter: a value a second group takes instead of the default
+    "lr": lambda v: v / 2,
+    "nonnegative": lambda v: 2 * v or 0.05,
+    "optional_nonnegative": lambda v: 2 * v or 0.05,
+    "unit_interval": lambda v: 0.9 * v or 0.1,
+    "unit_interval_closed": lambda v: 0.9 * v or 0.1,
+    "betas": lambda b: (0.9 * b[0], 0.9 * b[1]),
 }
 
 
-def test_every_rule_has_group_overrides():
-    assert set(OVERRIDES) == set(fastopt.optimizers.CLASSES)
+def overrides(rule, hp=None):
+    """The hyperparameters a second group sets differently: each but the flags moved from
+    its default by its kind (from the registry, so that a new rule is covered), where the
+    rule's joint checks allow it with the case's ``hp`` (Nesterov keeps dampening 0)."""
+    moved = {}
+    for h in RULES[rule].hyperparams:
+        if h.kind == "flag" or h.default is None:
+            continue
+        trial = {**moved, h.name: MOVED[h.kind](h.default)}
+        try:
+            RULES[rule].checked(rule, {**RULES[rule].defaults, **(hp or {}), **trial})
+        except ValueError:
+            continue
+        moved = trial
+    return moved
+
+
+def test_every_kind_of_hyperparameter_can_be_moved():
+    assert set(MOVED) == set(KINDS) - {"flag"}
+    for rule in RULES:
+        moved = overrides(rule)
+        assert set(moved) == {h.name for h in RULES[rule].hyperparams
+                              if h.kind != "flag" and h.default is not None}, rule
+        for name, value in moved.items():
+            assert value != RULES[rule].defaults[name], (rule, name)
 
 
 @pytest.mark.parametrize("backend", HOST_BACKENDS)
@@ -72,9 +94,9 @@ def test_groups_match_one_optimizer_per_group(rule, hp, backend):
     params = arrays(shapes, (np.float64, np.float32))
     together, first, second = copies(params), copies(params[:3]), copies(params[3:])
     opt = make_optimizer(rule, [{"params": together[:3]},
-                                {"params": together[3:], **OVERRIDES[rule]}], hp, backend)
+                                {"params": together[3:], **overrides(rule, hp)}], hp, backend)
     alone = [make_optimizer(rule, first, hp, "numpy"),
-             make_optimizer(rule, second, dict(hp, **OVERRIDES[rule]), "numpy")]
+             make_optimizer(rule, second, dict(hp, **overrides(rule, hp)), "numpy")]
     rng = np.random.default_rng(1)
     with np.errstate(all="ignore"):
         for _ in range(6):
@@ -199,7 +221,7 @@ def test_changed_hyperparameters_act_like_a_fresh_optimizer_from_the_state_dict(
         for _ in range(3):
             opt.step(grads_like(params, rng))
         # all but switching momentum on, which needs state the group did not keep
-        opt.param_groups[1].update({k: v for k, v in OVERRIDES[rule].items()
+        opt.param_groups[1].update({k: v for k, v in overrides(rule, hp).items()
                                     if k != "momentum" or hp.get("momentum")})
         opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
         fresh_params = copies(live)

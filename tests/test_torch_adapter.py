@@ -87,11 +87,17 @@ def test_torch_schedulers_drive_it_unchanged(rule, hp, make):
     assert [g["lr"] for g in oa.param_groups] == [g["lr"] for g in ob.param_groups]
 
 
-def test_lion_matches_fastopts_numpy_reference():
+FASTOPT_ONLY_CASES = [(rule, hp) for rule, hp in CASES if not RULES[rule].torch_class]
+
+
+@pytest.mark.parametrize("rule,hp", FASTOPT_ONLY_CASES,
+                         ids=[case_id(c) for c in FASTOPT_ONLY_CASES])
+def test_rules_torch_lacks_train_as_fastopts_numpy_reference(rule, hp):
+    """A rule with no torch.optim class (Lion) against fastopt's own reference."""
     model = mlp()
     ref = [p.detach().numpy().copy() for p in model.parameters()]
-    opt = ft.Lion(model.parameters(), lr=0.01, weight_decay=0.1)
-    core = fastopt.Lion(ref, lr=0.01, weight_decay=0.1, backend="numpy")
+    opt = getattr(ft, rule)(model.parameters(), **hp)
+    core = getattr(fastopt, rule)(ref, **hp, backend="numpy")
     x, y = data()
     for _ in range(STEPS):
         opt.zero_grad()
@@ -99,7 +105,6 @@ def test_lion_matches_fastopts_numpy_reference():
         grads = [p.grad.numpy().copy() for p in model.parameters()]
         opt.step()
         core.step(grads)
-        # the reference follows the same params: copy fastopt.torch's result into it
         for r, p in zip(ref, model.parameters()):
             np.testing.assert_allclose(r, p.detach().numpy(), rtol=0, atol=1e-14)
 
