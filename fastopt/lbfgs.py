@@ -53,7 +53,7 @@ class LBFGS:
         ends = np.cumsum([a.size for a in self._arrays]).tolist()
         self._slices = [slice(end - a.size, end) for a, end in zip(self._arrays, ends)]
         n = ends[-1]
-        self._ops = ops_for(self._backend.name, n, self._arrays[0].dtype)
+        self._ops = ops_for(self._backend.name, n, self._arrays[0].dtype, lasting=True)
         self._history = History(self._ops, n, history_size)
         self._layouts = [(a.shape, a.dtype) for a in self._arrays]
         self._labels = ["LBFGS: params"] if self._single else [

@@ -835,7 +835,8 @@ class LBFGS(torch.optim.Optimizer):
         if have >= pairs:
             return
         m = min(max(pairs, 2 * have), max(self.param_groups[0]["history_size"], pairs))
-        S, Y = self._S.new_zeros((m, self._numel())), self._Y.new_zeros((m, self._numel()))
+        # rows are written before they are read (the kernel reads the stored rows only)
+        S, Y = self._S.new_empty((m, self._numel())), self._Y.new_empty((m, self._numel()))
         S[:self._S.shape[0]], Y[:self._Y.shape[0]] = self._S, self._Y
         self._S, self._Y = S, Y
         self._rho = np.concatenate([self._rho, np.zeros(m - len(self._rho))])
@@ -1014,7 +1015,8 @@ def _lbfgs_ops(backend: str, n: int, like: torch.Tensor) -> Any:
     from .solvers.lbfgs import ops_for
 
     resolved = resolve_backend(backend, [like])
-    return ops_for(resolved.name, n, np.dtype(str(like.dtype).removeprefix("torch.")))
+    return ops_for(resolved.name, n, np.dtype(str(like.dtype).removeprefix("torch.")),
+                   lasting=True)
 
 
 CLASSES_TORCH["LBFGS"] = LBFGS

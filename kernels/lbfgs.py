@@ -153,7 +153,7 @@ BLAS_KERNELS = frozenset({"matvec"})     # NumPy's BLAS on the numba backend too
 # - below 1e4 elements the per-iteration saving (~0.03 ms) never repays numba's one-time
 #   start in a process (~0.2 s), so small problems run the NumPy kernels;
 # - vectors that sit in cache: NumPy's vectorised BLAS dot products beat numba's float64
-#   sums (no fastmath: one accumulation chain per thread), and waking numba's threads
+#   sums (then one accumulation chain per thread; see SUMS), and waking numba's threads
 #   costs more than the pass. float64 L-BFGS-B and CG lose up to 1.3x below 3e5
 #   elements, float32 CG between 0.44x and 1.28x at 1e5 from run to run (its passes go
 #   parallel there, in cache); Newton-CG, many short passes per iteration, 1.5x at 1e5
@@ -174,12 +174,20 @@ def numba_pays(elements: int, dtype: np.dtype, matrix: bool = False,
     return elements >= NUMBA_FROM.get(method, NUMBA_FROM_ANY_METHOD)[np.dtype(dtype)]
 
 
+# The float64 sums may be reassociated: LLVM then keeps several partial sums in vector
+# registers where one chain per thread waited on each add's latency (the two-loop
+# direction at 266k elements and 10 pairs, where the history sits in cache: float32
+# 3.9 -> 1.1 ms, float64 3.0 -> 1.8 ms). Only the order of the sums changes; every
+# element is computed as written, and the sums were never NumPy's order anyway.
+SUMS = {"fastmath": {"reassoc"}}
+
+
 @functools.lru_cache(maxsize=None)
 def numba_kernel(name: str, parallel: bool):
     """The numba dispatcher of one kernel (made once per process, compiled per dtype)."""
     from ._cpu import serial_and_parallel
 
-    return serial_and_parallel(NUMBA_KERNELS[name])[parallel]
+    return serial_and_parallel(NUMBA_KERNELS[name], **SUMS)[parallel]
 
 
 # -- backend glue: the same operations for every backend ---------------------------------

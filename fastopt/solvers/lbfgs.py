@@ -94,12 +94,16 @@ def iterations(problem: Problem, history: History, search: Callable, maxls: int,
         yield f_old, t, gmax
 
 
-def ops_for(backend_name: str, n: int, dtype: np.dtype, method: str = "l-bfgs-b") -> Any:
+def ops_for(backend_name: str, n: int, dtype: np.dtype, method: str = "l-bfgs-b",
+            lasting: bool = False) -> Any:
     """The operations of a resolved backend for ``method`` (a method's key), for n
-    elements of ``dtype``."""
+    elements of ``dtype``. ``lasting``: for an optimizer that steps for a whole training
+    loop, the numba kernels at every size (numba's one-time start, which a single
+    minimize below ~1e4 elements never repays, is repaid within a few steps)."""
     if backend_name == "cupy":
         return kernels.CupyOps(n, dtype)
-    return kernels.HostOps(n, dtype, compiled=backend_name == "numba", method=method)
+    return kernels.HostOps(n, dtype, compiled=backend_name == "numba", by_size=not lasting,
+                           method=method)
 
 
 # -- minimize(method="L-BFGS-B") ------------------------------------------------------------
