@@ -130,7 +130,7 @@ def test_every_method_runs_on_the_cuda_kernels(method, lbfgs_twin, monkeypatch):
 
     host_ops = K.HostOps
 
-    def ops(n, dtype, compiled, method):                 # the "numba" backend runs the twin
+    def ops(n, dtype, compiled, method, by_size=True):   # "numba" runs the twin
         return TwinOps(n, dtype, compiled) if compiled else host_ops(n, dtype, compiled)
 
     pytest.importorskip("numba")
