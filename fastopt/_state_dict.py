@@ -149,5 +149,5 @@ def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:
     for i, st in enumerate(opt.state):
         for k, view in st.items():
             opt._backend.copy_from_numpy(view, sd[f"{i}.{k}"])
-    opt._changes.groups.clear()
+    opt._changes.clear()
     opt._steps.value = step

@@ -77,10 +77,22 @@ class Changes:
 
     def __init__(self, lock: Any = None) -> None:
         self.groups: set[int] = set()
+        self.keys: set[str] = set()     # the keys set in them (cleared with the last group)
         self.lock = lock
 
     def __getstate__(self) -> dict:
-        return {"groups": set(self.groups), "lock": None}    # the copy gets its own lock
+        return {"groups": set(self.groups), "keys": set(self.keys),
+                "lock": None}           # the copy gets its own lock
+
+    def __setstate__(self, state: dict) -> None:
+        """(A pickle without ``keys``: its pending groups take the full checks.)"""
+        self.__dict__.update(state)
+        if "keys" not in state:
+            self.keys = {"unknown"} if self.groups else set()
+
+    def clear(self) -> None:
+        self.groups.clear()
+        self.keys.clear()
 
 
 class ParamGroup(dict):
@@ -111,6 +123,7 @@ class ParamGroup(dict):
         with self._changes.lock or nullcontext():    # none while being unpickled
             super().__setitem__(key, value)
             self._changes.groups.add(self._index)
+            self._changes.keys.add(key)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Every key checked first: an unknown one changes nothing."""

@@ -326,6 +326,8 @@ class Optimizer:
     # -- live hyperparameters -------------------------------------------------------------
     def _apply_changes(self) -> None:
         """Validate every changed group, then apply them all (or nothing)."""
+        if self._new_lrs_only():
+            return
         updates, snapshots = [], []
         pending = set(self._changes.groups)     # changes made meanwhile wait for the next
         for j in sorted(pending):
@@ -352,22 +354,45 @@ class Optimizer:
             group.lr = lr
             if self._set_hyperparams(group, hp):
                 self._rebuild_resolver()
+        if not self._changes.groups:
+            self._changes.keys.clear()
+
+    def _new_lrs_only(self) -> bool:
+        """Apply the changes if they set lr alone, to a float, in groups whose lr is a
+        float (what a scheduler does before every step: ~1 us a group, where checking the
+        whole group again took ~100); False, with nothing applied, otherwise. The step
+        scalars that lr makes are checked at the step (``_group_step``)."""
+        if self._changes.keys != {"lr"}:
+            return False
+        lrs = [(self._groups[j], self.param_groups[j]["lr"], j) for j in self._changes.groups]
+        if not all(type(lr) is float and type(group.lr) is float for group, lr, _ in lrs):
+            return False
+        for group, lr, j in lrs:
+            if not (1e-30 < lr <= group.limit or lr == 0.0):   # else the checks that name it
+                owner = f"{type(self).__name__}: param_groups[{j}]"
+                _checks.learning_rate_or_schedule(owner, "lr", lr)
+                _checks.representable(owner, "lr", lr, group.dtype)
+        for group, lr, _ in lrs:
+            group.lr = lr
+        self._changes.clear()
+        return True
 
     def _settings(self) -> tuple:
         """What applying changes alters (each group's lr, hyperparameters, flags and
         buckets, and which groups have changes pending), for ``_restore_settings``."""
         return ([(g.lr, g.hp, g.flags, g.buckets) for g in self._groups],
-                set(self._changes.groups))
+                set(self._changes.groups), set(self._changes.keys))
 
     def _restore_settings(self, settings: tuple) -> None:
         """Back to ``_settings()``: changes applied since then (a flag's rebuild that
         dropped state included) are taken back and pending again."""
-        groups, pending = settings
+        groups, pending, keys = settings
         rebuilt = False
         for g, (lr, hp, flags, buckets) in zip(self._groups, groups):
             rebuilt |= g.buckets is not buckets
             g.lr, g.hp, g.flags, g.buckets = lr, hp, flags, buckets
         self._changes.groups |= pending
+        self._changes.keys |= keys
         if rebuilt:
             self._rebuild_resolver()
 
@@ -429,8 +454,9 @@ class Optimizer:
             if lr > group.limit:
                 _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        if not isinstance(group.lr, float) and max(map(abs, scalars)) > group.limit:
-            self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
+        if max(map(abs, scalars)) > group.limit:      # (a new float lr is checked here too)
+            where = "lr" if isinstance(group.lr, float) else "lr schedule"
+            self._check_scalars(f"{type(self).__name__}: {where} at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 

@@ -229,12 +229,19 @@ def test_changed_hyperparameters_act_like_a_fresh_optimizer_from_the_state_dict(
                                       {"params": fresh_params[1:]}], hp, backend)
         fresh.load_state_dict(opt.state_dict())
         assert fresh.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
-        for _ in range(3):
-            g = grads_like(params, rng)
-            opt.step(g)
-            fresh.step(g)
+        step_alike(opt, fresh, params, rng, 3)
     for a, b in zip(live, fresh_params):
         assert_bits_equal(a, b)
+
+
+def step_alike(opt, ref, params, rng, steps, before=lambda t: None):
+    """``steps`` steps of both optimizers with the same random grads like ``params``,
+    ``before(t)`` ahead of each."""
+    for t in range(steps):
+        before(t)
+        g = grads_like(params, rng)
+        opt.step(g)
+        ref.step(g)
 
 
 def test_a_changed_lr_is_used_from_the_next_step():
@@ -521,3 +528,35 @@ def test_a_shallow_copy_is_refused_and_old_pickle_protocols_work():
         copy.copy(opt)
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         assert pickle.loads(pickle.dumps(opt, protocol)).param_groups[0]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+@parametrize_cases()
+def test_a_new_lr_every_step_is_the_schedule_it_spells(rule, hp, backend):
+    """lr set in param_groups before every step (a scheduler's way: the fast lane that
+    checks lr alone) steps bit for bit as the same lrs given as a schedule."""
+    lrs = [hp.get("lr", 0.01) * (1 + 0.1 * t) for t in range(6)]
+    params = arrays([(4, 3), (5,)], (np.float64, np.float32))
+    by_hand, scheduled = copies(params), copies(params)
+    opt = make_optimizer(rule, by_hand, hp, backend)
+    ref = make_optimizer(rule, scheduled, dict(hp, lr=lambda t: lrs[t - 1]), backend)
+    with np.errstate(all="ignore"):
+        step_alike(opt, ref, params, np.random.default_rng(3), 6,
+                   before=lambda t: opt.param_groups[0].update(lr=lrs[t]))
+    for a, b in zip(by_hand, scheduled):
+        assert_bits_equal(a, b)
+
+
+def test_a_change_beside_a_new_lr_takes_the_full_checks():
+    p = np.zeros(3)
+    opt = fastopt.Adam(p, lr=0.1, backend="numpy")
+    opt.step(np.ones(3))
+    before = p.copy()
+    opt.param_groups[0]["lr"] = 0.2
+    opt.param_groups[0]["betas"] = (0.9, 1.5)
+    with pytest.raises(ValueError, match="betas"):
+        opt.step(np.ones(3))
+    assert np.array_equal(p, before) and opt.step_count == 1
+    opt.param_groups[0]["betas"] = (0.9, 0.999)
+    opt.step(np.ones(3))
+    assert opt.step_count == 2

@@ -525,6 +525,79 @@ def test_a_grad_sharing_its_params_memory_takes_the_checked_route():
     assert torch.equal(p.detach(), q.detach()) and torch.equal(p.detach(), torch.full((4,), 1.5))
 
 
+# -- torch's step protocol around the light wrapper ----------------------------------------
+def test_step_hooks_and_profiler_range_as_torchs():
+    """The step wrapper enters torch's own (hooks, "Optimizer.step#X.step" range) only when
+    a hook is registered or a profiler runs: every hook runs once a step, in torch's order,
+    a pre-hook's new arguments reach the step, and removing the hooks ends them."""
+    from torch.optim.optimizer import (register_optimizer_step_post_hook,
+                                       register_optimizer_step_pre_hook)
+    calls = []
+    for cls in (torch.optim.Adam, ft.Adam):
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = cls([p], lr=0.1)
+        p.grad = torch.ones(3)
+        name = cls.__module__.split(".")[0]
+        handles = [
+            register_optimizer_step_pre_hook(lambda o, a, k: calls.append((name, "global pre"))),
+            opt.register_step_pre_hook(lambda o, a, k: calls.append((name, "pre"))),
+            opt.register_step_post_hook(lambda o, a, k: calls.append((name, "post"))),
+            register_optimizer_step_post_hook(lambda o, a, k: calls.append((name, "global "
+                                                                          "post")))]
+        opt.step()
+        for h in handles:
+            h.remove()
+        opt.step()
+        assert torch.allclose(p.detach(), torch.full((3,), 0.8))   # both steps were taken
+    order = ["global pre", "pre", "post", "global post"]
+    assert calls == [("torch", k) for k in order] + [("fastopt", k) for k in order]
+    # a pre-hook's (args, kwargs) reach the step: here a closure
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = ft.SGD([p], lr=0.5)
+    p.grad = torch.ones(3)
+    opt.register_step_pre_hook(lambda o, a, k: (a, {"closure": lambda: 7.0}))
+    assert opt.step() == 7.0 and torch.equal(p.detach(), torch.full((3,), 0.5))
+    with torch.profiler.profile() as prof:
+        ft.Adam([p], lr=0.1).step()
+    assert "Optimizer.step#Adam.step" in {e.name for e in prof.events()}
+    assert getattr(ft.Adam.step, "hooked", False)       # torch does not wrap it again
+
+
+def test_a_group_value_torchs_class_fixes_is_kept():
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = ft.AdamW([p])
+    p.grad = torch.ones(3)
+    opt.step()
+    opt.param_groups[0]["decoupled_weight_decay"] = False
+    with pytest.raises(ValueError, match=r"AdamW: param_groups\[0\]\['decoupled_weight_decay'\] "
+                                         "is False; AdamW always has True"):
+        opt.step()
+    opt.param_groups[0]["decoupled_weight_decay"] = True
+    opt.step()
+
+
+@pytest.mark.parametrize("bad,match", [(float("nan"), "finite number >= 0, got nan"),
+                                       (-0.1, "finite number >= 0, got -0.1"),
+                                       (1e39, "overflows float32"),
+                                       (1e-46, "rounds to 0 in float32")])
+def test_a_new_lr_each_step_is_checked_and_changes_nothing_when_wrong(bad, match):
+    """The new-lr fast lane (a scheduler's change) checks what the full checks did."""
+    params = [torch.nn.Parameter(torch.ones(n, dtype=torch.float32)) for n in (3, 2)]
+    opt = ft.Adam(params, lr=1e-3)
+    for k in range(2):
+        for p in params:
+            p.grad = torch.full_like(p, 0.5)
+        opt.param_groups[0]["lr"] = 1e-3 * (k + 1)           # through the fast lane
+        opt.step()
+    before = [p.detach().clone() for p in params]
+    state = copy.deepcopy(opt.state_dict())
+    opt.param_groups[0]["lr"] = bad
+    with pytest.raises(ValueError, match=r"Adam: param_groups\[0\]: lr.*" + match):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(params, before))
+    assert opt.state_dict()["state"][0]["step"] == state["state"][0]["step"]
+
+
 # -- L-BFGS ----------------------------------------------------------------------------------
 def mse_closure(model, opt):
     """torch's closure for L-BFGS: the loss on the data, its grads in p.grad."""
