@@ -360,22 +360,37 @@ class Optimizer:
     def _new_lrs_only(self) -> bool:
         """Apply the changes if they set lr alone, to a float, in groups whose lr is a
         float (what a scheduler does before every step: ~1 us a group, where checking the
-        whole group again took ~100); False, with nothing applied, otherwise. The step
-        scalars that lr makes are checked at the step (``_group_step``)."""
+        whole group again took ~100); False, with nothing applied, otherwise."""
         if self._changes.keys != {"lr"}:
             return False
-        lrs = [(self._groups[j], self.param_groups[j]["lr"], j) for j in self._changes.groups]
-        if not all(type(lr) is float and type(group.lr) is float for group, lr, _ in lrs):
+        lrs = [(j, self.param_groups[j]["lr"]) for j in self._changes.groups]
+        if not all(type(lr) is float and type(self._groups[j].lr) is float for j, lr in lrs):
             return False
-        for group, lr, j in lrs:
-            if not (1e-30 < lr <= group.limit or lr == 0.0):   # else the checks that name it
-                owner = f"{type(self).__name__}: param_groups[{j}]"
-                _checks.learning_rate_or_schedule(owner, "lr", lr)
-                _checks.representable(owner, "lr", lr, group.dtype)
-        for group, lr, _ in lrs:
-            group.lr = lr
+        for j, lr in lrs:
+            self._check_new_lr(j, lr, f"{type(self).__name__}: param_groups[{j}]")
+        for j, lr in lrs:
+            self._groups[j].lr = lr
         self._changes.clear()
         return True
+
+    def _take_lr(self, j: int, lr: float, owner: str) -> bool:
+        """Group j's lr set to the float ``lr`` now, checked as ``_new_lrs_only`` checks it
+        (errors named by ``owner``); False, with nothing done, where that group's lr is not
+        a float (a schedule, a live tensor: set it in param_groups instead)."""
+        if type(self._groups[j].lr) is not float:
+            return False
+        self._check_new_lr(j, lr, owner)
+        self._groups[j].lr = lr
+        dict.__setitem__(self.param_groups[j], "lr", lr)
+        return True
+
+    def _check_new_lr(self, j: int, lr: float, owner: str) -> None:
+        """A float lr for group j: finite, >= 0 and representable in its params' dtype (the
+        step scalars it makes are checked at the step, ``_group_step``)."""
+        group = self._groups[j]
+        if not (1e-30 < lr <= group.limit or lr == 0.0):    # else the checks that name it
+            _checks.learning_rate_or_schedule(owner, "lr", lr)
+            _checks.representable(owner, "lr", lr, group.dtype)
 
     def _settings(self) -> tuple:
         """What applying changes alters (each group's lr, hyperparameters, flags and
