@@ -23,6 +23,14 @@ from ._result import host_array
 from .problems import Problem, classic_problems
 
 RULE_NAMES = tuple(optimizers.__all__)
+# torch's spelling where it differs (NAdam), accepted wherever a rule is named
+TORCH_SPELLINGS = {cls.rule.torch_class: name for name, cls in optimizers.CLASSES.items()
+                   if cls.rule.torch_class not in (None, name)}
+
+
+def _rule(text: str) -> str:
+    """A rule's name as fastopt spells it (torch's spelling taken too)."""
+    return TORCH_SPELLINGS.get(text, text)
 
 
 def _run(problem: Problem, rule: str, backend: str, steps: int) -> tuple[float, float]:
@@ -425,8 +433,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p, top in ((parser, True), (d, False)):
         def default(name, top=top):      # the subcommand keeps what came before it
             return demo_defaults[name] if top else argparse.SUPPRESS
-        p.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=default("rules"),
-                       help="rules to run (default: all)")
+        p.add_argument("--rules", nargs="+", type=_rule, choices=RULE_NAMES,
+                       default=default("rules"), help="rules to run (default: all); torch's "
+                       f"spellings too ({', '.join(TORCH_SPELLINGS)})")
         p.add_argument("--backends", nargs="+", default=default("backends"),
                        help="host backends to run (default: every available one)")
         p.add_argument("--epochs", type=_positive_int, default=default("epochs"),
@@ -438,13 +447,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--plot", metavar="FILE.png", default=default("plot"),
                        help="draw the validation loss per epoch of every rule (matplotlib)")
     c = sub.add_parser("classic", help="minimise classic test functions with every rule")
-    c.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=argparse.SUPPRESS)
+    c.add_argument("--rules", nargs="+", type=_rule, choices=RULE_NAMES,
+                   default=argparse.SUPPRESS)
     c.add_argument("--backends", nargs="+", default=argparse.SUPPRESS)
     c.add_argument("--steps", type=_positive_int, default=None,
                    help="steps per run (default: each problem's own)")
     sub.add_parser("info", help="versions, threads and the GPU")
     b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, %% of copy bandwidth")
-    b.add_argument("--rules", nargs="+", choices=RULE_NAMES, default=argparse.SUPPRESS)
+    b.add_argument("--rules", nargs="+", type=_rule, choices=RULE_NAMES,
+                   default=argparse.SUPPRESS)
     b.add_argument("--backends", nargs="+", default=argparse.SUPPRESS,
                    help="default: every available backend")
     b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,

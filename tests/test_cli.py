@@ -50,3 +50,15 @@ def test_bench_refuses_sizes_and_times_it_cannot_measure(option, value, words, c
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert option in err and words in err
+
+
+def test_rules_take_torchs_spelling_too(capsys):
+    """One spelling per rule everywhere: NAdam (torch's, fastopt.torch's) is Nadam."""
+    assert cli.TORCH_SPELLINGS["NAdam"] == "Nadam"
+    assert cli.main(["classic", "--steps", "5", "--rules", "NAdam", "--backends",
+                     "numpy"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert sum(1 for w in rows if w[2:3] == ["Nadam"]) == 3
+    with pytest.raises(SystemExit):
+        cli.main(["classic", "--rules", "Nadamw"])
+    assert "invalid choice: 'Nadamw'" in capsys.readouterr().err
