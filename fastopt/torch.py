@@ -22,6 +22,7 @@ import contextlib
 import functools
 import inspect
 import itertools
+import math
 import operator
 import re
 from collections.abc import Mapping
@@ -56,6 +57,7 @@ class Cohort:
     params: list                # the tensors
     addresses: list = field(default_factory=list)  # the params' data as viewed
     layouts: list = field(default_factory=list)    # GRAD_LAYOUT a grad of each must have
+    strides: list | None = None  # each param's strides, where one is dense but not C-ordered
     backend: str = ""           # the core's
     synced: tuple | None = None     # the group's values (SYNCED keys) the core has taken
     plain: bool = False         # all of them numbers, flags or None (no tensor to re-read)
@@ -190,8 +192,15 @@ class TorchOptimizer(torch.optim.Optimizer):
     # -- building ---------------------------------------------------------------------------
     def _views(self, j: int, members: list[int]) -> list:
         group = self.param_groups[j]
-        views = [torch_view(group["params"][i], f"{type(self).__name__}: {_label(j, i)}")
-                 for i in members]
+        for i in members:
+            p = group["params"][i]
+            if not _dense(p):
+                raise ValueError(f"{type(self).__name__}: {_label(j, i)} has gaps or overlaps "
+                                 f"in its memory (shape {tuple(p.shape)}, strides {p.stride()});"
+                                 " fastopt updates params that cover their memory densely, in "
+                                 "any order (C order, channels_last, transposed)")
+        views = [torch_view(_memory_order(group["params"][i]),
+                            f"{type(self).__name__}: {_label(j, i)}") for i in members]
         devices = {str(p.device) for p in group["params"]}
         if len(devices) > 1:
             raise ValueError(f"{type(self).__name__}: param_groups[{j}] holds params on "
@@ -223,8 +232,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                               backend=self._backend_name)
         params = [group["params"][i] for i in members]
         self._version += 1
+        strides = None if all(map(torch.Tensor.is_contiguous, params)) else \
+            [p.stride() for p in params]
         return Cohort(j, members, core, params, addresses=list(map(_data_ptr, params)),
-                      layouts=list(map(GRAD_LAYOUT, params)), backend=core.backend)
+                      layouts=list(map(GRAD_LAYOUT, params)), backend=core.backend,
+                      strides=strides)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (checks, defaults); the new group gets fresh state."""
@@ -284,9 +296,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         for cohort, grads in plans:
             if cohort.backend == "cupy":
                 with _torch_stream(cohort.params[0].device):
-                    cohort.core.step([_view(g) for g in grads])
+                    cohort.core.step([_view(_memory_order(g)) for g in grads])
             elif not (cohort.backend == "numba" and cohort.core._step_at(_addresses(grads))):
-                cohort.core.step([_view(g) for g in grads])
+                cohort.core.step([_view(_memory_order(g)) for g in grads])
             increment_version(cohort.params)          # ~1 us for 8 params
 
     def _current(self, cohort: Cohort) -> Cohort:
@@ -299,7 +311,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         fresh.loaded = cohort.loaded
         try:
             if cohort.core.step_count or cohort.loaded:   # else there is no state to keep
-                fresh.core.load_state_dict(cohort.core.state_dict())
+                fresh.core.load_state_dict(_relaid(cohort, fresh))
         except (TypeError, ValueError):
             raise ValueError(f"{type(self).__name__}: a param of param_groups[{cohort.group}]"
                              f" changed shape or dtype since its state was made; build a "
@@ -319,14 +331,16 @@ class TorchOptimizer(torch.optim.Optimizer):
         reads every address it is given. A wrong grad takes the checks that name it."""
         grads = [p.grad for p in cohort.params]
         try:                                # all present and right: ~0.2 us a grad
-            if list(map(GRAD_LAYOUT, grads)) == cohort.layouts and \
-                    all(map(torch.Tensor.is_contiguous, grads)):
+            if list(map(GRAD_LAYOUT, grads)) == cohort.layouts and (
+                    all(map(torch.Tensor.is_contiguous, grads)) if cohort.strides is None
+                    else list(map(torch.Tensor.stride, grads)) == cohort.strides):
                 return grads, True
         except AttributeError:              # a None among them
             pass
-        for g, (dtype, shape, layout, on_cpu) in zip(grads, cohort.layouts):
+        strides = cohort.strides or [None] * len(grads)
+        for g, (dtype, shape, layout, on_cpu), stride in zip(grads, cohort.layouts, strides):
             if g is not None and (g.dtype is not dtype or g.shape != shape or g.is_sparse
-                                  or g.is_cpu is not on_cpu or not g.is_contiguous()):
+                                  or g.is_cpu is not on_cpu or not _laid_out(g, stride)):
                 self._refuse_grad(cohort, grads)
         return grads, False
 
@@ -345,9 +359,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             if g.device != p.device:
                 raise ValueError(f"{what} has a grad on {g.device}, its param is on "
                                  f"{p.device}")
-            if not g.is_contiguous():
-                raise ValueError(f"{what} has a grad with strides {g.stride()}, not "
-                                 f"contiguous like its param; give it p.grad.contiguous()")
+            if not _laid_out(g, None if p.is_contiguous() else p.stride()):
+                raise ValueError(f"{what} has a grad with strides {g.stride()}, its param "
+                                 f"{p.stride()}; give it a grad laid out like its param "
+                                 "(torch.empty_like(p).copy_(g))")
 
     def _split(self, cohort: Cohort, grads: list) -> tuple[Cohort, list]:
         """Split ``cohort`` into the params with grads and those without (their state and
@@ -429,7 +444,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             for p, arrays in zip(cohort.params, cohort.core.state):
                 st = {key: torch.tensor(v) for key, v in scalars.items()}
                 self._scalars += [(t, scalars[key]) for key, t in st.items()]
-                st.update({self.rule.torch_state[k]: _as_tensor(a) for k, a in arrays.items()})
+                st.update({self.rule.torch_state[k]: _like(_as_tensor(a), p)
+                           for k, a in arrays.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
         self._state_cache = (self._version, ReadOnlyState(out, "opt.state", missing=True))
@@ -641,7 +657,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if key not in st:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
                                      f"{_label(cohort.group, i)} lacks {key!r}")
-                sd[f"{k}.{name}"] = _to_numpy(st[key])
+                sd[f"{k}.{name}"] = _to_numpy(_loaded_like(st[key], params[i]))
         return sd
 
 
@@ -669,6 +685,71 @@ def _plain(value: Any) -> bool:
     if isinstance(value, tuple):
         return all(map(_plain, value))
     return value is None or isinstance(value, (bool, int, float))
+
+
+def _relaid(old: Cohort, fresh: Cohort) -> dict[str, Any]:
+    """``old``'s core state_dict for ``fresh``, built over the same params rebound to new
+    memory: where a param's layout changed (``model.to(memory_format=...)``), its state
+    arrays are laid out as the param now is."""
+    sd = old.core.state_dict()
+    if old.strides == fresh.strides:
+        return sd
+    for k, (p, (_, shape, _, _)) in enumerate(zip(fresh.params, old.layouts)):
+        was = old.strides[k] if old.strides else None
+        for key in [key for key in sd if key.startswith(f"{k}.")]:
+            value = _as_tensor(sd[key])
+            if value.dim() == 1 and len(shape) != 1 and value.numel() == math.prod(shape):
+                value = value.as_strided(shape, was) if was else value.view(shape)
+                sd[key] = _to_numpy(_loaded_like(value, p)) if not p.is_contiguous() else \
+                    _to_numpy(value.contiguous())
+            elif value.shape == shape and not p.is_contiguous():
+                sd[key] = _to_numpy(_loaded_like(value, p))
+    return sd
+
+
+def _memory_order(t: torch.Tensor) -> torch.Tensor:
+    """A dense tensor's elements as one vector in the order they lie in memory (its own
+    self where that is C order): what an elementwise update may run over in place, for a
+    channels_last or transposed param as for any other. A tensor with gaps or overlaps is
+    returned as it is (the views' checks then refuse it)."""
+    if t.is_contiguous() or not _dense(t):
+        return t
+    return t.detach().as_strided((t.numel(),), (1,))
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """Whether ``t`` covers its span of memory exactly once (non-overlapping and dense,
+    in any order of its dimensions)."""
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda d: d[1]):
+        if size != 1:
+            if stride != expected:
+                return False
+            expected *= size
+    return True
+
+
+def _laid_out(g: torch.Tensor, stride: tuple | None) -> bool:
+    """Whether a grad is laid out as its param: C-contiguous (``stride`` None) or with
+    the param's strides."""
+    return g.is_contiguous() if stride is None else g.stride() == stride
+
+
+def _like(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """A state buffer (in the param's memory order) shaped as the param, with its strides
+    (torch makes state ``zeros_like(p)``)."""
+    return state.view(p.shape) if p.is_contiguous() or not _dense(p) else \
+        state.as_strided(p.shape, p.stride())
+
+
+def _loaded_like(value: Any, p: torch.Tensor) -> Any:
+    """A loaded state tensor for a param that is dense but not C-ordered: its values laid
+    out as the param's, as one vector in memory order (anything else as given: the core's
+    checks name what is wrong with it)."""
+    if p.is_contiguous() or not isinstance(value, torch.Tensor) or value.shape != p.shape \
+            or not _dense(p):
+        return value
+    return _memory_order(torch.empty_like(p, dtype=value.dtype).copy_(value))
 
 
 def _as_tensor(a: Any) -> torch.Tensor:

@@ -525,6 +525,75 @@ def test_a_grad_sharing_its_params_memory_takes_the_checked_route():
     assert torch.equal(p.detach(), q.detach()) and torch.equal(p.detach(), torch.full((4,), 1.5))
 
 
+# -- dense layouts other than C order --------------------------------------------------------
+def conv_net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3), torch.nn.Tanh(),
+                               torch.nn.Conv2d(4, 3, 3), torch.nn.Flatten())
+
+
+@pytest.mark.parametrize("rule,hp", [("AdamW", dict(lr=0.01, weight_decay=0.1)),
+                                     ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True))])
+def test_channels_last_and_transposed_params_train_as_torchs(rule, hp):
+    """A channels_last conv net and a transposed param: the storage updated in place (an
+    elementwise rule does not care about element order), the state laid out as the param
+    in opt.state and state_dict, checkpoints crossing with torch's both ways."""
+    x = torch.randn(5, 2, 6, 6).to(memory_format=torch.channels_last)
+    runs = []
+    for cls in (getattr(torch.optim, rule), getattr(ft, rule)):
+        net = conv_net().to(memory_format=torch.channels_last)
+        w = torch.nn.Parameter(torch.randn(3, 8).t())                  # (8, 3), strides (1, 8)
+        params = list(net.parameters()) + [w]
+        assert not params[0].is_contiguous() and not w.is_contiguous()
+        opt = cls(params, **hp)
+        for _ in range(5):
+            opt.zero_grad()
+            (net(x).square().mean() + (w.sum(0) ** 2).sum()).backward()
+            opt.step()
+        runs.append((params, opt))
+    (a, oa), (b, ob) = runs
+    assert max((p - q).abs().max().item() for p, q in zip(a, b)) <= 1e-12
+    assert all(p.stride() == q.stride() for p, q in zip(a, b))      # still in place
+    name = "exp_avg" if rule == "AdamW" else "momentum_buffer"
+    for p, q in zip(a, b):
+        ours, theirs = ob.state[q][name], oa.state[p][name]
+        assert ours.stride() == theirs.stride() and torch.allclose(ours, theirs, atol=1e-12)
+    # each loads the other's checkpoint and steps on: the same as stepping on
+    sa, sb = copy.deepcopy(oa.state_dict()), copy.deepcopy(ob.state_dict())
+    for (params, opt), sd in ((runs[0], sb), (runs[1], sa)):
+        opt.load_state_dict(sd)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        opt.step()
+    assert max((p - q).abs().max().item() for p, q in zip(a, b)) <= 1e-12
+
+
+def test_a_model_moved_to_channels_last_and_back_mid_run_keeps_its_state():
+    """``model.to(memory_format=...)`` rebinds the params in another layout: the state
+    follows, laid out as the params now are (it said "changed shape or dtype")."""
+    x = torch.randn(5, 2, 6, 6)
+    runs = []
+    for cls in (torch.optim.Adam, ft.Adam):
+        net = conv_net()
+        opt = cls(net.parameters(), lr=0.01)
+        for k in range(6):
+            fmt = torch.channels_last if k in (2, 3) else torch.contiguous_format
+            net.to(memory_format=fmt)
+            opt.zero_grad()
+            net(x.to(memory_format=fmt)).square().mean().backward()
+            opt.step()
+        runs.append(net)
+    assert worst(*runs) <= 1e-12
+
+
+def test_a_param_with_gaps_is_refused_by_name():
+    big = torch.zeros(4, 6)
+    p = torch.nn.Parameter(big[:, ::2])          # every other column: gaps in its memory
+    with pytest.raises(ValueError, match=r"\['params'\]\[0\] has gaps or overlaps in its "
+                                         r"memory \(shape \(4, 3\), strides \(6, 2\)\)"):
+        ft.Adam([p])
+
+
 # -- torch's step protocol around the light wrapper ----------------------------------------
 def test_step_hooks_and_profiler_range_as_torchs():
     """The step wrapper enters torch's own (hooks, "Optimizer.step#X.step" range) only when
