@@ -632,6 +632,35 @@ def test_step_hooks_and_profiler_range_as_torchs():
     assert getattr(ft.Adam.step, "hooked", False)       # torch does not wrap it again
 
 
+def test_a_compiled_training_step_compiles_once():
+    """torch.compile of a function that calls opt.step(): the step is one graph break,
+    run as it is (traced, its per-step scalars were guards and every step recompiled up
+    to dynamo's limit); the result is the eager one."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    x, y = data()
+    results = []
+    for compiled in (False, True):
+        model = mlp()
+        opt = ft.Adam(model.parameters(), lr=0.01)
+
+        def train_step():
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        if compiled:
+            torch._dynamo.reset()
+            counters.clear()
+            train_step = torch.compile(train_step, backend="eager")
+        for _ in range(10):
+            train_step()
+        results.append(model)
+    assert counters["stats"]["unique_graphs"] <= 2        # 9 when the step was traced
+    assert worst(*results) == 0.0
+
+
 def test_a_group_value_torchs_class_fixes_is_kept():
     p = torch.nn.Parameter(torch.ones(3))
     opt = ft.AdamW([p])
