@@ -65,7 +65,7 @@ class Cohort:
 
 
 # what a grad shares with its param, compared for all of a cohort's grads in one pass
-GRAD_LAYOUT = operator.attrgetter("dtype", "shape", "layout", "is_cpu")
+GRAD_LAYOUT = operator.attrgetter("dtype", "shape", "is_cpu")   # (sparse: not contiguous)
 _data_ptr = torch.Tensor.data_ptr
 
 
@@ -343,7 +343,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         except AttributeError:              # a None among them
             pass
         strides = cohort.strides or [None] * len(grads)
-        for g, (dtype, shape, layout, on_cpu), stride in zip(grads, cohort.layouts, strides):
+        for g, (dtype, shape, on_cpu), stride in zip(grads, cohort.layouts, strides):
             if g is not None and (g.dtype is not dtype or g.shape != shape or g.is_sparse
                                   or g.is_cpu is not on_cpu or not _laid_out(g, stride)):
                 self._refuse_grad(cohort, grads)
@@ -699,7 +699,7 @@ def _relaid(old: Cohort, fresh: Cohort) -> dict[str, Any]:
     sd = old.core.state_dict()
     if old.strides == fresh.strides:
         return sd
-    for k, (p, (_, shape, _, _)) in enumerate(zip(fresh.params, old.layouts)):
+    for k, (p, (_, shape, _)) in enumerate(zip(fresh.params, old.layouts)):
         was = old.strides[k] if old.strides else None
         for key in [key for key in sd if key.startswith(f"{k}.")]:
             value = _as_tensor(sd[key])
