@@ -58,6 +58,7 @@ class Cohort:
     addresses: list = field(default_factory=list)  # the params' data as viewed
     layouts: list = field(default_factory=list)    # GRAD_LAYOUT a grad of each must have
     strides: list | None = None  # each param's strides, where one is dense but not C-ordered
+    sharded: bool = False       # DTensor params (FSDP2): the kernels update each local shard
     backend: str = ""           # the core's
     synced: tuple | None = None     # the group's values (SYNCED keys) the core has taken
     plain: bool = False         # all of them numbers, flags or None (no tensor to re-read)
@@ -198,13 +199,13 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _views(self, j: int, members: list[int]) -> list:
         group = self.param_groups[j]
         for i in members:
-            p = group["params"][i]
+            p = _local(group["params"][i])
             if not _dense(p):
                 raise ValueError(f"{type(self).__name__}: {_label(j, i)} has gaps or overlaps "
                                  f"in its memory (shape {tuple(p.shape)}, strides {p.stride()});"
                                  " fastopt updates params that cover their memory densely, in "
                                  "any order (C order, channels_last, transposed)")
-        views = [torch_view(_memory_order(group["params"][i]),
+        views = [torch_view(_memory_order(_local(group["params"][i])),
                             f"{type(self).__name__}: {_label(j, i)}") for i in members]
         devices = {str(p.device) for p in group["params"]}
         if len(devices) > 1:
@@ -237,11 +238,13 @@ class TorchOptimizer(torch.optim.Optimizer):
                               backend=self._backend_name)
         params = [group["params"][i] for i in members]
         self._version += 1
-        strides = None if all(map(torch.Tensor.is_contiguous, params)) else \
-            [p.stride() for p in params]
-        return Cohort(j, members, core, params, addresses=list(map(_data_ptr, params)),
-                      layouts=list(map(GRAD_LAYOUT, params)), backend=core.backend,
-                      strides=strides)
+        sharded = any(map(_is_dtensor, params))
+        memory = list(map(_local, params)) if sharded else params
+        strides = None if all(map(torch.Tensor.is_contiguous, memory)) else \
+            [p.stride() for p in memory]
+        return Cohort(j, members, core, params, addresses=list(map(_data_ptr, memory)),
+                      layouts=list(map(GRAD_LAYOUT, memory)), backend=core.backend,
+                      strides=strides, sharded=sharded)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """torch's ``add_param_group`` (checks, defaults); the new group gets fresh state."""
@@ -310,7 +313,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         """``cohort``, rebuilt over its params' present memory if one was rebound since
         (``p.data = ...``, ``vector_to_parameters``, ``model.double()``), its state
         carried over; an error naming the param when that state no longer fits it."""
-        if list(map(_data_ptr, cohort.params)) == cohort.addresses:
+        memory = list(map(_local, cohort.params)) if cohort.sharded else cohort.params
+        if list(map(_data_ptr, memory)) == cohort.addresses:
             return cohort
         fresh = self._new_cohort(cohort.group, cohort.members)
         fresh.loaded = cohort.loaded
@@ -335,6 +339,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         torch checks ``p.grad = g`` but not ``p.grad.data = g``, and the compiled step
         reads every address it is given. A wrong grad takes the checks that name it."""
         grads = [p.grad for p in cohort.params]
+        if cohort.sharded:                  # each rank steps its shards
+            grads = [None if g is None else _local(g) for g in grads]
         try:                                # all present and right: ~0.2 us a grad
             if list(map(GRAD_LAYOUT, grads)) == cohort.layouts and (
                     all(map(torch.Tensor.is_contiguous, grads)) if cohort.strides is None
@@ -350,7 +356,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         return grads, False
 
     def _refuse_grad(self, cohort: Cohort, grads: list) -> None:
-        for i, p, g in zip(cohort.members, cohort.params, grads):
+        memory = map(_local, cohort.params) if cohort.sharded else cohort.params
+        for i, p, g in zip(cohort.members, memory, grads):
             what = f"{type(self).__name__}: {_label(cohort.group, i)}"
             if g is None:
                 continue
@@ -449,7 +456,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             for p, arrays in zip(cohort.params, cohort.core.state):
                 st = {key: torch.tensor(v) for key, v in scalars.items()}
                 self._scalars += [(t, scalars[key]) for key, t in st.items()]
-                st.update({self.rule.torch_state[k]: _like(_as_tensor(a), p)
+                st.update({self.rule.torch_state[k]: _state_tensor(_as_tensor(a), p)
                            for k, a in arrays.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
@@ -662,7 +669,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if key not in st:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
                                      f"{_label(cohort.group, i)} lacks {key!r}")
-                sd[f"{k}.{name}"] = _to_numpy(_loaded_like(st[key], params[i]))
+                sd[f"{k}.{name}"] = _to_numpy(_loaded_like(_local(st[key]), _local(params[i])))
         return sd
 
 
@@ -699,7 +706,7 @@ def _relaid(old: Cohort, fresh: Cohort) -> dict[str, Any]:
     sd = old.core.state_dict()
     if old.strides == fresh.strides:
         return sd
-    for k, (p, (_, shape, _)) in enumerate(zip(fresh.params, old.layouts)):
+    for k, (p, (_, shape, _)) in enumerate(zip(map(_local, fresh.params), old.layouts)):
         was = old.strides[k] if old.strides else None
         for key in [key for key in sd if key.startswith(f"{k}.")]:
             value = _as_tensor(sd[key])
@@ -710,6 +717,40 @@ def _relaid(old: Cohort, fresh: Cohort) -> dict[str, Any]:
             elif value.shape == shape and not p.is_contiguous():
                 sd[key] = _to_numpy(_loaded_like(value, p))
     return sd
+
+
+@functools.cache
+def _dtensor_class() -> type | None:
+    """torch.distributed's DTensor, or None in a torch built without distributed."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:
+        return None
+    return DTensor
+
+
+def _is_dtensor(t: Any) -> bool:
+    cls = _dtensor_class()
+    return cls is not None and isinstance(t, cls)
+
+
+def _local(t: Any) -> Any:
+    """A DTensor's shard on this rank, sharing its memory (FSDP2's params, grads and
+    state); anything else as it is."""
+    if not _is_dtensor(t):
+        return t
+    with torch.no_grad():                   # (no autograd function around the shard)
+        return t.to_local()
+
+
+def _state_tensor(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """A state buffer as torch shows it for ``p``: laid out as the param, and for a
+    DTensor param a DTensor of the same mesh and placements over this rank's shard."""
+    if not _is_dtensor(p):
+        return _like(state, p)
+    from torch.distributed.tensor import DTensor
+    return DTensor.from_local(_like(state, _local(p)), p.device_mesh, p.placements,
+                              run_check=False, shape=p.shape, stride=p.stride())
 
 
 def _memory_order(t: torch.Tensor) -> torch.Tensor:
