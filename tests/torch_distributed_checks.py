@@ -1,9 +1,11 @@
-"""fastopt.torch under FSDP2 (``fully_shard``, DTensor params), two ranks on gloo: run by
-tests/test_fsdp.py as ``python tests/fsdp_checks.py``; each check prints "ok NAME" on
-every rank, and any failure ends the run with a traceback and a non-zero status.
+"""fastopt.torch under torch.distributed's engines, two ranks on gloo: FSDP2
+(``fully_shard``, DTensor params), DDP and ZeroRedundancyOptimizer. Run by
+tests/test_torch_distributed.py as ``python tests/torch_distributed_checks.py``; each check
+prints "ok NAME" on every rank, and any failure ends the run with a traceback and a
+non-zero status.
 
-Every rank trains an MLP sharded layer by layer on its own batch (the grads are averaged
-across ranks by FSDP2's reduce-scatter), float64 throughout.
+Every rank trains an MLP on its own batch (the grads are averaged across ranks by the
+engine), float64 throughout.
 """
 from __future__ import annotations
 
@@ -114,7 +116,30 @@ def check_state_is_sharded_like_the_params_and_checkpoints_go_on(rank: int) -> N
                for a, b in zip(model.parameters(), twin.parameters()))
 
 
+def check_ddp_and_zero_redundancy_train_as_with_torch_optim(rank: int) -> None:
+    """DDP with fastopt.torch.X, and ZeroRedundancyOptimizer(optimizer_class=fastopt.torch.X),
+    against the same with torch.optim.X."""
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+    from torch.nn.parallel import DistributedDataParallel
+    for rule, hp in RULES.items():
+        models = []
+        for make in (lambda ps, cls: cls(ps, **hp),
+                     lambda ps, cls: ZeroRedundancyOptimizer(ps, optimizer_class=cls, **hp)):
+            for cls in (getattr(ft, rule), getattr(torch.optim, rule)):
+                model = DistributedDataParallel(mlp())
+                opt = make(model.parameters(), cls)
+                for step in range(STEPS):
+                    backward(model, opt, rank, step)
+                    opt.step()
+                models.append(model)
+        for ours, theirs in (models[:2], models[2:]):
+            worst = max((p - q).abs().max().item()
+                        for p, q in zip(ours.parameters(), theirs.parameters()))
+            assert worst <= 1e-10, (rule, worst)
+
+
 CHECKS = [check_against_torch_optim_on_the_same_sharding,
+          check_ddp_and_zero_redundancy_train_as_with_torch_optim,
           check_shards_step_bit_for_bit_as_the_whole,
           check_state_is_sharded_like_the_params_and_checkpoints_go_on]
 
