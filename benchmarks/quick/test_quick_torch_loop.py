@@ -1,9 +1,11 @@
 """fastopt.torch in a training loop, CPU, float32: what one ``opt.step()`` costs against
 torch.optim's fused, foreach and for-loop steps, with the lr constant or changed before
 every step (what any per-step scheduler does); the torch layer's own cost over the core
-API on the same arrays; and a whole training iteration of the digits CNN.
+API on the same arrays, and each of its per-step costs (``-k budget``); and a whole
+training iteration of the digits CNN.
 
     pytest benchmarks/quick/test_quick_torch_loop.py --benchmark-only [-k cnn]
+    pytest benchmarks/quick/test_quick_torch_loop.py --benchmark-only -k budget
 
 Models, as the param shapes a training loop hands the optimizer: ``cnn`` the digits CNN
 (8 tensors, 9.8k params), ``mlp`` an MLP 784-1024-1024-320-10 (8 tensors, 2.2M),
@@ -137,3 +139,94 @@ def test_digits_cnn_training_iteration(benchmark, figures, rule, smoke):
     figures("digits CNN training iteration (forward, backward, step, scheduler), CPU",
             lambda: dict(rule=rule, us_fastopt=ours_s * 1e6, us_torch_fused=theirs_s * 1e6,
                          fastopt_over_torch=ratio))
+
+
+def _budget_parts(opt) -> dict:
+    """Each per-step cost of the torch layer as a call of its own, on a warm optimizer
+    whose grads are set: what ``opt.step()`` spends, piece by piece."""
+    import torch
+    from torch.autograd.graph import increment_version
+
+    from fastopt._atomic import hold_signals, release_signals
+    from fastopt.torch import _addresses
+    cohort = opt._cohorts[0]
+    grads = [p.grad for p in cohort.params]
+    addresses = _addresses(grads)
+    group = opt.param_groups[0]
+    lrs, k = [1e-3 * (1 + 1e-4 * i) for i in range(7)], [0]
+
+    def new_lr() -> None:
+        k[0] += 1
+        group["lr"] = lrs[k[0] % 7]
+        opt._sync(cohort)
+
+    return {
+        "whole step": opt.step,
+        "signals held and released": lambda: release_signals(hold_signals()),
+        "structure unchanged?": opt._same_structure,
+        "params' memory unchanged?": lambda: opt._current(cohort),
+        "grads found and checked": lambda: opt._grads(cohort),
+        "group values followed": lambda: opt._sync(cohort),
+        "a new lr taken": new_lr,
+        "grads' addresses": lambda: _addresses(grads),
+        "core step at the addresses": lambda: cohort.core._step_at(addresses),
+        "autograd versions bumped": lambda: increment_version(cohort.params),
+        "opt.state built": lambda: _state_after_a_step(opt),
+        "torch's own wrapper (an empty step)": _empty_step(torch, cohort.params),
+    }
+
+
+def _state_after_a_step(opt):
+    """``opt.state`` as the first read after a step builds it (a step renews it)."""
+    opt._version += 1
+    return opt.state
+
+
+def _empty_step(torch, params):
+    class Empty(torch.optim.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {})
+
+        def step(self, closure=None):
+            return None
+    return Empty(params).step
+
+
+BUDGET = ["whole step", "signals held and released", "structure unchanged?",
+          "params' memory unchanged?", "grads found and checked", "group values followed",
+          "a new lr taken", "grads' addresses", "core step at the addresses",
+          "autograd versions bumped", "opt.state built", "torch's own wrapper (an empty step)"]
+
+
+@pytest.mark.parametrize("part", BUDGET)
+@pytest.mark.parametrize("model", ["cnn", "linear200"])
+def test_torch_layer_budget(benchmark, figures, model, part, smoke):
+    """The torch layer's per-step costs one by one (SGD Nesterov): finding and checking
+    the grads, following the groups, the core's step, the autograd versions, the signal
+    guard, opt.state (built once per step when read), and torch's step wrapper, which
+    fastopt.torch enters only while a hook or profiler needs it."""
+    needs("numba")
+    pytest.importorskip("torch")
+    if smoke and model != "cnn":
+        pytest.skip("--smoke: the CNN only")
+    opt = stepping_optimizer(model)
+    call = _budget_parts(opt)[part]
+    benchmark.group = f"fastopt.torch's per-step budget: {model}"
+    benchmark(call)
+    tensors = len(MODELS[model])
+    figures("fastopt.torch's per-step budget, SGD Nesterov, CPU float32 (medians)",
+            lambda: dict(model=model, part=part, us=benchmark.stats.stats.median * 1e6,
+                         us_per_tensor=benchmark.stats.stats.median * 1e6 / tensors))
+
+
+def stepping_optimizer(model: str):
+    """fastopt.torch.SGD (Nesterov) over the model's params, grads set, stepped once."""
+    import torch
+
+    import fastopt.torch as ft
+    params = [torch.zeros(s, requires_grad=True) for s in MODELS[model]]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)
+    opt = ft.SGD(params, **RULES["SGD"])
+    opt.step()
+    return opt
