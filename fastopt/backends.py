@@ -312,7 +312,7 @@ class NumbaBackend(HostBackend):
                       offsets: list[int]) -> Callable[[Any, Any], None]:
         import numba
 
-        from .kernels._cpu import UNCHECKED, CpuKernel, bucket_table
+        from .kernels._cpu import NO_GRADS, UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
         key = (rule.cpu_element, tuple(flags.items()))
@@ -331,9 +331,17 @@ class NumbaBackend(HostBackend):
             """The grads checked and located in the same call: -1, or the first row the
             compiled checks could not vouch for (nothing touched then)."""
             return loop(table, grads.pointers, state, scalars, parts(), ids, grads.table,
-                        grads.dims, grads.spans, grads.layout)
+                        grads.dims, grads.spans, grads.layout, NO_GRADS)
 
-        step.loop, step.checked = loop, checked_step
+        def placed_step(addresses: np.ndarray, grads: GradPointers, scalars: np.ndarray
+                        ) -> int:
+            """The grads given by their data addresses (``Optimizer._step_at``), placed and
+            checked in the same call: -1, or the first row that meets memory the step
+            writes (nothing touched then)."""
+            return loop(table, grads.pointers, state, scalars, parts(), NO_GRADS, grads.table,
+                        grads.dims, grads.spans, grads.layout, addresses)
+
+        step.loop, step.checked, step.placed = loop, checked_step, placed_step
         return step
 
     def runner(self, resolver: GradPointers, buckets: list) -> Callable[[list, list], None]:

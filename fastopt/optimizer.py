@@ -535,6 +535,12 @@ class Optimizer:
 
     def _step_addresses(self, addresses: np.ndarray) -> bool:
         casts, extras = self._prepare()
+        if len(self._buckets_in_order) == 1:            # one compiled call places and steps
+            if self._buckets_in_order[0].kernel.placed(addresses, self._resolver,
+                                                       casts[0]) >= 0:
+                return False
+            self._advance(extras)
+            return True
         pointers = self._resolver.at(addresses)
         if pointers is None:
             return False

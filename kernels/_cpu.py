@@ -59,7 +59,7 @@ try:
     from numba.extending import overload
     from numba.np.unsafe.ndarray import to_fixed_tuple
 
-    from ._ndarray import resolve_grads, void_pointer
+    from ._ndarray import place_addresses, resolve_grads, void_pointer
 except Exception:  # the numba backend is optional (or broken); the rule modules still import
     numba = None
     prange = range
@@ -134,9 +134,10 @@ def bucket_table(params: list) -> np.ndarray:
     return np.array(rows, dtype=np.int64).reshape(len(params), 3)
 
 
-# The last five arguments of a bucket loop whose grads are located already.
-UNCHECKED = (np.zeros(0, np.intp), np.zeros((0, 6), np.intp), np.zeros(0, np.intp),
-             np.zeros((0, 2), np.intp), np.zeros(8, np.intp))
+# The last six arguments of a bucket loop whose grads are located already.
+NO_GRADS = np.zeros(0, np.intp)
+UNCHECKED = (NO_GRADS, np.zeros((0, 6), np.intp), np.zeros(0, np.intp),
+             np.zeros((0, 2), np.intp), np.zeros(8, np.intp), NO_GRADS)
 
 
 def state_views(state, a, b):
@@ -164,7 +165,8 @@ def _first_row_at(table, element):
     return lo
 
 
-def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, layout):
+def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
+                 addresses):
     """One pass of a rule's element body over a bucket (cloned per variant; see above):
     ``table`` rows as above, ``grads`` the grads' data pointers, ``state`` one flat buffer
     per state array (those the variant does not use may be empty), ``scalars`` this step's
@@ -173,10 +175,17 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
 
     With ``ids`` (not empty), the grads are first checked and located from their objects
     (kernels/_ndarray.py: ``checks``, ``dims``, ``spans`` and ``layout`` are its table,
-    shapes, the memory a step writes and the header layout), saving a second compiled call; returns the first row it cannot vouch for,
-    before touching anything, or -1 once the bucket is updated."""
+    shapes, the memory a step writes and the header layout), saving a second compiled
+    call; with ``addresses`` (not empty), the grads' data addresses from a caller that
+    vouches for their shape, dtype and contiguity (fastopt.torch) are placed and checked
+    against ``spans`` the same way. Returns the first row it cannot vouch for, before
+    touching anything, or -1 once the bucket is updated."""
     if ids.size:
         bad = resolve_grads(ids, checks, dims, spans, grads, layout)
+        if bad >= 0:
+            return bad
+    elif addresses.size:
+        bad = place_addresses(addresses, checks, spans, grads)
         if bad >= 0:
             return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
@@ -274,7 +283,8 @@ class CpuKernel:
         self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
-        """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout)``,
+        """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
+        addresses)``,
         parallel?) for buckets of ``dtype`` moving ``bytes_per_step`` (serial below the
         threshold: call it with parts=1), compiled now or loaded from numba's on-disk
         cache, so no step waits for the JIT."""
@@ -285,7 +295,7 @@ class CpuKernel:
         dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
                                       numba.types.UniTuple(array, self.n_state), array,
                                       numba.intp, index, numba.intp[:, ::1], index,
-                                      numba.intp[:, ::1], index))
+                                      numba.intp[:, ::1], index, index))
         # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
         scratch = np.zeros(1, dtype)
