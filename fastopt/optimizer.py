@@ -385,12 +385,16 @@ class Optimizer:
         return True
 
     def _check_new_lr(self, j: int, lr: float, owner: str) -> None:
-        """A float lr for group j: finite, >= 0 and representable in its params' dtype (the
-        step scalars it makes are checked at the step, ``_group_step``)."""
+        """A float lr for group j: finite, >= 0, representable in its params' dtype, and so
+        are the step scalars it makes at the group's next step (before any step runs;
+        they shrink as t grows for every rule)."""
         group = self._groups[j]
         if not (1e-30 < lr <= group.limit or lr == 0.0):    # else the checks that name it
             _checks.learning_rate_or_schedule(owner, "lr", lr)
             _checks.representable(owner, "lr", lr, group.dtype)
+        scalars, _ = self.rule.host_scalars(group.hp, group.t + 1, lr, group.extra)
+        if max(map(abs, scalars)) > group.limit:
+            self._check_scalars(owner, group.hp, group.t + 1, lr, group.extra, group.dtype)
 
     def _settings(self) -> tuple:
         """What applying changes alters (each group's lr, hyperparameters, flags and
@@ -469,9 +473,8 @@ class Optimizer:
             if lr > group.limit:
                 _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        if max(map(abs, scalars)) > group.limit:      # (a new float lr is checked here too)
-            where = "lr" if isinstance(group.lr, float) else "lr schedule"
-            self._check_scalars(f"{type(self).__name__}: {where} at step {t}", group.hp,
+        if not isinstance(group.lr, float) and max(map(abs, scalars)) > group.limit:
+            self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
 

@@ -677,23 +677,23 @@ def test_a_group_value_torchs_class_fixes_is_kept():
 @pytest.mark.parametrize("bad,match", [(float("nan"), "finite number >= 0, got nan"),
                                        (-0.1, "finite number >= 0, got -0.1"),
                                        (1e39, "overflows float32"),
+                                       (3e38, "make the step scalar .* overflows float32"),
                                        (1e-46, "rounds to 0 in float32")])
 def test_a_new_lr_each_step_is_checked_and_changes_nothing_when_wrong(bad, match):
-    """The new-lr fast lane (a scheduler's change) checks what the full checks did."""
+    """The new-lr fast lane (a scheduler's change) checks what the full checks did, the
+    step scalars included, before any group steps."""
     params = [torch.nn.Parameter(torch.ones(n, dtype=torch.float32)) for n in (3, 2)]
-    opt = ft.Adam(params, lr=1e-3)
+    opt = ft.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=1e-3)
     for k in range(2):
         for p in params:
             p.grad = torch.full_like(p, 0.5)
-        opt.param_groups[0]["lr"] = 1e-3 * (k + 1)           # through the fast lane
+        opt.param_groups[1]["lr"] = 1e-3 * (k + 1)           # through the fast lane
         opt.step()
     before = [p.detach().clone() for p in params]
-    state = copy.deepcopy(opt.state_dict())
-    opt.param_groups[0]["lr"] = bad
-    with pytest.raises(ValueError, match=r"Adam: param_groups\[0\]: lr.*" + match):
+    opt.param_groups[1]["lr"] = bad
+    with pytest.raises(ValueError, match=r"Adam: param_groups\[1\]: .*" + match):
         opt.step()
     assert all(torch.equal(p, q) for p, q in zip(params, before))
-    assert opt.state_dict()["state"][0]["step"] == state["state"][0]["step"]
 
 
 # -- L-BFGS ----------------------------------------------------------------------------------
