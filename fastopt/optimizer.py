@@ -393,7 +393,7 @@ class Optimizer:
             _checks.learning_rate_or_schedule(owner, "lr", lr)
             _checks.representable(owner, "lr", lr, group.dtype)
         scalars, _ = self.rule.host_scalars(group.hp, group.t + 1, lr, group.extra)
-        if max(map(abs, scalars)) > group.limit:
+        if not all(map(group.limit.__ge__, map(abs, scalars))):      # (NaN too)
             self._check_scalars(owner, group.hp, group.t + 1, lr, group.extra, group.dtype)
 
     def _settings(self) -> tuple:
@@ -473,7 +473,8 @@ class Optimizer:
             if lr > group.limit:
                 _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        if not isinstance(group.lr, float) and max(map(abs, scalars)) > group.limit:
+        if not isinstance(group.lr, float) and not all(map(group.limit.__ge__,
+                                                              map(abs, scalars))):
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra

@@ -57,7 +57,7 @@ class Cohort:
     params: list                # the tensors
     addresses: list = field(default_factory=list)  # the params' data as viewed
     layouts: list = field(default_factory=list)    # GRAD_LAYOUT a grad of each must have
-    strides: list | None = None  # each param's strides, where one is dense but not C-ordered
+    strides: list | None = None  # per param: None (C order) or its strides; None for all C
     sharded: bool = False       # DTensor params (FSDP2): the kernels update each local shard
     backend: str = ""           # the core's
     synced: tuple | None = None     # the group's values (SYNCED keys) the core has taken
@@ -119,7 +119,9 @@ def hooked_lightly(step: Callable) -> Callable:
     profiling = torch._C._autograd._profiler_enabled
 
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+        # (a subclass's own step is wrapped by torch, which runs the hooks once)
+        if type(self).step is light and (
+                self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
                 or torch_optimizer._global_optimizer_pre_hooks
                 or torch_optimizer._global_optimizer_post_hooks or profiling()):
             return hooked(self, *args, **kwargs)
@@ -241,7 +243,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         sharded = any(map(_is_dtensor, params))
         memory = list(map(_local, params)) if sharded else params
         strides = None if all(map(torch.Tensor.is_contiguous, memory)) else \
-            [p.stride() for p in memory]
+            [None if p.is_contiguous() else p.stride() for p in memory]
         return Cohort(j, members, core, params, addresses=list(map(_data_ptr, memory)),
                       layouts=list(map(GRAD_LAYOUT, memory)), backend=core.backend,
                       strides=strides, sharded=sharded)
@@ -284,6 +286,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         for cohort in list(self._cohorts):
             cohort = self._current(cohort)
             grads, whole = self._grads(cohort)
+            if whole is None:       # p.data = p.data.t(): same address, another layout
+                cohort = self._current(cohort, rebind=True)
+                grads, whole = self._grads(cohort)
             if not whole:
                 if all(g is None for g in grads):
                     continue
@@ -309,12 +314,13 @@ class TorchOptimizer(torch.optim.Optimizer):
                 cohort.core.step([_view(_memory_order(g)) for g in grads])
             increment_version(cohort.params)          # ~1 us for 8 params
 
-    def _current(self, cohort: Cohort) -> Cohort:
+    def _current(self, cohort: Cohort, rebind: bool = False) -> Cohort:
         """``cohort``, rebuilt over its params' present memory if one was rebound since
-        (``p.data = ...``, ``vector_to_parameters``, ``model.double()``), its state
-        carried over; an error naming the param when that state no longer fits it."""
+        (``p.data = ...``, ``vector_to_parameters``, ``model.double()``; ``rebind``: one
+        that kept its address), its state carried over; an error naming the param when
+        that state no longer fits it."""
         memory = list(map(_local, cohort.params)) if cohort.sharded else cohort.params
-        if list(map(_data_ptr, memory)) == cohort.addresses:
+        if not rebind and list(map(_data_ptr, memory)) == cohort.addresses:
             return cohort
         fresh = self._new_cohort(cohort.group, cohort.members)
         fresh.loaded = cohort.loaded
@@ -340,11 +346,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         reads every address it is given. A wrong grad takes the checks that name it."""
         grads = [p.grad for p in cohort.params]
         if cohort.sharded:                  # each rank steps its shards
+            self._check_placements(cohort, grads)
             grads = [None if g is None else _local(g) for g in grads]
         try:                                # all present and right: ~0.2 us a grad
             if list(map(GRAD_LAYOUT, grads)) == cohort.layouts and (
                     all(map(torch.Tensor.is_contiguous, grads)) if cohort.strides is None
-                    else list(map(torch.Tensor.stride, grads)) == cohort.strides):
+                    else all(map(_laid_out, grads, cohort.strides))):
                 return grads, True
         except AttributeError:              # a None among them
             pass
@@ -353,7 +360,19 @@ class TorchOptimizer(torch.optim.Optimizer):
             if g is not None and (g.dtype is not dtype or g.shape != shape or g.is_sparse
                                   or g.is_cpu is not on_cpu or not _laid_out(g, stride)):
                 self._refuse_grad(cohort, grads)
+                if all(g is not None for g in grads):   # right for the params as they are
+                    return grads, None                   # now: a view at the same address
         return grads, False
+
+    def _check_placements(self, cohort: Cohort, grads: list) -> None:
+        """A DTensor param's grad is sharded as the param (a Partial or Replicate grad
+        would be stepped unreduced, or with the wrong elements)."""
+        for i, p, g in zip(cohort.members, cohort.params, grads):
+            if g is not None and getattr(g, "placements", None) != p.placements:
+                raise ValueError(f"{type(self).__name__}: {_label(cohort.group, i)} has a "
+                                 f"grad with placements {getattr(g, 'placements', None)}, "
+                                 f"its param {p.placements}; redistribute the grad as the "
+                                 "param (FSDP2's reduce-scatter gives it so)")
 
     def _refuse_grad(self, cohort: Cohort, grads: list) -> None:
         memory = map(_local, cohort.params) if cohort.sharded else cohort.params
@@ -371,7 +390,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             if g.device != p.device:
                 raise ValueError(f"{what} has a grad on {g.device}, its param is on "
                                  f"{p.device}")
-            if not _laid_out(g, None if p.is_contiguous() else p.stride()):
+            if not _laid_out(g, None if p.is_contiguous() else p.stride()):   # (as now)
                 raise ValueError(f"{what} has a grad with strides {g.stride()}, its param "
                                  f"{p.stride()}; give it a grad laid out like its param "
                                  "(torch.empty_like(p).copy_(g))")
@@ -777,8 +796,11 @@ def _dense(t: torch.Tensor) -> bool:
 
 def _laid_out(g: torch.Tensor, stride: tuple | None) -> bool:
     """Whether a grad is laid out as its param: C-contiguous (``stride`` None) or with
-    the param's strides."""
-    return g.is_contiguous() if stride is None else g.stride() == stride
+    the param's strides (on every dimension longer than 1, as torch's layout contract
+    for grads has it)."""
+    if stride is None:
+        return g.is_contiguous()
+    return all(a == b for a, b, n in zip(g.stride(), stride, g.shape) if n != 1)
 
 
 def _like(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -1017,8 +1039,9 @@ class LBFGS(torch.optim.Optimizer):
         d = torch.empty_like(flat_grad)
         arrays = [_view(a) for a in (flat_grad, self._S, self._Y, d)]
         g, S, Y, out = arrays
-        self._ops.two_loop(g, S, Y, self._rho, np.asarray(self._rows, np.int64),
-                           float(state["H_diag"]), out)
+        with _torch_stream(d.device) if d.is_cuda else contextlib.nullcontext():
+            self._ops.two_loop(g, S, Y, self._rho, np.asarray(self._rows, np.int64),
+                               float(state["H_diag"]), out)
         return d
 
     def _in_rings(self, state: dict) -> bool:
@@ -1114,7 +1137,7 @@ class LBFGS(torch.optim.Optimizer):
         return loss, checked_loss("LBFGS", "the closure's loss", loss), self._flat_grad()
 
     def _search(self, closure: Callable[[], Any], t: float, d: torch.Tensor, loss: float,
-                g: torch.Tensor, gtd: float, max_evals: int
+                g: torch.Tensor, gtd: float, max_evals: int, real: Callable[[Any], Any]
                 ) -> tuple[float, torch.Tensor, float, int]:
         """torch's strong-Wolfe search from the params along d; the params end at the step
         it takes. Returns (loss, flat gradient, t, evaluations)."""
@@ -1127,8 +1150,8 @@ class LBFGS(torch.optim.Optimizer):
             finally:
                 for p, v in zip(self._params, x):
                     p.copy_(v)
-            return f, float(g_new.dot(d)), g_new
-        t, loss, g, evals = lswolfe(phi, loss, gtd, g, t, float(d.abs().max()),
+            return f, real(g_new.dot(d)), g_new
+        t, loss, g, evals = lswolfe(phi, loss, gtd, g, t, real(d.abs().max()),
                                     max_evals=max_evals)
         self._move(t, d)
         return loss, g, t, evals
@@ -1158,10 +1181,11 @@ class LBFGS(torch.optim.Optimizer):
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
         self._follow_params(state)
+        real = _real(self._params[0])      # torch's 0-d tensors, as host scalars
         first_loss, loss, g = self._evaluate(closure)
         evals = 1
         state["func_evals"] += 1
-        if float(g.abs().max()) <= o["tolerance_grad"]:
+        if real(g.abs().max()) <= o["tolerance_grad"]:
             return first_loss
         d, t = state.get("d"), _number(state.get("t"))
         g_prev, loss_prev = state.get("prev_flat_grad"), state.get("prev_loss")
@@ -1177,15 +1201,15 @@ class LBFGS(torch.optim.Optimizer):
                 d = self._direction(g, state)
             g_prev = g.clone() if g_prev is None else g_prev.copy_(g)
             loss_prev = loss
-            t = min(1.0, 1.0 / float(g.abs().sum())) * o["lr"] if state["n_iter"] == 1 \
+            t = min(1.0, 1.0 / real(g.abs().sum())) * o["lr"] if state["n_iter"] == 1 \
                 else o["lr"]
-            gtd = float(g.dot(d))
+            gtd = real(g.dot(d))
             if gtd > -o["tolerance_change"]:
                 break
             try:
                 if o["line_search_fn"] is not None:
                     loss, g, t, used = self._search(closure, t, d, loss, g, gtd,
-                                                    o["max_eval"] - evals)
+                                                    o["max_eval"] - evals, real)
                 else:                    # the fixed step, evaluated unless it is the last
                     self._move(t, d)
                     used = 0
@@ -1193,19 +1217,27 @@ class LBFGS(torch.optim.Optimizer):
                         _, loss, g = self._evaluate(closure)
                         used = 1
             except BaseException:        # the params are at x + t d, or at x after a search
-                taken = t if o["line_search_fn"] is None else 0.0
+                taken = float(t) if o["line_search_fn"] is None else 0.0
                 state.update(d=d, t=taken, prev_flat_grad=g_prev, prev_loss=loss_prev)
                 raise
             evals += used
             state["func_evals"] += used
             if n_iter == o["max_iter"] or evals >= o["max_eval"] or \
-                    float(g.abs().max()) <= o["tolerance_grad"]:
+                    real(g.abs().max()) <= o["tolerance_grad"]:
                 break
-            if abs(t) * float(d.abs().max()) <= o["tolerance_change"] or \
+            if abs(t) * real(d.abs().max()) <= o["tolerance_change"] or \
                     abs(loss - loss_prev) < o["tolerance_change"]:
                 break
-        state.update(d=d, t=t, prev_flat_grad=g_prev, prev_loss=loss_prev)
+        state.update(d=d, t=float(t), prev_flat_grad=g_prev, prev_loss=loss_prev)
         return first_loss
+
+
+def _real(p: torch.Tensor) -> Callable[[Any], Any]:
+    """A 0-d tensor's value as a host scalar of the params' precision: torch computes
+    LBFGS's tests and its search in the params' dtype (a Python float meeting a float32
+    tensor is computed in float32), and NumPy's float32 scalars promote the same way."""
+    kind = np.float32 if p.dtype == torch.float32 else np.float64
+    return lambda t: kind(t.item())
 
 
 def _lbfgs_settings(group: dict[str, Any]) -> dict[str, Any]:

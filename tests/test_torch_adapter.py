@@ -586,6 +586,41 @@ def test_a_model_moved_to_channels_last_and_back_mid_run_keeps_its_state():
     assert worst(*runs) <= 1e-12
 
 
+def test_grads_laid_out_as_torch_lays_them_out_beside_a_transposed_param():
+    """A (5, 1) param's grad may come with strides (1, 5) (both C-ordered: a dimension of
+    length 1 has any stride); beside a transposed param it is taken as torch takes it."""
+    x = torch.randn(3, 5)
+    runs = []
+    for cls in (torch.optim.SGD, ft.SGD):
+        torch.manual_seed(0)
+        a = torch.nn.Parameter(torch.randn(5, 3).t())
+        w = torch.nn.Parameter(torch.randn(5, 1))
+        opt = cls([a, w], lr=0.1, momentum=0.9)
+        for _ in range(3):
+            opt.zero_grad()
+            (x * a * w.t()).sum().backward()
+            assert w.grad.stride() == (1, 5)
+            opt.step()
+        runs.append(torch.cat([a.detach().flatten(), w.detach().flatten()]))
+    assert torch.allclose(*runs, rtol=0, atol=1e-12)
+
+
+def test_a_param_viewed_anew_at_the_same_address_is_named():
+    """``p.data = p.data.view(3, 4)`` keeps the address but not the shape its state has:
+    named, as any param whose state no longer fits (torch fails inside its update; this
+    ended in "params is empty" when only addresses were compared)."""
+    p = torch.nn.Parameter(torch.arange(12.0).reshape(4, 3))
+    opt = ft.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = torch.ones(4, 3)
+    opt.step()
+    p.data = p.data.view(3, 4)
+    p.grad = torch.ones(3, 4)
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=r"SGD: a param of param_groups\[0\] changed shape"):
+        opt.step()
+    assert torch.equal(p.detach(), before)
+
+
 def test_a_param_with_gaps_is_refused_by_name():
     big = torch.zeros(4, 6)
     p = torch.nn.Parameter(big[:, ::2])          # every other column: gaps in its memory
@@ -630,6 +665,23 @@ def test_step_hooks_and_profiler_range_as_torchs():
         ft.Adam([p], lr=0.1).step()
     assert "Optimizer.step#Adam.step" in {e.name for e in prof.events()}
     assert getattr(ft.Adam.step, "hooked", False)       # torch does not wrap it again
+
+
+def test_a_subclass_overriding_step_runs_each_hook_once():
+    class Clipped(ft.SGD):
+        def step(self, closure=None):
+            for group in self.param_groups:
+                torch.nn.utils.clip_grad_norm_(group["params"], 1.0)
+            return super().step(closure)
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = Clipped([p], lr=0.1)
+    calls = []
+    opt.register_step_pre_hook(lambda o, a, k: calls.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: calls.append("post"))
+    p.grad = torch.full((3,), 10.0)
+    opt.step()
+    assert calls == ["pre", "post"]
+    assert torch.allclose(p.detach(), 1 - 0.1 / 3 ** 0.5 * torch.ones(3))
 
 
 def test_a_compiled_training_step_compiles_once():
@@ -844,33 +896,64 @@ ALONG = {   # f(t) along a line, with f'(t): what the searches are compared on
 }
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("t0", [1e-3, 0.7, 1.0, 25.0])
 @pytest.mark.parametrize("max_ls", [0, 1, 2, 25])
 @pytest.mark.parametrize("name", list(ALONG))
-def test_lswolfe_is_torchs_search_bit_for_bit(name, max_ls, t0):
+def test_lswolfe_is_torchs_search_bit_for_bit(name, max_ls, t0, dtype):
     """fastopt's host-scalar port against torch.optim.LBFGS's own search (private; the
     reference only) on one-dimensional functions: the same trials, the same step, loss
-    and gradient, to the last bit."""
+    and gradient, to the last bit; for float32 params too, where torch's tests run in
+    float32 on its 0-d tensors (the port's on NumPy float32 scalars)."""
     from torch.optim.lbfgs import _strong_wolfe
 
     from fastopt.solvers.linesearch import lswolfe
     f, df = ALONG[name]
-    d = torch.tensor([1.0])
+    real = np.float32 if dtype == torch.float32 else float
+    d = torch.tensor([1.0], dtype=dtype)
     ours_trials, theirs_trials = [], []
+
+    def grad(t):
+        return torch.tensor([df(float(t))], dtype=dtype)
 
     def obj_func(x, t, d):
         theirs_trials.append(float(t))
-        return f(float(t)), torch.tensor([df(float(t))])
+        return f(float(t)), grad(t)
 
     def phi(t):
-        ours_trials.append(t)
-        return f(t), df(t), torch.tensor([df(t)])
-    g0 = torch.tensor([df(0.0)])
+        ours_trials.append(float(t))
+        g = grad(t)
+        return f(float(t)), real(g.dot(d).item()), g
+    g0 = grad(0.0)
     f_t, g_t, t_t, n_t = _strong_wolfe(obj_func, None, t0, d, f(0.0), g0, g0.dot(d),
                                        max_ls=max_ls)
-    t_o, f_o, g_o, n_o = lswolfe(phi, f(0.0), df(0.0), g0, t0, 1.0, max_evals=max_ls)
+    t_o, f_o, g_o, n_o = lswolfe(phi, f(0.0), real(g0.dot(d).item()), g0, t0,
+                                 real(d.abs().max().item()), max_evals=max_ls)
     assert ours_trials == theirs_trials and n_o == n_t
     assert (float(t_o), f_o, float(g_o)) == (float(t_t), f_t, float(g_t))
+
+
+def test_lbfgs_in_float32_runs_as_torchs():
+    """float32 params: the same iterations and evaluations as torch's (its tests in float32;
+    before, in float64 here, they drifted apart). The params agree to float32 rounding
+    grown over 40 iterations (the two-loop's float64 sums against torch's float32 dots)."""
+    runs = []
+    for cls in (torch.optim.LBFGS, ft.LBFGS):
+        model = mlp().float()
+        opt = cls(model.parameters(), history_size=5, line_search_fn="strong_wolfe")
+        x, y = (t.float() for t in data())
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            return loss
+        for _ in range(2):
+            opt.step(closure)
+        st = opt.state[next(iter(model.parameters()))]
+        runs.append((model, st["n_iter"], st["func_evals"]))
+    (a, na, fa), (b, nb, fb) = runs
+    assert (na, fa) == (nb, fb) and worst(a, b) <= 1e-2
 
 
 def test_lbfgs_owns_no_torch_internals():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
+
 
 def _cubic_minimum(t1, f1, g1, t2, f2, g2, lo, hi):
     """Minimiser of the cubic through (t1, f1, g1) and (t2, f2, g2), clipped to [lo, hi];
@@ -174,7 +176,9 @@ def lswolfe(phi: Callable[[float], tuple[float, float, Any]], f0: float, gtd0: f
 
     ``phi(t)`` returns (f, g.d, g) at x + t d, where g, the gradient, is carried with its
     point and never looked into. Returns (t, f, g, evaluations) of the bracket's lower end
-    (``max_evals`` counts the trials after the first, as torch's ``max_ls``).
+    (``max_evals`` counts the trials after the first, as torch's ``max_ls``). Give g.d
+    and max|d| as NumPy float32 scalars for float32 params: the tests then run in float32,
+    as torch's do on its 0-d tensors.
     """
     new = (t, *phi(t))
     prev = (0, f0, gtd0, g0)
@@ -197,7 +201,8 @@ def lswolfe(phi: Callable[[float], tuple[float, float, Any]], f0: float, gtd0: f
         bracket = [(0, f0, gtd0, g0), new]
     low, high = (0, 1) if bracket[0][1] <= bracket[1][1] else (1, 0)
     insufficient = False
-    while tries < max_evals and abs(bracket[1][0] - bracket[0][0]) * d_max >= tolerance_change:
+    while tries < max_evals and not abs(bracket[1][0] - bracket[0][0]) * d_max < \
+            tolerance_change:
         (t1, f1, gtd1, _), (t2, f2, gtd2, _) = bracket
         t = _torch_cubic(t1, f1, gtd1, t2, f2, gtd2)
         top, bottom = max(t1, t2), min(t1, t2)
@@ -237,7 +242,7 @@ def _torch_cubic(x1: float, f1: float, g1: float, x2: float, f2: float, g2: floa
     d2_square = d1 * d1 - g1 * g2
     if not d2_square >= 0:
         return (lo + hi) / 2.0
-    d2 = math.sqrt(d2_square)
+    d2 = np.sqrt(d2_square) if isinstance(d2_square, np.floating) else math.sqrt(d2_square)
     if x1 <= x2:
         min_pos = x2 - (x2 - x1) * _divide(g2 + d2 - d1, g2 - g1 + 2 * d2)
     else:
