@@ -373,14 +373,18 @@ class Optimizer:
         self._changes.clear()
         return True
 
-    def _take_lr(self, j: int, lr: float, owner: str) -> bool:
-        """Group j's lr set to the float ``lr`` now, checked as ``_new_lrs_only`` checks it
-        (errors named by ``owner``); False, with nothing done, where that group's lr is not
-        a float (a schedule, a live tensor: set it in param_groups instead)."""
-        if type(self._groups[j].lr) is not float:
+    def _take_lr(self, j: int, lr: float) -> bool:
+        """Group j's lr set to the float ``lr`` now (a scheduler's change, from
+        fastopt.torch: ~1 us), when that group's lr is a float and ``lr`` and the step
+        scalars it makes at the group's next step are plainly fine; False, with nothing
+        done, otherwise: set it in param_groups then, where the checks name what is wrong."""
+        group = self._groups[j]
+        if type(group.lr) is not float or not 1e-30 < lr <= group.limit:
             return False
-        self._check_new_lr(j, lr, owner)
-        self._groups[j].lr = lr
+        scalars, _ = self.rule.host_scalars(group.hp, group.t + 1, lr, group.extra)
+        if not all(map(group.limit.__ge__, map(abs, scalars))):      # (NaN too)
+            return False
+        group.lr = lr
         dict.__setitem__(self.param_groups[j], "lr", lr)
         return True
 

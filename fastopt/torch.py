@@ -435,15 +435,15 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._check_fixed(cohort.group, self._synced_keys[k], value)
                 continue
             name = hyper[k].name
-            if name == "lr" and type(value) is float and cohort.core._take_lr(
-                    0, value, f"{type(self).__name__}: param_groups[{cohort.group}]"):
+            if name == "lr" and type(value) is float and cohort.core._take_lr(0, value):
                 continue
             number = _number(value, self._key(cohort.group, name))
             current = core_group[name]
             if number != current or type(number) is not type(current):   # 0.1+0j == 0.1
                 core_group[name] = number
-        cohort.plain = all(map(_plain, values)) if last is None or not cohort.plain else \
-            all(_plain(values[k]) for k in changed)
+        if last is None or not cohort.plain or any(type(values[k]) is not float
+                                                   for k in changed):
+            cohort.plain = all(map(_plain, values))
         cohort.synced = values
 
     def _check_fixed(self, j: int, key: str, value: Any) -> None:
