@@ -804,10 +804,10 @@ def _laid_out(g: torch.Tensor, stride: tuple | None) -> bool:
 
 
 def _like(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """A state buffer (in the param's memory order) shaped as the param, with its strides
-    (torch makes state ``zeros_like(p)``)."""
-    return state.view(p.shape) if p.is_contiguous() or not _dense(p) else \
-        state.as_strided(p.shape, p.stride())
+    """A state buffer laid out as its param (torch makes state ``zeros_like(p)``): as it
+    is for a C-ordered param (the core's array has the param's shape), the param's
+    strides over the memory-order buffer for any other dense one."""
+    return state if p.is_contiguous() else state.as_strided(p.shape, p.stride())
 
 
 def _loaded_like(value: Any, p: torch.Tensor) -> Any:
