@@ -108,6 +108,11 @@ class GroupState:
     limit: float = np.inf                    # the largest number that dtype holds
 
 
+def _fit(scalars: tuple, limit: float) -> bool:
+    """Whether every step scalar is within ``limit`` in magnitude (a NaN is not)."""
+    return all(map(limit.__ge__, map(abs, scalars)))
+
+
 def _owner(a: Any) -> Any:
     """The array at the end of ``a``'s chain of bases: the one owning its memory."""
     while getattr(a, "base", None) is not None and hasattr(a.base, "base"):
@@ -379,26 +384,30 @@ class Optimizer:
         scalars it makes at the group's next step are plainly fine; False, with nothing
         done, otherwise: set it in param_groups then, where the checks name what is wrong."""
         group = self._groups[j]
-        if type(group.lr) is not float or not 1e-30 < lr <= group.limit:
-            return False
-        scalars, _ = self.rule.host_scalars(group.hp, group.t + 1, lr, group.extra)
-        if not all(map(group.limit.__ge__, map(abs, scalars))):      # (NaN too)
+        if type(group.lr) is not float or not self._new_lr_fits(group, lr):
             return False
         group.lr = lr
         dict.__setitem__(self.param_groups[j], "lr", lr)
         return True
 
-    def _check_new_lr(self, j: int, lr: float, owner: str) -> None:
-        """A float lr for group j: finite, >= 0, representable in its params' dtype, and so
-        are the step scalars it makes at the group's next step (before any step runs;
-        they shrink as t grows for every rule)."""
-        group = self._groups[j]
-        if not (1e-30 < lr <= group.limit or lr == 0.0):    # else the checks that name it
-            _checks.learning_rate_or_schedule(owner, "lr", lr)
-            _checks.representable(owner, "lr", lr, group.dtype)
+    def _new_lr_fits(self, group: GroupState, lr: float) -> bool:
+        """Whether a float lr is plainly fine for ``group``: finite, >= 0, not so small it
+        might round to 0, within its params' dtype, and so are the step scalars it makes
+        at the group's next step (they shrink as t grows for every rule)."""
+        if not (1e-30 < lr <= group.limit or lr == 0.0):
+            return False
         scalars, _ = self.rule.host_scalars(group.hp, group.t + 1, lr, group.extra)
-        if not all(map(group.limit.__ge__, map(abs, scalars))):      # (NaN too)
-            self._check_scalars(owner, group.hp, group.t + 1, lr, group.extra, group.dtype)
+        return _fit(scalars, group.limit)
+
+    def _check_new_lr(self, j: int, lr: float, owner: str) -> None:
+        """A float lr for group j as ``_new_lr_fits`` checks it, or the error (named by
+        ``owner``) that says what is wrong; a tiny lr that is representable passes."""
+        group = self._groups[j]
+        if self._new_lr_fits(group, lr):
+            return
+        _checks.learning_rate_or_schedule(owner, "lr", lr)
+        _checks.representable(owner, "lr", lr, group.dtype)
+        self._check_scalars(owner, group.hp, group.t + 1, lr, group.extra, group.dtype)
 
     def _settings(self) -> tuple:
         """What applying changes alters (each group's lr, hyperparameters, flags and
@@ -477,8 +486,7 @@ class Optimizer:
             if lr > group.limit:
                 _checks.representable(owner, f"lr schedule at step {t}", lr, group.dtype)
         scalars, extra = self.rule.host_scalars(group.hp, t, lr, group.extra)
-        if not isinstance(group.lr, float) and not all(map(group.limit.__ge__,
-                                                              map(abs, scalars))):
+        if not isinstance(group.lr, float) and not _fit(scalars, group.limit):
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
         return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra

@@ -729,12 +729,9 @@ def _relaid(old: Cohort, fresh: Cohort) -> dict[str, Any]:
         was = old.strides[k] if old.strides else None
         for key in [key for key in sd if key.startswith(f"{k}.")]:
             value = _as_tensor(sd[key])
-            if value.dim() == 1 and len(shape) != 1 and value.numel() == math.prod(shape):
-                value = value.as_strided(shape, was) if was else value.view(shape)
-                sd[key] = _to_numpy(_loaded_like(value, p)) if not p.is_contiguous() else \
-                    _to_numpy(value.contiguous())
-            elif value.shape == shape and not p.is_contiguous():
-                sd[key] = _to_numpy(_loaded_like(value, p))
+            if was is not None and value.numel() == math.prod(shape):
+                value = value.as_strided(shape, was)    # the old memory order, as the param
+            sd[key] = _to_numpy(_loaded_like(value, p))
     return sd
 
 
@@ -767,9 +764,8 @@ def _state_tensor(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     DTensor param a DTensor of the same mesh and placements over this rank's shard."""
     if not _is_dtensor(p):
         return _like(state, p)
-    from torch.distributed.tensor import DTensor
-    return DTensor.from_local(_like(state, _local(p)), p.device_mesh, p.placements,
-                              run_check=False, shape=p.shape, stride=p.stride())
+    return _dtensor_class().from_local(_like(state, _local(p)), p.device_mesh, p.placements,
+                                       run_check=False, shape=p.shape, stride=p.stride())
 
 
 def _memory_order(t: torch.Tensor) -> torch.Tensor:
@@ -811,12 +807,13 @@ def _like(state: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 
 def _loaded_like(value: Any, p: torch.Tensor) -> Any:
-    """A loaded state tensor for a param that is dense but not C-ordered: its values laid
-    out as the param's, as one vector in memory order (anything else as given: the core's
-    checks name what is wrong with it)."""
-    if p.is_contiguous() or not isinstance(value, torch.Tensor) or value.shape != p.shape \
-            or not _dense(p):
+    """A state tensor for ``p`` laid out as the param, as the core keeps it: C order for a
+    C-ordered param, one vector in the param's memory order for any other dense one
+    (anything else as given: the core's checks name what is wrong with it)."""
+    if not isinstance(value, torch.Tensor) or value.shape != p.shape or not _dense(p):
         return value
+    if p.is_contiguous():
+        return value.contiguous()
     return _memory_order(torch.empty_like(p, dtype=value.dtype).copy_(value))
 
 
@@ -960,10 +957,7 @@ class LBFGS(torch.optim.Optimizer):
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn)
         _lbfgs_settings(defaults)
-        super().__init__(params, defaults)
-        if len(self.param_groups) != 1:
-            raise ValueError("LBFGS doesn't support per-parameter options (parameter groups): "
-                             f"got {len(self.param_groups)} groups")
+        super().__init__(params, defaults)          # (a second group: add_param_group)
         self._params = self.param_groups[0]["params"]
         self._check_params()
         self._backend_name = backend
