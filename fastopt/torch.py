@@ -60,13 +60,24 @@ class Cohort:
     strides: list | None = None  # per param: None (C order) or its strides; None for all C
     sharded: bool = False       # DTensor params (FSDP2): the kernels update each local shard
     backend: str = ""           # the core's
-    synced: tuple | None = None     # the group's values (SYNCED keys) the core has taken
+    synced: list | None = None      # the group's values (_synced_keys) the core has taken
     plain: bool = False         # all of them numbers, flags or None (no tensor to re-read)
     loaded: bool = False        # holds a loaded state at step 0 (torch shows it)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """What the last step rested on, for the next to take the same way (``_steady_step``):
+    the cohorts it stepped with every grad (each with a check that a grad is laid out as
+    that step's was) or skipped with none (check None)."""
+
+    cohorts: tuple[Cohort, ...]
+    checks: tuple[Callable[..., bool] | None, ...]
+
+
 # what a grad shares with its param, compared for all of a cohort's grads in one pass
 GRAD_LAYOUT = operator.attrgetter("dtype", "shape", "is_cpu")   # (sparse: not contiguous)
+_GRAD = operator.attrgetter("grad")
 _data_ptr = torch.Tensor.data_ptr
 
 
@@ -171,6 +182,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._scalars: list = []        # (0-d tensor in opt.state, the value it was given)
         self._built_from: tuple = ([], [])  # see _remember_structure
         self._orphans: dict = {}        # the state of params taken out of param_groups
+        self._lane: Lane | None = None  # see _steady_step
         super().__init__(params, defaults)      # adds each group through add_param_group
         # rebuild from a loaded state before any hook of the user's sees it
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
@@ -194,6 +206,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.pop("state", None)
         self._version, self._state_cache, self._scalars = 0, (-1, None), []
+        self._lane = None
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
         self._rebuild(loaded)
 
@@ -268,12 +281,66 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self._lane is not None and self._steady_step(self._lane):
+            return loss
+        self._lane = None
         held = hold_signals()       # cohorts rebuilt, changes applied and every cohort
         try:                        # stepped, or (on an error before the kernels) none
-            self._step_cohorts(self._plans())
+            plans = self._plans()
+            self._step_cohorts(plans)
         finally:
             release_signals(held)
+        self._lane = self._lane_after(plans)
         return loss
+
+    def _steady_step(self, lane: Lane) -> bool:
+        """The step taken as the last one was, when nothing it rested on changed: the same
+        cohorts and param_groups, each cohort's params at the same addresses with grads laid
+        out as then (or all still without one), and no group change the core must check;
+        False, with nothing done, otherwise (``_plans`` then looks at everything). ~0.6 us a
+        tensor: reading its grad, checking it, both addresses and the autograd version."""
+        if self._scalars:
+            self._scalars_edited()
+        cohorts = self._cohorts
+        if len(cohorts) != len(lane.cohorts) or not all(map(operator.is_, cohorts,
+                                                            lane.cohorts)):
+            return False
+        if not self._same_structure():
+            return False
+        plans = []
+        for cohort, check in zip(cohorts, lane.checks):
+            grads = list(map(_GRAD, cohort.params))
+            if check is None:
+                if any(map(operator.is_not, grads, itertools.repeat(None))):
+                    return False
+            elif not check(*grads) or list(map(_data_ptr, cohort.params)) != cohort.addresses:
+                return False
+            else:
+                plans.append((cohort, grads))
+        for cohort, _ in plans:
+            self._sync(cohort)
+            if cohort.core._changes.groups:     # applied by _plans, which names its errors
+                return False
+        self._version += 1
+        if len(plans) == 1:                     # (the core's step holds the signals)
+            self._step_cohorts(plans)
+            return True
+        held = hold_signals()
+        try:
+            self._step_cohorts(plans)
+        finally:
+            release_signals(held)
+        return True
+
+    def _lane_after(self, plans: list) -> Lane | None:
+        """The lane of the step just taken: where every cohort runs on the numba backend
+        over plain tensors, each stepped with all its grads or skipped with none."""
+        if any(c.backend != "numba" or c.sharded for c, _ in plans):
+            return None
+        stepped = {id(c): grads for c, grads in plans}
+        return Lane(tuple(self._cohorts),
+                    tuple(None if id(c) not in stepped else _grad_check(stepped[id(c)], c)
+                          for c in self._cohorts))
 
     def _plans(self) -> list:
         """(cohort, its grads) of every cohort with a grad, its changes checked and applied:
@@ -307,12 +374,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         """Each cohort's kernels, then autograd told that its params changed in place (a
         graph that saved them raises on backward, as after torch's own step)."""
         for cohort, grads in plans:
-            if cohort.backend == "cupy":
+            increment_version(cohort.params)    # first: an interrupt after it leaves no
+            if cohort.backend == "cupy":        # changed param with its old version
                 with _torch_stream(cohort.params[0].device):
                     cohort.core.step([_view(_memory_order(g)) for g in grads])
             elif not (cohort.backend == "numba" and cohort.core._step_at(_addresses(grads))):
                 cohort.core.step([_view(_memory_order(g)) for g in grads])
-            increment_version(cohort.params)          # ~1 us for 8 params
 
     def _current(self, cohort: Cohort, rebind: bool = False) -> Cohort:
         """``cohort``, rebuilt over its params' present memory if one was rebound since
@@ -348,13 +415,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         if cohort.sharded:                  # each rank steps its shards
             self._check_placements(cohort, grads)
             grads = [None if g is None else _local(g) for g in grads]
-        try:                                # all present and right: ~0.2 us a grad
-            if list(map(GRAD_LAYOUT, grads)) == cohort.layouts and (
-                    all(map(torch.Tensor.is_contiguous, grads)) if cohort.strides is None
-                    else all(map(_laid_out, grads, cohort.strides))):
-                return grads, True
-        except AttributeError:              # a None among them
-            pass
+        if _laid_out_as(grads, cohort.layouts, cohort.strides):
+            return grads, True
         strides = cohort.strides or [None] * len(grads)
         for g, (dtype, shape, on_cpu), stride in zip(grads, cohort.layouts, strides):
             if g is not None and (g.dtype is not dtype or g.shape != shape or g.is_sparse
@@ -415,18 +477,27 @@ class TorchOptimizer(torch.optim.Optimizer):
         """Give the core the torch group's hyperparameters where they differ from its own
         (an lr scheduler's change, a tensor lr filled in place, a user's); the core checks
         them before this step changes anything. Only values that are not the objects of
-        the last step are looked at (~0.5 us when none is); a new float lr goes straight
-        to the core (~1 us)."""
+        the last step are looked at (~0.8 us when none is); a new float lr alone goes
+        straight to the core (~1.5 us more, its step scalars made once)."""
         group = self.param_groups[cohort.group]
-        values = tuple(map(group.get, self._synced_keys))
+        try:
+            values = self._synced_values(group)
+        except KeyError:                    # (a key deleted: None, which the checks name)
+            values = tuple(map(group.get, self._synced_keys))
         last = cohort.synced
         if last is None or not cohort.plain:
             changed: Any = range(len(values))
         else:
+            if all(map(operator.is_, values, last)):
+                return
+            lr, at = values[self._lr_at], self._lr_at
+            if type(lr) is float:           # a scheduler's step, if nothing else changed
+                before, last[at] = last[at], lr
+                if all(map(operator.is_, values, last)) and cohort.core._take_lr(0, lr):
+                    return
+                last[at] = before
             changed = list(itertools.compress(range(len(values)),
                                               map(operator.is_not, values, last)))
-            if not changed:
-                return
         hyper = self.rule.hyperparams
         core_group = cohort.core.param_groups[0]
         for k in changed:
@@ -441,10 +512,18 @@ class TorchOptimizer(torch.optim.Optimizer):
             current = core_group[name]
             if number != current or type(number) is not type(current):   # 0.1+0j == 0.1
                 core_group[name] = number
-        if last is None or not cohort.plain or any(type(values[k]) is not float
-                                                   for k in changed):
-            cohort.plain = all(map(_plain, values))
-        cohort.synced = values
+        cohort.plain = all(map(_plain, values))
+        cohort.synced = list(values)
+
+    @functools.cached_property
+    def _synced_values(self) -> Callable[[dict], tuple]:
+        """A group's values of the ``_synced_keys``, as a tuple (0.2 us)."""
+        keys = self._synced_keys
+        return operator.itemgetter(*keys) if len(keys) > 1 else lambda g: (g[keys[0]],)
+
+    @functools.cached_property
+    def _lr_at(self) -> int:
+        return self._synced_keys.index("lr")
 
     def _check_fixed(self, j: int, key: str, value: Any) -> None:
         """A key torch's class fixes (AdamW's decoupled_weight_decay) keeps its value."""
@@ -788,6 +867,29 @@ def _dense(t: torch.Tensor) -> bool:
                 return False
             expected *= size
     return True
+
+
+def _laid_out_as(grads: Any, layouts: list, strides: list | None) -> bool:
+    """Whether every grad is present and has its param's dtype, shape, device and layout
+    (``layouts``: GRAD_LAYOUT, ``strides``: Cohort.strides): ~0.6 us a grad."""
+    try:
+        return list(map(GRAD_LAYOUT, grads)) == layouts and (
+            all(map(torch.Tensor.is_contiguous, grads)) if strides is None
+            else all(map(_laid_out, grads, strides)))
+    except AttributeError:              # a None among them
+        return False
+
+
+def _grad_check(grads: list, cohort: Cohort) -> Callable[..., bool]:
+    """A check that a step's grads (as arguments) are laid out as ``grads``: their type,
+    dtype, device, shape and strides. torch.compile's own tensor guard where this torch
+    has it (~0.1 us a tensor, in C++); else ``_laid_out_as``."""
+    try:
+        from torch._C._dynamo.guards import TensorGuards
+        return TensorGuards(*grads, dynamic_dims_sizes=[list(g.shape) for g in grads],
+                            dynamic_dims_strides=[list(g.stride()) for g in grads]).check
+    except (ImportError, TypeError, RuntimeError, SystemError):
+        return lambda *now: _laid_out_as(now, cohort.layouts, cohort.strides)
 
 
 def _laid_out(g: torch.Tensor, stride: tuple | None) -> bool:

@@ -1166,3 +1166,95 @@ def test_a_bad_value_in_one_group_stops_the_step_before_any_group_moves():
 def test_capturable_in_a_group_dict_is_refused():
     with pytest.raises(ValueError, match="capturable=True is not supported"):
         ft.Adam([{"params": [torch.nn.Parameter(torch.ones(2))], "capturable": True}])
+
+
+# -- the steady lane: a step taken as the last one was, while nothing it rests on changed --
+def _reversed_params(opt, model):
+    opt.param_groups[0]["params"].reverse()
+
+
+def _rebound(opt, model):
+    model[0].weight.data = model[0].weight.data.clone()
+
+
+def _reloaded(opt, model):
+    opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+
+
+def _new_group(opt, model):
+    extra = torch.nn.Parameter(torch.ones(3))
+    model.register_parameter("extra", extra)
+    opt.add_param_group({"params": [extra], "lr": 0.02})
+
+
+def _state_scaled(opt, model):
+    for p in model.parameters():
+        for v in opt.state[p].values():
+            if v.dim():
+                v.mul_(0.5)
+
+
+LANE_CHANGES = {
+    "new lr": lambda opt, model: opt.param_groups[0].update(lr=0.004),
+    "new momentum": lambda opt, model: opt.param_groups[0].update(momentum=0.5),
+    "momentum and lr": lambda opt, model: opt.param_groups[0].update(momentum=0.5, lr=0.02),
+    "params reordered": _reversed_params,
+    "param rebound": _rebound,
+    "state reloaded": _reloaded,
+    "group added": _new_group,
+    "state scaled in place": _state_scaled,
+}
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["torch's guard", "fastopt's checks"])
+@pytest.mark.parametrize("change", list(LANE_CHANGES))
+def test_a_change_after_steady_steps_is_followed_as_torch_follows_it(change, guarded,
+                                                                   monkeypatch):
+    """Steps 2 on run without looking at what they need not (the lane): each change of
+    what they rest on, made after 3 steps to both optimizers, gives torch's results, with
+    torch's tensor guard checking the grads or, where a torch lacks it, fastopt's."""
+    if not guarded:
+        monkeypatch.setattr("torch._C._dynamo.guards.TensorGuards", None)
+    full = []
+    plans = ft.TorchOptimizer._plans
+    monkeypatch.setattr(ft.TorchOptimizer, "_plans", lambda opt: full.append(step) or plans(opt))
+    a, oa, b, ob = pair("SGD", dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.01))
+    x, y = data()
+    for step in range(8):
+        for model, opt in ((a, oa), (b, ob)):
+            if step == 3:
+                LANE_CHANGES[change](opt, model)
+            opt.zero_grad()
+            (torch.nn.functional.mse_loss(model(x), y) + sum(
+                p.sum() for name, p in model.named_parameters() if name == "extra")).backward()
+            if step == 5:
+                model[2].bias.grad = None           # skipped for a step, then back
+            opt.step()
+        assert ob._lane is not None
+        assert worst(a, b) <= 1e-12, step
+    # the full checks: the first step, the change (a new lr and a state changed in place
+    # need none), a grad gone, and back
+    assert full == [0] + [3] * (change not in ("new lr", "state scaled in place")) + [5, 6]
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["torch's guard", "fastopt's checks"])
+def test_a_grad_changed_under_steady_steps_is_still_named(guarded, monkeypatch):
+    """After steady steps, a grad whose memory was replaced (dtype, shape, strides) is
+    refused by name before anything moves, as at the first step."""
+    if not guarded:
+        monkeypatch.setattr("torch._C._dynamo.guards.TensorGuards", None)
+    p = torch.nn.Parameter(torch.ones(4, 3))
+    opt = ft.SGD([p], lr=0.1, momentum=0.9)
+    for bad, match in [(torch.ones(4, 3, dtype=torch.float32), "dtype torch.float32"),
+                       (torch.ones(2, 3), r"shape \(2, 3\)"),
+                       (torch.ones(3, 4).t(), "strides")]:
+        for _ in range(3):
+            p.grad = torch.ones(4, 3)
+            opt.step()
+        assert opt._lane is not None
+        before, buf = p.detach().clone(), opt.state[p]["momentum_buffer"].clone()
+        p.grad = torch.ones(4, 3)
+        p.grad.data = bad
+        with pytest.raises(ValueError, match=match):
+            opt.step()
+        assert torch.equal(p, before) and torch.equal(opt.state[p]["momentum_buffer"], buf)

@@ -148,9 +148,10 @@ def _budget_parts(opt) -> dict:
     from torch.autograd.graph import increment_version
 
     from fastopt._atomic import hold_signals, release_signals
-    from fastopt.torch import _addresses
+    from fastopt.torch import _GRAD, _addresses
     cohort = opt._cohorts[0]
     grads = [p.grad for p in cohort.params]
+    check = opt._lane.checks[0]
     addresses = _addresses(grads)
     group = opt.param_groups[0]
     lrs, k = [1e-3 * (1 + 1e-4 * i) for i in range(7)], [0]
@@ -165,7 +166,9 @@ def _budget_parts(opt) -> dict:
         "signals held and released": lambda: release_signals(hold_signals()),
         "structure unchanged?": opt._same_structure,
         "params' memory unchanged?": lambda: opt._current(cohort),
-        "grads found and checked": lambda: opt._grads(cohort),
+        "grads found and checked (first step)": lambda: opt._grads(cohort),
+        "grads found and checked (steady)": lambda: check(*map(_GRAD, cohort.params)),
+        "every p.grad read (nothing else)": lambda: list(map(_GRAD, cohort.params)),
         "group values followed": lambda: opt._sync(cohort),
         "a new lr taken": new_lr,
         "grads' addresses": lambda: _addresses(grads),
@@ -193,7 +196,9 @@ def _empty_step(torch, params):
 
 
 BUDGET = ["whole step", "signals held and released", "structure unchanged?",
-          "params' memory unchanged?", "grads found and checked", "group values followed",
+          "params' memory unchanged?", "grads found and checked (first step)",
+          "grads found and checked (steady)", "every p.grad read (nothing else)",
+          "group values followed",
           "a new lr taken", "grads' addresses", "core step at the addresses",
           "autograd versions bumped", "opt.state built", "torch's own wrapper (an empty step)"]
 
@@ -202,8 +207,10 @@ BUDGET = ["whole step", "signals held and released", "structure unchanged?",
 @pytest.mark.parametrize("model", ["cnn", "linear200"])
 def test_torch_layer_budget(benchmark, figures, model, part, smoke):
     """The torch layer's per-step costs one by one (SGD Nesterov): finding and checking
-    the grads, following the groups, the core's step, the autograd versions, the signal
-    guard, opt.state (built once per step when read), and torch's step wrapper, which
+    the grads (at a first step, and at a steady one, where torch's tensor guard checks
+    them; reading every p.grad alone is the floor), following the groups, the core's step,
+    the autograd versions, the signal guard (held around a step of several cohorts),
+    opt.state (built once per step when read), and torch's step wrapper, which
     fastopt.torch enters only while a hook or profiler needs it."""
     needs("numba")
     pytest.importorskip("torch")
