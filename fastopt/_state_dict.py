@@ -11,6 +11,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ._checks import is_live
+from .schedules import Schedule, from_state, to_state
+
 STATE_KEY = re.compile(r"^(\d+)\.(\w+)$")
 
 
@@ -33,6 +36,41 @@ def decode(kind: str, value: Any) -> Any:
     if kind == "optional_nonnegative" and isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def lr_entries(key: str, lr: Any) -> dict[str, Any]:
+    """A group's lr as entries of numbers and strings: a float; a built-in schedule's
+    kind under ``key`` and its numbers under "key.*" (fastopt.schedules.to_state); for a
+    function of the user's, "callable" and its name under "key.name": a function is not
+    stored, and loading asks for it again."""
+    if isinstance(lr, Schedule):
+        return {f"{key}.{k}" if k else key: v for k, v in to_state(lr).items()}
+    if is_live(lr):
+        return {key: lr.item()}
+    if callable(lr):
+        return {key: "callable", f"{key}.name": getattr(lr, "__qualname__", repr(lr))}
+    return {key: lr}
+
+
+def _loaded_lr(owner: str, sd: Mapping[str, Any], key: str, current: Any) -> Any:
+    """The lr ``lr_entries`` stored under ``key``: a float, a schedule rebuilt from its
+    numbers, or for a function of the user's the group's current lr if it is one (else
+    an error saying to give it); a schedule pickled by an older release as it is."""
+    value = plain(sd[key])
+    if not isinstance(value, str):
+        return value
+    if value == "callable":
+        if callable(current):
+            return current
+        name = plain(sd.get(f"{key}.name", "a function"))
+        raise ValueError(f"{owner}: {key} was a function of your own ({name}), which a "
+                         f"state_dict does not store; build the optimizer with it as that "
+                         f"group's lr (got {current!r}), then load")
+    try:
+        return from_state({k[len(key) + 1:] if k != key else "": v for k, v in sd.items()
+                           if k == key or k.startswith(key + ".")})
+    except ValueError as exc:
+        raise ValueError(f"{owner}: {key}: {exc}") from None
 
 
 def _integer(owner: str, key: str, value: Any) -> int:
@@ -68,12 +106,14 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
         if not isinstance(indices, np.ndarray) or indices.dtype.kind not in "iu":
             raise ValueError(f"{owner}: {prefix}params must be an integer array of param "
                              f"indices, got {indices!r:.60}")
+        overrides = {k: decode(kinds[k], sd[prefix + k]) if prefix + k in sd else current[k]
+                     for k in opt._keys() if k != "lr"}
+        overrides["lr"] = _loaded_lr(owner, sd, prefix + "lr", current["lr"]) \
+            if prefix + "lr" in sd else current["lr"]
         groups.append(dict(
             params=[int(i) for i in indices.ravel()],
             step=_integer(owner, prefix + "step", sd[prefix + "step"]),
-            overrides={k: decode(kinds[k], sd[prefix + k]) if prefix + k in sd else current[k]
-                       for k in opt._keys()},
-            extra={k: sd[prefix + k] for k in extra_names}))
+            overrides=overrides, extra={k: sd[prefix + k] for k in extra_names}))
     return groups
 
 
@@ -113,7 +153,8 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
         plans.append((group, given, lr, hp, extra))
     group_keys = {f"groups.{j}.{k}" for j in range(len(plans))
                   for k in ("params", "step", *opt._keys(), *opt.rule.extra)}
-    unknown = sorted(k for k in sd if k.startswith("groups.") and k not in group_keys)
+    unknown = sorted(k for k in sd if k.startswith("groups.") and k not in group_keys
+                     and not re.match(r"groups\.\d+\.lr\.", k))     # a schedule's numbers
     if unknown:
         raise ValueError(f"{owner}: state_dict has keys this optimizer does not know: "
                          f"{unknown[:8]}")

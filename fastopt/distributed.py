@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from ._atomic import hold_signals, release_signals
 from ._numdiff import namespace
-from ._state_dict import STATE_KEY, decode, load
+from ._state_dict import STATE_KEY, decode, load, lr_entries
 from ._result import host_array as host
 from .backends import check_unchanged, resolve_backend
 from .groups import group_specs
@@ -58,24 +59,16 @@ def _mpi() -> Any:
     return MPI
 
 
-_NOT_SENT = "<a schedule rank 0 could not pickle>"
-
-
 def _portable(state_dict: Any) -> bytes:
-    """Rank 0's dict pickled, a group's schedule that does not pickle (a lambda, a local
-    function) replaced by ``_NOT_SENT``."""
+    """Rank 0's dict pickled, with a function given as a group's lr (in a dict made by hand
+    or by an older release) stored as ``state_dict()`` stores one: a "callable" entry,
+    for which each rank keeps its own group's lr."""
     if isinstance(state_dict, dict):
-        state_dict = {k: _NOT_SENT if str(k).startswith("groups.") and callable(v)
-                      and not _pickles(v) else v for k, v in state_dict.items()}
+        state_dict = dict(state_dict)
+        for key, value in list(state_dict.items()):
+            if callable(value) and re.fullmatch(r"groups\.\d+\.lr", str(key)):
+                state_dict.update(lr_entries(key, value))
     return pickle.dumps(state_dict)
-
-
-def _pickles(value: Any) -> bool:
-    try:
-        pickle.dumps(value)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        return False
-    return True
 
 
 class Segment:
@@ -418,22 +411,12 @@ class ShardedOptimizer:
     def load_state_dict(self, state_dict: Any) -> None:
         """Load a single-process ``state_dict()`` (rank 0's is used; the other ranks may
         pass None): each rank takes its slices. Collective; an invalid dict raises on every
-        rank and changes nothing. Rank 0's dict is sent whole to every rank (pickled); a
-        schedule that does not pickle (a lambda) is not sent: each rank keeps its own, and
-        each step checks that the ranks' values agree."""
+        rank and changes nothing. Rank 0's dict is sent whole to every rank (pickled); for a
+        function of the user's as a group's lr (a "callable" entry) each rank keeps its own
+        group's, and each step checks that the ranks' values agree."""
         payload = self._agreed(lambda: _portable(state_dict) if self.rank == 0 else None)
-        sd = self._own_schedules(pickle.loads(self.comm.bcast(payload, root=0)), state_dict)
+        sd = pickle.loads(self.comm.bcast(payload, root=0))
         self._agreed(lambda: self.inner.load_state_dict(self._sliced(sd)))
-
-    def _own_schedules(self, sd: Any, given: Any) -> Any:
-        """``sd`` with each schedule rank 0 could not send: rank 0's own, on the others
-        the group's present one."""
-        if not isinstance(sd, dict):
-            return sd
-        for key in [k for k, v in sd.items() if isinstance(v, str) and v == _NOT_SENT]:
-            _, j, name = key.split(".", 2)
-            sd[key] = given[key] if self.rank == 0 else self.inner.param_groups[int(j)][name]
-        return sd
 
     def _sliced(self, sd: Any) -> dict[str, Any]:
         """This rank's inner state_dict from a single-process one, or the error saying

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._atomic import hold_signals, release_signals
 from .backends import FLOAT_DTYPES, HostBackend, is_torch_tensor, resolve_backend
-from ._state_dict import encode, load
+from ._state_dict import encode, load, lr_entries
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from . import _checks
 from .kernels._ndarray import spans_of
@@ -688,10 +688,13 @@ class Optimizer:
         ``groups.{j}.params`` (the indices of its params), ``groups.{j}.step``, its
         hyperparameters ``groups.{j}.{name}`` and the rule's scalar state (Nadam's
         ``groups.{j}.mu_product``); and ``"{i}.{name}"`` for each state array of param i,
-        shaped like it (an optional hyperparameter set to None is stored as NaN). It can be
-        saved with ``np.savez(file, **sd)`` (a schedule given as lr is pickled then: load
-        with ``allow_pickle=True``) and loaded into an optimizer of
-        the same rule, groups and param shapes on any backend. Changes made to
+        shaped like it (an optional hyperparameter set to None is stored as NaN). A built-in
+        schedule as lr is stored as its kind (``groups.{j}.lr``) and its numbers
+        (``groups.{j}.lr.*``); a function of your own as "callable": it is not stored, and
+        loading takes the loading optimizer's lr for it, which must be a callable. Every
+        value is a number, a string or an array: ``np.savez(file, **sd)`` and
+        ``dict(np.load(file))`` round-trip it without pickling. It loads into an optimizer
+        of the same rule, groups and param shapes on any backend. Changes made to
         ``param_groups`` since the last step are validated and applied first.
         """
         with self._lock:
@@ -708,7 +711,7 @@ class Optimizer:
             prefix = f"groups.{j}."
             sd[prefix + "params"] = np.array(group.positions, dtype=np.int64)
             sd[prefix + "step"] = group.t
-            sd[prefix + "lr"] = group.lr.item() if _checks.is_live(group.lr) else group.lr
+            sd.update(lr_entries(prefix + "lr", group.lr))
             for h in self.rule.hyperparams:
                 if h.name != "lr":
                     sd[prefix + h.name] = encode(h.kind, group.hp[h.name])
