@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import math
 import os
+import re
 import threading
 import weakref
 from types import MappingProxyType
@@ -108,6 +109,14 @@ class GroupState:
     dtype: np.dtype = np.dtype(np.float64)   # its narrowest dtype: what numbers must fit
     limit: float = np.inf                    # the largest number that dtype holds
     ahead: tuple | None = None  # (t, lr, hp, extra, host_scalars' result) of a checked new lr
+
+
+_NO_GRAD = object()       # a param no (param, grad) pair has given a grad yet
+
+
+def _described(x: Any) -> str:
+    return f"a {type(x).__name__} of {len(x)}" if isinstance(x, (tuple, list)) else \
+        f"a {type(x).__name__}"
 
 
 def _fit(scalars: tuple, limit: float) -> bool:
@@ -459,25 +468,89 @@ class Optimizer:
         object.__setattr__(self, name, value)
 
     # -- the step ------------------------------------------------------------------------
-    def _grads_list(self, grads: Arrays) -> list:
-        """The grads as a list or tuple, one per param (one array: checked by the resolver);
-        anything else, list or tuple subclasses included, is copied into a list first."""
+    def _grads_list(self, grads: Arrays) -> tuple[list, bool]:
+        """(the grads as a list or tuple, one per param in group order; whether they came
+        as (param, grad) pairs, in any order). Anything else than a list or tuple, their
+        subclasses included, is copied into a list first."""
         name = type(self).__name__
         if type(grads) not in (list, tuple):
             if isinstance(grads, Mapping):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
                                 f"arrays in the order of params, got a {type(grads).__name__} "
                                 "(its keys would be taken for grads; give list(grads.values()) "
-                                "if they are in that order)")
+                                "if they are in that order, or (param, grad) pairs)")
             if not hasattr(grads, "__iter__") or is_one_array(grads) or \
                     isinstance(grads, (str, bytes)):
                 raise TypeError(f"{name}: grads must be a list or tuple of {len(self._arrays)} "
                                 f"arrays like params, got {type(grads).__name__}")
             grads = list(grads)
+        if grads and type(grads[0]) is tuple:
+            return self._by_param(grads), True
+        if self._single:
+            raise TypeError(f"{name}: grads must be a single array like params, got a "
+                            f"{type(grads).__name__} of {len(grads)}")
         if len(grads) != len(self._arrays):
             raise ValueError(f"{name}: grads must hold {len(self._arrays)} arrays (one per "
-                             f"param), got {len(grads)}")
+                             f"param), got {len(grads)}; {self._order_note()}")
+        return grads, False
+
+    def _by_param(self, pairs: list) -> list:
+        """The grads in group order from (param, grad) pairs given in any order, each param
+        one this optimizer was given (by identity), each once, every one of them."""
+        name = type(self).__name__
+        params = [p for group in self.param_groups for p in group["params"]]
+        at = {id(p): i for i, p in enumerate(params)}
+        grads: list = [_NO_GRAD] * len(params)
+        for k, pair in enumerate(pairs):
+            if type(pair) is not tuple or len(pair) != 2:
+                raise TypeError(f"{name}: grads given as (param, grad) pairs: entry {k} is "
+                                f"{_described(pair)}, not a pair")
+            i = at.get(id(pair[0]), -1)
+            if i < 0:
+                raise ValueError(f"{name}: grads given as (param, grad) pairs: pair {k}'s "
+                                 "param is not one of this optimizer's (give the arrays it was "
+                                 "made with, as in opt.param_groups)")
+            if grads[i] is not _NO_GRAD:
+                raise ValueError(f"{name}: grads given as (param, grad) pairs: two pairs "
+                                 f"give a grad for {self._param_label(i)}")
+            grads[i] = pair[1]
+        missing = [self._param_label(i) for i, g in enumerate(grads) if g is _NO_GRAD]
+        if missing:
+            raise ValueError(f"{name}: grads given as (param, grad) pairs have none for "
+                             f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; "
+                             "every param needs a grad")
         return grads
+
+    def _grads_error(self, exc: Exception, paired: bool) -> Exception:
+        """A grad's shape or dtype error saying how grads meet params: the param a pair
+        named, or the order grads are taken in."""
+        found = re.search(r"grads\[(\d+)\] has (shape|dtype)", str(exc))
+        if found is None:
+            return exc
+        if paired:
+            return type(exc)(str(exc).replace(found[0].split(" has")[0], "the grad paired with "
+                                              + self._param_label(int(found[1])), 1))
+        return type(exc)(f"{exc}; {self._order_note()}")
+
+    def _param_label(self, i: int) -> str:
+        """Param i (in group order) as errors name it."""
+        if len(self.param_groups) == 1:
+            return "params" if self._single else f"params[{i}]"
+        for j, group in enumerate(self.param_groups):
+            if i < len(group["params"]):
+                return f"param_groups[{j}]['params'][{i}]"
+            i -= len(group["params"])
+        raise IndexError(i)  # pragma: no cover
+
+    def _order_note(self) -> str:
+        """How grads are matched to params, for errors where they may be out of order."""
+        if len(self.param_groups) == 1:
+            order = "grads are taken in the order of the params"
+        else:
+            order = "grads are taken in group order, one per param (" + ", then ".join(
+                f"param_groups[{j}]'s {len(g['params'])}"
+                for j, g in enumerate(self.param_groups)) + ")"
+        return f"{order}; or give (param, grad) pairs, in any order"
 
     def _group_step(self, group: GroupState) -> tuple[list, dict]:
         """(the host scalars of the group's next step cast for each of its buckets, the
@@ -504,8 +577,9 @@ class Optimizer:
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
-        was one array, else a sequence with one grad per param, in the order of the groups.
-        Calls from several threads take turns (one lock per optimizer)."""
+        was one array, else a sequence with one grad per param, in the order of the groups,
+        or (param, grad) pairs in any order (``zip(params, grads)``), matched by the param
+        arrays themselves. Calls from several threads take turns (one lock per optimizer)."""
         self._exclusive(self._step, grads, "step", "a step cannot nest")
 
     def _after_fork(self) -> None:
@@ -579,15 +653,15 @@ class Optimizer:
     def _step(self, grads: Arrays) -> None:
         casts, extras = self._prepare()
         # ``glist`` holds the grads until every kernel ran (a generator's arrays included)
-        glist = [grads] if self._single else self._grads_list(grads)
+        paired = False
+        if self._single and not isinstance(grads, (list, tuple, zip)):
+            glist = [grads]
+        else:
+            glist, paired = self._grads_list(grads)
         try:
             self._run(glist, casts)
-        except TypeError:
-            if self._single and isinstance(grads, (list, tuple)):
-                raise TypeError(f"{type(self).__name__}: grads must be a single array like "
-                                f"params, got a {type(grads).__name__} of {len(grads)}"
-                                ) from None
-            raise
+        except (TypeError, ValueError) as exc:
+            raise self._grads_error(exc, paired) from None
         self._advance(extras)
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----

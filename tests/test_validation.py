@@ -28,10 +28,24 @@ def stepped_optimizer(rule="Adam", backend="numpy", groups=False, **hp):
 
 BAD_GRADS = [
     ("single array for a list", np.ones(4), TypeError, "grads must be a list or tuple of 2"),
-    ("too few", [np.ones(4)], ValueError, "must hold 2 arrays"),
-    ("wrong shape", [np.ones(4), np.ones(6)], ValueError, r"grads\[1\] has shape \(6,\)"),
+    ("too few", [np.ones(4)], ValueError, "must hold 2 arrays.*grads are taken in"),
+    ("wrong shape", [np.ones(4), np.ones(6)], ValueError,
+     r"grads\[1\] has shape \(6,\).*grads are taken in .*order.*\(param, grad\) pairs"),
+    ("swapped", [np.ones((2, 3)), np.ones(4)], ValueError,
+     r"grads\[0\] has shape \(2, 3\), its param has \(4,\); grads are taken in"),
     ("dtype mismatch", [np.ones(4), np.ones((2, 3), np.float32)], TypeError,
-     r"grads\[1\] has dtype float32"),
+     r"grads\[1\] has dtype float32.*grads are taken in"),
+    ("pairs missing one", lambda p: [(p[1], np.ones((2, 3)))], ValueError,
+     r"pairs have none for (params|param_groups)\[0"),
+    ("pairs naming one twice", lambda p: [(p[0], np.ones(4))] * 2, ValueError,
+     "two pairs give a grad for"),
+    ("pairs with another array", lambda p: [(p[0], np.ones(4)), (p[1].copy(), np.ones((2, 3)))],
+     ValueError, "pair 1's param is not one of this optimizer's"),
+    ("pairs, a bad grad", lambda p: [(p[1], np.ones(4)), (p[0], np.ones((2, 3)))],
+     ValueError, r"the grad paired with (params|param_groups)\[0\].* has shape \(2, 3\), its "
+                 r"param has \(4,\)$"),
+    ("pairs, not a pair", lambda p: [(p[0], np.ones(4)), [p[1], np.ones((2, 3))]],
+     TypeError, "entry 1 is a list of 2, not a pair"),
     ("non-contiguous", [np.ones(4), np.ones((3, 2)).T], ValueError, "C-contiguous"),
     ("not an array", [np.ones(4), [[1.0] * 3] * 2], TypeError, "must be a numpy.ndarray"),
     ("device array", [np.ones(4), FakeDeviceArray()], TypeError, "a device array"),
@@ -48,9 +62,28 @@ def test_bad_grads(what, grads, exc, match, backend, groups):
     params, opt = stepped_optimizer(backend=backend, groups=groups)
     snap = snapshot(params, opt)
     with pytest.raises(exc, match=match):
-        opt.step(grads)
+        opt.step(grads(params) if callable(grads) else grads)
     assert_unchanged(params, opt, snap)
     assert opt.step_count == 1
+
+
+@pytest.mark.parametrize("groups", [False, True], ids=["one group", "two groups"])
+def test_grads_by_param_in_any_order_step_as_in_group_order(groups):
+    """(param, grad) pairs, a list or a zip, in any order: the same step as the grads in
+    group order, bit for bit; for one array too."""
+    ordered, opt = stepped_optimizer(groups=groups)
+    paired, opt2 = stepped_optimizer(groups=groups)
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        g = [rng.standard_normal(4), rng.standard_normal((2, 3))]
+        opt.step(g)
+        opt2.step([(paired[1], g[1]), (paired[0], g[0])] if k % 2 else zip(paired, g))
+    for a, b in zip(ordered, paired):
+        np.testing.assert_array_equal(a, b)
+    p = np.ones(3)
+    one = fastopt.SGD(p, lr=0.1, backend="numpy")
+    one.step([(p, np.ones(3))])
+    np.testing.assert_array_equal(p, np.full(3, 0.9))
 
 
 def test_list_of_grads_for_a_single_param():
