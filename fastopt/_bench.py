@@ -146,6 +146,32 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
                     bytes_per_step)
 
 
+def memory_needed(rule: str, backend: str, n: int, dtype: Any = np.float32) -> int:
+    """Bytes a bench case of n elements holds at once, at most: the param, grad and state
+    (the bytes a step moves bound them) and the float64 draw they start from, plus, for
+    the NumPy reference, its temporaries (four arrays)."""
+    rule_ = getattr(optimizers, rule).rule
+    itemsize = np.dtype(dtype).itemsize
+    per_element = rule_.bytes_per_element(rule_.checked(rule, rule_.defaults), itemsize) + 8
+    return n * (per_element + (4 * itemsize if backend == "numpy" else 0))
+
+
+def memory_available(backend: str) -> int | None:
+    """Bytes free for a case on ``backend``: the GPU's free memory for cupy, the host's
+    available memory (Linux's MemAvailable) otherwise; None where it cannot be told."""
+    if backend == "cupy":
+        import cupy
+        return int(cupy.cuda.runtime.memGetInfo()[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 @dataclass
 class StepTiming:
     rule: str

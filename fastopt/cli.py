@@ -262,6 +262,39 @@ def _parse_size(text: str) -> int:
     return int(x)
 
 
+def _refuse_unknown_options(parser: argparse.ArgumentParser, given: Sequence[str],
+                            parsers: Sequence[argparse.ArgumentParser]) -> None:
+    """An error naming an option no command has (argparse would take its value for the
+    command: "invalid choice: '0.1'" for ``--lr 0.1``)."""
+    known = {o for p in parsers for a in p._actions for o in a.option_strings}
+    for token in given:
+        name = token.split("=")[0]
+        if name.startswith("--") and name != "--" and name not in known:
+            hint = (" (the demo trains each rule with its own tuned lr, shown in its table "
+                    "and recorded in the rule's description)" if name == "--lr" else "")
+            parser.error(f"unknown option {name}{hint}; see python -m fastopt [demo|classic|"
+                         "bench] --help")
+
+
+def _check_memory(parser: argparse.ArgumentParser, rules: Sequence[str],
+                  backends: Sequence[str], sizes: Sequence[int], dtypes: Sequence[str]) -> None:
+    """An error before anything is allocated when the largest case would not fit in the
+    memory its backend has free."""
+    from ._bench import memory_available, memory_needed
+
+    for backend in backends:
+        free = memory_available(backend)
+        cases = [(memory_needed(r, b, n, d), r, n, d) for r in rules for n in sizes
+                 for d in dtypes for b in {backend, "numpy"}]
+        need, rule, n, dtype = max(cases)
+        if free is not None and need > free:
+            where = "the GPU" if backend == "cupy" else "this machine"
+            parser.error(f"bench: {rule} at --sizes {n:.3g} in {dtype} needs about "
+                         f"{need / 2 ** 30:.1f} GiB (params, grad, state and the NumPy "
+                         f"reference's temporaries); {where} has {free / 2 ** 30:.1f} GiB "
+                         "free: give smaller sizes")
+
+
 def _duration(text: str) -> float:
     """A time in seconds: a finite number > 0."""
     try:
@@ -452,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--backends", nargs="+", default=argparse.SUPPRESS)
     c.add_argument("--steps", type=_positive_int, default=None,
                    help="steps per run (default: each problem's own)")
-    sub.add_parser("info", help="versions, threads and the GPU")
+    i = sub.add_parser("info", help="versions, threads and the GPU")
     b = sub.add_parser("bench", help="time per step, GB/s, x over NumPy, %% of copy bandwidth")
     b.add_argument("--rules", nargs="+", type=_rule, choices=RULE_NAMES,
                    default=argparse.SUPPRESS)
@@ -464,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--min-time", type=_duration, default=0.2, help="seconds per measurement")
     b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
     given = sys.argv[1:] if argv is None else list(argv)
+    _refuse_unknown_options(parser, given, [parser, d, c, i, b])
     command_at = next((i for i, a in enumerate(given) if a in ("classic", "bench", "info")),
                       None)
     args = parser.parse_args(argv)
@@ -484,7 +518,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.plot = _checked_plot(parser, args.plot)
         sizes = args.sizes or [1_000, 100_000, 10_000_000] + (
             [100_000_000] if "cupy" in backends else [])
-        bench(args.rules, backends, sizes, args.dtypes, args.min_time, args.plot)
+        _check_memory(parser, args.rules, backends, sizes, args.dtypes)
+        try:
+            bench(args.rules, backends, sizes, args.dtypes, args.min_time, args.plot)
+        except MemoryError as exc:      # what the estimate did not foresee
+            parser.error(f"bench ran out of memory ({exc}); give smaller --sizes")
         return 0
     if args.command == "classic":
         classic(args.rules, backends, args.steps)

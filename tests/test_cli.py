@@ -62,3 +62,44 @@ def test_rules_take_torchs_spelling_too(capsys):
     with pytest.raises(SystemExit):
         cli.main(["classic", "--rules", "Nadamw"])
     assert "invalid choice: 'Nadamw'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--lr", "0.1"], "unknown option --lr (the demo trains each rule with its own tuned lr"),
+    (["bench", "--size", "1e3"], "unknown option --size;"),
+    (["classic", "--steps=3", "--epoch=4"], "unknown option --epoch;"),
+])
+def test_an_unknown_option_is_named(argv, words, capsys):
+    """Not "argument command: invalid choice: '0.1'", as argparse said of --lr 0.1."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_bench_sizes_beyond_memory_are_refused_before_allocating(capsys, monkeypatch):
+    """5e9 elements ended in NumPy's _ArrayMemoryError traceback; now a usage error with
+    the memory needed and free, before any array exists (free memory set to 1 GiB)."""
+    from fastopt import _bench
+    monkeypatch.setattr(_bench, "memory_available", lambda backend: 2 ** 30)
+    monkeypatch.setattr(_bench, "step_case", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--rules", "Adam", "SGD", "--backends", "numpy", "--sizes", "1e3",
+                  "5e7"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Adam at --sizes 5e+07 in float32 needs about" in err and "1.0 GiB free" in err
+    assert _bench.memory_needed("Adam", "numpy", 10 ** 6) >= 10 ** 6 * (4 * 4 + 8)
+
+
+def test_bench_out_of_memory_all_the_same_is_a_usage_error(capsys, monkeypatch):
+    from fastopt import _bench
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 37.3 GiB")
+    monkeypatch.setattr(_bench, "copy_bandwidth", out_of_memory)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--rules", "SGD", "--backends", "numpy", "--sizes", "1e3"])
+    assert exc.value.code == 2
+    assert "ran out of memory (Unable to allocate 37.3 GiB); give smaller" in \
+        capsys.readouterr().err
