@@ -73,7 +73,7 @@ def _loaded_lr(owner: str, sd: Mapping[str, Any], key: str, current: Any) -> Any
         raise ValueError(f"{owner}: {key}: {exc}") from None
 
 
-def _integer(owner: str, key: str, value: Any) -> int:
+def whole_number(owner: str, key: str, value: Any) -> int:
     value = plain(value)
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
         raise ValueError(f"{owner}: {key} must be an integer >= 0, got {value!r}")
@@ -88,9 +88,10 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
             raise ValueError(f"{owner}: state_dict has one param group (fastopt 0.1.0), this "
                              f"optimizer has {len(opt.param_groups)}")
         overrides = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
-        return [dict(params=opt._groups[0].positions, step=_integer(owner, "step", sd["step"]),
-                     overrides=overrides, extra={k: sd.get(k) for k in extra_names})]
-    n_groups = _integer(owner, "n_groups", sd["n_groups"])
+        return [dict(params=opt._groups[0].positions,
+                     step=whole_number(owner, "step", sd["step"]), overrides=overrides,
+                     extra={k: sd.get(k) for k in extra_names})]
+    n_groups = whole_number(owner, "n_groups", sd["n_groups"])
     if n_groups != len(opt.param_groups):
         raise ValueError(f"{owner}: state_dict has {n_groups} param groups, this optimizer has "
                          f"{len(opt.param_groups)}")
@@ -112,7 +113,7 @@ def _groups_given(owner: str, opt: Any, sd: Mapping[str, Any]) -> list[dict[str,
             if prefix + "lr" in sd else current["lr"]
         groups.append(dict(
             params=[int(i) for i in indices.ravel()],
-            step=_integer(owner, prefix + "step", sd[prefix + "step"]),
+            step=whole_number(owner, prefix + "step", sd[prefix + "step"]),
             overrides=overrides, extra={k: sd[prefix + k] for k in extra_names}))
     return groups
 
@@ -131,11 +132,11 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
     if any(not isinstance(k, str) for k in sd):
         raise ValueError(f"{owner}: state_dict keys are strings; got "
                          f"{[k for k in sd if not isinstance(k, str)]}")
-    n_params = _integer(owner, "n_params", sd["n_params"])
+    n_params = whole_number(owner, "n_params", sd["n_params"])
     if n_params != len(opt._arrays):
         raise ValueError(f"{owner}: state_dict holds {n_params} params, this optimizer has "
                          f"{len(opt._arrays)}")
-    step = _integer(owner, "step", sd["step"])
+    step = whole_number(owner, "step", sd["step"])
     plans = []
     expected: dict[str, Any] = {}
     for j, (given, group) in enumerate(zip(_groups_given(owner, opt, sd), opt._groups)):

@@ -12,6 +12,7 @@ import numpy as np
 from . import _checks
 from .backends import check_unchanged
 from .groups import is_one_array
+from ._state_dict import plain, whole_number
 from .optimizer import _LIVE, checked_params, forked_mid_call, forked_mid_call_error
 from .solvers.lbfgs import History, iterations, ops_for
 from .solvers.linesearch import LINE_SEARCHES
@@ -19,6 +20,8 @@ from .solvers.problem import FunStopped, Problem, checked_loss, pair
 
 SETTINGS = {"lr": _checks.positive, "max_iter": _checks.count,
             "tolerance_grad": _checks.nonnegative, "tolerance_change": _checks.nonnegative}
+_HISTORY = ("history.s", "history.y", "history.rho", "history.gamma")
+_NUMBERS = ("rule", "n", "history_size", "line_search", "n_iter", *SETTINGS, "history.gamma")
 
 
 class LBFGS:
@@ -49,7 +52,7 @@ class LBFGS:
         if not isinstance(line_search, str) or line_search not in LINE_SEARCHES:
             raise ValueError(f"{name}: line_search must be one of {sorted(LINE_SEARCHES)}, "
                              f"got {line_search!r}")
-        self._search = LINE_SEARCHES[line_search]
+        self._search, self._search_name = LINE_SEARCHES[line_search], line_search
         ends = np.cumsum([a.size for a in self._arrays]).tolist()
         self._slices = [slice(end - a.size, end) for a, end in zip(self._arrays, ends)]
         n = ends[-1]
@@ -137,6 +140,66 @@ class LBFGS:
                 return self._step(closure)
             finally:
                 self._running = False
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The settings, the iteration count and the (s, y) history, oldest pair first
+        (``history.s``, ``history.y``: (pairs, n) arrays; ``history.rho`` = 1/s.y;
+        ``history.gamma``): numbers, strings and NumPy arrays, so ``np.savez`` and
+        ``np.load`` round-trip it without pickling."""
+        with self._lock:
+            h = self._history
+            rows = np.asarray(h.order, np.int64)
+            return {"rule": "LBFGS", "n": self._slices[-1].stop,
+                    "history_size": h.m, "line_search": self._search_name,
+                    **{name: getattr(self, name) for name in SETTINGS}, "n_iter": self.n_iter,
+                    "history.s": self._backend.to_numpy(h.S[rows]),
+                    "history.y": self._backend.to_numpy(h.Y[rows]),
+                    "history.rho": h.rho[rows].copy(), "history.gamma": float(h.gamma)}
+
+    def load_state_dict(self, state_dict: Any) -> None:
+        """Restore a ``state_dict()`` of an LBFGS over as many elements in the same dtype
+        (up to this optimizer's history_size pairs): every check first, then every change."""
+        owner = "LBFGS.load_state_dict"
+        sd = {k: plain(v) if k in _NUMBERS else v for k, v in dict(state_dict).items()}
+        missing = sorted({"rule", "n", "line_search", "n_iter", *SETTINGS, *_HISTORY} - set(sd))
+        if sd.get("rule") != "LBFGS" or missing:
+            raise ValueError(f"{owner}: not an LBFGS state_dict (rule {sd.get('rule')!r}, "
+                             f"missing {missing})")
+        n, dtype, m = self._slices[-1].stop, self._arrays[0].dtype, self._history.m
+        if sd["n"] != n:
+            raise ValueError(f"{owner}: the state_dict is for {sd['n']} elements, these "
+                             f"params hold {n}")
+        settings = {name: check(owner, name, sd[name]) for name, check in SETTINGS.items()}
+        if sd["line_search"] not in LINE_SEARCHES:
+            raise ValueError(f"{owner}: line_search {sd['line_search']!r} is not one of "
+                             f"{sorted(LINE_SEARCHES)}")
+        n_iter = whole_number(owner, "n_iter", sd["n_iter"])
+        s, y, rho = (np.asarray(sd[k]) for k in _HISTORY[:3])
+        k = len(rho)
+        if s.shape != (k, n) or y.shape != (k, n) or s.dtype != dtype or y.dtype != dtype:
+            raise ValueError(f"{owner}: history.s and history.y must be ({k}, {n}) arrays of "
+                             f"{dtype}, got {s.shape} {s.dtype} and {y.shape} {y.dtype}")
+        if k > m:
+            raise ValueError(f"{owner}: the state_dict holds {k} pairs, this optimizer keeps "
+                             f"{m} (history_size)")
+        gamma = _checks.positive(owner, "history.gamma", sd["history.gamma"])
+        if not (np.all(np.isfinite(rho)) and np.all(rho > 0)):
+            raise ValueError(f"{owner}: history.rho must be finite and > 0 (1/s.y of pairs "
+                             f"that passed the curvature test), got {rho}")
+        with self._lock:
+            if self._running:
+                raise RuntimeError(f"{owner} was called from inside a step (by the closure?)")
+            h = self._history
+            for row in range(k):
+                self._backend.copy_from_numpy(h.S[row], s[row])
+                self._backend.copy_from_numpy(h.Y[row], y[row])
+            h.rho[:k], h.order, h.gamma = rho, list(range(k)), gamma
+            for name, value in settings.items():
+                object.__setattr__(self, name, value)
+            self._search_name = sd["line_search"]
+            self._search = LINE_SEARCHES[self._search_name]
+            self.n_iter = n_iter
 
     def _check_params(self) -> None:
         check_unchanged(self._arrays, self._layouts, self._labels, self._backend.writeable)

@@ -313,6 +313,68 @@ def test_lbfgs_optimizer_stops_at_tolerance_grad():
     assert loss == 0.0 and opt.n_iter == 0
 
 
+def _two_arrays_run(steps, start=None, backend="numpy"):
+    """An LBFGS over two arrays on the logistic problem, ``steps`` steps of 3 iterations
+    (from ``start``, a state_dict, where given); (w, b, opt)."""
+    fun = logistic_problem()
+    w, b = np.zeros((4, 5)), np.zeros(1)
+
+    def closure():
+        f, g = fun(w.ravel())
+        return f + 0.5 * float(b @ b) + float(b[0]), [g.reshape(4, 5), b + 1.0]
+    opt = fastopt.LBFGS([w, b], history_size=4, max_iter=3, backend=backend)
+    if start is not None:
+        w[...], b[...] = start["w"], start["b"]
+        opt.load_state_dict(start["opt"])
+    for _ in range(steps):
+        opt.step(closure)
+    return w, b, opt
+
+
+@pytest.mark.parametrize("backend", HOST_BACKENDS)
+def test_lbfgs_optimizer_resumes_from_an_npz_checkpoint_bit_for_bit(backend, tmp_path):
+    """state_dict through np.savez and np.load (no pickle): the resumed run's params and
+    history equal the uninterrupted run's, to the last bit."""
+    w, b, straight = _two_arrays_run(5, backend=backend)
+    w1, b1, first = _two_arrays_run(2, backend=backend)
+    assert 0 < len(first.state_dict()["history.rho"]) <= 4
+    np.savez(tmp_path / "ckpt.npz", **first.state_dict())
+    with np.load(tmp_path / "ckpt.npz") as saved:
+        w2, b2, resumed = _two_arrays_run(3, dict(w=w1, b=b1, opt=dict(saved)), backend)
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(b2, b)
+    a, c = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == c.keys() and all(np.array_equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(rule="Adam"), "not an LBFGS state_dict"),
+    (dict(n=19), "is for 19 elements, these params hold 21"),
+    (dict(lr=-1.0), "lr must be"),
+    (dict(line_search="wolfe"), "line_search 'wolfe' is not one of"),
+    (dict(n_iter=-2), "n_iter must be an integer >= 0"),
+    ({"history.gamma": 0.0}, "history.gamma must be"),
+    ({"history.rho": np.array([1.0, -1.0])}, "history.rho must be finite and > 0"),
+    ({"history.s": np.zeros((2, 21), np.float32)}, "must be \\(2, 21\\) arrays of float64"),
+])
+def test_lbfgs_optimizer_refuses_a_bad_state_dict_and_changes_nothing(change, match):
+    w, b, opt = _two_arrays_run(2)
+    sd = opt.state_dict()
+    bad = {**sd, "history.rho": sd["history.rho"][:2], "history.s": sd["history.s"][:2],
+           "history.y": sd["history.y"][:2], **change}
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(bad)
+    after = opt.state_dict()
+    assert all(np.array_equal(after[k], sd[k]) for k in sd)
+
+
+def test_lbfgs_optimizer_refuses_more_pairs_than_it_keeps():
+    _, _, opt = _two_arrays_run(3)
+    small = fastopt.LBFGS([np.zeros((4, 5)), np.zeros(1)], history_size=1)
+    with pytest.raises(ValueError, match=r"holds \d pairs, this optimizer keeps 1"):
+        small.load_state_dict(opt.state_dict())
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(history_size=0), "history_size must be"),
     (dict(max_iter=0), "max_iter must be"),
