@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._checks import is_live
+from .kernels._precision import compute_dtype, is_16bit, widen
 from .schedules import Schedule, from_state, to_state
 
 STATE_KEY = re.compile(r"^(\d+)\.(\w+)$")
@@ -149,7 +150,7 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
                                        {k: plain(v) for k, v in given["extra"].items()})
         opt.rule.check_loaded_extra(f"{owner}: param_groups[{j}]", hp, given["step"], extra)
         for i in group.positions:
-            for s in opt.rule.state_used(hp):
+            for s in (*opt.rule.state_used(hp), *opt._master_of(i)):
                 expected[f"{i}.{s}"] = opt._arrays[i]
         plans.append((group, given, lr, hp, extra))
     group_keys = {f"groups.{j}.{k}" for j in range(len(plans))
@@ -160,6 +161,9 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
         raise ValueError(f"{owner}: state_dict has keys this optimizer does not know: "
                          f"{unknown[:8]}")
     given_keys = {k for k in sd if STATE_KEY.match(k)}
+    for key in [k for k in expected if k.endswith(".master") and k not in given_keys]:
+        sd[key] = widen(opt._arrays[int(key.split(".")[0])])   # a dict saved without one
+        given_keys.add(key)
     if given_keys != set(expected):
         missing, unexpected = sorted(set(expected) - given_keys), sorted(given_keys - set(expected))
         raise ValueError(f"{owner}: state arrays do not match this optimizer "
@@ -170,9 +174,10 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
             sd[key] = v = v.copy()      # as if read before writing (it may view our state)
         if not isinstance(v, np.ndarray):
             raise TypeError(f"{owner}: {key} must be a numpy.ndarray, got {type(v).__name__}")
-        if v.shape != a.shape or v.dtype != a.dtype:
+        if v.shape != a.shape or v.dtype != compute_dtype(a.dtype):
             raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}, its "
-                             f"param has {a.shape} {a.dtype}")
+                             f"param has {a.shape} {a.dtype}"
+                             + (" (its state is float32)" if is_16bit(a.dtype) else ""))
         if key.split(".", 1)[1] in opt.rule.nonnegative_state and (v < 0).any():
             raise ValueError(f"{owner}: {key} has negative entries (smallest {float(v.min())!r}); "
                              "this state is a sum of squares or a norm, never negative")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import sys
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +27,18 @@ from .kernels._ndarray import overlapping
 
 BACKENDS = ("numpy", "numba", "cupy")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass
+class Storage:
+    """How a bucket of 16-bit params is read and written (kernels/_precision.py)."""
+
+    kind: int                   # kernels/_precision.py's BFLOAT16 or FLOAT16
+    stochastic: bool            # bfloat16 written with stochastic rounding
+    rng: np.ndarray             # (seed, step) as uint64: the step sets its number first
+    positions: list[int]        # the params' indices in the optimizer (their random streams)
+    master: Any = None          # the float32 master copy, flat and laid out as the state,
+    #                             or an empty array
 
 
 class BackendUnavailableError(RuntimeError):
@@ -93,6 +106,11 @@ class HostBackend:
         """n elements of ``fill`` (on the device of ``like``, for device arrays)."""
         return np.full(n, fill, dtype=dtype)
 
+    def widened(self, flat: list) -> np.ndarray:
+        """The 16-bit arrays ``flat`` as one float32 buffer (a master copy)."""
+        return np.concatenate([a.astype(np.float32) for a in flat]) if flat else \
+            np.zeros(0, np.float32)
+
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return np.array(x, copy=True)
 
@@ -146,12 +164,19 @@ class HostBackend:
         return FlatGrads(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
-                      offsets: list[int]) -> Callable[[Any, Any], None]:
+                      offsets: list[int], storage: Storage | None = None
+                      ) -> Callable[[Any, Any], None]:
         """``f(grads, scalars)`` updating flat ``params`` from their flat ``grads``;
         ``state`` holds one flat buffer per state name of the rule (param k owns
-        offsets[k]:offsets[k+1]; an empty buffer for the state the variant does not use)."""
+        offsets[k]:offsets[k+1]; an empty buffer for the state the variant does not use);
+        ``storage``: how 16-bit params are read and written."""
         per_param = [(p, tuple(s[a:b] if s.size else p for s in state))
                      for p, a, b in zip(params, offsets, offsets[1:])]
+        if storage is not None:
+            masters = [storage.master[a:b] if storage.master.size else None
+                       for a, b in zip(offsets, offsets[1:])]
+            return functools.partial(_reference_bucket_16, rule.reference_update,
+                                     rule.variant(hp), per_param, storage, masters)
         return functools.partial(_reference_bucket, rule.reference_update, rule.variant(hp),
                                  per_param)
 
@@ -287,6 +312,22 @@ def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
             reference(p, g, *state, scalars=scalars, **flags)
 
 
+def _reference_bucket_16(reference: Callable[..., None], flags: Mapping[str, bool],
+                         per_param: list, storage: Storage, masters: list, grads: list,
+                         scalars: Any) -> None:
+    """The reference for 16-bit params (kernels/_precision.py): each param widened to
+    float32 (or its master copy), the rule in float32, the param written back rounded."""
+    from .kernels._precision import narrow, narrow_stochastic, widen
+
+    seed, t = (int(v) for v in storage.rng)
+    with np.errstate(all="ignore"):
+        for (p, state), g, master, i in zip(per_param, grads, masters, storage.positions):
+            x = master if master is not None else widen(p)
+            reference(x, widen(g), *state, scalars=scalars, **flags)
+            p[...] = narrow_stochastic(x, seed, t, i) if storage.stochastic else \
+                narrow(x, p.dtype)
+
+
 def _parts_of(threads: Callable[[], int]) -> Callable[[], int]:
     """How many parts a parallel loop splits into, read at each step: numba's threads
     (``threads``: numba.get_num_threads, 1.4 us), 1 in a child forked after GNU OpenMP
@@ -309,29 +350,34 @@ class NumbaBackend(HostBackend):
         return GradPointers(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
-                      offsets: list[int]) -> Callable[[Any, Any], None]:
+                      offsets: list[int], storage: Storage | None = None
+                      ) -> Callable[[Any, Any], None]:
         import numba
 
         from .kernels._cpu import NO_GRADS, UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
-        key = (rule.cpu_element, tuple(flags.items()))
+        stored = None if storage is None else (storage.kind, storage.master.size > 0,
+                                               storage.stochastic)
+        key = (rule.cpu_element, tuple(flags.items()), stored)
         if key not in self._kernels:
-            self._kernels[key] = CpuKernel(rule, flags)
+            self._kernels[key] = CpuKernel(rule, flags, stored)
         dtype = params[0].dtype
         loop, parallel = self._kernels[key].loop(
-            dtype, rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
-        table = bucket_table(params)
+            np.float32 if stored else dtype,
+            rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
+        table = bucket_table(params, None if storage is None else storage.positions)
         parts = _parts_of(numba.get_num_threads) if parallel else lambda: 1
+        extra = () if storage is None else (storage.master, storage.rng)
 
         def step(pointers: np.ndarray, scalars: np.ndarray) -> None:
-            loop(table, pointers, state, scalars, parts(), *UNCHECKED)
+            loop(table, pointers, state, scalars, parts(), *UNCHECKED, *extra)
 
         def checked_step(ids: np.ndarray, grads: GradPointers, scalars: np.ndarray) -> int:
             """The grads checked and located in the same call: -1, or the first row the
             compiled checks could not vouch for (nothing touched then)."""
             return loop(table, grads.pointers, state, scalars, parts(), ids, grads.table,
-                        grads.dims, grads.spans, grads.layout, NO_GRADS)
+                        grads.dims, grads.spans, grads.layout, NO_GRADS, *extra)
 
         def placed_step(addresses: np.ndarray, grads: GradPointers, scalars: np.ndarray
                         ) -> int:
@@ -339,7 +385,7 @@ class NumbaBackend(HostBackend):
             checked in the same call: -1, or the first row that meets memory the step
             writes (nothing touched then)."""
             return loop(table, grads.pointers, state, scalars, parts(), NO_GRADS, grads.table,
-                        grads.dims, grads.spans, grads.layout, addresses)
+                        grads.dims, grads.spans, grads.layout, addresses, *extra)
 
         step.loop, step.checked, step.placed = loop, checked_step, placed_step
         return step
@@ -413,7 +459,11 @@ class CupyBackend(HostBackend):
         return DeviceGradAddresses(self, owner, params, order, labels, spans, roots)
 
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
-                      offsets: list[int]) -> Callable[[Any, Any], None]:
+                      offsets: list[int], storage: Storage | None = None
+                      ) -> Callable[[Any, Any], None]:
+        if storage is not None:
+            raise NotImplementedError("the cupy backend does not update 16-bit params yet; "
+                                      "use float32 params on the GPU")
         from .kernels._gpu import OPTIONS, BucketLaunch, kernel_source, multi_tensor_name
         from .kernels._gpu import multi_tensor_source
 

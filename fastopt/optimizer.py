@@ -22,11 +22,12 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence, Union
 import numpy as np
 
 from ._atomic import hold_signals, release_signals
-from .backends import FLOAT_DTYPES, HostBackend, is_torch_tensor, resolve_backend
+from .backends import FLOAT_DTYPES, HostBackend, Storage, is_torch_tensor, resolve_backend
 from ._state_dict import encode, load, lr_entries
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from . import _checks
 from .kernels._ndarray import spans_of
+from .kernels._precision import BFLOAT16, compute_dtype, is_16bit, storage_kind
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -44,8 +45,9 @@ def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBac
             raise TypeError(f"{what} is a masked array, whose mask the kernels would ignore; "
                             "give its data (p.data) or a plain array")
         a = backend.check_array(p, what)
-        if a.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{what} must have dtype float32 or float64, got {a.dtype}")
+        if a.dtype not in FLOAT_DTYPES and not is_16bit(a.dtype):
+            raise TypeError(f"{what} must have dtype float32, float64, bfloat16 (ml_dtypes) "
+                            f"or float16, got {a.dtype}")
         if not a.flags.c_contiguous:
             raise ValueError(f"{what} must be C-contiguous (it is updated in place); "
                              f"got strides {a.strides} for shape {a.shape}")
@@ -85,10 +87,16 @@ class Bucket:
     kernel: Callable[[Any, Any], None]
     device: str = "host"
     positions: list[int] = dataclasses.field(default_factory=list)  # its params' indices
+    storage: Storage | None = None      # 16-bit params: how they are read and written
 
     @property
     def key(self) -> tuple[np.dtype, str]:
         return self.dtype, self.device
+
+    @property
+    def compute(self) -> np.dtype:
+        """The dtype of its arithmetic, state and scalars."""
+        return compute_dtype(self.dtype)
 
     @property
     def offsets(self) -> list[int]:
@@ -114,6 +122,37 @@ class GroupState:
 _NO_GRAD = object()       # a param no (param, grad) pair has given a grad yet
 
 
+def _casts(scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
+    """Each bucket's scalars in its arithmetic's dtype; a 16-bit bucket told the step's
+    number (its stochastic rounding's random bits are drawn from it)."""
+    out = []
+    for b in group.buckets:
+        if b.storage is not None:
+            b.storage.rng[1] = t
+        out.append(np.array(scalars, dtype=b.compute))
+    return out
+
+
+def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
+    """master_weights and stochastic_rounding where they apply: 16-bit params."""
+    kinds = {storage_kind(a.dtype) for a in arrays}
+    _checks.boolean(owner, "master_weights", precision.master_weights)
+    _checks.boolean(owner, "stochastic_rounding", precision.stochastic_rounding)
+    if not isinstance(precision.seed, (int, np.integer)) or isinstance(precision.seed, bool) \
+            or not 0 <= precision.seed < 2 ** 64:
+        raise ValueError(f"{owner}: seed must be an integer in [0, 2**64), got "
+                         f"{precision.seed!r}")
+    if precision.master_weights and kinds <= {0}:
+        raise ValueError(f"{owner}: master_weights=True keeps float32 copies of bfloat16 or "
+                         "float16 params; these params are float32/float64")
+    if precision.stochastic_rounding and (BFLOAT16 not in kinds or precision.master_weights):
+        raise ValueError(f"{owner}: stochastic_rounding=True rounds bfloat16 params written "
+                         "without a master copy; "
+                         + ("master_weights=True writes them from float32 copies, rounded "
+                            "to nearest" if precision.master_weights else
+                            "these params have no bfloat16 one"))
+
+
 def _described(x: Any) -> str:
     return f"a {type(x).__name__} of {len(x)}" if isinstance(x, (tuple, list)) else \
         f"a {type(x).__name__}"
@@ -134,8 +173,17 @@ def _owner(a: Any) -> Any:
 
 
 def _narrowest(arrays: list) -> np.dtype:
-    """The float dtype among ``arrays`` with the smallest range."""
-    return min((a.dtype for a in arrays), key=lambda d: np.finfo(d).max)
+    """The dtype of arithmetic among ``arrays``' with the smallest range."""
+    return min((compute_dtype(a.dtype) for a in arrays), key=lambda d: np.finfo(d).max)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The constructor's choices for 16-bit params (see ``Optimizer.__init__``)."""
+
+    master_weights: bool = False
+    stochastic_rounding: bool = False
+    seed: int = 0
 
 
 @dataclass
@@ -186,9 +234,11 @@ class Optimizer:
     defaults: Mapping[str, Any]         # the constructor's keywords (read-only)
     param_groups: ParamGroups           # live: changes apply from the next step
 
-    def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str) -> None:
+    def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str,
+                 precision: Precision = Precision()) -> None:
         owner = type(self).__name__
         object.__setattr__(self, "defaults", MappingProxyType(dict(defaults)))
+        self._precision = precision
         form, specs = group_specs(owner, params, self._keys())
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
@@ -203,6 +253,7 @@ class Optimizer:
         self._steps = StepCount()
         labels = self._labels(form, [len(a) for a, _ in specs])
         checked = checked_arrays(owner, arrays, labels, self._backend)
+        _check_precision(owner, precision, checked)
         start = 0
         for j, (spec_arrays, overrides) in enumerate(specs):
             count = len(spec_arrays)
@@ -281,22 +332,47 @@ class Optimizer:
         for key, positions in members.items():
             flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
             n = sum(a.size for a in flat)
-            state = {s: self._backend.zeros(n, key[0], self.rule.state_fill(s, group.hp),
+            compute = compute_dtype(key[0])
+            state = {s: self._backend.zeros(n, compute, self.rule.state_fill(s, group.hp),
                                             like=flat[0])
                      for s in self.rule.state_used(group.hp)}
+            storage = self._storage(key[0], positions)
+            if storage is not None and self._precision.master_weights:
+                state["master"] = self._backend.widened(flat)
             for s, buffer in (keep or {}).get(key, {}).items():
                 if s in state:
                     state[s] = buffer
-            buckets.append(Bucket(slice(0), key[0], flat, state, None, key[1], positions))
+            buckets.append(Bucket(slice(0), key[0], flat, state, None, key[1], positions,
+                                  storage))
         for bucket in buckets:
             self._bind_kernel(bucket, group.hp)
         return buckets
 
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
-        empty = self._backend.zeros(0, bucket.dtype, like=bucket.params[0])
+        empty = self._backend.zeros(0, bucket.compute, like=bucket.params[0])
         state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
+        if bucket.storage is not None:
+            bucket.storage.master = bucket.state.get("master", empty)
         bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
-                                                   bucket.offsets)
+                                                   bucket.offsets, bucket.storage)
+
+    def _master_of(self, i: int) -> tuple[str, ...]:
+        """("master",) where param i has a float32 master copy, else ()."""
+        return ("master",) if self._precision.master_weights and \
+            is_16bit(self._arrays[i].dtype) else ()
+
+    def _storage(self, dtype: np.dtype, positions: list[int]) -> Storage | None:
+        """How a bucket of ``dtype`` params is read and written: None for float32/float64;
+        for 16-bit ones, their kind, stochastic rounding (bfloat16 without a master copy)
+        and the (seed, step) the random bits are drawn from."""
+        kind = storage_kind(dtype)
+        if not kind:
+            return None
+        precision = self._precision
+        stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
+            not precision.master_weights
+        return Storage(kind, stochastic, np.array([precision.seed, 0], np.uint64),
+                       list(positions))
 
     def _rebuild_resolver(self) -> None:
         """Number the buckets' rows in one order (bucket by bucket) for the grads resolver."""
@@ -562,7 +638,7 @@ class Optimizer:
         if ahead is not None and ahead[0] == t and ahead[1] is lr and ahead[2] is group.hp \
                 and ahead[3] is group.extra:    # made by _new_lr_fits for this step
             scalars, extra = ahead[4]
-            return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
+            return _casts(scalars, group, t), extra
         if not isinstance(lr, float):          # a schedule, or a live 0-d array or tensor
             owner = type(self).__name__
             lr = _checks.learning_rate(owner, lr.item() if _checks.is_live(lr) else lr(t),
@@ -573,7 +649,7 @@ class Optimizer:
         if not isinstance(group.lr, float) and not _fit(scalars, group.limit):
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
-        return [np.array(scalars, dtype=b.dtype) for b in group.buckets], extra
+        return _casts(scalars, group, t), extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
@@ -694,7 +770,7 @@ class Optimizer:
         del state["_resolver"], state["_run"], state["_lock"], state["_buckets_in_order"]
         state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
-                             [(b.dtype.str, b.device, b.state) for b in g.buckets])
+                             [(b.dtype, b.device, b.state) for b in g.buckets])
                             for g in self._groups]
         return state
 
@@ -710,7 +786,7 @@ class Optimizer:
                     self._arrays[i] = self._backend.check_array(given, "params")
         self._groups = []
         for group, kept in groups:
-            group.buckets = self._buckets(group, {(np.dtype(k), d): v for k, d, v in kept})
+            group.buckets = self._buckets(group, {(k, d): v for k, d, v in kept})
             self._groups.append(group)
         self._rebuild_resolver()
 

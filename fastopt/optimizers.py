@@ -14,21 +14,29 @@ from typing import Any
 
 from . import _checks
 from .kernels import REGISTRY, Rule
-from .optimizer import Optimizer
+from .optimizer import Optimizer, Precision
 
 _PARAMS = inspect.Parameter("params", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Arrays")
 _BACKEND = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="auto",
                              annotation=str)
+# for 16-bit params (fastopt.optimizer.Precision)
+_PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                annotation=bool),
+              inspect.Parameter("stochastic_rounding", inspect.Parameter.KEYWORD_ONLY,
+                                default=False, annotation=bool),
+              inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0,
+                                annotation=int)]
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "flag": bool,
           "optional_nonnegative": "float | None"}
 
 
 def signature(rule: Rule) -> inspect.Signature:
-    """``(params, <the rule's hyperparameters with defaults>, *, backend="auto")``."""
+    """``(params, <the rule's hyperparameters with defaults>, *, backend="auto",
+    master_weights=False, stochastic_rounding=False, seed=0)``."""
     hyper = [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default,
                                annotation=_TYPES.get(h.name, _TYPES.get(h.kind, float)))
              for h in rule.hyperparams]
-    return inspect.Signature([_PARAMS, *hyper, _BACKEND], return_annotation=None)
+    return inspect.Signature([_PARAMS, *hyper, _BACKEND, *_PRECISION], return_annotation=None)
 
 
 def docstring(rule: Rule) -> str:
@@ -36,10 +44,17 @@ def docstring(rule: Rule) -> str:
     args = "\n".join(f"    {h.name}={h.default!r}: {h.doc}" for h in rule.hyperparams)
     formula = textwrap.dedent(rule.formula.split("\n\n", 1)[-1]).strip("\n")  # title dropped
     return (f"{rule.summary}\n\n{textwrap.indent(formula, '    ')}\n\nArguments:\n"
-            f"    params: one array, an iterable of arrays (float32/float64, C-contiguous) or "
+            f"    params: one array, an iterable of arrays (float32/float64, bfloat16/float16; "
+            f"C-contiguous) or "
             f"a list of param group dicts {{'params': [...], <keyword>: value}}, updated in "
             f"place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "
-            f"\"auto\" (from the arrays)\n\nThe rule and its kernels: {rule.reference.__module__}.")
+            f"\"auto\" (from the arrays)\n"
+            f"    master_weights=False: keep float32 copies of bfloat16/float16 params, the "
+            f"params written from them rounded to nearest\n"
+            f"    stochastic_rounding=False: write bfloat16 params (without master copies) "
+            f"rounded stochastically\n"
+            f"    seed=0: the stochastic rounding's random bits (counter-based: the same on "
+            f"every backend)\n\nThe rule and its kernels: {rule.reference.__module__}.")
 
 
 def bound_arguments(name: str, sig: inspect.Signature, args: tuple, kwargs: dict
@@ -66,7 +81,9 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
         hp = rule.checked(name, values)
         lr = _checks.learning_rate_or_schedule(name, "lr", values["lr"])
         defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}
-        Optimizer.__init__(self, values["params"], defaults, values["backend"])
+        Optimizer.__init__(self, values["params"], defaults, values["backend"],
+                           Precision(values["master_weights"], values["stochastic_rounding"],
+                                     values["seed"]))
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"

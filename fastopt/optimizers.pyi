@@ -27,7 +27,7 @@ class SGD(Optimizer):
         keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*g.
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         momentum=0.0: momentum of buf (0: plain SGD)
         dampening=0.0: buf = momentum*buf + (1-dampening)*g
@@ -35,10 +35,13 @@ class SGD(Optimizer):
         nesterov=False: Nesterov momentum
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.sgd.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Adagrad(Optimizer):
     """
@@ -51,7 +54,7 @@ class Adagrad(Optimizer):
         p   -= clr * g / (sqrt(sum) + eps)
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
         lr_decay=0.0: lr / (1 + (t-1)*lr_decay)
         weight_decay=0.0: L2 penalty: g += weight_decay*p
@@ -59,10 +62,13 @@ class Adagrad(Optimizer):
         eps=1e-10: added to sqrt(sum)
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.adagrad.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class RMSprop(Optimizer):
     """
@@ -79,7 +85,7 @@ class RMSprop(Optimizer):
         p  -= lr * g/avg                                             (otherwise)
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
         alpha=0.99: decay rate of sq
         eps=1e-08: added to the root
@@ -88,10 +94,13 @@ class RMSprop(Optimizer):
         centered=False: divide by the centered (variance) estimate
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.rmsprop.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Adadelta(Optimizer):
     """
@@ -105,17 +114,20 @@ class Adadelta(Optimizer):
         p  -= lr*d
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=1.0: learning rate: a number >= 0 or a schedule t -> lr
         rho=0.9: decay rate of both averages
         eps=1e-06: added inside both square roots
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.adadelta.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Adam(Optimizer):
     """
@@ -130,7 +142,7 @@ class Adam(Optimizer):
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to sqrt(v)
@@ -139,10 +151,13 @@ class Adam(Optimizer):
         maximize=False: maximise the objective: use -g for g
         decoupled_weight_decay=False: AdamW's decay (torch's keyword)
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class AdamW(Adam):
     """
@@ -157,7 +172,7 @@ class AdamW(Adam):
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to sqrt(v)
@@ -165,10 +180,13 @@ class AdamW(Adam):
         amsgrad=False: use the running maximum of v
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Adamax(Optimizer):
     """
@@ -181,17 +199,20 @@ class Adamax(Optimizer):
         p -= lr/(1-b1^t) * m/u
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to |g|
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.adamax.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Nadam(Optimizer):
     """
@@ -211,7 +232,7 @@ class Nadam(Optimizer):
             cm = lr*b1/(1-b1^(t+1)).
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.999): decay rates of the moment estimates
         eps=1e-08: added to the denominator
@@ -220,10 +241,13 @@ class Nadam(Optimizer):
         decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.nadam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...
 
 class Lion(Optimizer):
     """
@@ -236,12 +260,15 @@ class Lion(Optimizer):
         sign is NumPy's in every implementation: +0 for either zero, so a zero c leaves p as it is.
 
     Arguments:
-        params: one array, an iterable of arrays (float32/float64, C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
         lr=0.0001: learning rate: a number >= 0 or a schedule t -> lr
         betas=(0.9, 0.99): b1 mixes the update direction, b2 decays the momentum
         weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
 
     The rule and its kernels: fastopt.kernels.lion.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto') -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, *, seed: int = 0) -> None: ...

@@ -120,18 +120,22 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
     return serial, _threads.fork_guarded(serial, _threads.one_at_a_time(parallel))
 
 
-# Columns of a bucket's table, one row per param: its data pointer, and its place in the
-# bucket's flat state buffers (offset, size). The params are the user's arrays (their
-# addresses never change), the state buffers are the optimizer's.
-PARAM, OFFSET, SIZE = range(3)
+# Columns of a bucket's table, one row per param: its data pointer, its place in the
+# bucket's flat state buffers (offset, size), and its index in the optimizer (what a
+# stochastic rounding's random stream is keyed by). The params are the user's arrays
+# (their addresses never change), the state buffers are the optimizer's.
+PARAM, OFFSET, SIZE, INDEX = range(4)
 
 
-def bucket_table(params: list) -> np.ndarray:
-    """The table of a bucket of C-contiguous params, their state packed in this order."""
+def bucket_table(params: list, positions: list[int] | None = None) -> np.ndarray:
+    """The table of a bucket of C-contiguous params, their state packed in this order
+    (``positions``: their indices in the optimizer; 0, 1, ... if not given)."""
     sizes = [a.size for a in params]
     offsets = np.cumsum([0] + sizes)[:-1]
-    rows = [(a.__array_interface__["data"][0], o, n) for a, o, n in zip(params, offsets, sizes)]
-    return np.array(rows, dtype=np.int64).reshape(len(params), 3)
+    positions = range(len(params)) if positions is None else positions
+    rows = [(a.__array_interface__["data"][0], o, n, i)
+            for a, o, n, i in zip(params, offsets, sizes, positions)]
+    return np.array(rows, dtype=np.int64).reshape(len(params), 4)
 
 
 # The last six arguments of a bucket loop whose grads are located already.
@@ -150,6 +154,21 @@ if numba is not None:
     def _state_views_unrolled(state, a, b):
         items = "".join(f"state[{j}][a:b], " for j in range(len(state)))
         return eval(f"lambda state, a, b: ({items})")
+
+
+@scalar_helper
+def common_start(pi, gi, s, at):
+    """(p, g) after the common start (kernels/_rule.py: decoupled decay, maximize's sign,
+    coupled decay) with the scalars ``s``; ``at``: where decay, sign and wd are in them
+    (-1: not used), constants of each loop, so the unused steps vanish."""
+    decay_at, sign_at, wd_at = at
+    if decay_at >= 0:
+        pi = pi * s[decay_at]
+    if sign_at >= 0:
+        gi = s[sign_at] * gi
+    if wd_at >= 0 and s[wd_at] != 0:
+        gi = gi + s[wd_at] * pi
+    return pi, gi
 
 
 @scalar_helper
@@ -180,14 +199,10 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
     vouches for their shape, dtype and contiguity (fastopt.torch) are placed and checked
     against ``spans`` the same way. Returns the first row it cannot vouch for, before
     touching anything, or -1 once the bucket is updated."""
-    if ids.size:
-        bad = resolve_grads(ids, checks, dims, spans, grads, layout)
-        if bad >= 0:
-            return bad
-    elif addresses.size:
-        bad = place_addresses(addresses, checks, spans, grads)
-        if bad >= 0:
-            return bad
+    bad = resolve_grads(ids, checks, dims, spans, grads, layout) if ids.size else (
+        place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
+    if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
+        return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
@@ -205,13 +220,7 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
             g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
             for i in range(m):       # the common start (kernels/_rule.py), then the rule's
-                pi, gi = p[i], g[i]      # (the positions are constants of each clone)
-                if DECAY_AT >= 0:  # noqa: F821
-                    pi = pi * s[DECAY_AT]  # noqa: F821
-                if SIGN_AT >= 0:  # noqa: F821
-                    gi = s[SIGN_AT] * gi  # noqa: F821
-                if WD_AT >= 0 and s[WD_AT] != 0:  # noqa: F821
-                    gi = gi + s[WD_AT] * pi  # noqa: F821
+                pi, gi = common_start(p[i], g[i], s, START_AT)  # noqa: F821
                 ELEMENT(i, pi, gi, p, st, s, FLAGS)  # noqa: F821
     return -1
 
@@ -254,55 +263,67 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool) -> Callable:
+def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
+                 storage: tuple | None = None) -> Callable:
     """``_bucket_loop`` bound to ``rule``'s element body and one variant's flags, named after
-    both (numba caches it under that name)."""
+    both (numba caches it under that name); with ``storage`` = (kind, master, stochastic),
+    kernels/_precision.py's loop for 16-bit params of that kind instead."""
+    from . import _precision
+
     suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items()) + ("_parallel" if parallel else "")
     element = numba.njit(error_model="numpy", no_cpython_wrapper=True,  # only called
                          no_cfunc_wrapper=True)(rule.cpu_element)           # by the loop
-    decay_at, sign_at, wd_at = rule.start
-    env = dict(_bucket_loop.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
-               FLAGS=tuple(bool(v) for v in flags.values()), DECAY_AT=decay_at,
-               SIGN_AT=sign_at, WD_AT=wd_at)
-    loop = types.FunctionType(_bucket_loop.__code__, env, "_bucket_loop")
-    source = _fingerprint(rule.cpu_element, resolve_grads.py_func)
+    template = _bucket_loop if storage is None else _precision._bucket_loop_16
+    env = dict(template.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
+               FLAGS=tuple(bool(v) for v in flags.values()), START_AT=tuple(rule.start))
+    if storage is not None:
+        kind, master, stochastic = storage
+        env.update(KIND=kind, MASTER=bool(master), STOCHASTIC=bool(stochastic))
+        suffix += f"_bits{kind}{int(master)}{int(stochastic)}"
+    loop = types.FunctionType(template.__code__, env, template.__name__)
+    source = _fingerprint(rule.cpu_element, resolve_grads.py_func, template)
     loop.__qualname__ = f"{rule.name}{suffix}_{source}"
-    loop.__module__ = __name__
+    loop.__module__ = template.__module__
     return loop
 
 
 class CpuKernel:
-    """A rule's bucket loop for one variant (its compile-time flags), serial and parallel."""
+    """A rule's bucket loop for one variant (its compile-time flags) and storage (None, or
+    (kind, master, stochastic) for 16-bit params: kernels/_precision.py), serial and
+    parallel."""
 
-    def __init__(self, rule: Any, flags: Mapping[str, bool]) -> None:
+    def __init__(self, rule: Any, flags: Mapping[str, bool], storage: tuple | None = None
+                 ) -> None:
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
-        self.serial, self.parallel = (njit(variant_loop(rule, flags, parallel),
+        self.serial, self.parallel = (njit(variant_loop(rule, flags, parallel, storage),
                                            parallel=parallel, **OPTIONS)
                                       for parallel in (False, True))
-        self.n_state, self.n_scalars = len(rule.state), len(rule.scalars)
+        self.n_state, self.n_scalars, self.storage = len(rule.state), len(rule.scalars), storage
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
         """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
-        addresses)``,
-        parallel?) for buckets of ``dtype`` moving ``bytes_per_step`` (serial below the
-        threshold: call it with parts=1), compiled now or loaded from numba's on-disk
-        cache, so no step waits for the JIT."""
+        addresses)``, with ``master, rng`` after them for 16-bit storage; parallel?) for
+        buckets whose arithmetic is in ``dtype`` (float32 for 16-bit params) moving
+        ``bytes_per_step`` (serial below the threshold: call it with parts=1), compiled now
+        or loaded from numba's on-disk cache, so no step waits for the JIT."""
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES and _threads.parallel_ok()
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(np.dtype(dtype))[::1]
         index = numba.intp[::1]
+        extra = () if self.storage is None else (array, numba.uint64[::1])
         dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
                                       numba.types.UniTuple(array, self.n_state), array,
                                       numba.intp, index, numba.intp[:, ::1], index,
-                                      numba.intp[:, ::1], index, index))
+                                      numba.intp[:, ::1], index, index, *extra))
         # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
-        scratch = np.zeros(1, dtype)
+        scratch = np.zeros(1, dtype if self.storage is None else np.uint16)
         state = tuple(np.zeros(1, dtype) for _ in range(self.n_state))
+        primer = () if self.storage is None else (np.zeros(1, dtype), np.zeros(2, np.uint64))
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
-                   *UNCHECKED)
+                   *UNCHECKED, *primer)
         if parallel:
             dispatcher = _threads.one_at_a_time(dispatcher)
         if parallel and bytes_per_step < WARM_THRESHOLD_BYTES:   # serial or parallel per call

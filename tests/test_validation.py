@@ -106,9 +106,8 @@ def test_schedule_returning_a_bad_lr_changes_nothing(bad_lr):
 
 
 BAD_PARAMS = [
-    ("integer", np.arange(4), TypeError, "dtype float32 or float64, got int64"),
+    ("integer", np.arange(4), TypeError, "dtype float32, float64, bfloat16 .*got int64"),
     ("complex", np.ones(4, complex), TypeError, "got complex128"),
-    ("float16", np.ones(4, np.float16), TypeError, "got float16"),
     ("non-contiguous", np.ones((4, 4))[:, 0], ValueError, "C-contiguous"),
     ("read-only", np.broadcast_to(np.ones(1), (4,)), ValueError, "read-only|C-contiguous"),
     ("python list", [1.0, 2.0], TypeError, r"params\[0\] must be a numpy.ndarray"),

@@ -1,0 +1,236 @@
+"""16-bit params: how a step reads them into float32 and writes them back.
+
+A param (and its grad) stored in bfloat16 (``ml_dtypes.bfloat16``) or float16 is widened to
+float32, the rule runs in float32 on float32 state, and the result is written back:
+
+* rounded to nearest, ties to even: what ``x.astype(bfloat16)`` (ml_dtypes: a NaN becomes
+  the quiet NaN of its sign) and ``x.astype(float16)`` (NumPy: a NaN keeps its top payload
+  bits) give;
+* or, for bfloat16, rounded stochastically: r, 16 random bits, are added to the float32's
+  bits and the low 16 dropped, so x rounds up with probability (its distance to the
+  lower neighbour) / (the gap): unbiased in expectation. r comes from a counter-based
+  generator, the same bits on every backend: for element e of the optimizer's param i at
+  step t, ``r = mix(base(seed, t, i) + (e + 1) * GOLDEN) & 0xFFFF`` with ``mix``
+  SplitMix64's finaliser and ``base(seed, t, i) = mix(mix(mix(seed + GOLDEN) ^ t) ^ i)``.
+
+The NumPy functions here are the reference (the conversions are NumPy's and ml_dtypes',
+the stochastic rounding this module's); the numba functions work on float32 tiles through
+a uint32 view of the same memory (numba has no 16-bit floats on the CPU) and give the same
+bits (tests/test_precision.py compares them on every 16-bit pattern and on boundary and
+random float32 patterns).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._cpu import (INDEX, OFFSET, PARAM, SIZE, _first_row_at, common_start, numba, prange,
+                   scalar_helper, state_views)
+
+try:
+    from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    from ._ndarray import place_addresses, resolve_grads, void_pointer
+except Exception:  # the numba backend is optional (or broken)
+    pass
+
+BFLOAT16, FLOAT16 = 1, 2        # the storage kinds a 16-bit bucket loop is compiled for
+GOLDEN = 0x9E3779B97F4A7C15
+_M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def storage_kind(dtype: Any) -> int:
+    """0 for float32/float64 params (read and written as they are), else BFLOAT16 or
+    FLOAT16."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        return FLOAT16
+    return BFLOAT16 if dtype.name == "bfloat16" else 0
+
+
+def is_16bit(dtype: Any) -> bool:
+    return storage_kind(dtype) != 0
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The dtype a step computes in for params of ``dtype``: float32 for 16-bit ones."""
+    return np.dtype(np.float32) if is_16bit(dtype) else np.dtype(dtype)
+
+
+# -- the reference (NumPy) -------------------------------------------------------------------
+def widen(x: np.ndarray) -> np.ndarray:
+    """A 16-bit float array as float32 (exact)."""
+    return x.astype(np.float32)
+
+
+def narrow(x32: np.ndarray, dtype: Any) -> np.ndarray:
+    """float32 values in ``dtype``, rounded to nearest (ties to even)."""
+    with np.errstate(all="ignore"):
+        return x32.astype(dtype)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser on uint64 values (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
+    return z ^ (z >> np.uint64(31))
+
+
+def stream_base(seed: int, t: int, param: int) -> np.uint64:
+    """The start of param ``param``'s random stream at step ``t``."""
+    z = np.array([(seed + GOLDEN) % 2 ** 64], np.uint64)
+    z = _mix(_mix(z) ^ np.uint64(t % 2 ** 64))
+    return _mix(z ^ np.uint64(param))[0]
+
+
+def random_bits(seed: int, t: int, param: int, n: int) -> np.ndarray:
+    """The 16 random bits of elements 0..n-1 of param ``param`` at step ``t``, as uint32."""
+    e = np.arange(1, n + 1, dtype=np.uint64)
+    z = _mix(stream_base(seed, t, param) + e * np.uint64(GOLDEN))
+    return (z & np.uint64(0xFFFF)).astype(np.uint32)
+
+
+def narrow_stochastic(x32: np.ndarray, seed: int, t: int, param: int) -> np.ndarray:
+    """float32 values (C order: element e is x32.ravel()[e]) as bfloat16, stochastically
+    rounded (see above); a NaN becomes the quiet NaN of its sign, as rounding to nearest
+    gives it."""
+    import ml_dtypes
+
+    u = np.ascontiguousarray(x32, np.float32).reshape(-1).view(np.uint32)
+    bits = ((u + random_bits(seed, t, param, u.size)) >> np.uint32(16)).astype(np.uint16)
+    nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    bits[nan] = ((u[nan] >> np.uint32(16)) & np.uint32(0x8000) | np.uint32(0x7FC0)).astype(
+        np.uint16)
+    return bits.view(ml_dtypes.bfloat16).reshape(np.shape(x32))
+
+
+# -- the numba loops' helpers: float32 tiles through their uint32 view ----------------------
+@scalar_helper
+def widen_tile(src, u, f, kind):
+    """f[:n] = float32 values of the 16-bit bits ``src`` (n = src.size); ``u`` is f's
+    uint32 view."""
+    for i in range(src.size):
+        h = np.uint32(src[i])
+        if kind == BFLOAT16:
+            u[i] = h << np.uint32(16)
+            continue
+        sign = (h & np.uint32(0x8000)) << np.uint32(16)
+        e = (h >> np.uint32(10)) & np.uint32(0x1F)
+        m = h & np.uint32(0x3FF)
+        if e == 0x1F:                                   # inf, NaN (its payload kept)
+            u[i] = sign | np.uint32(0x7F800000) | (m << np.uint32(13))
+        elif e != 0:                                    # normal: the exponent rebiased
+            u[i] = sign | ((e + np.uint32(112)) << np.uint32(23)) | (m << np.uint32(13))
+        else:                                           # zero, subnormal: m * 2^-24
+            f[i] = np.float32(m) * np.float32(2.0 ** -24)
+            u[i] |= sign
+
+
+@scalar_helper
+def _to_float16(a):
+    """The float16 bits of a float32's magnitude bits ``a`` (sign cleared), to nearest."""
+    if a > 0x7F800000:                                  # NaN: its top payload, never 0
+        m = (a >> np.uint32(13)) & np.uint32(0x3FF)
+        return np.uint32(0x7C00) | (m if m != 0 else np.uint32(1))
+    if a >= 0x47800000:                                 # beyond float16: inf
+        return np.uint32(0x7C00)
+    if a >= 0x38800000:                                 # normal: rebias, round at bit 13
+        r = a - np.uint32(0x38000000)
+        return (r + np.uint32(0xFFF) + ((r >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+    if a < 0x33000000:                                  # below half the least subnormal
+        return np.uint32(0)
+    shift = np.uint32(126) - (a >> np.uint32(23))       # subnormal: m * 2^(e-150) / 2^-24
+    m = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
+    half = np.uint32(1) << (shift - np.uint32(1))
+    return (m + half - np.uint32(1) + ((m >> shift) & np.uint32(1))) >> shift
+
+
+@scalar_helper
+def _mix_one(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_M1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_M2)
+    return z ^ (z >> np.uint64(31))
+
+
+@scalar_helper
+def stream_start(seed, t, param):
+    """``stream_base`` for the numba loops (uint64 arguments)."""
+    return _mix_one(_mix_one(_mix_one(seed + np.uint64(GOLDEN)) ^ t) ^ param)
+
+
+@scalar_helper
+def narrow_tile(u, dst, kind, stochastic, base, first):
+    """dst[:n] = 16-bit bits of the float32 values whose uint32 view is ``u`` (n =
+    dst.size): to nearest, or (``stochastic``, bfloat16) with the random bits of elements
+    first, first + 1, ... of the stream starting at ``base``."""
+    for i in range(dst.size):
+        x = u[i]
+        sign = (x >> np.uint32(16)) & np.uint32(0x8000)
+        a = x & np.uint32(0x7FFFFFFF)
+        if kind == FLOAT16:
+            dst[i] = np.uint16(sign | _to_float16(a))
+        elif a > 0x7F800000:                            # NaN: the quiet NaN of its sign
+            dst[i] = np.uint16(sign | np.uint32(0x7FC0))
+        elif stochastic:
+            e = np.uint64(first + i + 1)
+            r = np.uint32(_mix_one(base + e * np.uint64(GOLDEN)) & np.uint64(0xFFFF))
+            dst[i] = np.uint16((x + r) >> np.uint32(16))
+        else:
+            dst[i] = np.uint16((x + np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1)))
+                               >> np.uint32(16))
+
+
+
+
+# -- the 16-bit bucket loop ---------------------------------------------------------------------
+TILE = 1024     # elements widened to float32 at a time (two 4 KiB tiles a thread)
+
+
+def _bucket_loop_16(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
+                    addresses, master, rng):
+    """``kernels/_cpu.py``'s bucket loop for 16-bit params and grads (cloned per rule variant
+    and storage: ``KIND``, ``MASTER``, ``STOCHASTIC`` bound as constants): each thread widens
+    its elements a tile at a time into float32 (or, with ``MASTER``, updates the float32
+    master copy in ``master``, laid out as the state), runs the rule's element body on the
+    tile with the float32 ``state`` and ``scalars``, and writes the params back rounded
+    (``STOCHASTIC``: with ``rng`` = (seed, step)'s random bits, per param ``table[k,
+    INDEX]``). Grads are located and checked as by the other loop."""
+    bad = resolve_grads(ids, checks, dims, spans, grads, layout) if ids.size else (
+        place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
+    if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
+        return bad
+    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    n = table.shape[0]
+    total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
+    for part in prange(parts):
+        lo, hi = total * part // parts, total * (part + 1) // parts
+        pf = np.empty(TILE, np.float32)
+        pu = pf.view(np.uint32)
+        gf = np.empty(TILE, np.float32)
+        gu = gf.view(np.uint32)
+        for k in range(_first_row_at(table, lo), n):
+            offset, size = table[k, OFFSET], table[k, SIZE]
+            if offset >= hi:
+                break
+            a = max(lo, offset) - offset
+            m = min(hi, offset + size) - offset - a
+            p16 = numba.carray(void_pointer(table[k, PARAM]), size, np.uint16)[a:a + m]
+            g16 = numba.carray(void_pointer(grads[k]), size, np.uint16)[a:a + m]
+            st = state_views(state, offset + a, offset + a + m)
+            base = stream_start(rng[0], rng[1], np.uint64(table[k, INDEX]))
+            for t0 in range(0, m, TILE):
+                c = min(TILE, m - t0)
+                if MASTER:  # noqa: F821
+                    pt = master[offset + a + t0:offset + a + t0 + c]
+                else:
+                    pt = pf[:c]
+                    widen_tile(p16[t0:t0 + c], pu, pf, KIND)  # noqa: F821
+                widen_tile(g16[t0:t0 + c], gu, gf, KIND)  # noqa: F821
+                stt = state_views(st, t0, t0 + c)
+                for i in range(c):
+                    pi, gi = common_start(pt[i], gf[i], s, START_AT)  # noqa: F821
+                    ELEMENT(i, pi, gi, pt, stt, s, FLAGS)  # noqa: F821
+                narrow_tile(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
+                            STOCHASTIC, base, a + t0)  # noqa: F821
+    return -1
