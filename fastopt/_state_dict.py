@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._checks import is_live
-from .kernels._precision import compute_dtype, is_16bit, widen
+from .kernels._precision import widen
 from .schedules import Schedule, from_state, to_state
 
 STATE_KEY = re.compile(r"^(\d+)\.(\w+)$")
@@ -174,10 +174,12 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
             sd[key] = v = v.copy()      # as if read before writing (it may view our state)
         if not isinstance(v, np.ndarray):
             raise TypeError(f"{owner}: {key} must be a numpy.ndarray, got {type(v).__name__}")
-        if v.shape != a.shape or v.dtype != compute_dtype(a.dtype):
-            raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}, its "
-                             f"param has {a.shape} {a.dtype}"
-                             + (" (its state is float32)" if is_16bit(a.dtype) else ""))
+        kept = opt._state_dtype_of(int(key.split(".")[0]), key.split(".", 1)[1])
+        if v.dtype != kept and v.dtype.itemsize == kept.itemsize and v.dtype.kind in "uV":
+            sd[key] = v = v.view(kept)    # bfloat16 bits, as np.load gives them back (|V2)
+        if v.shape != a.shape or v.dtype != kept:
+            raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}; this "
+                             f"optimizer keeps it as {a.shape} {kept} (its param: {a.dtype})")
         if key.split(".", 1)[1] in opt.rule.nonnegative_state and (v < 0).any():
             raise ValueError(f"{owner}: {key} has negative entries (smallest {float(v.min())!r}); "
                              "this state is a sum of squares or a norm, never negative")

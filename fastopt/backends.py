@@ -31,14 +31,16 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 @dataclass
 class Storage:
-    """How a bucket of 16-bit params is read and written (kernels/_precision.py)."""
+    """How a bucket whose params or state are stored narrower than its float32 arithmetic
+    is read and written (kernels/_precision.py)."""
 
-    kind: int                   # kernels/_precision.py's BFLOAT16 or FLOAT16
+    kind: int                   # the params': 0 (float32), BFLOAT16 or FLOAT16
     stochastic: bool            # bfloat16 written with stochastic rounding
     rng: np.ndarray             # (seed, step) as uint64: the step sets its number first
     positions: list[int]        # the params' indices in the optimizer (their random streams)
     master: Any = None          # the float32 master copy, flat and laid out as the state,
     #                             or an empty array
+    state_kind: int = 0         # the state's: 0 (float32) or BFLOAT16
 
 
 class BackendUnavailableError(RuntimeError):
@@ -315,17 +317,23 @@ def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
 def _reference_bucket_16(reference: Callable[..., None], flags: Mapping[str, bool],
                          per_param: list, storage: Storage, masters: list, grads: list,
                          scalars: Any) -> None:
-    """The reference for 16-bit params (kernels/_precision.py): each param widened to
-    float32 (or its master copy), the rule in float32, the param written back rounded."""
+    """The reference for a storage (kernels/_precision.py): each 16-bit param and its
+    16-bit state widened to float32 (or its master copy), the rule in float32, and each
+    written back rounded."""
     from .kernels._precision import narrow, narrow_stochastic, widen
 
     seed, t = (int(v) for v in storage.rng)
     with np.errstate(all="ignore"):
         for (p, state), g, master, i in zip(per_param, grads, masters, storage.positions):
-            x = master if master is not None else widen(p)
-            reference(x, widen(g), *state, scalars=scalars, **flags)
-            p[...] = narrow_stochastic(x, seed, t, i) if storage.stochastic else \
-                narrow(x, p.dtype)
+            x = master if master is not None else widen(p) if storage.kind else p
+            wide = tuple(widen(s) if storage.state_kind and s is not p else s for s in state)
+            reference(x, widen(g) if storage.kind else g, *wide, scalars=scalars, **flags)
+            for s, w in zip(state, wide):
+                if w is not s:
+                    s[...] = narrow(w, s.dtype)
+            if storage.kind:
+                p[...] = narrow_stochastic(x, seed, t, i) if storage.stochastic else \
+                    narrow(x, p.dtype)
 
 
 def _parts_of(threads: Callable[[], int]) -> Callable[[], int]:
@@ -357,8 +365,8 @@ class NumbaBackend(HostBackend):
         from .kernels._cpu import NO_GRADS, UNCHECKED, CpuKernel, bucket_table
 
         flags = rule.variant(hp)
-        stored = None if storage is None else (storage.kind, storage.master.size > 0,
-                                               storage.stochastic)
+        stored = None if storage is None else (storage.kind, storage.state_kind,
+                                               storage.master.size > 0, storage.stochastic)
         key = (rule.cpu_element, tuple(flags.items()), stored)
         if key not in self._kernels:
             self._kernels[key] = CpuKernel(rule, flags, stored)
@@ -367,6 +375,8 @@ class NumbaBackend(HostBackend):
             np.float32 if stored else dtype,
             rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
         table = bucket_table(params, None if storage is None else storage.positions)
+        if stored and storage.state_kind:           # the kernels see 16-bit state as bits
+            state = tuple(x.view(np.uint16) for x in state)
         parts = _parts_of(numba.get_num_threads) if parallel else lambda: 1
         extra = () if storage is None else (storage.master, storage.rng)
 

@@ -133,6 +133,15 @@ def _casts(scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
     return out
 
 
+def _bfloat16_for(owner: str, what: str) -> Any:
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(f"{owner}: {what} needs ml_dtypes (NumPy's bfloat16): pip install "
+                          "'fastopt[bf16]'") from None
+    return ml_dtypes.bfloat16
+
+
 def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
     """master_weights and stochastic_rounding where they apply: 16-bit params."""
     kinds = {storage_kind(a.dtype) for a in arrays}
@@ -142,6 +151,14 @@ def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
             or not 0 <= precision.seed < 2 ** 64:
         raise ValueError(f"{owner}: seed must be an integer in [0, 2**64), got "
                          f"{precision.seed!r}")
+    if precision.state_dtype not in (None, "bfloat16"):
+        raise ValueError(f"{owner}: state_dtype must be None (the arithmetic's dtype) or "
+                         f"'bfloat16', got {precision.state_dtype!r}")
+    if precision.state_dtype and any(a.dtype == np.float64 for a in arrays):
+        raise ValueError(f"{owner}: state_dtype={precision.state_dtype!r} keeps the state of "
+                         "float32 or 16-bit params; these include float64 ones")
+    if precision.state_dtype == "bfloat16":
+        _bfloat16_for(owner, "state_dtype='bfloat16'")
     if precision.master_weights and kinds <= {0}:
         raise ValueError(f"{owner}: master_weights=True keeps float32 copies of bfloat16 or "
                          "float16 params; these params are float32/float64")
@@ -184,6 +201,7 @@ class Precision:
     master_weights: bool = False
     stochastic_rounding: bool = False
     seed: int = 0
+    state_dtype: str | None = None      # None: the arithmetic's; "bfloat16"
 
 
 @dataclass
@@ -332,8 +350,8 @@ class Optimizer:
         for key, positions in members.items():
             flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
             n = sum(a.size for a in flat)
-            compute = compute_dtype(key[0])
-            state = {s: self._backend.zeros(n, compute, self.rule.state_fill(s, group.hp),
+            kept = self._state_dtype(key[0])
+            state = {s: self._backend.zeros(n, kept, self.rule.state_fill(s, group.hp),
                                             like=flat[0])
                      for s in self.rule.state_used(group.hp)}
             storage = self._storage(key[0], positions)
@@ -349,10 +367,11 @@ class Optimizer:
         return buckets
 
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
-        empty = self._backend.zeros(0, bucket.compute, like=bucket.params[0])
+        empty = self._backend.zeros(0, self._state_dtype(bucket.dtype), like=bucket.params[0])
         state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
         if bucket.storage is not None:
-            bucket.storage.master = bucket.state.get("master", empty)
+            bucket.storage.master = bucket.state.get("master") if "master" in bucket.state \
+                else self._backend.zeros(0, np.float32, like=bucket.params[0])
         bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
                                                    bucket.offsets, bucket.storage)
 
@@ -365,14 +384,26 @@ class Optimizer:
         """How a bucket of ``dtype`` params is read and written: None for float32/float64;
         for 16-bit ones, their kind, stochastic rounding (bfloat16 without a master copy)
         and the (seed, step) the random bits are drawn from."""
-        kind = storage_kind(dtype)
-        if not kind:
+        kind, precision = storage_kind(dtype), self._precision
+        state_kind = storage_kind(self._state_dtype(dtype))
+        if not kind and not state_kind:
             return None
-        precision = self._precision
         stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
             not precision.master_weights
         return Storage(kind, stochastic, np.array([precision.seed, 0], np.uint64),
-                       list(positions))
+                       list(positions), state_kind=state_kind)
+
+    def _state_dtype(self, dtype: np.dtype) -> np.dtype:
+        """The dtype the state of ``dtype`` params is kept in."""
+        if self._precision.state_dtype == "bfloat16":
+            import ml_dtypes
+            return np.dtype(ml_dtypes.bfloat16)
+        return compute_dtype(dtype)
+
+    def _state_dtype_of(self, i: int, name: str) -> np.dtype:
+        """The dtype of param i's state ``name``."""
+        return np.dtype(np.float32) if name == "master" else \
+            self._state_dtype(self._arrays[i].dtype)
 
     def _rebuild_resolver(self) -> None:
         """Number the buckets' rows in one order (bucket by bucket) for the grads resolver."""

@@ -25,14 +25,16 @@ _PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY
               inspect.Parameter("stochastic_rounding", inspect.Parameter.KEYWORD_ONLY,
                                 default=False, annotation=bool),
               inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0,
-                                annotation=int)]
+                                annotation=int),
+              inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                annotation="str | None")]
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "flag": bool,
           "optional_nonnegative": "float | None"}
 
 
 def signature(rule: Rule) -> inspect.Signature:
     """``(params, <the rule's hyperparameters with defaults>, *, backend="auto",
-    master_weights=False, stochastic_rounding=False, seed=0)``."""
+    master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None)``."""
     hyper = [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default,
                                annotation=_TYPES.get(h.name, _TYPES.get(h.kind, float)))
              for h in rule.hyperparams]
@@ -54,7 +56,10 @@ def docstring(rule: Rule) -> str:
             f"    stochastic_rounding=False: write bfloat16 params (without master copies) "
             f"rounded stochastically\n"
             f"    seed=0: the stochastic rounding's random bits (counter-based: the same on "
-            f"every backend)\n\nThe rule and its kernels: {rule.reference.__module__}.")
+            f"every backend)\n"
+            f"    state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the "
+            f"bytes; rounded to nearest at each step)\n\n"
+            f"The rule and its kernels: {rule.reference.__module__}.")
 
 
 def bound_arguments(name: str, sig: inspect.Signature, args: tuple, kwargs: dict
@@ -83,7 +88,7 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
         defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}
         Optimizer.__init__(self, values["params"], defaults, values["backend"],
                            Precision(values["master_weights"], values["stochastic_rounding"],
-                                     values["seed"]))
+                                     values["seed"], values["state_dtype"]))
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"

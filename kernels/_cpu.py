@@ -266,20 +266,22 @@ def _global_names(code: types.CodeType) -> set[str]:
 def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
                  storage: tuple | None = None) -> Callable:
     """``_bucket_loop`` bound to ``rule``'s element body and one variant's flags, named after
-    both (numba caches it under that name); with ``storage`` = (kind, master, stochastic),
-    kernels/_precision.py's loop for 16-bit params of that kind instead."""
+    both (numba caches it under that name); with ``storage`` = (kind, state kind, master,
+    stochastic), kernels/_precision.py's tiled loop for params or state stored narrower
+    than float32 instead."""
     from . import _precision
 
     suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items()) + ("_parallel" if parallel else "")
     element = numba.njit(error_model="numpy", no_cpython_wrapper=True,  # only called
                          no_cfunc_wrapper=True)(rule.cpu_element)           # by the loop
-    template = _bucket_loop if storage is None else _precision._bucket_loop_16
+    template = _bucket_loop if storage is None else _precision._bucket_loop_tiled
     env = dict(template.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
                FLAGS=tuple(bool(v) for v in flags.values()), START_AT=tuple(rule.start))
     if storage is not None:
-        kind, master, stochastic = storage
-        env.update(KIND=kind, MASTER=bool(master), STOCHASTIC=bool(stochastic))
-        suffix += f"_bits{kind}{int(master)}{int(stochastic)}"
+        kind, state_kind, master, stochastic = storage
+        env.update(KIND=kind, STATE_KIND=state_kind, MASTER=bool(master),
+                   STOCHASTIC=bool(stochastic))
+        suffix += f"_bits{kind}{state_kind}{int(master)}{int(stochastic)}"
     loop = types.FunctionType(template.__code__, env, template.__name__)
     source = _fingerprint(rule.cpu_element, resolve_grads.py_func, template)
     loop.__qualname__ = f"{rule.name}{suffix}_{source}"
@@ -289,8 +291,7 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
 
 class CpuKernel:
     """A rule's bucket loop for one variant (its compile-time flags) and storage (None, or
-    (kind, master, stochastic) for 16-bit params: kernels/_precision.py), serial and
-    parallel."""
+    (kind, state kind, master, stochastic): kernels/_precision.py), serial and parallel."""
 
     def __init__(self, rule: Any, flags: Mapping[str, bool], storage: tuple | None = None
                  ) -> None:
@@ -303,23 +304,26 @@ class CpuKernel:
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
         """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
-        addresses)``, with ``master, rng`` after them for 16-bit storage; parallel?) for
-        buckets whose arithmetic is in ``dtype`` (float32 for 16-bit params) moving
+        addresses)``, with ``master, rng`` after them for a storage; parallel?) for buckets
+        whose arithmetic is in ``dtype`` (float32 for a storage) moving
         ``bytes_per_step`` (serial below the threshold: call it with parts=1), compiled now
         or loaded from numba's on-disk cache, so no step waits for the JIT."""
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES and _threads.parallel_ok()
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(np.dtype(dtype))[::1]
         index = numba.intp[::1]
+        kind, state_kind = self.storage[:2] if self.storage else (0, 0)
+        stored = np.dtype(np.uint16 if state_kind else dtype)
         extra = () if self.storage is None else (array, numba.uint64[::1])
         dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
-                                      numba.types.UniTuple(array, self.n_state), array,
+                                      numba.types.UniTuple(numba.from_dtype(stored)[::1],
+                                                           self.n_state), array,
                                       numba.intp, index, numba.intp[:, ::1], index,
                                       numba.intp[:, ::1], index, index, *extra))
         # One call on a scratch bucket primes the dispatcher and starts the thread pool
         # (~10 ms the first time), so the first real step runs at full speed.
-        scratch = np.zeros(1, dtype if self.storage is None else np.uint16)
-        state = tuple(np.zeros(1, dtype) for _ in range(self.n_state))
+        scratch = np.zeros(1, np.uint16 if kind else dtype)
+        state = tuple(np.zeros(1, stored) for _ in range(self.n_state))
         primer = () if self.storage is None else (np.zeros(1, dtype), np.zeros(2, np.uint64))
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,

@@ -183,19 +183,34 @@ def narrow_tile(u, dst, kind, stochastic, base, first):
 
 
 
-# -- the 16-bit bucket loop ---------------------------------------------------------------------
-TILE = 1024     # elements widened to float32 at a time (two 4 KiB tiles a thread)
+# -- the tiled bucket loop ----------------------------------------------------------------------
+TILE = 1024     # elements widened to float32 at a time (4 KiB tiles, a few a thread)
 
 
-def _bucket_loop_16(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
-                    addresses, master, rng):
-    """``kernels/_cpu.py``'s bucket loop for 16-bit params and grads (cloned per rule variant
-    and storage: ``KIND``, ``MASTER``, ``STOCHASTIC`` bound as constants): each thread widens
-    its elements a tile at a time into float32 (or, with ``MASTER``, updates the float32
-    master copy in ``master``, laid out as the state), runs the rule's element body on the
-    tile with the float32 ``state`` and ``scalars``, and writes the params back rounded
-    (``STOCHASTIC``: with ``rng`` = (seed, step)'s random bits, per param ``table[k,
-    INDEX]``). Grads are located and checked as by the other loop."""
+def tiles_like(state):
+    """A float32 tile of TILE elements per array of ``state`` (a thread's widened state)."""
+    return tuple(np.empty(TILE, np.float32) for _ in state)
+
+
+if numba is not None:
+    @numba.extending.overload(tiles_like, jit_options=dict(cache=False))  # generated source
+    def _tiles_unrolled(state):
+        items = "".join("np.empty(TILE, np.float32), " for _ in range(len(state)))
+        return eval(f"lambda state: ({items})", dict(np=np, TILE=TILE))
+
+
+def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
+                       addresses, master, rng):
+    """``kernels/_cpu.py``'s bucket loop where params, grads or state are not float32 as
+    the arithmetic is (cloned per rule variant and storage, bound as constants: ``KIND``
+    the params' and grads' (0: float32 as they are; BFLOAT16, FLOAT16), ``STATE_KIND``
+    the state's (0: float32; BFLOAT16), ``MASTER``, ``STOCHASTIC``): each thread takes its
+    elements a tile at a time, widens what is stored narrower into float32 tiles (with
+    ``MASTER``, updates the float32 master copy in ``master``, laid out as the state,
+    instead of the params), runs the rule's element body on them, and writes back rounded:
+    the state to nearest, the params to nearest or (``STOCHASTIC``) with ``rng`` = (seed,
+    step)'s random bits for param ``table[k, INDEX]``. Grads are located and checked as by
+    the other loop."""
     bad = resolve_grads(ids, checks, dims, spans, grads, layout) if ids.size else (
         place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
@@ -206,15 +221,17 @@ def _bucket_loop_16(table, grads, state, scalars, parts, ids, checks, dims, span
     for part in prange(parts):
         lo, hi = total * part // parts, total * (part + 1) // parts
         pf = np.empty(TILE, np.float32)
-        pu = pf.view(np.uint32)
         gf = np.empty(TILE, np.float32)
-        gu = gf.view(np.uint32)
+        sf = tiles_like(state)
         for k in range(_first_row_at(table, lo), n):
             offset, size = table[k, OFFSET], table[k, SIZE]
             if offset >= hi:
                 break
             a = max(lo, offset) - offset
             m = min(hi, offset + size) - offset - a
+            # views of the memory as either type: only the stored one is read
+            p32 = numba.carray(void_pointer(table[k, PARAM]), size, np.float32)[a:a + m]
+            g32 = numba.carray(void_pointer(grads[k]), size, np.float32)[a:a + m]
             p16 = numba.carray(void_pointer(table[k, PARAM]), size, np.uint16)[a:a + m]
             g16 = numba.carray(void_pointer(grads[k]), size, np.uint16)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
@@ -223,14 +240,32 @@ def _bucket_loop_16(table, grads, state, scalars, parts, ids, checks, dims, span
                 c = min(TILE, m - t0)
                 if MASTER:  # noqa: F821
                     pt = master[offset + a + t0:offset + a + t0 + c]
+                elif KIND == 0:  # noqa: F821
+                    pt = p32[t0:t0 + c]
                 else:
                     pt = pf[:c]
-                    widen_tile(p16[t0:t0 + c], pu, pf, KIND)  # noqa: F821
-                widen_tile(g16[t0:t0 + c], gu, gf, KIND)  # noqa: F821
-                stt = state_views(st, t0, t0 + c)
+                    widen_tile(p16[t0:t0 + c], pf.view(np.uint32), pf, KIND)  # noqa: F821
+                if KIND == 0:  # noqa: F821
+                    gt = g32[t0:t0 + c]
+                else:
+                    gt = gf[:c]
+                    widen_tile(g16[t0:t0 + c], gf.view(np.uint32), gf, KIND)  # noqa: F821
+                if STATE_KIND == 0:  # noqa: F821
+                    stt = state_views(st, t0, t0 + c)
+                else:
+                    for j in range(len(sf)):
+                        tile = sf[j]
+                        widen_tile(st[j][t0:t0 + c], tile.view(np.uint32), tile,
+                                   STATE_KIND)  # noqa: F821
+                    stt = state_views(sf, 0, c)
                 for i in range(c):
-                    pi, gi = common_start(pt[i], gf[i], s, START_AT)  # noqa: F821
+                    pi, gi = common_start(pt[i], gt[i], s, START_AT)  # noqa: F821
                     ELEMENT(i, pi, gi, pt, stt, s, FLAGS)  # noqa: F821
-                narrow_tile(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
-                            STOCHASTIC, base, a + t0)  # noqa: F821
+                if STATE_KIND != 0:  # noqa: F821
+                    for j in range(len(sf)):
+                        narrow_tile(sf[j].view(np.uint32), st[j][t0:t0 + c],
+                                    STATE_KIND, False, base, 0)  # noqa: F821
+                if KIND != 0:  # noqa: F821
+                    narrow_tile(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
+                                STOCHASTIC, base, a + t0)  # noqa: F821
     return -1
