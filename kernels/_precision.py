@@ -10,8 +10,10 @@ float32, the rule runs in float32 on float32 state, and the result is written ba
   bits and the low 16 dropped, so x rounds up with probability (its distance to the
   lower neighbour) / (the gap): unbiased in expectation. r comes from a counter-based
   generator, the same bits on every backend: for element e of the optimizer's param i at
-  step t, ``r = mix(base(seed, t, i) + (e + 1) * GOLDEN) & 0xFFFF`` with ``mix``
-  SplitMix64's finaliser and ``base(seed, t, i) = mix(mix(mix(seed + GOLDEN) ^ t) ^ i)``.
+  step t, ``r = hash32(base + (e + 1) * GOLDEN32) >> 16`` (32-bit arithmetic; ``hash32``
+  the "lowbias32" integer hash) with ``base`` the low 32 bits of
+  ``mix(mix(mix(seed + GOLDEN) ^ t) ^ i)``, ``mix`` SplitMix64's finaliser: one 64-bit
+  hash a param and step, two 32-bit multiplies an element (vectorised).
 
 The NumPy functions here are the reference (the conversions are NumPy's and ml_dtypes',
 the stochastic rounding this module's); the numba functions work on float32 tiles through
@@ -36,8 +38,9 @@ except Exception:  # the numba backend is optional (or broken)
     pass
 
 BFLOAT16, FLOAT16 = 1, 2        # the storage kinds a 16-bit bucket loop is compiled for
-GOLDEN = 0x9E3779B97F4A7C15
+GOLDEN, GOLDEN32 = 0x9E3779B97F4A7C15, 0x9E3779B9
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_H1, _H2 = 0x7FEB352D, 0x846CA68B          # lowbias32's multipliers
 
 
 def storage_kind(dtype: Any) -> int:
@@ -77,18 +80,24 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def stream_base(seed: int, t: int, param: int) -> np.uint64:
+def stream_base(seed: int, t: int, param: int) -> np.uint32:
     """The start of param ``param``'s random stream at step ``t``."""
     z = np.array([(seed + GOLDEN) % 2 ** 64], np.uint64)
     z = _mix(_mix(z) ^ np.uint64(t % 2 ** 64))
-    return _mix(z ^ np.uint64(param))[0]
+    return np.uint32(_mix(z ^ np.uint64(param))[0] & np.uint64(0xFFFFFFFF))
+
+
+def _hash32(x: np.ndarray) -> np.ndarray:
+    """lowbias32 on uint32 values (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint32(16))) * np.uint32(_H1)
+    x = (x ^ (x >> np.uint32(15))) * np.uint32(_H2)
+    return x ^ (x >> np.uint32(16))
 
 
 def random_bits(seed: int, t: int, param: int, n: int) -> np.ndarray:
     """The 16 random bits of elements 0..n-1 of param ``param`` at step ``t``, as uint32."""
-    e = np.arange(1, n + 1, dtype=np.uint64)
-    z = _mix(stream_base(seed, t, param) + e * np.uint64(GOLDEN))
-    return (z & np.uint64(0xFFFF)).astype(np.uint32)
+    e = np.arange(1, n + 1, dtype=np.uint64).astype(np.uint32)
+    return _hash32(stream_base(seed, t, param) + e * np.uint32(GOLDEN32)) >> np.uint32(16)
 
 
 def narrow_stochastic(x32: np.ndarray, seed: int, t: int, param: int) -> np.ndarray:
@@ -155,32 +164,64 @@ def _mix_one(z):
 
 @scalar_helper
 def stream_start(seed, t, param):
-    """``stream_base`` for the numba loops (uint64 arguments)."""
-    return _mix_one(_mix_one(_mix_one(seed + np.uint64(GOLDEN)) ^ t) ^ param)
+    """``stream_base`` for the numba loops (uint64 arguments; a uint32)."""
+    z = _mix_one(_mix_one(_mix_one(seed + np.uint64(GOLDEN)) ^ t) ^ param)
+    return np.uint32(z & np.uint64(0xFFFFFFFF))
 
 
 @scalar_helper
-def narrow_tile(u, dst, kind, stochastic, base, first):
-    """dst[:n] = 16-bit bits of the float32 values whose uint32 view is ``u`` (n =
-    dst.size): to nearest, or (``stochastic``, bfloat16) with the random bits of elements
-    first, first + 1, ... of the stream starting at ``base``."""
+def widen_bf16(src, u):
+    """u[:n] = the float32 bits of the bfloat16 bits ``src`` (n = src.size)."""
+    for i in range(src.size):
+        u[i] = np.uint32(src[i]) << np.uint32(16)
+
+
+@scalar_helper
+def narrow_bf16(u, dst, stochastic, base, first):
+    """dst[:n] = the bfloat16 bits of the float32 bits ``u`` (n = dst.size): to nearest,
+    or (``stochastic``) with the random bits of elements first, first + 1, ... of the
+    stream ``base``; a NaN becomes the quiet NaN of its sign. Every step truncated to 32
+    bits and branch-free, so that it vectorises in 32-bit lanes."""
     for i in range(dst.size):
         x = u[i]
-        sign = (x >> np.uint32(16)) & np.uint32(0x8000)
-        a = x & np.uint32(0x7FFFFFFF)
-        if kind == FLOAT16:
-            dst[i] = np.uint16(sign | _to_float16(a))
-        elif a > 0x7F800000:                            # NaN: the quiet NaN of its sign
-            dst[i] = np.uint16(sign | np.uint32(0x7FC0))
-        elif stochastic:
-            e = np.uint64(first + i + 1)
-            r = np.uint32(_mix_one(base + e * np.uint64(GOLDEN)) & np.uint64(0xFFFF))
-            dst[i] = np.uint16((x + r) >> np.uint32(16))
+        if stochastic:
+            h = np.uint32(base + np.uint32(np.uint32(first + i + 1) * np.uint32(GOLDEN32)))
+            h = np.uint32((h ^ (h >> np.uint32(16))) * np.uint32(_H1))
+            h = np.uint32((h ^ (h >> np.uint32(15))) * np.uint32(_H2))
+            add = np.uint32((h ^ (h >> np.uint32(16))) >> np.uint32(16))
         else:
-            dst[i] = np.uint16((x + np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1)))
-                               >> np.uint32(16))
+            add = np.uint32(np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1)))
+        rounded = np.uint32(np.uint32(x + add) >> np.uint32(16))
+        nan = np.uint32(((x >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7FC0))
+        dst[i] = np.uint16(nan if (x & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+                           else rounded)
 
 
+@scalar_helper
+def narrow_f16(u, dst):
+    """dst[:n] = the float16 bits of the float32 bits ``u`` (n = dst.size), to nearest."""
+    for i in range(dst.size):
+        x = np.uint32(u[i])
+        sign = (x >> np.uint32(16)) & np.uint32(0x8000)
+        dst[i] = np.uint16(sign | _to_float16(x & np.uint32(0x7FFFFFFF)))
+
+
+@scalar_helper
+def widen_any(src, u, f, kind):
+    """``widen_bf16`` or ``widen_tile`` by ``kind``."""
+    if kind == BFLOAT16:
+        widen_bf16(src, u)
+    else:
+        widen_tile(src, u, f, kind)
+
+
+@scalar_helper
+def narrow_any(u, dst, kind, stochastic, base, first):
+    """``narrow_bf16`` or ``narrow_f16`` (to nearest) by ``kind``."""
+    if kind == BFLOAT16:
+        narrow_bf16(u, dst, stochastic, base, first)
+    else:
+        narrow_f16(u, dst)
 
 
 # -- the tiled bucket loop ----------------------------------------------------------------------
@@ -244,28 +285,28 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
                     pt = p32[t0:t0 + c]
                 else:
                     pt = pf[:c]
-                    widen_tile(p16[t0:t0 + c], pf.view(np.uint32), pf, KIND)  # noqa: F821
+                    widen_any(p16[t0:t0 + c], pf.view(np.uint32), pf, KIND)  # noqa: F821
                 if KIND == 0:  # noqa: F821
                     gt = g32[t0:t0 + c]
                 else:
                     gt = gf[:c]
-                    widen_tile(g16[t0:t0 + c], gf.view(np.uint32), gf, KIND)  # noqa: F821
+                    widen_any(g16[t0:t0 + c], gf.view(np.uint32), gf, KIND)  # noqa: F821
                 if STATE_KIND == 0:  # noqa: F821
                     stt = state_views(st, t0, t0 + c)
                 else:
                     for j in range(len(sf)):
                         tile = sf[j]
-                        widen_tile(st[j][t0:t0 + c], tile.view(np.uint32), tile,
-                                   STATE_KIND)  # noqa: F821
+                        widen_any(st[j][t0:t0 + c], tile.view(np.uint32), tile,
+                                  STATE_KIND)  # noqa: F821
                     stt = state_views(sf, 0, c)
                 for i in range(c):
                     pi, gi = common_start(pt[i], gt[i], s, START_AT)  # noqa: F821
                     ELEMENT(i, pi, gi, pt, stt, s, FLAGS)  # noqa: F821
                 if STATE_KIND != 0:  # noqa: F821
                     for j in range(len(sf)):
-                        narrow_tile(sf[j].view(np.uint32), st[j][t0:t0 + c],
-                                    STATE_KIND, False, base, 0)  # noqa: F821
+                        narrow_any(sf[j].view(np.uint32), st[j][t0:t0 + c],
+                                   STATE_KIND, False, base, 0)  # noqa: F821
                 if KIND != 0:  # noqa: F821
-                    narrow_tile(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
-                                STOCHASTIC, base, a + t0)  # noqa: F821
+                    narrow_any(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
+                               STOCHASTIC, base, a + t0)  # noqa: F821
     return -1

@@ -31,7 +31,7 @@ def test_widening_every_16bit_pattern_gives_numpys_float32(name):
     kind, dtype = KINDS[name]
     h = np.arange(2 ** 16, dtype=np.uint32).astype(np.uint16)
     f = np.zeros(h.size, np.float32)
-    P.widen_tile(h, f.view(np.uint32), f, kind)
+    P.widen_any(h, f.view(np.uint32), f, kind)
     np.testing.assert_array_equal(f.view(np.uint32), h.view(dtype).astype(np.float32)
                                   .view(np.uint32))
 
@@ -58,7 +58,7 @@ def test_rounding_to_nearest_gives_numpys_and_ml_dtypes_bits(name):
     kind, dtype = KINDS[name]
     u = _hard_float32_patterns(dtype)
     out = np.zeros(u.size, np.uint16)
-    P.narrow_tile(u, out, kind, False, np.uint64(0), 0)
+    P.narrow_any(u, out, kind, False, np.uint32(0), 0)
     with np.errstate(all="ignore"):
         expected = bits(u.view(np.float32).astype(dtype))
     np.testing.assert_array_equal(out, expected)
@@ -85,9 +85,9 @@ def test_stochastic_rounding_in_numba_gives_the_references_bits():
     x = np.random.default_rng(1).standard_normal(50_000).astype(np.float32)
     x[::97] = np.nan
     out = np.zeros(x.size, np.uint16)
-    base = np.uint64(P.stream_start(np.uint64(9), np.uint64(4), np.uint64(2)))
+    base = np.uint32(P.stream_start(np.uint64(9), np.uint64(4), np.uint64(2)))
     assert base == P.stream_base(9, 4, 2)
-    P.narrow_tile(x.view(np.uint32), out, P.BFLOAT16, True, base, 0)
+    P.narrow_any(x.view(np.uint32), out, P.BFLOAT16, True, base, 0)
     np.testing.assert_array_equal(out, bits(P.narrow_stochastic(x, 9, 4, 2)))
 
 
