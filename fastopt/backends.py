@@ -64,25 +64,47 @@ def is_torch_tensor(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def torch_view(x: Any, what: str) -> Any:
+def torch_view(x: Any, what: str, sixteen_bit: bool = False) -> Any:
     """A view of a torch tensor's memory without a copy: a NumPy array for a CPU tensor,
     a CuPy array for a CUDA one; a clear error naming ``what`` for anything fastopt cannot
-    update in place (sparse, complex, half precision, other devices)."""
+    update in place (sparse, complex, other devices; 16-bit unless ``sixteen_bit``, and on
+    the CPU only)."""
+    torch = sys.modules["torch"]
     t = x.detach()
-    if t.layout != sys.modules["torch"].strided:
+    if t.layout != torch.strided:
         raise TypeError(f"{what} is a sparse tensor ({t.layout}); fastopt updates dense "
                         f"tensors only")
-    if t.is_complex() or not t.is_floating_point() or t.element_size() < 4:
-        raise TypeError(f"{what} has dtype {t.dtype}; fastopt updates float32 and float64 "
-                        f"tensors")
+    low = t.dtype in (torch.bfloat16, torch.float16)
+    if t.is_complex() or not t.is_floating_point() or (t.element_size() < 4 and not (
+            sixteen_bit and low and t.device.type == "cpu")):
+        kinds = "float32 and float64 tensors" + (", and bfloat16 and float16 ones on the CPU"
+                                                 if sixteen_bit else "")
+        raise TypeError(f"{what} has dtype {t.dtype} on {t.device}; fastopt updates {kinds}")
     if t.device.type == "cpu":
-        return t.numpy()
+        return numpy_of(t)
     if t.device.type == "cuda":
         import cupy
         return cupy.from_dlpack(t)        # the same device memory; DLPack orders the streams
         # (__cuda_array_interface__ would make cupy wait for torch's stream on the host)
     raise TypeError(f"{what} is on device {t.device}; fastopt updates CPU tensors (numpy, "
                     f"numba backends) and CUDA tensors (cupy backend)")
+
+
+def numpy_of(t: Any) -> np.ndarray:
+    """A CPU tensor's memory as a NumPy array (bfloat16: ml_dtypes', through its bits)."""
+    torch = sys.modules["torch"]
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def tensor_of(a: np.ndarray) -> Any:
+    """A NumPy array's memory as a CPU tensor (bfloat16 through its bits)."""
+    torch = sys.modules["torch"]
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 class HostBackend:
@@ -97,7 +119,7 @@ class HostBackend:
         """``x`` as a NumPy array this backend can update (a torch CPU tensor is viewed as
         one), or a TypeError naming ``what``."""
         if is_torch_tensor(x) and x.device.type == "cpu":
-            return torch_view(x, what)
+            return torch_view(x, what, sixteen_bit=True)
         if not isinstance(x, np.ndarray):
             where = " (a device array)" if is_device_array(x) else ""
             raise TypeError(f"{what} must be a numpy.ndarray for backend '{self.name}', got "

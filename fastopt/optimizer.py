@@ -34,10 +34,11 @@ LearningRate = Union[float, Schedule]
 Arrays = Union[Any, Sequence[Any]]
 
 
-def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBackend) -> list:
+def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBackend,
+                   sixteen_bit: bool = False) -> list:
     """``arrays`` as the backend's arrays, each one it can update in place (float32/float64,
-    C-contiguous, writeable) and no two sharing memory; a clear error naming the label
-    otherwise, before anything is allocated."""
+    or with ``sixteen_bit`` bfloat16/float16 too; C-contiguous, writeable) and no two sharing
+    memory; a clear error naming the label otherwise, before anything is allocated."""
     checked = []
     for p, label in zip(arrays, labels):
         what = f"{owner}: {label}"
@@ -45,9 +46,11 @@ def checked_arrays(owner: str, arrays: list, labels: list[str], backend: HostBac
             raise TypeError(f"{what} is a masked array, whose mask the kernels would ignore; "
                             "give its data (p.data) or a plain array")
         a = backend.check_array(p, what)
-        if a.dtype not in FLOAT_DTYPES and not is_16bit(a.dtype):
-            raise TypeError(f"{what} must have dtype float32, float64, bfloat16 (ml_dtypes) "
-                            f"or float16, got {a.dtype}")
+        if a.dtype not in FLOAT_DTYPES and not (sixteen_bit and is_16bit(a.dtype)):
+            raise TypeError(f"{what} must have dtype float32, float64"
+                            + (", bfloat16 (ml_dtypes) or float16" if sixteen_bit else
+                               " (16-bit params are for the rule optimizers)")
+                            + f", got {a.dtype}")
         if not a.flags.c_contiguous:
             raise ValueError(f"{what} must be C-contiguous (it is updated in place); "
                              f"got strides {a.strides} for shape {a.shape}")
@@ -270,7 +273,7 @@ class Optimizer:
         self._arrays: list = []
         self._steps = StepCount()
         labels = self._labels(form, [len(a) for a, _ in specs])
-        checked = checked_arrays(owner, arrays, labels, self._backend)
+        checked = checked_arrays(owner, arrays, labels, self._backend, sixteen_bit=True)
         _check_precision(owner, precision, checked)
         start = 0
         for j, (spec_arrays, overrides) in enumerate(specs):
@@ -443,7 +446,7 @@ class Optimizer:
                  for name, buffer in b.state.items()]
         checked = checked_arrays(type(self).__name__, self._arrays + [a for _, a in state] + given,
                                  known + [label for label, _ in state] + labels,
-                                 self._backend)[len(self._arrays) + len(state):]
+                                 self._backend, sixteen_bit=True)[len(self._arrays) + len(state):]
         self._add_group(owner, checked, given, overrides)
         self._single = False
         self._rebuild_resolver()

@@ -19,6 +19,7 @@ layout. A param whose grad is None is skipped and its state not advanced, as in 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -35,15 +36,18 @@ from torch.autograd.graph import increment_version
 
 from . import _checks
 from ._atomic import hold_signals, release_signals
-from .backends import torch_view
+from .backends import numpy_of, tensor_of, torch_view
 from .kernels import REGISTRY, Rule
-from .optimizer import Optimizer
+from .optimizer import Optimizer, Precision
 from .optimizers import CLASSES, bound_arguments
 from .solvers.linesearch import lswolfe
 from .solvers.problem import checked_loss
 
 # torch keywords that only pick torch's code path: the result is the same without them
 PATH_ONLY = ("foreach", "fused")
+_FLOATS = ("bfloat16", "float16", "float32", "float64")    # state a load casts between
+# fastopt's keywords for 16-bit params and state (keyword-only, after backend)
+PRECISION = tuple(f.name for f in dataclasses.fields(Precision))
 
 
 @dataclass
@@ -174,9 +178,10 @@ class TorchOptimizer(torch.optim.Optimizer):
     rule: Rule
     fixed: dict[str, Any] = {}      # group keys torch's class sets and no keyword changes
 
-    def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto") -> None:
+    def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto",
+                 precision: Precision = Precision()) -> None:
         defaults = {**defaults, **self.fixed}
-        self._backend_name = backend
+        self._backend_name, self._precision = backend, precision
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
         self._scalars: list = []        # (0-d tensor in opt.state, the value it was given)
@@ -196,7 +201,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         """torch's (defaults, state, param_groups) plus the backend: copies and pickles
         rebuild the kernels from them."""
         return {**super().__getstate__(), "state": _plain_state(self.state),
-                "_backend_name": self._backend_name}
+                "_backend_name": self._backend_name, "_precision": self._precision}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_backend_name" not in state:      # from load_state_dict: _after_load rebuilds
@@ -205,6 +210,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         loaded = state.pop("state", {})
         super().__setstate__(state)
         self.__dict__.pop("state", None)
+        self.__dict__.setdefault("_precision", Precision())   # (pickled before it existed)
         self._version, self._state_cache, self._scalars = 0, (-1, None), []
         self._lane = None
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
@@ -221,7 +227,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                                  " fastopt updates params that cover their memory densely, in "
                                  "any order (C order, channels_last, transposed)")
         views = [torch_view(_memory_order(_local(group["params"][i])),
-                            f"{type(self).__name__}: {_label(j, i)}") for i in members]
+                            f"{type(self).__name__}: {_label(j, i)}", sixteen_bit=True)
+                 for i in members]
         devices = {str(p.device) for p in group["params"]}
         if len(devices) > 1:
             raise ValueError(f"{type(self).__name__}: param_groups[{j}] holds params on "
@@ -250,7 +257,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                               {k: group.get(k) for k in ("differentiable", "capturable")})
         with self._named(j):                    # named as the torch user sees the group
             core = core_class([{"params": self._views(j, members), **self._core_values(j)}],
-                              backend=self._backend_name)
+                              backend=self._backend_name,
+                              **dataclasses.asdict(self._precision))
         params = [group["params"][i] for i in members]
         self._version += 1
         sharded = any(map(_is_dtensor, params))
@@ -554,7 +562,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             for p, arrays in zip(cohort.params, cohort.core.state):
                 st = {key: torch.tensor(v) for key, v in scalars.items()}
                 self._scalars += [(t, scalars[key]) for key, t in st.items()]
-                st.update({self.rule.torch_state[k]: _state_tensor(_as_tensor(a), p)
+                st.update({self.rule.torch_state.get(k, k): _state_tensor(_as_tensor(a), p)
                            for k, a in arrays.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
@@ -645,11 +653,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         the user's post hooks run. Nothing changes when it fails."""
         self._check_loaded_groups(state_dict)
         self._groups_before_load = [dict(g) for g in self.param_groups]
+        self._loading = state_dict
         held = hold_signals()       # the groups and the cohorts change together
         try:
             super().load_state_dict(state_dict)
         finally:
-            del self._groups_before_load
+            del self._groups_before_load, self._loading
             release_signals(held)
 
     def _check_loaded_groups(self, state_dict: Any) -> None:
@@ -673,7 +682,7 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _after_load(self: TorchOptimizer) -> None:
-        loaded = self.__dict__.pop("state", {})
+        loaded = self._as_saved(self.__dict__.pop("state", {}))
         for group in self.param_groups:         # flags torch added later: their defaults
             for name in [h.name for h in self.rule.hyperparams] + list(self.fixed):
                 group.setdefault(name, self.defaults[name])
@@ -682,6 +691,21 @@ class TorchOptimizer(torch.optim.Optimizer):
         except BaseException:
             self.param_groups[:] = self._groups_before_load
             raise
+
+    def _as_saved(self, loaded: dict) -> dict:
+        """The state torch loaded with each tensor as the state_dict held it: torch casts
+        a 16-bit param's state to the param's dtype, which would round fastopt's float32
+        state (the params matched to the dict's indices as torch matches them)."""
+        given = getattr(self, "_loading", None)
+        if not isinstance(given, Mapping) or not isinstance(given.get("state"), Mapping):
+            return loaded
+        saved = [i for g in given.get("param_groups", []) for i in g.get("params", [])]
+        params = [p for g in self.param_groups for p in g["params"]]
+        raw = dict(zip(params, (given["state"].get(i) for i in saved)))
+        return {p: {k: raw[p][k] if isinstance(raw.get(p), Mapping) and isinstance(
+                    raw[p].get(k), torch.Tensor) and raw[p][k].dtype != v.dtype
+                    and k != "step" else v for k, v in st.items()}
+                if isinstance(st, Mapping) else st for p, st in loaded.items()}
 
     def _cohorts_of(self, loaded: Any) -> list[Cohort]:
         """Every group's cohorts from a loaded per-param state."""
@@ -760,14 +784,18 @@ class TorchOptimizer(torch.optim.Optimizer):
                 sd[f"groups.0.{names[key]}"] = _number(value)
         for k, i in enumerate(cohort.members):
             st = loaded.get(params[i], {})
-            for name in (*core.rule.state_used(core._groups[0].hp), *self.rule.extra):
-                key = self.rule.torch_state[name]
+            masters = ("master",) if "master" in st and core._master_of(k) else ()
+            for name in (*core.rule.state_used(core._groups[0].hp), *self.rule.extra, *masters):
+                key = self.rule.torch_state.get(name, name)
                 if name in self.rule.extra and key in st:
                     continue                     # the cohort's, from its first member
                 if key not in st:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: the state of "
                                      f"{_label(cohort.group, i)} lacks {key!r}")
-                sd[f"{k}.{name}"] = _to_numpy(_loaded_like(_local(st[key]), _local(params[i])))
+                value = _to_numpy(_loaded_like(_local(st[key]), _local(params[i])))
+                kept = sd.get(f"{k}.{name}")      # (torch keeps a bfloat16 param's state
+                sd[f"{k}.{name}"] = value.astype(kept.dtype) if kept is not None and \
+                    value.dtype != kept.dtype and value.dtype.name in _FLOATS else value
         return sd
 
 
@@ -921,12 +949,11 @@ def _loaded_like(value: Any, p: torch.Tensor) -> Any:
 
 def _as_tensor(a: Any) -> torch.Tensor:
     """A tensor sharing the memory of a NumPy or CuPy array."""
-    return torch.from_numpy(a) if isinstance(a, np.ndarray) else torch.as_tensor(a,
-                                                                                device="cuda")
+    return tensor_of(a) if isinstance(a, np.ndarray) else torch.as_tensor(a, device="cuda")
 
 
 def _to_numpy(t: Any) -> np.ndarray:
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    return numpy_of(t.detach().cpu()) if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 def _torch_stream(device: torch.device) -> Any:
@@ -948,7 +975,7 @@ def _addresses(grads: list) -> np.ndarray:
 def _view(g: torch.Tensor) -> Any:
     """A NumPy (CPU) or CuPy (CUDA) array over a grad's memory."""
     if g.device.type == "cpu":
-        return g.numpy()
+        return numpy_of(g)
     import cupy
     return cupy.from_dlpack(g)
 
@@ -983,9 +1010,11 @@ def _torch_signature(rule: Rule) -> inspect.Signature:
         params = [p for name, p in sig.parameters.items() if name != "self"]
     else:
         params = [p for name, p in inspect.signature(CLASSES[rule.class_name]).parameters
-                  .items() if name != "backend"]
+                  .items() if name not in ("backend", *PRECISION)]
     backend = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="auto")
-    return inspect.Signature(params + [backend])
+    precision = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+                 for name, default in dataclasses.asdict(Precision()).items()]
+    return inspect.Signature(params + [backend] + precision)
 
 
 def _refuse_torch_options(name: str, options: dict[str, Any]) -> None:
@@ -1005,8 +1034,9 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         values = bound_arguments(name, sig, args, kwargs)
         params, backend = values.pop("params"), values.pop("backend")
+        precision = Precision(**{k: values.pop(k) for k in PRECISION})
         _refuse_torch_options(name, {k: v for k, v in values.items() if k not in hyper})
-        TorchOptimizer.__init__(self, params, values, backend)
+        TorchOptimizer.__init__(self, params, values, backend, precision)
 
     __init__.__signature__ = sig.replace(parameters=[
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])
