@@ -1,7 +1,8 @@
-"""16-bit params: how a step reads them into float32 and writes them back.
+"""Params and state stored narrower than float32: how a step widens them and writes back.
 
-A param (and its grad) stored in bfloat16 (``ml_dtypes.bfloat16``) or float16 is widened to
-float32, the rule runs in float32 on float32 state, and the result is written back:
+A param (and its grad) stored in bfloat16 (``ml_dtypes.bfloat16``) or float16, and state
+kept in bfloat16 (``state_dtype="bfloat16"``), are widened to float32, the rule runs in
+float32, and the results are written back (the state always to nearest):
 
 * rounded to nearest, ties to even: what ``x.astype(bfloat16)`` (ml_dtypes: a NaN becomes
   the quiet NaN of its sign) and ``x.astype(float16)`` (NumPy: a NaN keeps its top payload
@@ -37,7 +38,7 @@ try:
 except Exception:  # the numba backend is optional (or broken)
     pass
 
-BFLOAT16, FLOAT16 = 1, 2        # the storage kinds a 16-bit bucket loop is compiled for
+BFLOAT16, FLOAT16 = 1, 2        # the storage kinds the tiled loop is compiled for
 GOLDEN, GOLDEN32 = 0x9E3779B97F4A7C15, 0x9E3779B9
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _H1, _H2 = 0x7FEB352D, 0x846CA68B          # lowbias32's multipliers
