@@ -226,3 +226,21 @@ def test_a_grad_of_another_dtype_than_its_16bit_param_is_named():
     opt = fastopt.Adam([np.zeros(3, BF16)], backend="numpy")
     with pytest.raises(TypeError, match=r"grads\[0\] has dtype float32, its param has bfloat16"):
         opt.step([np.zeros(3, np.float32)])
+
+
+def test_stochastic_rounding_keeps_updates_smaller_than_half_a_bfloat16_step():
+    """SGD adds -lr*g = 2**-12 a step to params at 1.0, where a bfloat16 step is 2**-7:
+    rounded to nearest the params never move; rounded stochastically they drift by the
+    sum of the updates on average (within 5 sigma, over 4096 params and 64 steps)."""
+    n, steps = 4096, 64
+    nearest, stochastic = np.ones(n, BF16), np.ones(n, BF16)
+    grad = np.full(n, -2.0 ** -12, BF16)
+    for params, options in ((nearest, {}), (stochastic, dict(stochastic_rounding=True))):
+        opt = fastopt.SGD(params, lr=1.0, backend="numpy", **options)
+        for _ in range(steps):
+            opt.step(grad)
+    assert np.all(nearest.astype(np.float32) == 1.0)
+    moved = stochastic.astype(np.float64) - 1.0
+    expected = steps * 2.0 ** -12                     # 2**-6: two bfloat16 steps at 1.0
+    spread = 2.0 ** -7 * np.sqrt(steps) / np.sqrt(n)  # a bound on the mean's deviation
+    assert abs(moved.mean() - expected) < 5 * spread
