@@ -21,6 +21,7 @@ import numpy as np
 from . import optimizers
 from .backends import available_backends
 from .kernels._cpu import PARALLEL_THRESHOLD_BYTES, prange, serial_and_parallel
+from .kernels._precision import compute_dtype
 
 
 def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, repeat: int = 5,
@@ -113,6 +114,7 @@ def copy_bandwidth(backend: str, n: int, dtype: Any = np.float32, min_time: floa
                    repeat: int = 5) -> float:
     """The roofline of ``backend``'s device for n elements of ``dtype`` (``repeat=1``: the
     mean of one batch rather than the best of several)."""
+    dtype = compute_dtype(_dtype(dtype))       # (16-bit params: a float32 copy's figure)
     if backend == "cupy":
         return device_copy_bandwidth(n, dtype, min_time, repeat)
     return host_copy_bandwidth(n, dtype, min_time, repeat)
@@ -138,12 +140,22 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
         raise NotImplementedError(f"backend {backend!r} is not available here")
     xp, sync = array_module(backend)
     rng = np.random.default_rng(0)
+    dtype = _dtype(dtype)
     p = xp.asarray(rng.standard_normal(n).astype(dtype))
     g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
     opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}))
-    bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, np.dtype(dtype).itemsize) * n
-    return StepCase(rule, backend, n, np.dtype(dtype).name, lambda: opt.step(g), sync,
-                    bytes_per_step)
+    state_itemsize = compute_dtype(dtype).itemsize       # (16-bit params: float32 state)
+    bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, dtype.itemsize,
+                                                state_itemsize) * n
+    return StepCase(rule, backend, n, dtype.name, lambda: opt.step(g), sync, bytes_per_step)
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    """A NumPy dtype, "bfloat16" (ml_dtypes') included."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(dtype)
 
 
 def memory_needed(rule: str, backend: str, n: int, dtype: Any = np.float32) -> int:
@@ -151,8 +163,10 @@ def memory_needed(rule: str, backend: str, n: int, dtype: Any = np.float32) -> i
     (the bytes a step moves bound them) and the float64 draw they start from, plus, for
     the NumPy reference, its temporaries (four arrays)."""
     rule_ = getattr(optimizers, rule).rule
-    itemsize = np.dtype(dtype).itemsize
-    per_element = rule_.bytes_per_element(rule_.checked(rule, rule_.defaults), itemsize) + 8
+    dtype = _dtype(dtype)
+    itemsize = dtype.itemsize
+    per_element = rule_.bytes_per_element(rule_.checked(rule, rule_.defaults), itemsize,
+                                          compute_dtype(dtype).itemsize) + 8
     return n * (per_element + (4 * itemsize if backend == "numpy" else 0))
 
 

@@ -493,7 +493,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="default: every available backend")
     b.add_argument("--sizes", nargs="+", type=_parse_size, default=None,
                    help="elements per param (default: 1e3 1e5 1e7, and 1e8 with cupy)")
-    b.add_argument("--dtypes", nargs="+", choices=["float32", "float64"], default=["float32"])
+    b.add_argument("--dtypes", nargs="+", choices=["float32", "float64", "bfloat16", "float16"],
+                   default=["float32"], help="params' and grads' dtypes (16-bit ones keep "
+                   "float32 state; bfloat16 needs ml_dtypes)")
     b.add_argument("--min-time", type=_duration, default=0.2, help="seconds per measurement")
     b.add_argument("--plot", metavar="FILE.png", help="draw GB/s against size (matplotlib)")
     given = sys.argv[1:] if argv is None else list(argv)

@@ -234,6 +234,9 @@ class Rule:
                 out[name] = _checks.finite(owner, name, value)
         return out
 
-    def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int) -> int:
-        """Bytes a step must move per element: read p, g, each used state; write p, each state."""
-        return itemsize * (3 + 2 * len(self.state_used(hp)))
+    def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int,
+                          state_itemsize: int | None = None) -> int:
+        """Bytes a step must move per element: read p, g, each used state; write p, each
+        state (the state's items ``state_itemsize`` bytes, if not the params')."""
+        state = itemsize if state_itemsize is None else state_itemsize
+        return 3 * itemsize + 2 * state * len(self.state_used(hp))

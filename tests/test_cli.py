@@ -103,3 +103,14 @@ def test_bench_out_of_memory_all_the_same_is_a_usage_error(capsys, monkeypatch):
     assert exc.value.code == 2
     assert "ran out of memory (Unable to allocate 37.3 GiB); give smaller" in \
         capsys.readouterr().err
+
+
+def test_bench_measures_16bit_params_with_their_bytes(capsys):
+    """--dtypes bfloat16 float16: rows for 16-bit params, their bytes a step counted with
+    float32 state (AdamW: 3 * 2 + 2 * 2 * 4 = 22 bytes an element)."""
+    pytest.importorskip("ml_dtypes")
+    from fastopt._bench import step_case
+    rows = cli.bench(["AdamW"], ["numpy"], [1000], ["bfloat16", "float16"], 0.01, None)
+    assert [r["dtype"] for r in rows] == ["bfloat16", "float16"]
+    assert step_case("AdamW", "numpy", 1000, "bfloat16").bytes_per_step == 22 * 1000
+    assert "bfloat16" in capsys.readouterr().out
