@@ -116,44 +116,61 @@ def narrow_stochastic(x32: np.ndarray, seed: int, t: int, param: int) -> np.ndar
 
 
 # -- the numba loops' helpers: float32 tiles through their uint32 view ----------------------
+if numba is not None:
+    from llvmlite import ir
+    from numba.core import types as nbtypes
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _bits(typingctx, x):
+        """A float32's bits as a uint32 (a bit cast: no conversion)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.IntType(32))
+        return nbtypes.uint32(nbtypes.float32), codegen
+
+    @intrinsic
+    def _float(typingctx, x):
+        """The float32 whose bits a uint32 holds."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+        return nbtypes.float32(nbtypes.uint32), codegen
+
+
 @scalar_helper
-def widen_tile(src, u, f, kind):
-    """f[:n] = float32 values of the 16-bit bits ``src`` (n = src.size); ``u`` is f's
-    uint32 view."""
+def widen_f16(src, u):
+    """u[:n] = the float32 bits of the float16 bits ``src`` (n = src.size), exactly as
+    NumPy widens them (a NaN keeps its payload). Branch-free: a subnormal is renormalised
+    by a float32 subtraction, so the loop vectorises."""
     for i in range(src.size):
         h = np.uint32(src[i])
-        if kind == BFLOAT16:
-            u[i] = h << np.uint32(16)
-            continue
-        sign = (h & np.uint32(0x8000)) << np.uint32(16)
-        e = (h >> np.uint32(10)) & np.uint32(0x1F)
-        m = h & np.uint32(0x3FF)
-        if e == 0x1F:                                   # inf, NaN (its payload kept)
-            u[i] = sign | np.uint32(0x7F800000) | (m << np.uint32(13))
-        elif e != 0:                                    # normal: the exponent rebiased
-            u[i] = sign | ((e + np.uint32(112)) << np.uint32(23)) | (m << np.uint32(13))
-        else:                                           # zero, subnormal: m * 2^-24
-            f[i] = np.float32(m) * np.float32(2.0 ** -24)
-            u[i] |= sign
+        o = np.uint32((h & np.uint32(0x7FFF)) << np.uint32(13))   # exponent and fraction
+        e = o & np.uint32(0x0F800000)
+        o = np.uint32(o + np.uint32(112 << 23))                     # rebiased: 15 -> 127
+        big = np.uint32(o + np.uint32(112 << 23))                   # inf, NaN: all ones
+        small = _bits(_float(np.uint32(o + np.uint32(1 << 23))) - np.float32(2.0 ** -14))
+        o = big if e == 0x0F800000 else (small if e == 0 else o)
+        u[i] = o | ((h & np.uint32(0x8000)) << np.uint32(16))
 
 
 @scalar_helper
-def _to_float16(a):
-    """The float16 bits of a float32's magnitude bits ``a`` (sign cleared), to nearest."""
-    if a > 0x7F800000:                                  # NaN: its top payload, never 0
-        m = (a >> np.uint32(13)) & np.uint32(0x3FF)
-        return np.uint32(0x7C00) | (m if m != 0 else np.uint32(1))
-    if a >= 0x47800000:                                 # beyond float16: inf
-        return np.uint32(0x7C00)
-    if a >= 0x38800000:                                 # normal: rebias, round at bit 13
-        r = a - np.uint32(0x38000000)
-        return (r + np.uint32(0xFFF) + ((r >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
-    if a < 0x33000000:                                  # below half the least subnormal
-        return np.uint32(0)
-    shift = np.uint32(126) - (a >> np.uint32(23))       # subnormal: m * 2^(e-150) / 2^-24
-    m = (a & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
-    half = np.uint32(1) << (shift - np.uint32(1))
-    return (m + half - np.uint32(1) + ((m >> shift) & np.uint32(1))) >> shift
+def narrow_f16(u, dst):
+    """dst[:n] = the float16 bits of the float32 bits ``u`` (n = dst.size), to nearest,
+    ties to even, as NumPy rounds them (a NaN keeps its top payload, never becoming an
+    inf). Branch-free: subnormals are rounded by a float32 addition, so it vectorises."""
+    for i in range(dst.size):
+        x = np.uint32(u[i])
+        a = x & np.uint32(0x7FFFFFFF)
+        payload = (a >> np.uint32(13)) & np.uint32(0x3FF)
+        nan = np.uint32(0x7C00) | (payload if payload != 0 else np.uint32(1))
+        # normal: rebias 127 -> 15 and round at bit 13 (a carry may make it inf: right)
+        r = np.uint32(a - np.uint32(0x38000000))
+        normal = np.uint32(np.uint32(r + np.uint32(0xFFF) + ((r >> np.uint32(13))
+                                                              & np.uint32(1))) >> np.uint32(13))
+        # subnormal: adding 0.5 leaves the float16 fraction, rounded, in the low bits
+        tiny = np.uint32(_bits(_float(a) + np.float32(0.5)) - np.uint32(126 << 23))
+        h = nan if a > 0x7F800000 else (np.uint32(0x7C00) if a >= 0x47800000 else (
+            normal if a >= 0x38800000 else tiny))
+        dst[i] = np.uint16(h | ((x >> np.uint32(16)) & np.uint32(0x8000)))
 
 
 @scalar_helper
@@ -199,21 +216,12 @@ def narrow_bf16(u, dst, stochastic, base, first):
 
 
 @scalar_helper
-def narrow_f16(u, dst):
-    """dst[:n] = the float16 bits of the float32 bits ``u`` (n = dst.size), to nearest."""
-    for i in range(dst.size):
-        x = np.uint32(u[i])
-        sign = (x >> np.uint32(16)) & np.uint32(0x8000)
-        dst[i] = np.uint16(sign | _to_float16(x & np.uint32(0x7FFFFFFF)))
-
-
-@scalar_helper
 def widen_any(src, u, f, kind):
-    """``widen_bf16`` or ``widen_tile`` by ``kind``."""
+    """``widen_bf16`` or ``widen_f16`` by ``kind`` (``f``: u's float32 view, unused)."""
     if kind == BFLOAT16:
         widen_bf16(src, u)
     else:
-        widen_tile(src, u, f, kind)
+        widen_f16(src, u)
 
 
 @scalar_helper
