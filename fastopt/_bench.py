@@ -21,7 +21,7 @@ import numpy as np
 from . import optimizers
 from .backends import available_backends
 from .kernels._cpu import PARALLEL_THRESHOLD_BYTES, prange, serial_and_parallel
-from .kernels._precision import compute_dtype
+from .kernels._precision import bfloat16, compute_dtype
 
 
 def seconds_per_call(fn: Callable[[], Any], min_time: float = 0.2, repeat: int = 5,
@@ -152,10 +152,7 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
 
 def _dtype(dtype: Any) -> np.dtype:
     """A NumPy dtype, "bfloat16" (ml_dtypes') included."""
-    if isinstance(dtype, str) and dtype == "bfloat16":
-        import ml_dtypes
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(dtype)
+    return bfloat16() if isinstance(dtype, str) and dtype == "bfloat16" else np.dtype(dtype)
 
 
 def memory_needed(rule: str, backend: str, n: int, dtype: Any = np.float32) -> int:

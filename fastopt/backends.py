@@ -94,8 +94,8 @@ def numpy_of(t: Any) -> np.ndarray:
     """A CPU tensor's memory as a NumPy array (bfloat16: ml_dtypes', through its bits)."""
     torch = sys.modules["torch"]
     if t.dtype == torch.bfloat16:
-        import ml_dtypes
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        from .kernels._precision import bfloat16
+        return t.view(torch.int16).numpy().view(bfloat16())
     return t.numpy()
 
 
@@ -132,8 +132,8 @@ class HostBackend:
 
     def widened(self, flat: list) -> np.ndarray:
         """The 16-bit arrays ``flat`` as one float32 buffer (a master copy)."""
-        return np.concatenate([a.astype(np.float32) for a in flat]) if flat else \
-            np.zeros(0, np.float32)
+        from .kernels._precision import widen
+        return np.concatenate([widen(a) for a in flat]) if flat else np.zeros(0, np.float32)
 
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return np.array(x, copy=True)

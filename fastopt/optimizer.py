@@ -27,7 +27,7 @@ from ._state_dict import encode, load, lr_entries
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from . import _checks
 from .kernels._ndarray import spans_of
-from .kernels._precision import BFLOAT16, compute_dtype, is_16bit, storage_kind
+from .kernels._precision import BFLOAT16, bfloat16, compute_dtype, is_16bit, storage_kind
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -136,15 +136,6 @@ def _casts(scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
     return out
 
 
-def _bfloat16_for(owner: str, what: str) -> Any:
-    try:
-        import ml_dtypes
-    except ImportError:
-        raise ImportError(f"{owner}: {what} needs ml_dtypes (NumPy's bfloat16): pip install "
-                          "'fastopt[bf16]'") from None
-    return ml_dtypes.bfloat16
-
-
 def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
     """master_weights and stochastic_rounding where they apply: 16-bit params."""
     kinds = {storage_kind(a.dtype) for a in arrays}
@@ -161,7 +152,7 @@ def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
         raise ValueError(f"{owner}: state_dtype={precision.state_dtype!r} keeps the state of "
                          "float32 or 16-bit params; these include float64 ones")
     if precision.state_dtype == "bfloat16":
-        _bfloat16_for(owner, "state_dtype='bfloat16'")
+        bfloat16(f"{owner}: state_dtype='bfloat16'")
     if precision.master_weights and kinds <= {0}:
         raise ValueError(f"{owner}: master_weights=True keeps float32 copies of bfloat16 or "
                          "float16 params; these params are float32/float64")
@@ -399,8 +390,7 @@ class Optimizer:
     def _state_dtype(self, dtype: np.dtype) -> np.dtype:
         """The dtype the state of ``dtype`` params is kept in."""
         if self._precision.state_dtype == "bfloat16":
-            import ml_dtypes
-            return np.dtype(ml_dtypes.bfloat16)
+            return bfloat16()
         return compute_dtype(dtype)
 
     def _state_dtype_of(self, i: int, name: str) -> np.dtype:
@@ -644,13 +634,9 @@ class Optimizer:
 
     def _param_label(self, i: int) -> str:
         """Param i (in group order) as errors name it."""
-        if len(self.param_groups) == 1:
-            return "params" if self._single else f"params[{i}]"
-        for j, group in enumerate(self.param_groups):
-            if i < len(group["params"]):
-                return f"param_groups[{j}]['params'][{i}]"
-            i -= len(group["params"])
-        raise IndexError(i)  # pragma: no cover
+        groups = self.param_groups
+        form = "array" if self._single else "arrays" if len(groups) == 1 else "groups"
+        return self._labels(form, [len(g["params"]) for g in groups])[i]
 
     def _order_note(self) -> str:
         """How grads are matched to params, for errors where they may be out of order."""

@@ -53,6 +53,16 @@ def storage_kind(dtype: Any) -> int:
     return BFLOAT16 if dtype.name == "bfloat16" else 0
 
 
+def bfloat16(what: str = "bfloat16") -> np.dtype:
+    """ml_dtypes' bfloat16 as a NumPy dtype, or an ImportError saying what needs it."""
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise ImportError(f"{what} needs ml_dtypes (NumPy's bfloat16): pip install "
+                          "'fastopt[bf16]'") from None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def is_16bit(dtype: Any) -> bool:
     return storage_kind(dtype) != 0
 
@@ -105,14 +115,12 @@ def narrow_stochastic(x32: np.ndarray, seed: int, t: int, param: int) -> np.ndar
     """float32 values (C order: element e is x32.ravel()[e]) as bfloat16, stochastically
     rounded (see above); a NaN becomes the quiet NaN of its sign, as rounding to nearest
     gives it."""
-    import ml_dtypes
-
     u = np.ascontiguousarray(x32, np.float32).reshape(-1).view(np.uint32)
     bits = ((u + random_bits(seed, t, param, u.size)) >> np.uint32(16)).astype(np.uint16)
     nan = (u & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
     bits[nan] = ((u[nan] >> np.uint32(16)) & np.uint32(0x8000) | np.uint32(0x7FC0)).astype(
         np.uint16)
-    return bits.view(ml_dtypes.bfloat16).reshape(np.shape(x32))
+    return bits.view(bfloat16()).reshape(np.shape(x32))
 
 
 # -- the numba loops' helpers: float32 tiles through their uint32 view ----------------------
@@ -216,8 +224,8 @@ def narrow_bf16(u, dst, stochastic, base, first):
 
 
 @scalar_helper
-def widen_any(src, u, f, kind):
-    """``widen_bf16`` or ``widen_f16`` by ``kind`` (``f``: u's float32 view, unused)."""
+def widen_any(src, u, kind):
+    """``widen_bf16`` or ``widen_f16`` by ``kind``."""
     if kind == BFLOAT16:
         widen_bf16(src, u)
     else:
@@ -285,7 +293,8 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
             p16 = numba.carray(void_pointer(table[k, PARAM]), size, np.uint16)[a:a + m]
             g16 = numba.carray(void_pointer(grads[k]), size, np.uint16)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
-            base = stream_start(rng[0], rng[1], np.uint64(table[k, INDEX]))
+            base = stream_start(rng[0], rng[1], np.uint64(table[k, INDEX])) \
+                if STOCHASTIC else np.uint32(0)  # noqa: F821
             for t0 in range(0, m, TILE):
                 c = min(TILE, m - t0)
                 if MASTER:  # noqa: F821
@@ -294,18 +303,17 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
                     pt = p32[t0:t0 + c]
                 else:
                     pt = pf[:c]
-                    widen_any(p16[t0:t0 + c], pf.view(np.uint32), pf, KIND)  # noqa: F821
+                    widen_any(p16[t0:t0 + c], pf.view(np.uint32), KIND)  # noqa: F821
                 if KIND == 0:  # noqa: F821
                     gt = g32[t0:t0 + c]
                 else:
                     gt = gf[:c]
-                    widen_any(g16[t0:t0 + c], gf.view(np.uint32), gf, KIND)  # noqa: F821
+                    widen_any(g16[t0:t0 + c], gf.view(np.uint32), KIND)  # noqa: F821
                 if STATE_KIND == 0:  # noqa: F821
                     stt = state_views(st, t0, t0 + c)
                 else:
                     for j in range(len(sf)):
-                        tile = sf[j]
-                        widen_any(st[j][t0:t0 + c], tile.view(np.uint32), tile,
+                        widen_any(st[j][t0:t0 + c], sf[j].view(np.uint32),
                                   STATE_KIND)  # noqa: F821
                     stt = state_views(sf, 0, c)
                 for i in range(c):

@@ -31,7 +31,7 @@ def test_widening_every_16bit_pattern_gives_numpys_float32(name):
     kind, dtype = KINDS[name]
     h = np.arange(2 ** 16, dtype=np.uint32).astype(np.uint16)
     f = np.zeros(h.size, np.float32)
-    P.widen_any(h, f.view(np.uint32), f, kind)
+    P.widen_any(h, f.view(np.uint32), kind)
     np.testing.assert_array_equal(f.view(np.uint32), h.view(dtype).astype(np.float32)
                                   .view(np.uint32))
 
