@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ._checks import is_live
+from .kernels._blockwise import ABSMAX, blocks
 from .kernels._precision import widen
 from .schedules import Schedule, from_state, to_state
 
@@ -150,8 +151,10 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
                                        {k: plain(v) for k, v in given["extra"].items()})
         opt.rule.check_loaded_extra(f"{owner}: param_groups[{j}]", hp, given["step"], extra)
         for i in group.positions:
-            for s in (*opt.rule.state_used(hp), *opt._master_of(i)):
-                expected[f"{i}.{s}"] = opt._arrays[i]
+            for s in opt._state_names(hp, i):
+                size = opt._arrays[i].size
+                expected[f"{i}.{s}"] = (blocks(size),) if s.endswith(ABSMAX) else \
+                    opt._arrays[i].shape
         plans.append((group, given, lr, hp, extra))
     group_keys = {f"groups.{j}.{k}" for j in range(len(plans))
                   for k in ("params", "step", *opt._keys(), *opt.rule.extra)}
@@ -168,7 +171,7 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
         missing, unexpected = sorted(set(expected) - given_keys), sorted(given_keys - set(expected))
         raise ValueError(f"{owner}: state arrays do not match this optimizer "
                          f"(missing {missing}, unexpected {unexpected})")
-    for key, a in expected.items():
+    for key, shape in expected.items():
         v = sd[key]
         if isinstance(v, np.ndarray):
             sd[key] = v = v.copy()      # as if read before writing (it may view our state)
@@ -177,10 +180,13 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
         kept = opt._state_dtype_of(int(key.split(".")[0]), key.split(".", 1)[1])
         if v.dtype != kept and v.dtype.itemsize == kept.itemsize and v.dtype.kind in "uV":
             sd[key] = v = v.view(kept)    # bfloat16 bits, as np.load gives them back (|V2)
-        if v.shape != a.shape or v.dtype != kept:
+        if v.shape != shape or v.dtype != kept:
+            param = opt._arrays[int(key.split(".")[0])]
+            why = f"its param: {param.dtype}, state_dtype={opt._precision.state_dtype!r}"
             raise ValueError(f"{owner}: {key} has shape {v.shape} and dtype {v.dtype}; this "
-                             f"optimizer keeps it as {a.shape} {kept} (its param: {a.dtype})")
-        if key.split(".", 1)[1] in opt.rule.nonnegative_state and (v < 0).any():
+                             f"optimizer keeps it as {shape} {kept} ({why})")
+        name = key.split(".", 1)[1]
+        if (name in opt.rule.nonnegative_state or name.endswith(ABSMAX)) and (v < 0).any():
             raise ValueError(f"{owner}: {key} has negative entries (smallest {float(v.min())!r}); "
                              "this state is a sum of squares or a norm, never negative")
     if apply:

@@ -40,7 +40,9 @@ class Storage:
     positions: list[int]        # the params' indices in the optimizer (their random streams)
     master: Any = None          # the float32 master copy, flat and laid out as the state,
     #                             or an empty array
-    state_kind: int = 0         # the state's: 0 (float32) or BFLOAT16
+    state_kind: int = 0         # the state's: 0 (float32), BFLOAT16 or INT8
+    scales: tuple = ()          # INT8: per state array of the rule, its absmaxes (flat, one
+    #                             per block of each param) or an empty array
 
 
 class BackendUnavailableError(RuntimeError):
@@ -199,8 +201,14 @@ class HostBackend:
         if storage is not None:
             masters = [storage.master[a:b] if storage.master.size else None
                        for a, b in zip(offsets, offsets[1:])]
+            from .kernels._cpu import block_offsets
+
+            blocks = block_offsets([p.size for p in params])
+            scales = [tuple(x[a:b] for x in storage.scales) for a, b in zip(blocks, blocks[1:])]
+            signed = tuple(s not in rule.nonnegative_state for s in rule.state)
             return functools.partial(_reference_bucket_16, rule.reference_update,
-                                     rule.variant(hp), per_param, storage, masters)
+                                     rule.variant(hp), per_param, storage, masters,
+                                     scales, signed)
         return functools.partial(_reference_bucket, rule.reference_update, rule.variant(hp),
                                  per_param)
 
@@ -337,21 +345,31 @@ def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
 
 
 def _reference_bucket_16(reference: Callable[..., None], flags: Mapping[str, bool],
-                         per_param: list, storage: Storage, masters: list, grads: list,
-                         scalars: Any) -> None:
+                         per_param: list, storage: Storage, masters: list, scales: list,
+                         signed: tuple, grads: list, scalars: Any) -> None:
     """The reference for a storage (kernels/_precision.py): each 16-bit param and its
-    16-bit state widened to float32 (or its master copy), the rule in float32, and each
-    written back rounded."""
-    from .kernels._precision import narrow, narrow_stochastic, widen
+    16-bit or 8-bit state widened to float32 (or its master copy), the rule in float32,
+    and each written back: 16-bit values rounded, 8-bit state requantized
+    (kernels/_blockwise.py)."""
+    from .kernels._blockwise import dequantize, quantize
+    from .kernels._precision import INT8, narrow, narrow_stochastic, widen
 
     seed, t = (int(v) for v in storage.rng)
+    eight = storage.state_kind == INT8
     with np.errstate(all="ignore"):
-        for (p, state), g, master, i in zip(per_param, grads, masters, storage.positions):
+        for (p, state), g, master, i, absmax in zip(per_param, grads, masters,
+                                                    storage.positions, scales):
             x = master if master is not None else widen(p) if storage.kind else p
-            wide = tuple(widen(s) if storage.state_kind and s is not p else s for s in state)
+            wide = tuple(s if not storage.state_kind or s is p else
+                         dequantize(s, a, sg) if eight else widen(s)
+                         for s, a, sg in zip(state, absmax, signed))
             reference(x, widen(g) if storage.kind else g, *wide, scalars=scalars, **flags)
-            for s, w in zip(state, wide):
-                if w is not s:
+            for s, w, a, sg in zip(state, wide, absmax, signed):
+                if w is s:
+                    continue
+                if eight:
+                    s[...], a[...] = quantize(w, sg)
+                else:
                     s[...] = narrow(w, s.dtype)
             if storage.kind:
                 p[...] = narrow_stochastic(x, seed, t, i) if storage.stochastic else \
@@ -385,6 +403,7 @@ class NumbaBackend(HostBackend):
         import numba
 
         from .kernels._cpu import NO_GRADS, UNCHECKED, CpuKernel, bucket_table
+        from .kernels._precision import stored_bits
 
         flags = rule.variant(hp)
         stored = None if storage is None else (storage.kind, storage.state_kind,
@@ -398,9 +417,9 @@ class NumbaBackend(HostBackend):
             rule.bytes_per_element(hp, dtype.itemsize) * offsets[-1])
         table = bucket_table(params, None if storage is None else storage.positions)
         if stored and storage.state_kind:           # the kernels see 16-bit state as bits
-            state = tuple(x.view(np.uint16) for x in state)
+            state = tuple(x.view(stored_bits(storage.state_kind)) for x in state)
         parts = _parts_of(numba.get_num_threads) if parallel else lambda: 1
-        extra = () if storage is None else (storage.master, storage.rng)
+        extra = () if storage is None else (storage.master, storage.rng, storage.scales)
 
         def step(pointers: np.ndarray, scalars: np.ndarray) -> None:
             loop(table, pointers, state, scalars, parts(), *UNCHECKED, *extra)

@@ -27,7 +27,9 @@ from ._state_dict import encode, load, lr_entries
 from .groups import Changes, ParamGroup, ParamGroups, group_spec, group_specs, is_one_array
 from . import _checks
 from .kernels._ndarray import spans_of
-from .kernels._precision import BFLOAT16, bfloat16, compute_dtype, is_16bit, storage_kind
+from .kernels._blockwise import ABSMAX, quantize
+from .kernels._cpu import block_offsets
+from .kernels._precision import BFLOAT16, INT8, bfloat16, compute_dtype, is_16bit, storage_kind
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -145,9 +147,10 @@ def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
             or not 0 <= precision.seed < 2 ** 64:
         raise ValueError(f"{owner}: seed must be an integer in [0, 2**64), got "
                          f"{precision.seed!r}")
-    if precision.state_dtype not in (None, "bfloat16"):
-        raise ValueError(f"{owner}: state_dtype must be None (the arithmetic's dtype) or "
-                         f"'bfloat16', got {precision.state_dtype!r}")
+    if precision.state_dtype not in (None, "bfloat16", "int8"):
+        raise ValueError(f"{owner}: state_dtype must be None (the arithmetic's dtype), "
+                         f"'bfloat16' or 'int8' (8-bit blockwise), got "
+                         f"{precision.state_dtype!r}")
     if precision.state_dtype and any(a.dtype == np.float64 for a in arrays):
         raise ValueError(f"{owner}: state_dtype={precision.state_dtype!r} keeps the state of "
                          "float32 or 16-bit params; these include float64 ones")
@@ -195,7 +198,7 @@ class Precision:
     master_weights: bool = False
     stochastic_rounding: bool = False
     seed: int = 0
-    state_dtype: str | None = None      # None: the arithmetic's; "bfloat16"
+    state_dtype: str | None = None      # None: the arithmetic's; "bfloat16"; "int8"
 
 
 @dataclass
@@ -344,12 +347,9 @@ class Optimizer:
         for key, positions in members.items():
             flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
             n = sum(a.size for a in flat)
-            kept = self._state_dtype(key[0])
-            state = {s: self._backend.zeros(n, kept, self.rule.state_fill(s, group.hp),
-                                            like=flat[0])
-                     for s in self.rule.state_used(group.hp)}
+            state = self._fresh_state(group.hp, key[0], flat)
             storage = self._storage(key[0], positions)
-            if storage is not None and self._precision.master_weights:
+            if storage is not None and storage.kind and self._precision.master_weights:
                 state["master"] = self._backend.widened(flat)
             for s, buffer in (keep or {}).get(key, {}).items():
                 if s in state:
@@ -360,12 +360,35 @@ class Optimizer:
             self._bind_kernel(bucket, group.hp)
         return buckets
 
+    def _fresh_state(self, hp: Mapping[str, Any], dtype: np.dtype, flat: list
+                     ) -> dict[str, Any]:
+        """The initial state of a bucket of ``flat`` params of ``dtype``: per state array
+        its fill (kernels/_blockwise.py: as codes and one absmax a block, for int8)."""
+        n, kept = sum(a.size for a in flat), self._state_dtype(dtype)
+        state = {}
+        for s in self.rule.state_used(hp):
+            fill = self.rule.state_fill(s, hp)
+            if self._precision.state_dtype != "int8":
+                state[s] = self._backend.zeros(n, kept, fill, like=flat[0])
+                continue
+            code, absmax = quantize(np.full(1, fill, np.float32), self._signed(s))
+            state[s] = self._backend.zeros(n, kept, code[0], like=flat[0])
+            state[s + ABSMAX] = self._backend.zeros(block_offsets([a.size for a in flat])[-1],
+                                                    np.float32, absmax[0], like=flat[0])
+        return state
+
+    def _signed(self, name: str) -> bool:
+        """Whether state ``name`` can be negative (8-bit state: which map it uses)."""
+        return name not in self.rule.nonnegative_state
+
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
         empty = self._backend.zeros(0, self._state_dtype(bucket.dtype), like=bucket.params[0])
         state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
         if bucket.storage is not None:
-            bucket.storage.master = bucket.state.get("master") if "master" in bucket.state \
-                else self._backend.zeros(0, np.float32, like=bucket.params[0])
+            none = self._backend.zeros(0, np.float32, like=bucket.params[0])
+            bucket.storage.master = bucket.state.get("master", none)
+            bucket.storage.scales = tuple(bucket.state.get(s + ABSMAX, none)
+                                          for s in self.rule.state)
         bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
                                                    bucket.offsets, bucket.storage)
 
@@ -379,7 +402,8 @@ class Optimizer:
         for 16-bit ones, their kind, stochastic rounding (bfloat16 without a master copy)
         and the (seed, step) the random bits are drawn from."""
         kind, precision = storage_kind(dtype), self._precision
-        state_kind = storage_kind(self._state_dtype(dtype))
+        state_kind = INT8 if precision.state_dtype == "int8" else \
+            storage_kind(self._state_dtype(dtype))
         if not kind and not state_kind:
             return None
         stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
@@ -391,12 +415,22 @@ class Optimizer:
         """The dtype the state of ``dtype`` params is kept in."""
         if self._precision.state_dtype == "bfloat16":
             return bfloat16()
+        if self._precision.state_dtype == "int8":
+            return np.dtype(np.uint8)
         return compute_dtype(dtype)
 
     def _state_dtype_of(self, i: int, name: str) -> np.dtype:
         """The dtype of param i's state ``name``."""
-        return np.dtype(np.float32) if name == "master" else \
+        return np.dtype(np.float32) if name == "master" or name.endswith(ABSMAX) else \
             self._state_dtype(self._arrays[i].dtype)
+
+    def _state_names(self, hp: Mapping[str, Any], i: int) -> tuple[str, ...]:
+        """The names of param i's state arrays: the rule's, their absmaxes (int8 state),
+        its master copy (16-bit params with master weights)."""
+        used = self.rule.state_used(hp)
+        absmax = tuple(s + ABSMAX for s in used) if self._precision.state_dtype == "int8" \
+            else ()
+        return (*used, *absmax, *self._master_of(i))
 
     def _rebuild_resolver(self) -> None:
         """Number the buckets' rows in one order (bucket by bucket) for the grads resolver."""
@@ -839,9 +873,11 @@ class Optimizer:
         for group in self._groups:
             for bucket in group.buckets:
                 offsets = bucket.offsets
+                blocks = block_offsets([p.size for p in bucket.params])
                 for k, i in enumerate(bucket.positions):
                     shape = self._arrays[i].shape
-                    out[i] = {s: v[offsets[k]:offsets[k + 1]].reshape(shape)
+                    out[i] = {s: v[blocks[k]:blocks[k + 1]] if s.endswith(ABSMAX) else
+                              v[offsets[k]:offsets[k + 1]].reshape(shape)
                               for s, v in bucket.state.items()}
         return out
 

@@ -121,10 +121,16 @@ def serial_and_parallel(fn: Callable, **options) -> tuple[Callable, Callable]:
 
 
 # Columns of a bucket's table, one row per param: its data pointer, its place in the
-# bucket's flat state buffers (offset, size), and its index in the optimizer (what a
-# stochastic rounding's random stream is keyed by). The params are the user's arrays
+# bucket's flat state buffers (offset, size), its index in the optimizer (what a
+# stochastic rounding's random stream is keyed by) and its first block in the absmax
+# buffers of 8-bit state (kernels/_blockwise.py). The params are the user's arrays
 # (their addresses never change), the state buffers are the optimizer's.
-PARAM, OFFSET, SIZE, INDEX = range(4)
+PARAM, OFFSET, SIZE, INDEX, BLOCK = range(5)
+
+
+def block_offsets(sizes: list[int], block: int = 256) -> list[int]:
+    """Where each array's blocks start in a buffer of one value per block (and the end)."""
+    return np.cumsum([0] + [-(-n // block) for n in sizes]).tolist()
 
 
 def bucket_table(params: list, positions: list[int] | None = None) -> np.ndarray:
@@ -133,9 +139,9 @@ def bucket_table(params: list, positions: list[int] | None = None) -> np.ndarray
     sizes = [a.size for a in params]
     offsets = np.cumsum([0] + sizes)[:-1]
     positions = range(len(params)) if positions is None else positions
-    rows = [(a.__array_interface__["data"][0], o, n, i)
-            for a, o, n, i in zip(params, offsets, sizes, positions)]
-    return np.array(rows, dtype=np.int64).reshape(len(params), 4)
+    rows = [(a.__array_interface__["data"][0], o, n, i, b)
+            for a, o, n, i, b in zip(params, offsets, sizes, positions, block_offsets(sizes))]
+    return np.array(rows, dtype=np.int64).reshape(len(params), 5)
 
 
 # The last six arguments of a bucket loop whose grads are located already.
@@ -280,7 +286,8 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
     if storage is not None:
         kind, state_kind, master, stochastic = storage
         env.update(KIND=kind, STATE_KIND=state_kind, MASTER=bool(master),
-                   STOCHASTIC=bool(stochastic))
+                   STOCHASTIC=bool(stochastic),
+                   SIGNED=tuple(int(s not in rule.nonnegative_state) for s in rule.state))
         suffix += f"_bits{kind}{state_kind}{int(master)}{int(stochastic)}"
     loop = types.FunctionType(template.__code__, env, template.__name__)
     source = _fingerprint(rule.cpu_element, resolve_grads.py_func, template)
@@ -304,17 +311,21 @@ class CpuKernel:
 
     def loop(self, dtype: np.dtype, bytes_per_step: int) -> tuple[Callable[..., int], bool]:
         """(``f(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
-        addresses)``, with ``master, rng`` after them for a storage; parallel?) for buckets
+        addresses)``, with ``master, rng, scales`` after them for a storage; parallel?) for
+        buckets
         whose arithmetic is in ``dtype`` (float32 for a storage) moving
         ``bytes_per_step`` (serial below the threshold: call it with parts=1), compiled now
         or loaded from numba's on-disk cache, so no step waits for the JIT."""
+        from . import _precision
+
         parallel = bytes_per_step >= PARALLEL_THRESHOLD_BYTES and _threads.parallel_ok()
         dispatcher = self.parallel if parallel else self.serial
         array = numba.from_dtype(np.dtype(dtype))[::1]
         index = numba.intp[::1]
         kind, state_kind = self.storage[:2] if self.storage else (0, 0)
-        stored = np.dtype(np.uint16 if state_kind else dtype)
-        extra = () if self.storage is None else (array, numba.uint64[::1])
+        stored = np.dtype(_precision.stored_bits(state_kind) if state_kind else dtype)
+        scales = numba.types.UniTuple(numba.float32[::1], self.n_state)
+        extra = () if self.storage is None else (array, numba.uint64[::1], scales)
         dispatcher.compile(numba.intp(numba.int64[:, ::1], index,
                                       numba.types.UniTuple(numba.from_dtype(stored)[::1],
                                                            self.n_state), array,
@@ -324,7 +335,9 @@ class CpuKernel:
         # (~10 ms the first time), so the first real step runs at full speed.
         scratch = np.zeros(1, np.uint16 if kind else dtype)
         state = tuple(np.zeros(1, stored) for _ in range(self.n_state))
-        primer = () if self.storage is None else (np.zeros(1, dtype), np.zeros(2, np.uint64))
+        primer = () if self.storage is None else (
+            np.zeros(1, dtype), np.zeros(2, np.uint64),
+            tuple(np.zeros(1, np.float32) for _ in range(self.n_state)))
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
                    np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
                    *UNCHECKED, *primer)

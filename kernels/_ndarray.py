@@ -31,6 +31,7 @@ import numpy as np
 from ._jit import njit
 
 try:
+    import llvmlite.ir
     import numba
     from numba import types
     from numba.core import cgutils
@@ -142,6 +143,20 @@ if numba is not None:
         def codegen(context, builder, signature, args):
             return builder.inttoptr(args[0], cgutils.voidptr_t)
         return types.voidptr(types.intp), codegen
+
+    @intrinsic
+    def as_bits(typingctx, x):
+        """A float32's bits as a uint32 (a bit cast: no conversion)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvmlite.ir.IntType(32))
+        return types.uint32(types.float32), codegen
+
+    @intrinsic
+    def as_float(typingctx, x):
+        """The float32 whose bits a uint32 holds."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvmlite.ir.FloatType())
+        return types.float32(types.uint32), codegen
 
     @njit(cache=True, nogil=True)
     def _meets(spans, start, end):

@@ -28,17 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from ._cpu import (INDEX, OFFSET, PARAM, SIZE, _first_row_at, common_start, numba, prange,
+from ._blockwise import BLOCK as BLOCK_SIZE
+from ._blockwise import dequantize_tile, quantize_tile
+from ._cpu import (BLOCK, INDEX, OFFSET, PARAM, SIZE, _first_row_at, common_start, numba, prange,
                    scalar_helper, state_views)
 
 try:
+    from numba.core import types as nbtypes
     from numba.np.unsafe.ndarray import to_fixed_tuple
 
-    from ._ndarray import place_addresses, resolve_grads, void_pointer
+    from ._ndarray import as_bits, as_float, place_addresses, resolve_grads, void_pointer
 except Exception:  # the numba backend is optional (or broken)
     pass
 
-BFLOAT16, FLOAT16 = 1, 2        # the storage kinds the tiled loop is compiled for
+BFLOAT16, FLOAT16, INT8 = 1, 2, 3      # the storage kinds the tiled loop is compiled for
 GOLDEN, GOLDEN32 = 0x9E3779B97F4A7C15, 0x9E3779B9
 _M1, _M2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 _H1, _H2 = 0x7FEB352D, 0x846CA68B          # lowbias32's multipliers
@@ -51,6 +54,11 @@ def storage_kind(dtype: Any) -> int:
     if dtype == np.float16:
         return FLOAT16
     return BFLOAT16 if dtype.name == "bfloat16" else 0
+
+
+def stored_bits(kind: int) -> type:
+    """The unsigned integer type the loops see a storage kind's values as."""
+    return np.uint8 if kind == INT8 else np.uint16
 
 
 def bfloat16(what: str = "bfloat16") -> np.dtype:
@@ -124,26 +132,6 @@ def narrow_stochastic(x32: np.ndarray, seed: int, t: int, param: int) -> np.ndar
 
 
 # -- the numba loops' helpers: float32 tiles through their uint32 view ----------------------
-if numba is not None:
-    from llvmlite import ir
-    from numba.core import types as nbtypes
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _bits(typingctx, x):
-        """A float32's bits as a uint32 (a bit cast: no conversion)."""
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.IntType(32))
-        return nbtypes.uint32(nbtypes.float32), codegen
-
-    @intrinsic
-    def _float(typingctx, x):
-        """The float32 whose bits a uint32 holds."""
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.FloatType())
-        return nbtypes.float32(nbtypes.uint32), codegen
-
-
 @scalar_helper
 def widen_f16(src, u):
     """u[:n] = the float32 bits of the float16 bits ``src`` (n = src.size), exactly as
@@ -155,7 +143,7 @@ def widen_f16(src, u):
         e = o & np.uint32(0x0F800000)
         o = np.uint32(o + np.uint32(112 << 23))                     # rebiased: 15 -> 127
         big = np.uint32(o + np.uint32(112 << 23))                   # inf, NaN: all ones
-        small = _bits(_float(np.uint32(o + np.uint32(1 << 23))) - np.float32(2.0 ** -14))
+        small = as_bits(as_float(np.uint32(o + np.uint32(1 << 23))) - np.float32(2.0 ** -14))
         o = big if e == 0x0F800000 else (small if e == 0 else o)
         u[i] = o | ((h & np.uint32(0x8000)) << np.uint32(16))
 
@@ -175,7 +163,7 @@ def narrow_f16(u, dst):
         normal = np.uint32(np.uint32(r + np.uint32(0xFFF) + ((r >> np.uint32(13))
                                                               & np.uint32(1))) >> np.uint32(13))
         # subnormal: adding 0.5 leaves the float16 fraction, rounded, in the low bits
-        tiny = np.uint32(_bits(_float(a) + np.float32(0.5)) - np.uint32(126 << 23))
+        tiny = np.uint32(as_bits(as_float(a) + np.float32(0.5)) - np.uint32(126 << 23))
         h = nan if a > 0x7F800000 else (np.uint32(0x7C00) if a >= 0x47800000 else (
             normal if a >= 0x38800000 else tiny))
         dst[i] = np.uint16(h | ((x >> np.uint32(16)) & np.uint32(0x8000)))
@@ -257,18 +245,63 @@ if numba is not None:
         return eval(f"lambda state: ({items})", dict(np=np, TILE=TILE))
 
 
+@scalar_helper
+def block_start(table, element, total):
+    """The first element, at or after ``element``, that starts a block of its param."""
+    if element >= total:
+        return total
+    k = _first_row_at(table, element)
+    offset, size = table[k, OFFSET], table[k, SIZE]
+    return offset + min(-(-(element - offset) // BLOCK_SIZE) * BLOCK_SIZE, size)
+
+
+def load_state(stored, tile, absmax, first_block, kind, signed):
+    """tile[:n] = the float32 values of the state ``stored`` (n = stored.size): 16-bit
+    floats widened, or 8-bit codes dequantized with ``absmax[first_block:]``."""
+
+
+def store_state(tile, stored, absmax, first_block, kind, signed, scratch):
+    """``load_state``'s inverse: 16-bit floats to nearest, or 8-bit codes requantized
+    block by block (their absmaxes written to ``absmax[first_block:]``; ``scratch``: a
+    uint32 tile of the thread's)."""
+
+
+if numba is not None:   # one body per stored type, chosen when the loop is typed
+    @numba.extending.overload(load_state, jit_options=dict(cache=False))
+    def _load_state(stored, tile, absmax, first_block, kind, signed):
+        if stored.dtype == nbtypes.uint8:
+            return lambda stored, tile, absmax, first_block, kind, signed: dequantize_tile(
+                stored, absmax[first_block:], tile, signed)
+        if stored.dtype == nbtypes.uint16:
+            return lambda stored, tile, absmax, first_block, kind, signed: widen_any(
+                stored, tile.view(np.uint32), kind)
+        return lambda stored, tile, absmax, first_block, kind, signed: None  # not stored
+
+    @numba.extending.overload(store_state, jit_options=dict(cache=False))
+    def _store_state(tile, stored, absmax, first_block, kind, signed, scratch):
+        if stored.dtype == nbtypes.uint8:
+            return lambda tile, stored, absmax, first_block, kind, signed, scratch: \
+                quantize_tile(tile, stored, absmax[first_block:], signed, scratch)
+        if stored.dtype == nbtypes.uint16:
+            return lambda tile, stored, absmax, first_block, kind, signed, scratch: \
+                narrow_any(tile.view(np.uint32), stored, kind, False, np.uint32(0), 0)
+        return lambda tile, stored, absmax, first_block, kind, signed, scratch: None
+
+
 def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, spans, layout,
-                       addresses, master, rng):
+                       addresses, master, rng, scales):
     """``kernels/_cpu.py``'s bucket loop where params, grads or state are not float32 as
     the arithmetic is (cloned per rule variant and storage, bound as constants: ``KIND``
     the params' and grads' (0: float32 as they are; BFLOAT16, FLOAT16), ``STATE_KIND``
-    the state's (0: float32; BFLOAT16), ``MASTER``, ``STOCHASTIC``): each thread takes its
-    elements a tile at a time, widens what is stored narrower into float32 tiles (with
-    ``MASTER``, updates the float32 master copy in ``master``, laid out as the state,
-    instead of the params), runs the rule's element body on them, and writes back rounded:
-    the state to nearest, the params to nearest or (``STOCHASTIC``) with ``rng`` = (seed,
-    step)'s random bits for param ``table[k, INDEX]``. Grads are located and checked as by
-    the other loop."""
+    the state's (0: float32; BFLOAT16; INT8: codes, with one absmax per block in
+    ``scales``, ``SIGNED`` saying which map each state array uses), ``MASTER``,
+    ``STOCHASTIC``): each thread takes its elements a tile at a time (with INT8 state,
+    its part starts and ends on a block of each param), widens what is stored narrower
+    into float32 tiles (with ``MASTER``, updates the float32 master copy in ``master``,
+    laid out as the state, instead of the params), runs the rule's element body on them,
+    and writes back: the state to nearest (INT8: requantized block by block), the params
+    to nearest or (``STOCHASTIC``) with ``rng`` = (seed, step)'s random bits for param
+    ``table[k, INDEX]``. Grads are located and checked as by the other loop."""
     bad = resolve_grads(ids, checks, dims, spans, grads, layout) if ids.size else (
         place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
@@ -278,9 +311,12 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
     for part in prange(parts):
         lo, hi = total * part // parts, total * (part + 1) // parts
+        if STATE_KIND == INT8:  # noqa: F821
+            lo, hi = block_start(table, lo, total), block_start(table, hi, total)
         pf = np.empty(TILE, np.float32)
         gf = np.empty(TILE, np.float32)
         sf = tiles_like(state)
+        scratch = np.empty(2 * BLOCK_SIZE, np.uint32)      # requantizing's
         for k in range(_first_row_at(table, lo), n):
             offset, size = table[k, OFFSET], table[k, SIZE]
             if offset >= hi:
@@ -297,6 +333,7 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
                 if STOCHASTIC else np.uint32(0)  # noqa: F821
             for t0 in range(0, m, TILE):
                 c = min(TILE, m - t0)
+                first_block = table[k, BLOCK] + (a + t0) // BLOCK_SIZE
                 if MASTER:  # noqa: F821
                     pt = master[offset + a + t0:offset + a + t0 + c]
                 elif KIND == 0:  # noqa: F821
@@ -313,16 +350,16 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
                     stt = state_views(st, t0, t0 + c)
                 else:
                     for j in range(len(sf)):
-                        widen_any(st[j][t0:t0 + c], sf[j].view(np.uint32),
-                                  STATE_KIND)  # noqa: F821
+                        load_state(st[j][t0:t0 + c], sf[j], scales[j], first_block,
+                                   STATE_KIND, SIGNED[j])  # noqa: F821
                     stt = state_views(sf, 0, c)
                 for i in range(c):
                     pi, gi = common_start(pt[i], gt[i], s, START_AT)  # noqa: F821
                     ELEMENT(i, pi, gi, pt, stt, s, FLAGS)  # noqa: F821
                 if STATE_KIND != 0:  # noqa: F821
                     for j in range(len(sf)):
-                        narrow_any(sf[j].view(np.uint32), st[j][t0:t0 + c],
-                                   STATE_KIND, False, base, 0)  # noqa: F821
+                        store_state(sf[j], st[j][t0:t0 + c], scales[j], first_block,
+                                    STATE_KIND, SIGNED[j], scratch)  # noqa: F821
                 if KIND != 0:  # noqa: F821
                     narrow_any(pt.view(np.uint32), p16[t0:t0 + c], KIND,  # noqa: F821
                                STOCHASTIC, base, a + t0)  # noqa: F821

@@ -11,6 +11,7 @@ from cases import CASES, case_id
 
 import fastopt
 from fastopt.kernels import RULES
+from fastopt.kernels import _blockwise as B
 from fastopt.kernels import _precision as P
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -98,7 +99,12 @@ MODES = {"bfloat16": (BF16, {}), "bfloat16, master": (BF16, dict(master_weights=
          "float16, master": (np.dtype(np.float16), dict(master_weights=True)),
          "float32, bfloat16 state": (np.dtype(np.float32), dict(state_dtype="bfloat16")),
          "bfloat16, bfloat16 state, stochastic": (BF16, dict(state_dtype="bfloat16",
-                                                             stochastic_rounding=True, seed=11))}
+                                                             stochastic_rounding=True, seed=11)),
+         "float32, int8 state": (np.dtype(np.float32), dict(state_dtype="int8")),
+         "bfloat16, int8 state, stochastic": (BF16, dict(state_dtype="int8",
+                                                         stochastic_rounding=True, seed=11)),
+         "float16, int8 state, master": (np.dtype(np.float16), dict(state_dtype="int8",
+                                                                    master_weights=True))}
 SHAPES = [(300,), (7, 11), (1,)]
 
 
@@ -165,9 +171,36 @@ def test_the_reference_is_the_float32_step_rounded(rule, mode):
     np.testing.assert_array_equal(bits(p16), bits(expected))
     if options.get("master_weights"):
         np.testing.assert_array_equal(ours.state[0]["master"], p32)
-    if options.get("state_dtype"):
+    if options.get("state_dtype") == "bfloat16":
         for name, value in plain.state[0].items():
             np.testing.assert_array_equal(bits(ours.state[0][name]), bits(value.astype(BF16)))
+    if options.get("state_dtype") == "int8":        # the float32 state, quantized
+        for name, value in plain.state[0].items():
+            codes, absmax = B.quantize(value, name not in RULES[rule].nonnegative_state)
+            np.testing.assert_array_equal(ours.state[0][name], codes)
+            np.testing.assert_array_equal(ours.state[0][name + "_absmax"], absmax)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, BF16], ids=["float32", "bfloat16"])
+def test_int8_state_in_the_parallel_loop_gives_the_references_bits(dtype):
+    """A bucket big enough for the threads, its params' sizes no multiple of the block: each
+    thread's part starts and ends on a block of its param, whatever the split."""
+    rng = np.random.default_rng(5)
+    sizes = [100_003, 70_001, 257, 130_000]
+    runs = []
+    for backend in ("numba", "numpy"):
+        params = [rng.standard_normal(n).astype(dtype) for n in sizes]
+        opt = fastopt.AdamW(params, lr=1e-2, backend=backend, state_dtype="int8")
+        for _ in range(3):
+            opt.step([(rng.standard_normal(n) * 0.1).astype(dtype) for n in sizes])
+        runs.append((params, opt.state))
+        rng = np.random.default_rng(5)
+    (ours, our_state), (ref, ref_state) = runs
+    for a, b, s, t in zip(ours, ref, our_state, ref_state):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+        for name in s:
+            np.testing.assert_array_equal(s[name], t[name], err_msg=name)
 
 
 # -- checkpoints, copies, errors -----------------------------------------------------------------
@@ -214,7 +247,8 @@ def test_a_state_dict_without_master_copies_loads_them_from_the_params():
     (None, dict(stochastic_rounding=True, master_weights=True), "writes them from float32"),
     (None, dict(seed=-1), r"seed must be an integer in \[0, 2\*\*64\)"),
     (None, dict(master_weights="yes"), "master_weights must be"),
-    (None, dict(state_dtype="int4"), "state_dtype must be None .* or 'bfloat16'"),
+    (None, dict(state_dtype="int4"), "state_dtype must be None .* 'bfloat16' or 'int8'"),
+    ([np.zeros(3)], dict(state_dtype="int8"), "these include float64 ones"),
     ([np.zeros(3)], dict(state_dtype="bfloat16"), "these include float64 ones"),
 ])
 def test_precision_options_that_do_not_apply_are_refused(params, options, match):
