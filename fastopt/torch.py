@@ -38,6 +38,7 @@ from . import _checks
 from ._atomic import hold_signals, release_signals
 from .backends import numpy_of, tensor_of, torch_view
 from .kernels import REGISTRY, Rule
+from .kernels._blockwise import ABSMAX
 from .optimizer import Optimizer, Precision
 from .optimizers import CLASSES, bound_arguments
 from .solvers.linesearch import lswolfe
@@ -562,8 +563,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             for p, arrays in zip(cohort.params, cohort.core.state):
                 st = {key: torch.tensor(v) for key, v in scalars.items()}
                 self._scalars += [(t, scalars[key]) for key, t in st.items()]
-                st.update({self.rule.torch_state.get(k, k): _state_tensor(_as_tensor(a), p)
-                           for k, a in arrays.items()})
+                st.update({self._torch_name(k): _as_tensor(a) if k.endswith(ABSMAX) else
+                           _state_tensor(_as_tensor(a), p) for k, a in arrays.items()})
                 if st:
                     out[p] = ReadOnlyState(st, "opt.state[p]")
         self._state_cache = (self._version, ReadOnlyState(out, "opt.state", missing=True))
@@ -701,10 +702,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             return loaded
         saved = [i for g in given.get("param_groups", []) for i in g.get("params", [])]
         params = [p for g in self.param_groups for p in g["params"]]
-        raw = dict(zip(params, (given["state"].get(i) for i in saved)))
+        raw = dict(zip(params, (_unwrapped(given["state"].get(i)) for i in saved)))
         return {p: {k: raw[p][k] if isinstance(raw.get(p), Mapping) and isinstance(
                     raw[p].get(k), torch.Tensor) and raw[p][k].dtype != v.dtype
-                    and k != "step" else v for k, v in st.items()}
+                    and k != "step" else v for k, v in _unwrapped(st).items()}
                 if isinstance(st, Mapping) else st for p, st in loaded.items()}
 
     def _cohorts_of(self, loaded: Any) -> list[Cohort]:
@@ -784,9 +785,12 @@ class TorchOptimizer(torch.optim.Optimizer):
                 sd[f"groups.0.{names[key]}"] = _number(value)
         for k, i in enumerate(cohort.members):
             st = loaded.get(params[i], {})
-            masters = ("master",) if "master" in st and core._master_of(k) else ()
-            for name in (*core.rule.state_used(core._groups[0].hp), *self.rule.extra, *masters):
-                key = self.rule.torch_state.get(name, name)
+            if _BNB_KEYS[0] in st:
+                st = self._from_bitsandbytes(st, core, cohort.group, i)
+            arrays = [n for n in core._state_names(core._groups[0].hp, k)
+                      if n != "master" or "master" in st]
+            for name in (*arrays, *self.rule.extra):
+                key = self._torch_name(name)
                 if name in self.rule.extra and key in st:
                     continue                     # the cohort's, from its first member
                 if key not in st:
@@ -798,6 +802,96 @@ class TorchOptimizer(torch.optim.Optimizer):
                     value.dtype != kept.dtype and value.dtype.name in _FLOATS else value
         return sd
 
+    # -- names, and bitsandbytes' state ---------------------------------------------------
+    def _torch_name(self, name: str) -> str:
+        """A core state name as opt.state shows it: torch's ("exp_avg"), and for 8-bit state
+        its absmaxes under torch's name too ("exp_avg_absmax")."""
+        if name.endswith(ABSMAX):
+            return self.rule.torch_state.get(name[:-len(ABSMAX)], name) + ABSMAX
+        return self.rule.torch_state.get(name, name)
+
+    def _bnb_names(self, hp: Mapping[str, Any]) -> list[str]:
+        """The core state that bitsandbytes keeps as "state1", "state2": the rule's, in
+        order (Adam, AdamW: m, v; Lion: m)."""
+        return list(self.rule.state_used(hp))
+
+    def _from_bitsandbytes(self, st: Mapping[str, Any], core: Optimizer, j: int, i: int
+                           ) -> dict[str, Any]:
+        """A bitsandbytes optimizer's state of one param ("step", "state1", "absmax1",
+        "qmap1", ...) in this optimizer's names: 8-bit state whose map is fastopt's as it
+        is (codes and absmaxes), any other (another map, or the float32 state bitsandbytes
+        keeps for small params) as float32 values, quantized again where this optimizer
+        keeps 8-bit state."""
+        from .kernels._blockwise import QMAPS, quantize
+
+        owner = f"{type(self).__name__}.load_state_dict: {_label(j, i)}"
+        out = {k: v for k, v in st.items() if k not in _BNB_KEYS}
+        eight = self._precision.state_dtype == "int8"
+        for n, name in enumerate(self._bnb_names(core._groups[0].hp), 1):
+            if f"state{n}" not in st:
+                raise ValueError(f"{owner}: its bitsandbytes state lacks 'state{n}' (for "
+                                 f"{self._torch_name(name)!r})")
+            value, signed = _to_numpy(st[f"state{n}"]), core._signed(name)
+            if value.dtype == np.uint8:
+                qmap = _to_numpy(st.get(f"qmap{n}", np.zeros(0, np.float32)))
+                absmax = _to_numpy(st.get(f"absmax{n}", np.zeros(0, np.float32)))
+                if eight and np.array_equal(qmap, QMAPS[int(signed)]):
+                    out[self._torch_name(name)] = torch.from_numpy(value)
+                    out[self._torch_name(name + ABSMAX)] = torch.from_numpy(absmax)
+                    continue
+                if qmap.shape != (256,):
+                    raise ValueError(f"{owner}: its bitsandbytes 'state{n}' is 8-bit without "
+                                     f"a 256-value 'qmap{n}'")
+                value = (qmap[value.reshape(-1)] * np.repeat(absmax, 256)[:value.size]
+                         ).reshape(value.shape)
+            value = np.asarray(value, np.float32)
+            if eight:
+                codes, absmax = quantize(value, signed)
+                out[self._torch_name(name)] = torch.from_numpy(codes)
+                out[self._torch_name(name + ABSMAX)] = torch.from_numpy(absmax)
+            else:
+                out[self._torch_name(name)] = torch.from_numpy(value)
+        return out
+
+    def bitsandbytes_state_dict(self) -> dict[str, Any]:
+        """``state_dict()`` in the layout of bitsandbytes' 8-bit optimizers (Adam8bit,
+        AdamW8bit, Lion8bit) for one built with
+        ``state_dtype="int8"``: per param "step", "state1"/"state2" (uint8 codes),
+        "absmax1"/"absmax2" and "qmap1"/"qmap2" (bitsandbytes' dynamic maps, the ones
+        these codes use). Its ``load_state_dict`` takes it and goes on from there; this
+        optimizer's ``load_state_dict`` takes theirs (see the README)."""
+        from .kernels._blockwise import QMAPS
+
+        if self._precision.state_dtype != "int8":
+            raise ValueError(f"{type(self).__name__}.bitsandbytes_state_dict: bitsandbytes' "
+                             "8-bit layout holds 8-bit state; this optimizer keeps "
+                             f"state_dtype={self._precision.state_dtype!r} (build it with "
+                             "state_dtype='int8')")
+        sd = self.state_dict()
+        for group in sd["param_groups"]:   # (theirs all carry an eps, Lion's unused)
+            group.setdefault("eps", 0.0)
+        params = [p for g in self.param_groups for p in g["params"]]
+        for index, st in list(sd["state"].items()):
+            core = next(c.core for c in self._cohorts if any(p is params[index]
+                                                            for p in c.params))
+            mine = {"step": int(st["step"])} if "step" in st else {}   # (theirs: an int)
+            for n, name in enumerate(self._bnb_names(core._groups[0].hp), 1):
+                mine[f"state{n}"] = st[self._torch_name(name)]
+                mine[f"absmax{n}"] = st[self._torch_name(name + ABSMAX)]
+                mine[f"qmap{n}"] = torch.from_numpy(QMAPS[int(core._signed(name))].copy())
+            sd["state"][index] = mine
+        return sd
+
+
+_BNB_KEYS = ("state1", "state2", "absmax1", "absmax2", "qmap1", "qmap2")
+_BNB_WRAPPED = "__bnb_optimizer_quant_state__"   # where their state_dict() puts those keys
+
+
+def _unwrapped(st: Any) -> Any:
+    """A param's loaded state with bitsandbytes' wrapped 8-bit keys at the top level."""
+    if not isinstance(st, Mapping) or not isinstance(st.get(_BNB_WRAPPED), Mapping):
+        return st
+    return {**{k: v for k, v in st.items() if k != _BNB_WRAPPED}, **st[_BNB_WRAPPED]}
 
 TorchOptimizer.step = hooked_lightly(TorchOptimizer.step)  # type: ignore[method-assign]
 
