@@ -454,6 +454,10 @@ class NumbaBackend(HostBackend):
         return run
 
 
+NO_BFLOAT16 = ("the cupy backend keeps no bfloat16 arrays (CuPy has none): use float16 "
+               "params, or float32 ones with state_dtype='int8'")
+
+
 class CupyBackend(HostBackend):
     """CuPy arrays (or any ``__cuda_array_interface__`` object, viewed without a copy),
     updated by the rules' CUDA bucket kernels (kernels/_gpu.py). A step launches one kernel
@@ -483,6 +487,8 @@ class CupyBackend(HostBackend):
         return True
 
     def zeros(self, n: int, dtype: np.dtype, fill: float = 0.0, like: Any = None) -> Any:
+        if np.dtype(dtype).name == "bfloat16":
+            raise NotImplementedError(NO_BFLOAT16)
         with self.cp.cuda.Device(like.data.device_id if like is not None else None):
             return self.cp.full(n, fill, dtype=dtype)
 
@@ -509,27 +515,54 @@ class CupyBackend(HostBackend):
                        spans: np.ndarray, roots: frozenset) -> DeviceGradAddresses:
         return DeviceGradAddresses(self, owner, params, order, labels, spans, roots)
 
+    def _kernel(self, code: str, name: str) -> Any:
+        """The compiled kernel of a source (now, or from cupy's disk cache: not in a step)."""
+        from .kernels._gpu import OPTIONS
+
+        if code not in self._kernels:
+            self._kernels[code] = self.cp.RawKernel(code, name, options=OPTIONS)
+            self._kernels[code].compile()
+        return self._kernels[code]
+
+    def _launch(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                storage: Storage | None) -> Callable[[Any, Any], None]:
+        """A bucket's launch: kernels/_gpu.py's kernel, or for params or state stored
+        narrower than float32 kernels/_gpu_precision.py's (float16 params, 8-bit state;
+        CuPy has no bfloat16 arrays)."""
+        from .kernels._gpu import BucketLaunch, kernel_source, multi_tensor_name
+        from .kernels._gpu import multi_tensor_source
+
+        addresses, sizes = [p.data.ptr for p in params], [p.size for p in params]
+        if storage is None:
+            source = kernel_source(rule, rule.variant(hp), hp)
+            dtype = params[0].dtype
+            kernel = self._kernel(multi_tensor_source(source, dtype),
+                                  multi_tensor_name(source, dtype))
+            used = [state[rule.state.index(s)] for s in source.out_params[1:]]
+            return BucketLaunch(kernel, self.cp, source, addresses, sizes, used)
+        from .kernels._gpu_precision import StorageLaunch, storage_module, storage_source
+        from .kernels._precision import BFLOAT16
+
+        if BFLOAT16 in (storage.kind, storage.state_kind):
+            raise NotImplementedError(NO_BFLOAT16)
+        source = storage_source(rule, rule.variant(hp), hp, (
+            storage.kind, storage.state_kind, storage.master.size > 0, storage.stochastic))
+        kernel = self._kernel(storage_module([source]), source.name)
+        return StorageLaunch(kernel, self.cp, source, addresses, sizes, storage.positions,
+                             dict(zip(rule.state, state)), dict(zip(rule.state, storage.scales)),
+                             storage.master, storage.rng)
+
+    def widened(self, flat: list) -> Any:
+        cp = self.cp
+        return cp.concatenate([a.astype(cp.float32) for a in flat]) if flat else \
+            cp.zeros(0, cp.float32)
+
     def bucket_kernel(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                       offsets: list[int], storage: Storage | None = None
                       ) -> Callable[[Any, Any], None]:
-        if storage is not None:
-            raise NotImplementedError("the cupy backend does not update 16-bit params yet; "
-                                      "use float32 params on the GPU")
-        from .kernels._gpu import OPTIONS, BucketLaunch, kernel_source, multi_tensor_name
-        from .kernels._gpu import multi_tensor_source
-
-        source = kernel_source(rule, rule.variant(hp), hp)
-        dtype = params[0].dtype
-        code = multi_tensor_source(source, dtype)
-        if code not in self._kernels:
-            self._kernels[code] = self.cp.RawKernel(code, multi_tensor_name(source, dtype),
-                                                    options=OPTIONS)
-        used = [state[rule.state.index(s)] for s in source.out_params[1:]]
         cp, device = self.cp, params[0].device
         with device:    # the tables live, and the kernel runs, on the params' device
-            launch = BucketLaunch(self._kernels[code], cp, source, [p.data.ptr for p in params],
-                                  [p.size for p in params], used)
-            self._kernels[code].compile()    # now (or from cupy's disk cache), not in a step
+            launch = self._launch(rule, hp, params, state, storage)
             grads = cp.zeros(len(params), dtype=np.uint64)
         last_stream = [None]
 

@@ -5,8 +5,8 @@ import fastopt
 from fastopt.kernels import RULES
 
 
-def make_optimizer(rule: str, params, hp: dict, backend: str = "numpy"):
-    return getattr(fastopt, rule)(params, backend=backend, **hp)
+def make_optimizer(rule: str, params, hp: dict, backend: str = "numpy", **options):
+    return getattr(fastopt, rule)(params, backend=backend, **hp, **options)
 
 
 def assert_bits_equal(actual, expected, err_msg: str = "") -> None:

@@ -20,6 +20,8 @@ import numpy as np
 from fastopt.backends import FlatGrads, HostBackend
 from fastopt.kernels._gpu import (BucketLaunch, CudaSource, kernel_source, multi_tensor_name,
                                   multi_tensor_params, multi_tensor_source)
+from fastopt.kernels._gpu_precision import (StorageLaunch, StorageSource, storage_module,
+                                            storage_source)
 
 SHIM = """\
 #include <cmath>
@@ -92,6 +94,7 @@ class Twin:
                     seen.add((source, dtype))
                     parts.append(launcher_source(source, dtype))
         self.lib = build_library("\n\n".join(parts), build_dir, "cuda_twin")
+        self.build_dir = build_dir
 
     def launcher(self, source: CudaSource, dtype: np.dtype):
         fn = getattr(self.lib, multi_tensor_name(source, dtype) + "_launch")
@@ -131,11 +134,56 @@ class TwinBackend(HostBackend):
 
     def bucket_kernel(self, rule, hp, params, state, offsets, storage=None):
         if storage is not None:
-            raise NotImplementedError("the CUDA twin does not update 16-bit params yet")
+            return self.storage_kernel(rule, hp, params, state, storage)
         source = kernel_source(rule, rule.variant(hp), hp)
         used = [state[rule.state.index(s)] for s in source.out_params[1:]]
         return BucketLaunch(self.twin.launcher(source, params[0].dtype), np, source,
                             [p.ctypes.data for p in params], [p.size for p in params], used)
+
+
+    def storage_kernel(self, rule, hp, params, state, storage):
+        """A 16-bit or 8-bit bucket: kernels/_gpu_precision.py's kernel, compiled for the
+        CPU on first use (one library a kernel, cached by its source's hash)."""
+        source = storage_source(rule, rule.variant(hp), hp, (
+            storage.kind, storage.state_kind, storage.master.size > 0, storage.stochastic))
+        named = dict(zip(rule.state, state))
+        scales = dict(zip(rule.state, storage.scales))
+        return StorageLaunch(storage_launcher(source, self.twin.build_dir), np, source,
+                             [p.ctypes.data for p in params], [p.size for p in params],
+                             storage.positions, named, scales, storage.master, storage.rng)
+
+
+TWIN_BITS = """\
+#include <cstring>
+static inline float uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+static inline unsigned float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+"""
+ARGS = {np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.int64): ctypes.c_int64,
+        np.dtype(np.float32): ctypes.c_float}
+
+
+def storage_launcher(source: StorageSource, build_dir: Path):
+    """``launch(grid, block, args)`` of a storage kernel compiled for the CPU: its grid
+    run one (block, thread) at a time; arrays by address, NumPy scalars by value."""
+    params = [line.strip().rstrip(",").rstrip(") {") for line in
+              source.code.split("(", 1)[1].split(") {", 1)[0].split(",")]
+    names = ", ".join(p.rsplit(" ", 1)[1].lstrip("*") for p in params)
+    code = "\n".join([SHIM, GRID_SHIM, storage_module([source], TWIN_BITS),
+                      f'extern "C" void launch_it(unsigned grid, unsigned block, '
+                      f'{", ".join(params)}) {{',
+                      "    gridDim.x = grid; blockDim.x = block;",
+                      "    for (unsigned b = 0; b < grid; ++b)",
+                      "        for (unsigned t = 0; t < block; ++t) {",
+                      f"            blockIdx.x = b; threadIdx.x = t; {source.name}({names});",
+                      "        }", "}"])
+    fn = build_library(code, build_dir, source.name).launch_it
+    fn.restype = None
+
+    def launch(grid, block, args):
+        converted = [ctypes.c_void_p(a.ctypes.data) if isinstance(a, np.ndarray)
+                     else ARGS[a.dtype](a) for a in args]
+        fn(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
+    return launch
 
 
 def on_twin(opt, twin: Twin):

@@ -136,3 +136,52 @@ def test_every_method_runs_on_the_cuda_kernels(method, lbfgs_twin, monkeypatch):
     pytest.importorskip("numba")
     monkeypatch.setattr(K, "HostOps", ops)
     assert_same_runs(method, "numba")
+
+
+# -- 16-bit params and 8-bit or bfloat16 state (kernels/_gpu_precision.py) -----------------
+STORAGE_MODES = {
+    "bfloat16, stochastic": ("bfloat16", dict(stochastic_rounding=True, seed=3)),
+    "float16, master": (np.float16, dict(master_weights=True)),
+    "bfloat16, bfloat16 state": ("bfloat16", dict(state_dtype="bfloat16")),
+    "float32, int8 state": (np.float32, dict(state_dtype="int8")),
+    "bfloat16, int8 state, stochastic": ("bfloat16", dict(state_dtype="int8",
+                                                          stochastic_rounding=True, seed=5)),
+}
+# each mode on every other rule's first case (a kernel is compiled on its own, ~1 s)
+FIRST = list({rule: (rule, hp) for rule, hp in reversed(CASES)}.values())
+STORAGE_CASES = [(mode, rule, hp) for m, mode in enumerate(STORAGE_MODES)
+                 for r, (rule, hp) in enumerate(FIRST) if (r + m) % 2 == 0]
+
+
+@pytest.mark.parametrize("mode,rule,hp", STORAGE_CASES,
+                         ids=[f"{m}-{r}" for m, r, _ in STORAGE_CASES])
+def test_cuda_storage_kernels_match_reference(mode, rule, hp, twin):
+    """The GPU kernels for params and state stored narrower than float32 (one thread a
+    block of 256 for 8-bit state), on arrays that end mid-block, over several chunks, with
+    a NaN and infinities in one step's grads: the reference's bits, params and state."""
+    from fastopt.kernels._gpu import CHUNK
+
+    dtype, options = STORAGE_MODES[mode]
+    if dtype == "bfloat16":
+        dtype = pytest.importorskip("ml_dtypes").bfloat16
+    rng = np.random.default_rng(2)
+    shapes = [(300,), (CHUNK + 700,), (1,), (0,), (7, 3)]
+    p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ref, gpu_math = [p.copy() for p in p0], [p.copy() for p in p0]
+    opt_ref = make_optimizer(rule, ref, hp, **options)
+    opt_twin = on_twin(make_optimizer(rule, gpu_math, hp, **options), twin)
+    with np.errstate(all="ignore"):
+        for step in range(5):
+            grads = [(rng.standard_normal(s) * 0.1).astype(dtype) for s in shapes]
+            if step == 3:
+                grads[0][:4] = [np.nan, np.inf, -np.inf, 0.0]
+            opt_ref.step(grads)
+            opt_twin.step(grads)
+    assert not np.array_equal(gpu_math[1].view(np.uint8), p0[1].view(np.uint8))
+    for a, b in zip(gpu_math, ref):
+        np.testing.assert_array_equal(a.view(np.uint8), b.view(np.uint8))
+    mine, theirs = opt_twin.state_dict(), opt_ref.state_dict()
+    for key, value in theirs.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(mine[key].view(np.uint8), value.view(np.uint8),
+                                          err_msg=key)

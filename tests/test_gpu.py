@@ -45,6 +45,43 @@ def test_cupy_matches_reference_bit_for_bit(rule, hp, dtype, n, cp):
             assert_bits_equal(cp.asnumpy(st_gpu[k]), st_ref[k], err_msg=k)
 
 
+GPU_STORAGE = {"float16": (np.float16, {}), "float16, master": (np.float16,
+                                                               dict(master_weights=True)),
+               "float32, int8 state": (np.float32, dict(state_dtype="int8")),
+               "float16, int8 state": (np.float16, dict(state_dtype="int8"))}
+
+
+@pytest.mark.parametrize("mode", list(GPU_STORAGE))
+@parametrize_cases()
+def test_cupy_16bit_and_8bit_match_reference_bit_for_bit(rule, hp, mode, cp):
+    """kernels/_gpu_precision.py on the device: float16 params (and master copies) and
+    8-bit state, over a bucket of several chunks and a short last block."""
+    dtype, options = GPU_STORAGE[mode]
+    rng = np.random.default_rng(0)
+    shapes = [(70_001,), (300,), (1,)]
+    p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    ref, dev = [p.copy() for p in p0], [cp.asarray(p) for p in p0]
+    opt_ref = make_optimizer(rule, ref, hp, "numpy", **options)
+    opt_gpu = make_optimizer(rule, dev, hp, "cupy", **options)
+    with np.errstate(all="ignore"):
+        for _ in range(8):
+            grads = [(rng.standard_normal(s) * 0.1).astype(dtype) for s in shapes]
+            opt_ref.step(grads)
+            opt_gpu.step([cp.asarray(g) for g in grads])
+    for a, b in zip(dev, ref):
+        np.testing.assert_array_equal(cp.asnumpy(a).view(np.uint8), b.view(np.uint8))
+    mine, theirs = opt_gpu.state_dict(), opt_ref.state_dict()
+    for key, value in theirs.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(mine[key].view(np.uint8), value.view(np.uint8),
+                                          err_msg=key)
+
+
+def test_cupy_names_bfloat16_as_unsupported(cp):
+    with pytest.raises(NotImplementedError, match="no bfloat16"):
+        fastopt.AdamW(cp.zeros(10, cp.float32), backend="cupy", state_dtype="bfloat16")
+
+
 def test_auto_picks_cupy_for_device_arrays(cp):
     assert fastopt.Adam(cp.zeros(4)).backend == "cupy"
     assert "cupy" in fastopt.available_backends()
