@@ -26,17 +26,15 @@ MODES: dict[str, tuple[str, dict[str, Any]]] = {
 CONTEXT, EMBED, HIDDEN = 16, 16, 128
 
 
-def _optimizer(rule: str, params: Any, lr: float, options: dict) -> Any:
+def _optimizer(rule: str, params: Any, options: dict) -> Any:
+    """fastopt.torch's class of ``rule`` (a registry name) at the rule's tuned lr for the
+    digits (SGD with momentum 0.9)."""
     import fastopt.torch as ft
-
-    extra = dict(momentum=0.9) if rule == "SGD" else {}
-    return getattr(ft, rule)(params, lr=lr, **extra, **options)
-
-
-def _lr(rule: str) -> float:
     from fastopt.kernels import RULES
 
-    return RULES[rule].tuned_lr["digits"]
+    extra = dict(momentum=0.9) if rule == "SGD" else {}
+    return getattr(ft, RULES[rule].torch_class or rule)(
+        params, lr=RULES[rule].tuned_lr["digits"], **extra, **options)
 
 
 def digits_run(rule: str, mode: str, epochs: int = 20, seed: int = 0) -> dict[str, float]:
@@ -53,7 +51,7 @@ def digits_run(rule: str, mode: str, epochs: int = 20, seed: int = 0) -> dict[st
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(),
                               torch.nn.Linear(64, 10)).to(dtype)
-    opt = _optimizer(rule, net.parameters(), _lr(rule), options)
+    opt = _optimizer(rule, net.parameters(), options)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         for batch in torch.randperm(len(y), generator=gen).split(32):
@@ -93,7 +91,7 @@ def charlm_run(rule: str, mode: str, steps: int = 1500, seed: int = 0) -> dict[s
     net = torch.nn.Sequential(torch.nn.Embedding(len(chars), EMBED), torch.nn.Flatten(),
                               torch.nn.Linear(CONTEXT * EMBED, HIDDEN), torch.nn.Tanh(),
                               torch.nn.Linear(HIDDEN, len(chars))).to(dtype)
-    opt = _optimizer(rule, net.parameters(), _lr(rule), options)
+    opt = _optimizer(rule, net.parameters(), options)
     gen = torch.Generator().manual_seed(seed)
 
     def windows(source: Any, starts: Any) -> tuple[Any, Any]:
