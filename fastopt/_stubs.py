@@ -38,7 +38,9 @@ def _parameter(p: inspect.Parameter) -> str:
 
 def class_stub(rule: Rule) -> str:
     params = list(signature(rule).parameters.values())
-    args = ", ".join(["self", *map(_parameter, params[:-1]), "*", _parameter(params[-1])])
+    first = next(i for i, p in enumerate(params) if p.kind is p.KEYWORD_ONLY)
+    args = ", ".join(["self", *map(_parameter, params[:first]), "*",
+                      *map(_parameter, params[first:])])
     doc = optimizer_class(rule).__doc__.replace("\\", "\\\\")
     body = "\n".join(("    " + line).rstrip() for line in doc.splitlines())
     base = rule.derived_from or "Optimizer"

@@ -93,10 +93,11 @@ class Bucket:
     device: str = "host"
     positions: list[int] = dataclasses.field(default_factory=list)  # its params' indices
     storage: Storage | None = None      # 16-bit params: how they are read and written
+    eight: bool = False                 # its state is 8-bit (state_dtype="int8")
 
     @property
-    def key(self) -> tuple[np.dtype, str]:
-        return self.dtype, self.device
+    def key(self) -> tuple[np.dtype, str, bool]:
+        return self.dtype, self.device, self.eight
 
     @property
     def compute(self) -> np.dtype:
@@ -156,6 +157,11 @@ def _check_precision(owner: str, precision: Precision, arrays: list) -> None:
                          "float32 or 16-bit params; these include float64 ones")
     if precision.state_dtype == "bfloat16":
         bfloat16(f"{owner}: state_dtype='bfloat16'")
+    if not isinstance(precision.min_8bit_size, (int, np.integer)) or \
+            isinstance(precision.min_8bit_size, bool) or precision.min_8bit_size < 0:
+        raise ValueError(f"{owner}: min_8bit_size must be an integer >= 0 (the fewest "
+                         "elements a param keeps 8-bit state for), got "
+                         f"{precision.min_8bit_size!r}")
     if precision.master_weights and kinds <= {0}:
         raise ValueError(f"{owner}: master_weights=True keeps float32 copies of bfloat16 or "
                          "float16 params; these params are float32/float64")
@@ -199,6 +205,7 @@ class Precision:
     stochastic_rounding: bool = False
     seed: int = 0
     state_dtype: str | None = None      # None: the arithmetic's; "bfloat16"; "int8"
+    min_8bit_size: int = 4096           # "int8": smaller params keep float32 state
 
 
 @dataclass
@@ -342,33 +349,33 @@ class Optimizer:
         members: dict[tuple, list[int]] = {}
         for i in group.positions:
             a = self._arrays[i]
-            members.setdefault((a.dtype, self._backend.device_of(a)), []).append(i)
+            members.setdefault((a.dtype, self._backend.device_of(a), self._eight(i)),
+                               []).append(i)
         buckets = []
         for key, positions in members.items():
             flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
-            n = sum(a.size for a in flat)
-            state = self._fresh_state(group.hp, key[0], flat)
-            storage = self._storage(key[0], positions)
+            state = self._fresh_state(group.hp, key[0], flat, key[2])
+            storage = self._storage(key[0], positions, key[2])
             if storage is not None and storage.kind and self._precision.master_weights:
                 state["master"] = self._backend.widened(flat)
             for s, buffer in (keep or {}).get(key, {}).items():
                 if s in state:
                     state[s] = buffer
             buckets.append(Bucket(slice(0), key[0], flat, state, None, key[1], positions,
-                                  storage))
+                                  storage, key[2]))
         for bucket in buckets:
             self._bind_kernel(bucket, group.hp)
         return buckets
 
-    def _fresh_state(self, hp: Mapping[str, Any], dtype: np.dtype, flat: list
+    def _fresh_state(self, hp: Mapping[str, Any], dtype: np.dtype, flat: list, eight: bool
                      ) -> dict[str, Any]:
         """The initial state of a bucket of ``flat`` params of ``dtype``: per state array
-        its fill (kernels/_blockwise.py: as codes and one absmax a block, for int8)."""
-        n, kept = sum(a.size for a in flat), self._state_dtype(dtype)
+        its fill (kernels/_blockwise.py: as codes and one absmax a block, for 8-bit)."""
+        n, kept = sum(a.size for a in flat), self._state_dtype(dtype, eight)
         state = {}
         for s in self.rule.state_used(hp):
             fill = self.rule.state_fill(s, hp)
-            if self._precision.state_dtype != "int8":
+            if not eight:
                 state[s] = self._backend.zeros(n, kept, fill, like=flat[0])
                 continue
             code, absmax = quantize(np.full(1, fill, np.float32), self._signed(s))
@@ -382,7 +389,8 @@ class Optimizer:
         return name not in self.rule.nonnegative_state
 
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
-        empty = self._backend.zeros(0, self._state_dtype(bucket.dtype), like=bucket.params[0])
+        empty = self._backend.zeros(0, self._state_dtype(bucket.dtype, bucket.eight),
+                                    like=bucket.params[0])
         state = tuple(bucket.state.get(s, empty) for s in self.rule.state)
         if bucket.storage is not None:
             none = self._backend.zeros(0, np.float32, like=bucket.params[0])
@@ -397,13 +405,20 @@ class Optimizer:
         return ("master",) if self._precision.master_weights and \
             is_16bit(self._arrays[i].dtype) else ()
 
-    def _storage(self, dtype: np.dtype, positions: list[int]) -> Storage | None:
+    def _eight(self, i: int) -> bool:
+        """Whether param i keeps 8-bit state: state_dtype="int8" and at least
+        min_8bit_size elements (as bitsandbytes decides: smaller params, biases and norms,
+        keep float32 state, which costs little and keeps them precise)."""
+        return self._precision.state_dtype == "int8" and \
+            self._arrays[i].size >= self._precision.min_8bit_size
+
+    def _storage(self, dtype: np.dtype, positions: list[int], eight: bool = False
+                 ) -> Storage | None:
         """How a bucket of ``dtype`` params is read and written: None for float32/float64;
         for 16-bit ones, their kind, stochastic rounding (bfloat16 without a master copy)
         and the (seed, step) the random bits are drawn from."""
         kind, precision = storage_kind(dtype), self._precision
-        state_kind = INT8 if precision.state_dtype == "int8" else \
-            storage_kind(self._state_dtype(dtype))
+        state_kind = INT8 if eight else storage_kind(self._state_dtype(dtype))
         if not kind and not state_kind:
             return None
         stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
@@ -411,25 +426,22 @@ class Optimizer:
         return Storage(kind, stochastic, np.array([precision.seed, 0], np.uint64),
                        list(positions), state_kind=state_kind)
 
-    def _state_dtype(self, dtype: np.dtype) -> np.dtype:
-        """The dtype the state of ``dtype`` params is kept in."""
+    def _state_dtype(self, dtype: np.dtype, eight: bool = False) -> np.dtype:
+        """The dtype the state of ``dtype`` params is kept in (``eight``: 8-bit codes)."""
         if self._precision.state_dtype == "bfloat16":
             return bfloat16()
-        if self._precision.state_dtype == "int8":
-            return np.dtype(np.uint8)
-        return compute_dtype(dtype)
+        return np.dtype(np.uint8) if eight else compute_dtype(dtype)
 
     def _state_dtype_of(self, i: int, name: str) -> np.dtype:
         """The dtype of param i's state ``name``."""
         return np.dtype(np.float32) if name == "master" or name.endswith(ABSMAX) else \
-            self._state_dtype(self._arrays[i].dtype)
+            self._state_dtype(self._arrays[i].dtype, self._eight(i))
 
     def _state_names(self, hp: Mapping[str, Any], i: int) -> tuple[str, ...]:
         """The names of param i's state arrays: the rule's, their absmaxes (int8 state),
         its master copy (16-bit params with master weights)."""
         used = self.rule.state_used(hp)
-        absmax = tuple(s + ABSMAX for s in used) if self._precision.state_dtype == "int8" \
-            else ()
+        absmax = tuple(s + ABSMAX for s in used) if self._eight(i) else ()
         return (*used, *absmax, *self._master_of(i))
 
     def _rebuild_resolver(self) -> None:
@@ -824,7 +836,7 @@ class Optimizer:
         del state["_resolver"], state["_run"], state["_lock"], state["_buckets_in_order"]
         state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
-                             [(b.dtype, b.device, b.state) for b in g.buckets])
+                             [(b.dtype, b.device, b.eight, b.state) for b in g.buckets])
                             for g in self._groups]
         return state
 
@@ -840,7 +852,8 @@ class Optimizer:
                     self._arrays[i] = self._backend.check_array(given, "params")
         self._groups = []
         for group, kept in groups:
-            group.buckets = self._buckets(group, {(k, d): v for k, d, v in kept})
+            group.buckets = self._buckets(group, {(*key, False)[:3]: v   # (older: no flag)
+                                                  for *key, v in kept})
             self._groups.append(group)
         self._rebuild_resolver()
 

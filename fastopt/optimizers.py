@@ -8,6 +8,7 @@ param group dicts, updated in place; ``lr`` a float or a schedule from
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import textwrap
 from typing import Any
@@ -27,14 +28,17 @@ _PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY
               inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0,
                                 annotation=int),
               inspect.Parameter("state_dtype", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                annotation="str | None")]
+                                annotation="str | None"),
+              inspect.Parameter("min_8bit_size", inspect.Parameter.KEYWORD_ONLY, default=4096,
+                                annotation=int)]
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "flag": bool,
           "optional_nonnegative": "float | None"}
 
 
 def signature(rule: Rule) -> inspect.Signature:
     """``(params, <the rule's hyperparameters with defaults>, *, backend="auto",
-    master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None)``."""
+    master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None,
+    min_8bit_size=4096)``."""
     hyper = [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default,
                                annotation=_TYPES.get(h.name, _TYPES.get(h.kind, float)))
              for h in rule.hyperparams]
@@ -57,8 +61,11 @@ def docstring(rule: Rule) -> str:
             f"rounded stochastically\n"
             f"    seed=0: the stochastic rounding's random bits (counter-based: the same on "
             f"every backend)\n"
-            f"    state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the "
-            f"bytes; rounded to nearest at each step)\n\n"
+            f"    state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the "
+            f"bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as "
+            f"bitsandbytes keeps it: codes and one absmax a block of 256)\n"
+            f"    min_8bit_size=4096: with state_dtype='int8', params with fewer elements "
+            f"keep float32 state (as bitsandbytes' optimizers)\n\n"
             f"The rule and its kernels: {rule.reference.__module__}.")
 
 
@@ -87,8 +94,8 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
         lr = _checks.learning_rate_or_schedule(name, "lr", values["lr"])
         defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}
         Optimizer.__init__(self, values["params"], defaults, values["backend"],
-                           Precision(values["master_weights"], values["stochastic_rounding"],
-                                     values["seed"], values["state_dtype"]))
+                           Precision(**{f.name: values[f.name]
+                                        for f in dataclasses.fields(Precision)}))
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"

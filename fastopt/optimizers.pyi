@@ -38,11 +38,12 @@ class SGD(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.sgd.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adagrad(Optimizer):
     """
@@ -66,11 +67,12 @@ class Adagrad(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.adagrad.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class RMSprop(Optimizer):
     """
@@ -99,11 +101,12 @@ class RMSprop(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.rmsprop.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adadelta(Optimizer):
     """
@@ -127,11 +130,12 @@ class Adadelta(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.adadelta.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adam(Optimizer):
     """
@@ -158,11 +162,12 @@ class Adam(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdamW(Adam):
     """
@@ -188,11 +193,12 @@ class AdamW(Adam):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adamax(Optimizer):
     """
@@ -215,11 +221,12 @@ class Adamax(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.adamax.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Nadam(Optimizer):
     """
@@ -251,11 +258,12 @@ class Nadam(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.nadam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Lion(Optimizer):
     """
@@ -276,8 +284,9 @@ class Lion(Optimizer):
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, or 'bfloat16' (half the bytes; rounded to nearest at each step)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
 
     The rule and its kernels: fastopt.kernels.lion.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, *, state_dtype: str | None = None) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

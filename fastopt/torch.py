@@ -786,7 +786,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         for k, i in enumerate(cohort.members):
             st = loaded.get(params[i], {})
             if _BNB_KEYS[0] in st:
-                st = self._from_bitsandbytes(st, core, cohort.group, i)
+                st = self._from_bitsandbytes(st, core, k, cohort.group, i)
             arrays = [n for n in core._state_names(core._groups[0].hp, k)
                       if n != "master" or "master" in st]
             for name in (*arrays, *self.rule.extra):
@@ -815,18 +815,18 @@ class TorchOptimizer(torch.optim.Optimizer):
         order (Adam, AdamW: m, v; Lion: m)."""
         return list(self.rule.state_used(hp))
 
-    def _from_bitsandbytes(self, st: Mapping[str, Any], core: Optimizer, j: int, i: int
-                           ) -> dict[str, Any]:
-        """A bitsandbytes optimizer's state of one param ("step", "state1", "absmax1",
-        "qmap1", ...) in this optimizer's names: 8-bit state whose map is fastopt's as it
-        is (codes and absmaxes), any other (another map, or the float32 state bitsandbytes
-        keeps for small params) as float32 values, quantized again where this optimizer
-        keeps 8-bit state."""
+    def _from_bitsandbytes(self, st: Mapping[str, Any], core: Optimizer, k: int, j: int,
+                           i: int) -> dict[str, Any]:
+        """A bitsandbytes optimizer's state of one param (the core's param k; "step",
+        "state1", "absmax1", "qmap1", ...) in this optimizer's names: 8-bit state whose map
+        is fastopt's as it is (codes and absmaxes), any other (another map, or the float32
+        state bitsandbytes keeps for small params) as float32 values, quantized where this
+        optimizer keeps 8-bit state for the param."""
         from .kernels._blockwise import QMAPS, quantize
 
         owner = f"{type(self).__name__}.load_state_dict: {_label(j, i)}"
-        out = {k: v for k, v in st.items() if k not in _BNB_KEYS}
-        eight = self._precision.state_dtype == "int8"
+        out = {key: v for key, v in st.items() if key not in _BNB_KEYS}
+        eight = core._eight(k)
         for n, name in enumerate(self._bnb_names(core._groups[0].hp), 1):
             if f"state{n}" not in st:
                 raise ValueError(f"{owner}: its bitsandbytes state lacks 'state{n}' (for "
@@ -855,10 +855,10 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def bitsandbytes_state_dict(self) -> dict[str, Any]:
         """``state_dict()`` in the layout of bitsandbytes' 8-bit optimizers (Adam8bit,
-        AdamW8bit, Lion8bit) for one built with
-        ``state_dtype="int8"``: per param "step", "state1"/"state2" (uint8 codes),
-        "absmax1"/"absmax2" and "qmap1"/"qmap2" (bitsandbytes' dynamic maps, the ones
-        these codes use). Its ``load_state_dict`` takes it and goes on from there; this
+        AdamW8bit, Lion8bit) for one built with ``state_dtype="int8"``: per param "step",
+        "state1"/"state2" (uint8 codes, or float32 state for params under min_8bit_size,
+        as theirs), "absmax1"/"absmax2" and "qmap1"/"qmap2" (bitsandbytes' dynamic maps,
+        the ones these codes use). Its ``load_state_dict`` takes it and goes on from there; this
         optimizer's ``load_state_dict`` takes theirs (see the README)."""
         from .kernels._blockwise import QMAPS
 
@@ -877,8 +877,9 @@ class TorchOptimizer(torch.optim.Optimizer):
             mine = {"step": int(st["step"])} if "step" in st else {}   # (theirs: an int)
             for n, name in enumerate(self._bnb_names(core._groups[0].hp), 1):
                 mine[f"state{n}"] = st[self._torch_name(name)]
-                mine[f"absmax{n}"] = st[self._torch_name(name + ABSMAX)]
-                mine[f"qmap{n}"] = torch.from_numpy(QMAPS[int(core._signed(name))].copy())
+                if self._torch_name(name + ABSMAX) in st:        # (else float32 state)
+                    mine[f"absmax{n}"] = st[self._torch_name(name + ABSMAX)]
+                    mine[f"qmap{n}"] = torch.from_numpy(QMAPS[int(core._signed(name))].copy())
             sd["state"][index] = mine
         return sd
 

@@ -57,12 +57,12 @@ def assert_within_one_step(ours, theirs, names, signed):
 def test_our_8bit_state_loads_into_bitsandbytes_and_both_step_alike(name):
     ours_class, their_class, kw, names = PAIRS[name]
     net = model()
-    opt = ours_class(net.parameters(), **kw, state_dtype="int8")
+    opt = ours_class(net.parameters(), **kw, state_dtype="int8", min_8bit_size=0)
     train(opt, net, 4)
     their_net, our_net = twin(net), twin(net)
     theirs = their_class(their_net.parameters(), **kw, min_8bit_size=0)
     theirs.load_state_dict(opt.bitsandbytes_state_dict())
-    again = ours_class(our_net.parameters(), **kw, state_dtype="int8")
+    again = ours_class(our_net.parameters(), **kw, state_dtype="int8", min_8bit_size=0)
     again.load_state_dict(opt.state_dict())
     train(theirs, their_net, 1, seed=2)
     train(again, our_net, 1, seed=2)
@@ -76,8 +76,8 @@ def test_our_8bit_state_loads_into_bitsandbytes_and_both_step_alike(name):
 @pytest.mark.parametrize("name", list(PAIRS))
 def test_bitsandbytes_8bit_state_loads_here_and_training_goes_on(name):
     """Their state_dict (8-bit state wrapped as their FSDP layout has it; the float32
-    state they keep for params under min_8bit_size quantized here) loads, and from it one
-    step of each lands within one quantization step of the other."""
+    state they keep for params under min_8bit_size, as this optimizer does) loads, and
+    from it one step of each lands within one quantization step of the other."""
     ours_class, their_class, kw, names = PAIRS[name]
     net = model()
     theirs = their_class(net.parameters(), **kw)            # default min_8bit_size: 4096
@@ -88,17 +88,35 @@ def test_bitsandbytes_8bit_state_loads_here_and_training_goes_on(name):
     opt.load_state_dict(saved)
     for p, q in zip(our_net.parameters(), net.parameters()):
         st, ref = opt.state[p], theirs.state[q]
-        assert float(st.get("step", 4)) == 4 and st[names[0]].dtype == torch.uint8
-        if ref["state1"].dtype == torch.uint8:           # taken as it is
-            assert torch.equal(st[names[0]], ref["state1"])
-        else:                                            # float32 there: quantized here
-            codes, _ = B.quantize(ref["state1"].numpy(), names[0] != "exp_avg_sq")
-            np.testing.assert_array_equal(st[names[0]].numpy(), codes)
+        assert float(st.get("step", 4)) == 4 and st[names[0]].dtype == ref["state1"].dtype
+        assert torch.equal(st[names[0]], ref["state1"])     # codes, or float32 state
     train(theirs, net, 1, seed=2)
     train(opt, our_net, 1, seed=2)
-    for a, b in zip(our_net.parameters(), net.parameters()):   # (their float32 state, 8-bit
-        eight = theirs.state[b]["state1"].dtype == torch.uint8  # here: a coarser step)
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6 if eight else 0.05 * kw["lr"])
+    for a, b in zip(our_net.parameters(), net.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_their_float32_state_loads_as_8bit_where_we_keep_8bit(name):
+    """min_8bit_size=0 here, bitsandbytes' default there: their float32 state of the
+    small params is quantized on loading, and training goes on close to theirs."""
+    ours_class, their_class, kw, names = PAIRS[name]
+    net = model()
+    theirs = their_class(net.parameters(), **kw)
+    train(theirs, net, 4)
+    our_net = twin(net)
+    opt = ours_class(our_net.parameters(), **kw, state_dtype="int8", min_8bit_size=0)
+    opt.load_state_dict(theirs.state_dict())
+    small = [(p, q) for p, q in zip(our_net.parameters(), net.parameters())
+             if theirs.state[q]["state1"].dtype == torch.float32]
+    assert small
+    for p, q in small:
+        codes, _ = B.quantize(theirs.state[q]["state1"].numpy(), names[0] != "exp_avg_sq")
+        np.testing.assert_array_equal(opt.state[p][names[0]].numpy(), codes)
+    train(theirs, net, 1, seed=2)
+    train(opt, our_net, 1, seed=2)
+    for a, b in zip(our_net.parameters(), net.parameters()):   # (a coarser step than theirs)
+        torch.testing.assert_close(a, b, rtol=0, atol=0.05 * kw["lr"])
 
 
 def test_bitsandbytes_layout_needs_8bit_state():

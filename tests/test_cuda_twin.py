@@ -143,8 +143,8 @@ STORAGE_MODES = {
     "bfloat16, stochastic": ("bfloat16", dict(stochastic_rounding=True, seed=3)),
     "float16, master": (np.float16, dict(master_weights=True)),
     "bfloat16, bfloat16 state": ("bfloat16", dict(state_dtype="bfloat16")),
-    "float32, int8 state": (np.float32, dict(state_dtype="int8")),
-    "bfloat16, int8 state, stochastic": ("bfloat16", dict(state_dtype="int8",
+    "float32, int8 state": (np.float32, dict(state_dtype="int8", min_8bit_size=0)),
+    "bfloat16, int8 state, stochastic": ("bfloat16", dict(state_dtype="int8", min_8bit_size=0,
                                                           stochastic_rounding=True, seed=5)),
 }
 # each mode on every other rule's first case (a kernel is compiled on its own, ~1 s)

@@ -47,8 +47,8 @@ def test_cupy_matches_reference_bit_for_bit(rule, hp, dtype, n, cp):
 
 GPU_STORAGE = {"float16": (np.float16, {}), "float16, master": (np.float16,
                                                                dict(master_weights=True)),
-               "float32, int8 state": (np.float32, dict(state_dtype="int8")),
-               "float16, int8 state": (np.float16, dict(state_dtype="int8"))}
+               "float32, int8 state": (np.float32, dict(state_dtype="int8", min_8bit_size=0)),
+               "float16, int8 state": (np.float16, dict(state_dtype="int8", min_8bit_size=200))}
 
 
 @pytest.mark.parametrize("mode", list(GPU_STORAGE))

@@ -100,10 +100,12 @@ MODES = {"bfloat16": (BF16, {}), "bfloat16, master": (BF16, dict(master_weights=
          "float32, bfloat16 state": (np.dtype(np.float32), dict(state_dtype="bfloat16")),
          "bfloat16, bfloat16 state, stochastic": (BF16, dict(state_dtype="bfloat16",
                                                              stochastic_rounding=True, seed=11)),
-         "float32, int8 state": (np.dtype(np.float32), dict(state_dtype="int8")),
-         "bfloat16, int8 state, stochastic": (BF16, dict(state_dtype="int8",
+         "float32, int8 state": (np.dtype(np.float32), dict(state_dtype="int8",
+                                                            min_8bit_size=0)),
+         "bfloat16, int8 state, stochastic": (BF16, dict(state_dtype="int8", min_8bit_size=0,
                                                          stochastic_rounding=True, seed=11)),
          "float16, int8 state, master": (np.dtype(np.float16), dict(state_dtype="int8",
+                                                                    min_8bit_size=300,
                                                                     master_weights=True))}
 SHAPES = [(300,), (7, 11), (1,)]
 
@@ -203,6 +205,28 @@ def test_int8_state_in_the_parallel_loop_gives_the_references_bits(dtype):
             np.testing.assert_array_equal(s[name], t[name], err_msg=name)
 
 
+@pytest.mark.parametrize("backend", ["numpy"] + ["numba"] * NUMBA)
+def test_params_under_min_8bit_size_keep_float32_state(backend):
+    """As bitsandbytes decides: a group's params of min_8bit_size elements or more keep
+    8-bit state, the others float32 state, each as if alone (the float32 step)."""
+    rng = np.random.default_rng(4)
+    big, small = rng.standard_normal(5000).astype(np.float32), np.ones(10, np.float32)
+    alone = small.copy()
+    opt = fastopt.AdamW([big, small], lr=1e-2, backend=backend, state_dtype="int8")
+    plain = fastopt.AdamW(alone, lr=1e-2, backend=backend)
+    for _ in range(3):
+        g = rng.standard_normal(10).astype(np.float32)
+        opt.step([rng.standard_normal(5000).astype(np.float32), g])
+        plain.step(g)
+    np.testing.assert_array_equal(small, alone)
+    assert {k: v.dtype for k, v in opt.state[1].items()} == {"m": np.float32, "v": np.float32}
+    assert opt.state[0]["m"].dtype == np.uint8 and opt.state[0]["m_absmax"].shape == (20,)
+    again = fastopt.AdamW([big.copy(), small.copy()], lr=1e-2, backend=backend,
+                          state_dtype="int8")
+    again.load_state_dict(opt.state_dict())
+    assert again.state_dict().keys() == opt.state_dict().keys()
+
+
 # -- checkpoints, copies, errors -----------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["numpy"] + ["numba"] * NUMBA)
 @pytest.mark.parametrize("mode", list(MODES))
@@ -249,6 +273,7 @@ def test_a_state_dict_without_master_copies_loads_them_from_the_params():
     (None, dict(master_weights="yes"), "master_weights must be"),
     (None, dict(state_dtype="int4"), "state_dtype must be None .* 'bfloat16' or 'int8'"),
     ([np.zeros(3)], dict(state_dtype="int8"), "these include float64 ones"),
+    (None, dict(state_dtype="int8", min_8bit_size=-1), "min_8bit_size must be an integer"),
     ([np.zeros(3)], dict(state_dtype="bfloat16"), "these include float64 ones"),
 ])
 def test_precision_options_that_do_not_apply_are_refused(params, options, match):

@@ -444,7 +444,8 @@ def test_signatures_are_torchs():
         ours = inspect.signature(getattr(ft, rule.torch_class))
         theirs = inspect.signature(getattr(torch.optim, rule.torch_class))
         assert list(ours.parameters) == [*theirs.parameters, "backend", "master_weights",
-                                         "stochastic_rounding", "seed", "state_dtype"]
+                                         "stochastic_rounding", "seed", "state_dtype",
+                                         "min_8bit_size"]
         assert all(ours.parameters[k].default == v.default
                    for k, v in theirs.parameters.items())
 
@@ -1267,9 +1268,10 @@ SIXTEEN_BIT = {"bfloat16": (torch.bfloat16, {}),
                "bfloat16, master": (torch.bfloat16, dict(master_weights=True)),
                "bfloat16, bfloat16 state": (torch.bfloat16, dict(state_dtype="bfloat16")),
                "float16, master": (torch.float16, dict(master_weights=True)),
-               "float32, int8 state": (torch.float32, dict(state_dtype="int8")),
+               "float32, int8 state": (torch.float32, dict(state_dtype="int8",
+                                                           min_8bit_size=0)),
                "bfloat16, int8 state, stochastic": (torch.bfloat16,
-                                                    dict(state_dtype="int8",
+                                                    dict(state_dtype="int8", min_8bit_size=100,
                                                          stochastic_rounding=True, seed=3))}
 
 
