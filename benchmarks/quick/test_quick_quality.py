@@ -1,7 +1,9 @@
 """Training quality with fewer bytes a param, per rule: the digits MLP's test accuracy
 and loss, and a character model's held-out loss, in each precision mode against float32
 (same seeds and batches; benchmarks/quality.py). The goal: within 0.5 points of float32's
-accuracy and 2% of its loss.
+accuracy and 2% of its loss. The row "float32, another seed" is the yardstick: how far
+float32 itself moves with another seed (the digits' test loss, 360 images, moves by 10%
+and more).
 
     pytest benchmarks/quick/test_quick_quality.py --benchmark-only
 
@@ -16,6 +18,7 @@ import pytest
 
 from test_quick_rules import needs  # noqa: E402 (this folder is on sys.path)
 
+NOISE = "float32, another seed"
 RULE_NAMES = ["Adam", "AdamW", "Nadam", "Adamax", "RMSprop", "Adagrad", "Adadelta", "SGD",
               "Lion"]
 
@@ -35,6 +38,8 @@ def test_training_quality(benchmark, figures, rule, smoke):
     def train():
         for mode in MODES:
             runs[mode] = (digits_run(rule, mode, epochs), charlm_run(rule, mode, steps))
+        runs[NOISE] = (digits_run(rule, "float32", epochs, seed=1),      # the yardstick:
+                       charlm_run(rule, "float32", steps, seed=1))      # float32 reseeded
     benchmark.group = "training quality"
     benchmark.pedantic(train, rounds=1, iterations=1)
     base_digits, base_lm = runs["float32"]
@@ -47,5 +52,5 @@ def test_training_quality(benchmark, figures, rule, smoke):
         figures("training quality against float32: digits MLP, character model",
                 lambda: dict(rule=rule, mode=mode, accuracy=digits["accuracy"],
                              points=points, digits_loss=loss * 100, lm_loss=lm_loss * 100,
-                             goal="met" if points >= -0.5 and loss <= 0.02 and lm_loss <= 0.02
-                             else "missed"))
+                             goal="" if mode == NOISE else "met" if points >= -0.5 and
+                             loss <= 0.02 and lm_loss <= 0.02 else "missed"))
