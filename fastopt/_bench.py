@@ -134,8 +134,9 @@ class StepCase:
 
 
 def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
-              hyperparams: dict | None = None) -> StepCase:
-    """Build the case; NotImplementedError when ``backend`` cannot run here."""
+              hyperparams: dict | None = None, precision: tuple = ()) -> StepCase:
+    """Build the case (``precision``: the optimizer's precision keywords as (name, value)
+    pairs); NotImplementedError when ``backend`` cannot run here."""
     if backend not in available_backends():
         raise NotImplementedError(f"backend {backend!r} is not available here")
     xp, sync = array_module(backend)
@@ -143,7 +144,7 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
     dtype = _dtype(dtype)
     p = xp.asarray(rng.standard_normal(n).astype(dtype))
     g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
-    opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}))
+    opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}), **dict(precision))
     state_itemsize = compute_dtype(dtype).itemsize       # (16-bit params: float32 state)
     bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, dtype.itemsize,
                                                 state_itemsize) * n
