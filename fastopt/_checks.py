@@ -90,6 +90,37 @@ def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
     return (in_unit_interval(owner, f"{name}[0]", b1), in_unit_interval(owner, f"{name}[1]", b2))
 
 
+def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
+    """Two finite numbers in an ordered container (a set has no order)."""
+    try:
+        if isinstance(value, (Set, Mapping)):
+            raise TypeError("unordered")
+        a, b = value
+        if not (_is_real(a) and _is_real(b) and _finite(a) and _finite(b)):
+            raise TypeError("not numbers")
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}") from None
+    return float(a), float(b)
+
+
+def etas(owner: str, name: str, value: Any) -> tuple[float, float]:
+    """Rprop's (etaminus, etaplus): 0 < etaminus < 1 < etaplus."""
+    what = "(etaminus, etaplus) with 0 < etaminus < 1 < etaplus"
+    minus, plus = _pair(owner, name, value, what)
+    if not 0 < minus < 1 < plus:
+        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}")
+    return minus, plus
+
+
+def step_sizes(owner: str, name: str, value: Any) -> tuple[float, float]:
+    """Rprop's (smallest, largest) step size: 0 <= smallest <= largest."""
+    what = "(smallest, largest) step size with 0 <= smallest <= largest"
+    low, high = _pair(owner, name, value, what)
+    if not 0 <= low <= high:
+        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}")
+    return low, high
+
+
 def boolean(owner: str, name: str, value: Any) -> bool:
     """True or False (NumPy's np.True_ and np.False_, or 0 and 1, too)."""
     if isinstance(value, np.bool_):

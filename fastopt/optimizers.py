@@ -31,7 +31,8 @@ _PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY
                                 annotation="str | None"),
               inspect.Parameter("min_8bit_size", inspect.Parameter.KEYWORD_ONLY, default=4096,
                                 annotation=int)]
-_TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "flag": bool,
+_TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "etas": tuple[float, float],
+          "step_sizes": tuple[float, float], "flag": bool,
           "optional_nonnegative": "float | None"}
 
 

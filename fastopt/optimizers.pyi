@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -290,3 +290,94 @@ class Lion(Optimizer):
     The rule and its kernels: fastopt.kernels.lion.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class RAdam(Optimizer):
+    """
+    RAdam: Adam with the variance of its adaptive step rectified.
+
+        g   = -g                        (maximize=True)
+        p   = p*(1 - lr*wd)             (decoupled_weight_decay: wd not added to g)
+        g   = g + wd*p
+        m   = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g^2
+        rho_inf = 2/(1-b2) - 1;  rho_t = rho_inf - 2t*b2^t/(1-b2^t)
+        rho_t > 5:  p -= (m/(1-b1^t))*lr * (sqrt(1-b2^t)/(sqrt(v) + eps)) * r_t,
+                    r_t = sqrt((rho_t-4)(rho_t-2)rho_inf / ((rho_inf-4)(rho_inf-2)rho_t))
+        otherwise:  p -= (m/(1-b1^t))*lr                (the first steps: SGD with momentum)
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to sqrt(v)
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.radam.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class Rprop(Optimizer):
+    """
+    Rprop: a step size per coordinate, grown while the grad's sign holds and cut when it flips.
+
+        g    = -g                                  (maximize=True)
+        s    = sign(g * prev)
+        f    = etaplus (s > 0), etaminus (s < 0), 1 (s = 0)
+        size = clamp(size * f, step_min, step_max)  (each coordinate's step; it starts at lr)
+        g    = 0 where f = etaminus                (the sign flipped: no move, and no flip next)
+        p   -= sign(g) * size;   prev = g
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
+        etas=(0.5, 1.2): (etaminus, etaplus): step size factors when the grad's sign flips / holds
+        step_sizes=(1e-06, 50.0): (smallest, largest) step size
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.rprop.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, etas: tuple[float, float] = (0.5, 1.2), step_sizes: tuple[float, float] = (1e-06, 50.0), maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class ASGD(Optimizer):
+    """
+    ASGD: SGD with a decaying step size and the average of its iterates.
+
+            g   = -g                        (maximize=True)
+            g   = g + wd*p
+            p   = p*(1 - lambd*eta) - eta*g
+            ax  = ax + (p - ax)*mu          (ax = p while mu = 1)
+        then, for the next step:  eta = lr / (1 + lambd*lr*t)^alpha,  mu = 1 / max(1, t - t0)
+        (eta starts at lr, mu at 1; ``ax``, the average of the iterates from step t0 on, is what
+        to evaluate the model with).
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
+        lambd=0.0001: decay term of the step size
+        alpha=0.75: power of the step size's decay
+        t0=1000000.0: the step from which the iterates are averaged
+        weight_decay=0.0: L2 penalty: g += weight_decay*p
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.asgd.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lambd: float = 0.0001, alpha: float = 0.75, t0: float = 1000000.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

@@ -3,7 +3,7 @@
 installed as ``fastopt.kernels``. The registry below is the one list of rules: the
 optimizer classes, the command line, the benchmarks and the test tables derive from it.
 """
-from . import adadelta, adagrad, adam, adamax, lion, nadam, rmsprop, sgd
+from . import adadelta, adagrad, adam, adamax, asgd, lion, nadam, radam, rmsprop, rprop, sgd
 from ._rule import Rule
 
 REGISTRY: tuple[Rule, ...] = (
@@ -16,6 +16,9 @@ REGISTRY: tuple[Rule, ...] = (
     adamax.RULE,
     nadam.RULE,
     lion.RULE,
+    radam.RULE,
+    rprop.RULE,
+    asgd.RULE,
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 

@@ -45,6 +45,13 @@ CASES = [
     ("Nadam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
     ("Lion", dict(lr=0.01)),
     ("Lion", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1)),
+    ("RAdam", dict(lr=0.01)),
+    ("RAdam", dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.01, maximize=True)),
+    ("RAdam", dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    ("Rprop", dict(lr=0.01)),
+    ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
+    ("ASGD", dict(lr=0.05)),
+    ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.01, maximize=True)),
 ]
 
 RULE_NAMES = list(RULES)
@@ -81,6 +88,12 @@ SIGNATURES = {
     "Adam": SIGNATURES_0_1_0["Adam"] + [MAXIMIZE, DECOUPLED],
     "Nadam": SIGNATURES_0_1_0["Nadam"] + [DECOUPLED, MAXIMIZE],
     "Lion": [("lr", 1e-4, "lr"), ("betas", (0.9, 0.99), "betas"), ("weight_decay", 0.0, NONNEG)],
+    "RAdam": [("lr", 1e-3, "lr"), ("betas", (0.9, 0.999), "betas"), ("eps", 1e-8, NONNEG),
+              ("weight_decay", 0.0, NONNEG), DECOUPLED, MAXIMIZE],
+    "Rprop": [("lr", 1e-2, "lr"), ("etas", (0.5, 1.2), "etas"),
+              ("step_sizes", (1e-6, 50.0), "step_sizes"), MAXIMIZE],
+    "ASGD": [("lr", 1e-2, "lr"), ("lambd", 1e-4, NONNEG), ("alpha", 0.75, NONNEG),
+             ("t0", 1e6, NONNEG), ("weight_decay", 0.0, NONNEG), MAXIMIZE],
 }
 
 

@@ -15,6 +15,7 @@ class ScalarRule:
         self.rule, self.hp, self.t, self.n = rule, hp, 0, n
         self.s = {}
         self.mu_product = 1.0
+        self.eta, self.mu = None, 1.0        # ASGD's
         if rule == "Adagrad":
             self.s["sum"] = [hp.get("initial_accumulator_value", 0.0)] * n
 
@@ -33,6 +34,10 @@ class ScalarRule:
             elif wd != 0:
                 g = g + wd * p[i]
             p[i] = getattr(self, "_" + self.rule.lower())(i, p[i], g, t, lr)
+        if self.rule == "ASGD":
+            lambd, alpha = hp.get("lambd", 1e-4), hp.get("alpha", 0.75)
+            self.eta = lr / (1 + lambd * lr * t) ** alpha
+            self.mu = 1 / max(1, t - hp.get("t0", 1e6))
         if self.rule == "Nadam" and hp.get("momentum_decay", 4e-3) is not None:
             b1, psi = hp.get("betas", (0.9, 0.999))[0], hp.get("momentum_decay", 4e-3)
             self.mu_product *= b1 * (1 - 0.5 * 0.96 ** (t * psi))
@@ -113,6 +118,41 @@ class ScalarRule:
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
         prod = self.mu_product * mu         # product of mu_1..mu_t
         return p - lr * (1 - mu) / (1 - prod) * g / den - lr * mu_next / (1 - prod * mu_next) * m[i] / den
+
+    def _radam(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        m, v = self.buf("m"), self.buf("v")
+        m[i] = b1 * m[i] + (1 - b1) * g
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        m_hat = m[i] / (1 - b1 ** t)
+        rho_inf = 2 / (1 - b2) - 1
+        rho = rho_inf - 2 * t * b2 ** t / (1 - b2 ** t)
+        if rho <= 5:
+            return p - lr * m_hat
+        r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        v_hat = math.sqrt(v[i] / (1 - b2 ** t))
+        return p - lr * m_hat * r / (v_hat + self.hp.get("eps", 1e-8) / math.sqrt(1 - b2 ** t))
+
+    def _rprop(self, i, p, g, t, lr):
+        minus, plus = self.hp.get("etas", (0.5, 1.2))
+        low, high = self.hp.get("step_sizes", (1e-6, 50.0))
+        prev, size = self.buf("prev"), self.buf("size")
+        if t == 1:
+            size[i] = lr
+        product = g * prev[i]
+        factor = plus if product > 0 else minus if product < 0 else 1.0
+        size[i] = min(max(size[i] * factor, low), high)
+        if product < 0:
+            g = 0.0
+        prev[i] = g
+        return p - (1.0 if g > 0 else -1.0 if g < 0 else 0.0) * size[i]
+
+    def _asgd(self, i, p, g, t, lr):
+        eta = lr if self.eta is None else self.eta
+        p = p * (1 - self.hp.get("lambd", 1e-4) * eta) - eta * g
+        ax = self.buf("ax")
+        ax[i] = p if self.mu == 1 else ax[i] + (p - ax[i]) * self.mu
+        return p
 
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))

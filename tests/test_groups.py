@@ -57,6 +57,8 @@ MOVED = {   # per kind of hyperparameter: a value a second group takes instead o
     "unit_interval": lambda v: 0.9 * v or 0.1,
     "unit_interval_closed": lambda v: 0.9 * v or 0.1,
     "betas": lambda b: (0.9 * b[0], 0.9 * b[1]),
+    "etas": lambda e: (0.9 * e[0], 1.1 * e[1]),
+    "step_sizes": lambda s: (2 * s[0], 0.5 * s[1]),
 }
 
 

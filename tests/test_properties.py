@@ -28,6 +28,8 @@ BY_KIND = {
     "unit_interval_closed": unit,
     "betas": st.tuples(unit, unit),
     "flag": st.booleans(),
+    "etas": st.tuples(in_float32(0.01, 0.99), in_float32(1.01, 3.0)),
+    "step_sizes": st.tuples(in_float32(0.0, 1e-3), in_float32(1e-3, 10.0)),
 }
 NARROWER = {"Adadelta": {"lr": in_float32(0.0, 2.0)}}
 

@@ -148,6 +148,8 @@ BAD_BY_KIND = {
     "unit_interval_closed": [1.5, float("nan")],
     "betas": [0.9, (0.9, 1.0), (-0.1, 0.9), (0.9, float("nan"))],
     "flag": ["yes", 2],
+    "etas": [1.2, (1.2, 0.5), (0.0, 1.2), (0.5, 1.0), (0.5, float("inf")), {0.5, 1.2}],
+    "step_sizes": [1e-6, (0.1, 0.01), (-1.0, 1.0), (0.0, float("nan")), "ab"],
 }
 BAD_HYPERPARAMS += [(rule.class_name, {h.name: bad}, rf"{h.name}(\[\d\])? must")
                     for rule in RULES.values() for h in rule.hyperparams
