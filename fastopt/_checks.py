@@ -90,6 +90,18 @@ def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
     return (in_unit_interval(owner, f"{name}[0]", b1), in_unit_interval(owner, f"{name}[1]", b2))
 
 
+def betas3(owner: str, name: str, value: Any) -> tuple[float, float, float]:
+    """A triple (b1, b2, b3), each in [0, 1), in an ordered container (AdEMAMix's)."""
+    try:
+        if isinstance(value, (Set, Mapping)):
+            raise TypeError("unordered")
+        b1, b2, b3 = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a triple (beta1, beta2, beta3) of numbers "
+                         f"in [0, 1), got {value!r}") from None
+    return tuple(in_unit_interval(owner, f"{name}[{k}]", b) for k, b in enumerate((b1, b2, b3)))
+
+
 def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
     """Two finite numbers in an ordered container (a set has no order)."""
     try:

@@ -32,7 +32,8 @@ _PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY
               inspect.Parameter("min_8bit_size", inspect.Parameter.KEYWORD_ONLY, default=4096,
                                 annotation=int)]
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "etas": tuple[float, float],
-          "step_sizes": tuple[float, float], "flag": bool,
+          "step_sizes": tuple[float, float], "betas3": tuple[float, float, float],
+          "flag": bool,
           "optional_nonnegative": "float | None"}
 
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -381,3 +381,36 @@ class ASGD(Optimizer):
     The rule and its kernels: fastopt.kernels.asgd.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, lambd: float = 0.0001, alpha: float = 0.75, t0: float = 1000000.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class AdEMAMix(Optimizer):
+    """
+    AdEMAMix: Adam with a slow first moment mixed in.
+
+            p   = p*(1 - lr*wd)                      (decoupled decay)
+            m1  = b1*m1 + (1-b1)*g                   (the fast first moment)
+            m2  = b3*m2 + (1-b3)*g                   (the slow one)
+            nu  = b2*nu + (1-b2)*g^2
+            p  -= lr * (m1/(1-b1^t) + alpha*m2) / (sqrt(nu)/sqrt(1-b2^t) + eps)
+
+        with the warm-ups of the paper where asked: alpha_t = min(t*alpha/t_alpha, alpha) and
+        b3_t = min(exp(ln b1 ln b3 / ((1-s) ln b3 + s ln b1)), b3), s = t/t_beta3.
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999, 0.9999): (b1, b2, b3): decay rates of the fast moment, of nu, of the slow moment
+        alpha=5.0: weight of the slow moment
+        t_alpha=None: steps alpha warms up over (None: none)
+        t_beta3=None: steps b3 warms up over (None: none)
+        eps=1e-08: added to the denominator
+        weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.ademamix.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0, t_alpha: float | None = None, t_beta3: float | None = None, eps: float = 1e-08, weight_decay: float = 0.01, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

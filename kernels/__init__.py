@@ -3,7 +3,8 @@
 installed as ``fastopt.kernels``. The registry below is the one list of rules: the
 optimizer classes, the command line, the benchmarks and the test tables derive from it.
 """
-from . import adadelta, adagrad, adam, adamax, asgd, lion, nadam, radam, rmsprop, rprop, sgd
+from . import (adadelta, adagrad, adam, adamax, ademamix, asgd, lion, nadam, radam, rmsprop,
+               rprop, sgd)
 from ._rule import Rule
 
 REGISTRY: tuple[Rule, ...] = (
@@ -19,6 +20,7 @@ REGISTRY: tuple[Rule, ...] = (
     radam.RULE,
     rprop.RULE,
     asgd.RULE,
+    ademamix.RULE,
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 

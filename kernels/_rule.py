@@ -54,6 +54,7 @@ KINDS: dict[str, Callable[[str, str, Any], Any]] = {
     "unit_interval": _checks.in_unit_interval,
     "unit_interval_closed": _checks.unit_interval_closed,
     "betas": _checks.betas,
+    "betas3": _checks.betas3,
     "etas": _checks.etas,
     "step_sizes": _checks.step_sizes,
     "flag": _checks.boolean,

@@ -52,6 +52,9 @@ CASES = [
     ("Rprop", dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2), maximize=True)),
     ("ASGD", dict(lr=0.05)),
     ("ASGD", dict(lr=0.05, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.01, maximize=True)),
+    ("AdEMAMix", dict(lr=0.01)),
+    ("AdEMAMix", dict(lr=0.01, betas=(0.8, 0.99, 0.999), alpha=3.0, t_alpha=20, t_beta3=20,
+                      weight_decay=0.0)),
 ]
 
 RULE_NAMES = list(RULES)
@@ -94,6 +97,10 @@ SIGNATURES = {
               ("step_sizes", (1e-6, 50.0), "step_sizes"), MAXIMIZE],
     "ASGD": [("lr", 1e-2, "lr"), ("lambd", 1e-4, NONNEG), ("alpha", 0.75, NONNEG),
              ("t0", 1e6, NONNEG), ("weight_decay", 0.0, NONNEG), MAXIMIZE],
+    "AdEMAMix": [("lr", 1e-3, "lr"), ("betas", (0.9, 0.999, 0.9999), "betas3"),
+                 ("alpha", 5.0, NONNEG), ("t_alpha", None, "optional_nonnegative"),
+                 ("t_beta3", None, "optional_nonnegative"), ("eps", 1e-8, NONNEG),
+                 ("weight_decay", 1e-2, NONNEG)],
 }
 
 

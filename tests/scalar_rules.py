@@ -25,8 +25,9 @@ class ScalarRule:
     def step(self, p: list, g_in: list, lr: float) -> None:
         self.t += 1
         t, hp = self.t, self.hp
-        wd = hp.get("weight_decay", 1e-2 if self.rule == "AdamW" else 0.0)
-        decoupled = self.rule in ("AdamW", "Lion") or hp.get("decoupled_weight_decay", False)
+        wd = hp.get("weight_decay", 1e-2 if self.rule in ("AdamW", "AdEMAMix") else 0.0)
+        decoupled = self.rule in ("AdamW", "Lion", "AdEMAMix") or \
+            hp.get("decoupled_weight_decay", False)
         for i in range(self.n):
             g = -g_in[i] if hp.get("maximize", False) else g_in[i]
             if decoupled:                                  # decoupled decay
@@ -153,6 +154,23 @@ class ScalarRule:
         ax = self.buf("ax")
         ax[i] = p if self.mu == 1 else ax[i] + (p - ax[i]) * self.mu
         return p
+
+    def _ademamix(self, i, p, g, t, lr):
+        b1, b2, b3 = self.hp.get("betas", (0.9, 0.999, 0.9999))
+        alpha = self.hp.get("alpha", 5.0)
+        t_alpha, t_beta3 = self.hp.get("t_alpha"), self.hp.get("t_beta3")
+        if t_alpha:
+            alpha = min(t * alpha / t_alpha, alpha)
+        if t_beta3:
+            s = t / t_beta3
+            b3 = min(math.exp(math.log(b1) * math.log(b3)
+                              / ((1 - s) * math.log(b3) + s * math.log(b1))), b3)
+        m1, m2, nu = self.buf("m1"), self.buf("m2"), self.buf("nu")
+        m1[i] = b1 * m1[i] + (1 - b1) * g
+        m2[i] = b3 * m2[i] + (1 - b3) * g
+        nu[i] = b2 * nu[i] + (1 - b2) * g * g
+        den = math.sqrt(nu[i]) / math.sqrt(1 - b2 ** t) + self.hp.get("eps", 1e-8)
+        return p - lr * (m1[i] / (1 - b1 ** t) + alpha * m2[i]) / den
 
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))

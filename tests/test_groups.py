@@ -59,6 +59,7 @@ MOVED = {   # per kind of hyperparameter: a value a second group takes instead o
     "betas": lambda b: (0.9 * b[0], 0.9 * b[1]),
     "etas": lambda e: (0.9 * e[0], 1.1 * e[1]),
     "step_sizes": lambda s: (2 * s[0], 0.5 * s[1]),
+    "betas3": lambda b: tuple(0.9 * x for x in b),
 }
 
 

@@ -30,6 +30,7 @@ BY_KIND = {
     "flag": st.booleans(),
     "etas": st.tuples(in_float32(0.01, 0.99), in_float32(1.01, 3.0)),
     "step_sizes": st.tuples(in_float32(0.0, 1e-3), in_float32(1e-3, 10.0)),
+    "betas3": st.tuples(unit, unit, unit),
 }
 NARROWER = {"Adadelta": {"lr": in_float32(0.0, 2.0)}}
 

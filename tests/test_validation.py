@@ -150,6 +150,7 @@ BAD_BY_KIND = {
     "flag": ["yes", 2],
     "etas": [1.2, (1.2, 0.5), (0.0, 1.2), (0.5, 1.0), (0.5, float("inf")), {0.5, 1.2}],
     "step_sizes": [1e-6, (0.1, 0.01), (-1.0, 1.0), (0.0, float("nan")), "ab"],
+    "betas3": [(0.9, 0.999), (0.9, 0.999, 1.0), (0.9, -0.1, 0.9), {0.1, 0.2, 0.3}],
 }
 BAD_HYPERPARAMS += [(rule.class_name, {h.name: bad}, rf"{h.name}(\[\d\])? must")
                     for rule in RULES.values() for h in rule.hyperparams
