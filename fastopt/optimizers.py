@@ -42,7 +42,7 @@ def signature(rule: Rule) -> inspect.Signature:
     master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None,
     min_8bit_size=4096)``."""
     hyper = [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default,
-                               annotation=_TYPES.get(h.name, _TYPES.get(h.kind, float)))
+                               annotation=_TYPES.get(h.kind, _TYPES.get(h.name, float)))
              for h in rule.hyperparams]
     return inspect.Signature([_PARAMS, *hyper, _BACKEND, *_PRECISION], return_annotation=None)
 
