@@ -113,7 +113,9 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
     print(f"fastopt {__version__}: an MLP 64-{digits.HIDDEN}-10 (tanh, softmax, "
           f"cross-entropy) on scikit-learn's 8x8 digits\n{n_train} train / {n_val} "
           f"validation / {n_test} test images; mini-batches of {batch_size}; up to {epochs} "
-          f"epochs, early stopping on the validation loss (best epoch kept); seed {seed}\n")
+          f"epochs, early stopping on the validation loss (best epoch kept); seed {seed}"
+          + "".join(f"\n{r}: whole batches (a full-batch method)" for r in rules
+                    if optimizers.CLASSES[r].rule.full_batch) + "\n")
     params = digits.init_params(seed)
     x, y = split.x_train[:50], split.y_train[:50]
     shapes = [p.shape for p in params]

@@ -117,8 +117,11 @@ class Run:
 def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: int = 60,
           batch_size: int = 32, seed: int = 0, patience: int = 8, label: str | None = None,
           on_epoch: Callable[[], None] = lambda: None) -> Run:
-    """Train the MLP with ``rule`` (its keywords in ``hyper``, lr included) by mini-batches,
-    stopping early on the validation loss; the best epoch's params are kept."""
+    """Train the MLP with ``rule`` (its keywords in ``hyper``, lr included) by mini-batches
+    (whole batches for a full-batch rule, Rprop), stopping early on the validation loss;
+    the best epoch's params are kept."""
+    if RULES[rule].full_batch:
+        batch_size = len(split.y_train)
     params = init_params(seed, dtype=split.x_train.dtype)
     opt = getattr(optimizers, rule)(params, backend=backend, **hyper)   # compiles here
     stopper = EarlyStopping(patience=patience, min_delta=1e-4)

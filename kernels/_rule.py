@@ -146,6 +146,9 @@ class Rule:
     torch_class: str | None = None
     torch_state: Mapping[str, str] = field(default_factory=dict)
     torch_step: bool = True
+    # a full-batch method (Rprop: its step sizes follow the grad's sign from one step to
+    # the next, which mini-batch noise flips at random): the demo trains it on whole batches
+    full_batch: bool = False
 
     def __post_init__(self) -> None:
         """A rule that is incomplete fails here, at import, by name: fastopt.torch needs a

@@ -77,6 +77,6 @@ prev = gn;
 RULE = r.Rule("rprop", "Rprop", "Rprop: a step size per coordinate, grown while the grad's "
               "sign holds and cut when it flips.", __doc__, HYPERPARAMS, STATE, SCALARS,
               host_scalars, reference, cpu_element, CUDA_BODY,
-              tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2, digits=3e-5),
-              nonnegative_state=("size",), torch_class="Rprop",
+              tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2, digits=1e-2),
+              nonnegative_state=("size",), torch_class="Rprop", full_batch=True,
               torch_state={"prev": "prev", "size": "step_size"})
