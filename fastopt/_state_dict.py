@@ -206,3 +206,5 @@ def _restore(opt: Any, plans: list, sd: Mapping[str, Any], step: int) -> None:
             opt._backend.copy_from_numpy(view, sd[f"{i}.{k}"])
     opt._changes.clear()
     opt._steps.value = step
+    if opt.rule.switch_state:       # where the params are: the mode they were saved in
+        opt._evaluating = not bool(plain(sd.get("train_mode", True)))

@@ -119,7 +119,8 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
           on_epoch: Callable[[], None] = lambda: None) -> Run:
     """Train the MLP with ``rule`` (its keywords in ``hyper``, lr included) by mini-batches
     (whole batches for a full-batch rule, Rprop), stopping early on the validation loss;
-    the best epoch's params are kept."""
+    the best epoch's params are kept (for a schedule-free rule, its average: evaluated
+    after ``opt.eval()``)."""
     if RULES[rule].full_batch:
         batch_size = len(split.y_train)
     params = init_params(seed, dtype=split.x_train.dtype)
@@ -137,11 +138,16 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
             opt.step(grads)
             in_step += time.perf_counter() - t0
             steps += 1
+        evaluating = getattr(opt, "eval", None)     # schedule-free: evaluate the average
+        if evaluating:
+            evaluating()
         val_losses.append(loss(params, split.x_val, split.y_val))
         on_epoch()
         stop = stopper.update(val_losses[-1])
         if stopper.improved:
             best = [p.copy() for p in params]
+        if evaluating:
+            opt.train()
         if stop:
             break
     elapsed = time.perf_counter() - t_start

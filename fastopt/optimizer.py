@@ -254,6 +254,7 @@ class Optimizer:
 
     rule: ClassVar[Any]
     defaults: Mapping[str, Any]         # the constructor's keywords (read-only)
+    _evaluating: bool = False           # a switch rule's params hold the evaluation sequence
     param_groups: ParamGroups           # live: changes apply from the next step
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str,
@@ -752,6 +753,10 @@ class Optimizer:
     def _prepare(self) -> tuple[list, list]:
         """(each bucket's cast scalars, each group's scalar state after the step): the
         changes applied and everything that may raise computed, nothing modified yet."""
+        if self._evaluating:
+            raise RuntimeError(f"{type(self).__name__}: the params hold the averaged point "
+                               "for evaluation (after opt.eval()); call opt.train() before "
+                               "stepping")
         if self._changes.groups:
             self._apply_changes()
         casts: list = []
@@ -805,6 +810,32 @@ class Optimizer:
         except (TypeError, ValueError) as exc:
             raise self._grads_error(exc, paired) from None
         self._advance(extras)
+
+    # -- two sequences (schedule-free rules): eval() and train() ---------------------------
+    def _moving(self, to_eval: bool) -> list:
+        """The (group, bucket) pairs a switch to ``to_eval`` moves, or the error that says
+        why it cannot (nothing changed)."""
+        if self._evaluating == to_eval:
+            return []
+        moving = [(g, b) for g in self._groups if g.t > 0 for b in g.buckets]
+        if any(b.storage is not None for _, b in moving):
+            raise NotImplementedError(f"{type(self).__name__}: eval()/train() move float32 or "
+                                      "float64 params whose state is kept as it is; these are "
+                                      "16-bit or keep narrower state")
+        return moving
+
+    def _switch(self, to_eval: bool) -> None:
+        """Move every param that has stepped to the other sequence (kernels/_rule.py:
+        switch_state, switch_weight); checked first, so an error changes nothing."""
+        moving = self._moving(to_eval)
+        for group, bucket in moving:
+            weight = self.rule.switch_weight(group.hp, to_eval)
+            z, offsets = bucket.state[self.rule.switch_state], bucket.offsets
+            for k, p in enumerate(bucket.params):
+                w = np.asarray(weight, p.dtype)
+                zk = z[offsets[k]:offsets[k + 1]]
+                p[...] = p + w * (zk - p) if w < 0.5 else zk - (zk - p) * (1 - w)
+        self._evaluating = to_eval
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
     def __copy__(self) -> Optimizer:
@@ -926,6 +957,8 @@ class Optimizer:
             self._apply_changes()
         sd: dict[str, Any] = {"rule": type(self).__name__, "step": self.step_count,
                               "n_params": len(self._arrays), "n_groups": len(self._groups)}
+        if self.rule.switch_state:
+            sd["train_mode"] = not self._evaluating
         for j, (values, group) in enumerate(zip(self.param_groups, self._groups)):
             prefix = f"groups.{j}."
             sd[prefix + "params"] = np.array(group.positions, dtype=np.int64)

@@ -101,9 +101,23 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"
+    methods = dict(_switch_methods(rule.class_name)) if rule.switch_state else {}
     return type(rule.class_name, (base,),
                 {"rule": rule, "__init__": __init__, "__doc__": docstring(rule),
-                 "__module__": __name__, "__qualname__": rule.class_name})
+                 "__module__": __name__, "__qualname__": rule.class_name, **methods})
+
+
+def _switch_methods(name: str) -> dict[str, Any]:
+    """``eval()`` and ``train()`` of a rule with two sequences (schedule-free)."""
+    def eval(self) -> None:
+        """Move the params to the point to evaluate (the average of the iterates)."""
+        self._exclusive(self._switch, True, "eval", "switch between steps")
+
+    def train(self) -> None:
+        """Move the params back to where the grads are taken (before stepping again)."""
+        self._exclusive(self._switch, False, "train", "switch between steps")
+    eval.__qualname__, train.__qualname__ = f"{name}.eval", f"{name}.train"
+    return {"eval": eval, "train": train}
 
 
 CLASSES: dict[str, type[Optimizer]] = {}

@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -414,3 +414,41 @@ class AdEMAMix(Optimizer):
     The rule and its kernels: fastopt.kernels.ademamix.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0, t_alpha: float | None = None, t_beta3: float | None = None, eps: float = 1e-08, weight_decay: float = 0.01, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class AdamWScheduleFree(Optimizer):
+    """
+    Schedule-free AdamW: no lr schedule, the average of its iterates evaluated.
+
+        The params hold y, the point where grads are taken, while training; z is the base
+        sequence; x, their weighted average, is what to evaluate (``opt.eval()`` moves the params
+        to x, ``opt.train()`` back to y). Step k = t - 1:
+
+            lr_t   = lr * min(1, (k+1)/warmup_steps)
+            w      = (k+1)^r * max(lr_1..lr_t)^weight_lr_power;   c = w / (sum of the w so far)
+            v      = b2*v + (1-b2)*g^2
+            d      = g / (sqrt(v/(1-b2^t)) + eps) + wd*y
+            y      = lerp(y, z, c) + lr_t*(b1*(1-c) - 1)*d
+            z      = z - lr_t*d                            (z starts at y)
+            eval:  p = lerp(p, z, 1 - 1/b1);   train:  p = lerp(p, z, 1 - b1)
+
+        lerp is torch's: a + w*(b - a) for w < 0.5, else b - (b - a)*(1 - w).
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.0025: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        eps=1e-08: added to the root
+        weight_decay=0.0: d += weight_decay*y (after the normalisation)
+        warmup_steps=0: steps of a linear lr warm-up
+        r=0.0: power of k in the average's weights
+        weight_lr_power=2.0: power of the largest lr in them
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.schedulefree.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

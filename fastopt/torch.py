@@ -561,7 +561,8 @@ class TorchOptimizer(torch.optim.Optimizer):
             scalars = {"step": float(group.t)} if self.rule.torch_step else {}
             scalars.update({self.rule.torch_state[k]: v for k, v in group.extra.items()})
             for p, arrays in zip(cohort.params, cohort.core.state):
-                st = {key: torch.tensor(v) for key, v in scalars.items()}
+                st = {key: torch.tensor(v, dtype=None if key == "step" else torch.float64)
+                      for key, v in scalars.items()}    # (scalar state kept exactly)
                 self._scalars += [(t, scalars[key]) for key, t in st.items()]
                 st.update({self._torch_name(k): _as_tensor(a) if k.endswith(ABSMAX) else
                            _state_tensor(_as_tensor(a), p) for k, a in arrays.items()})
@@ -777,6 +778,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         core = cohort.core
         sd = core.state_dict()
         sd.update({"step": t, "groups.0.step": t})
+        if self.rule.switch_state:          # the mode the params were saved in
+            sd["train_mode"] = bool(self.param_groups[cohort.group].get("train_mode", True))
         params = self.param_groups[cohort.group]["params"]
         names = {v: k for k, v in self.rule.torch_state.items()}
         first = loaded.get(params[cohort.members[0]], {})
@@ -1137,9 +1140,37 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])
     doc = (f"{rule.summary} torch.optim.{name} running fastopt's fused kernels (see "
            f"fastopt.{rule.class_name} for the formula).")
+    methods = _switch_methods(name) if rule.switch_state else {}
     return type(name, (TorchOptimizer,), {"rule": rule, "__init__": __init__, "__doc__": doc,
                                           "__module__": __name__, "__qualname__": name,
-                                          "fixed": _torch_fixed(rule, sig)})
+                                          "fixed": _torch_fixed(rule, sig), **methods})
+
+
+def _switch_methods(name: str) -> dict[str, Any]:
+    """``eval()`` and ``train()`` of a rule with two sequences (schedule-free), as the
+    ``schedulefree`` package's classes have them: every cohort's params moved, their
+    autograd versions bumped (the params changed in place)."""
+    def switch(self: TorchOptimizer, to_eval: bool) -> None:
+        cores = [c.core for c in self._cohorts]
+        for core in cores:          # every core checked before any moves
+            core._moving(to_eval)
+        for core in cores:
+            core._exclusive(core._switch, to_eval, "eval" if to_eval else "train",
+                            "switch between steps")
+        increment_version([p for c in self._cohorts for p in c.params])
+        for group in self.param_groups:
+            group["train_mode"] = not to_eval
+        self._version += 1
+
+    def eval(self) -> None:
+        """Move the params to the point to evaluate (the average of the iterates)."""
+        switch(self, True)
+
+    def train(self) -> None:
+        """Move the params back to where the grads are taken (before stepping again)."""
+        switch(self, False)
+    eval.__qualname__, train.__qualname__ = f"{name}.eval", f"{name}.train"
+    return {"eval": eval, "train": train}
 
 
 def _torch_fixed(rule: Rule, sig: inspect.Signature) -> dict[str, Any]:

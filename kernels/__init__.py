@@ -4,7 +4,7 @@ installed as ``fastopt.kernels``. The registry below is the one list of rules: t
 optimizer classes, the command line, the benchmarks and the test tables derive from it.
 """
 from . import (adadelta, adagrad, adam, adamax, ademamix, asgd, lion, nadam, radam, rmsprop,
-               rprop, sgd)
+               rprop, schedulefree, sgd)
 from ._rule import Rule
 
 REGISTRY: tuple[Rule, ...] = (
@@ -21,6 +21,7 @@ REGISTRY: tuple[Rule, ...] = (
     rprop.RULE,
     asgd.RULE,
     ademamix.RULE,
+    schedulefree.RULE,
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 

@@ -149,6 +149,11 @@ class Rule:
     # a full-batch method (Rprop: its step sizes follow the grad's sign from one step to
     # the next, which mini-batch noise flips at random): the demo trains it on whole batches
     full_batch: bool = False
+    # two sequences (schedule-free): the params hold one while training and another for
+    # evaluation; the classes gain eval() and train(), which move every param to the other,
+    # p = lerp(p, state[switch_state], switch_weight(hp, to_eval)) (torch's lerp)
+    switch_state: str | None = None
+    switch_weight: Callable[[Mapping[str, Any], bool], float] | None = None
 
     def __post_init__(self) -> None:
         """A rule that is incomplete fails here, at import, by name: fastopt.torch needs a

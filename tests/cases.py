@@ -55,6 +55,9 @@ CASES = [
     ("AdEMAMix", dict(lr=0.01)),
     ("AdEMAMix", dict(lr=0.01, betas=(0.8, 0.99, 0.999), alpha=3.0, t_alpha=20, t_beta3=20,
                       weight_decay=0.0)),
+    ("AdamWScheduleFree", dict(lr=0.01)),
+    ("AdamWScheduleFree", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01, warmup_steps=5,
+                               r=0.5, weight_lr_power=1.0)),
 ]
 
 RULE_NAMES = list(RULES)
@@ -101,6 +104,10 @@ SIGNATURES = {
                  ("alpha", 5.0, NONNEG), ("t_alpha", None, "optional_nonnegative"),
                  ("t_beta3", None, "optional_nonnegative"), ("eps", 1e-8, NONNEG),
                  ("weight_decay", 1e-2, NONNEG)],
+    "AdamWScheduleFree": [("lr", 2.5e-3, "lr"), ("betas", (0.9, 0.999), "betas"),
+                          ("eps", 1e-8, NONNEG), ("weight_decay", 0.0, NONNEG),
+                          ("warmup_steps", 0, NONNEG), ("r", 0.0, NONNEG),
+                          ("weight_lr_power", 2.0, NONNEG)],
 }
 
 

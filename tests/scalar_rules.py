@@ -16,6 +16,7 @@ class ScalarRule:
         self.s = {}
         self.mu_product = 1.0
         self.eta, self.mu = None, 1.0        # ASGD's
+        self.weight_sum, self.lr_max = 0.0, -1.0     # schedule-free AdamW's
         if rule == "Adagrad":
             self.s["sum"] = [hp.get("initial_accumulator_value", 0.0)] * n
 
@@ -26,6 +27,9 @@ class ScalarRule:
         self.t += 1
         t, hp = self.t, self.hp
         wd = hp.get("weight_decay", 1e-2 if self.rule in ("AdamW", "AdEMAMix") else 0.0)
+        if self.rule == "AdamWScheduleFree":       # its decay comes after normalising g
+            self._sf_step(t, lr)
+            wd = 0.0
         decoupled = self.rule in ("AdamW", "Lion", "AdEMAMix") or \
             hp.get("decoupled_weight_decay", False)
         for i in range(self.n):
@@ -171,6 +175,27 @@ class ScalarRule:
         nu[i] = b2 * nu[i] + (1 - b2) * g * g
         den = math.sqrt(nu[i]) / math.sqrt(1 - b2 ** t) + self.hp.get("eps", 1e-8)
         return p - lr * (m1[i] / (1 - b1 ** t) + alpha * m2[i]) / den
+
+    def _sf_step(self, t, lr):
+        """Schedule-free AdamW's per-step numbers: lr_t and the average's weight c."""
+        hp, warmup = self.hp, self.hp.get("warmup_steps", 0)
+        self.lr_t = lr * min(1.0, t / warmup) if warmup else lr
+        self.lr_max = max(self.lr_t, self.lr_max)
+        weight = t ** hp.get("r", 0.0) * self.lr_max ** hp.get("weight_lr_power", 2.0)
+        self.weight_sum += weight
+        self.c = weight / self.weight_sum
+
+    def _adamwschedulefree(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        z, v = self.buf("z"), self.buf("v")
+        if t == 1:
+            z[i] = p
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        d = g / (math.sqrt(v[i] / (1 - b2 ** t)) + self.hp.get("eps", 1e-8))
+        d += self.hp.get("weight_decay", 0.0) * p
+        y = p + self.c * (z[i] - p) + self.lr_t * (b1 * (1 - self.c) - 1) * d
+        z[i] -= self.lr_t * d
+        return y
 
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))
