@@ -5,6 +5,7 @@ optimizer classes, the command line, the benchmarks and the test tables derive f
 """
 from . import (adadelta, adagrad, adam, adamax, ademamix, asgd, lion, nadam, radam, rmsprop,
                rprop, schedulefree, sgd)
+from ._blockwise import dequantize, quantize
 from ._rule import Rule
 
 REGISTRY: tuple[Rule, ...] = (
@@ -25,4 +26,4 @@ REGISTRY: tuple[Rule, ...] = (
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 
-__all__ = ["REGISTRY", "RULES", "Rule"]
+__all__ = ["REGISTRY", "RULES", "Rule", "dequantize", "quantize"]
