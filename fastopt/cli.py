@@ -133,7 +133,8 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
     print(f"backprop checked against finite differences (fastopt.check_grad, 50 images): "
           f"|error| = {error:.1e} for a gradient of norm {norm:.2f}: {verdict}\n")
     runs = [(r, label, hp, b) for r, label, hp in digits.demo_runs(list(rules)) for b in backends]
-    header = (f"{'rule':<14} {'backend':<8} {'lr':>7} {'epochs':>6} {'best':>4} "
+    width = max([14] + [len(label) for _, label, _, _ in runs])
+    header = (f"{'rule':<{width}} {'backend':<8} {'lr':>7} {'epochs':>6} {'best':>4} "
               f"{'train loss':>10} {'test acc':>8} {'us/step':>8} {'ms/epoch':>9}")
     progress = _progress(len(runs))
     results = []
@@ -143,7 +144,7 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
                                     label=label))
         progress.update()
     progress.close()
-    _table(header, (f"{r.label:<14} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} {r.best_epoch:>4} "
+    _table(header, (f"{r.label:<{width}} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} {r.best_epoch:>4} "
                     f"{r.train_loss:>10.4f} {r.test_accuracy:>8.2%} "
                     f"{r.seconds_per_step * 1e6:>8.1f} {r.seconds_per_epoch * 1e3:>9.1f}"
                     for r in results))
