@@ -61,7 +61,8 @@ def _run(problem: Problem, rule: str, backend: str, steps: int) -> tuple[float, 
 def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) -> None:
     print(f"fastopt {__version__}: each rule on classic test functions, every available "
           f"backend\n")
-    header = (f"{'problem':<11} {'optimum':>9} {'rule':<9} {'lr':>8} {'backend':<8} "
+    width = max([9] + [len(rule) for rule in rules])
+    header = (f"{'problem':<11} {'optimum':>9} {'rule':<{width}} {'lr':>8} {'backend':<8} "
               f"{'final loss':>12} {'steps':>6} {'us/step':>9}")
     print(header)
     print("-" * len(header))
@@ -73,7 +74,7 @@ def classic(rules: Sequence[str], backends: Sequence[str], steps: int | None) ->
         for rule in rules:
             for backend in backends:
                 f, sec = _run(problem, rule, backend, n)
-                print(f"{problem.name:<11} {optimum:>9.4g} {rule:<9} "
+                print(f"{problem.name:<11} {optimum:>9.4g} {rule:<{width}} "
                       f"{problem.lr[rule]:>8.3g} {backend:<8} {f:>12.4g} {n:>6} "
                       f"{sec * 1e6:>9.1f}", flush=True)
     print("\nL-BFGS (fastopt.minimize) on the same problems\n")
@@ -363,9 +364,10 @@ def bench(rules: Sequence[str], backends: Sequence[str], sizes: Sequence[int],
                          gbps=t.gbps, speedup=numpy_seconds[rule, n, dtype] / t.seconds,
                          of_copy=t.gbps / copy, copy=copy))
     progress.close()
-    header = (f"{'rule':<9} {'backend':<8} {'n':>7} {'dtype':<8} {'us/step':>10} {'GB/s':>7} "
-              f"{'x NumPy':>8} {'% copy':>7} {'copy GB/s':>10}")
-    _table(header, (f"{r['rule']:<9} {r['backend']:<8} {r['n']:>7.0e} {r['dtype']:<8} "
+    width = max([9] + [len(r["rule"]) for r in rows])
+    header = (f"{'rule':<{width}} {'backend':<8} {'n':>7} {'dtype':<8} {'us/step':>10} "
+              f"{'GB/s':>7} {'x NumPy':>8} {'% copy':>7} {'copy GB/s':>10}")
+    _table(header, (f"{r['rule']:<{width}} {r['backend']:<8} {r['n']:>7.0e} {r['dtype']:<8} "
                     f"{r['us']:>10.1f} {r['gbps']:>7.1f} {r['speedup']:>8.1f} "
                     f"{100 * r['of_copy']:>6.0f}% {r['copy']:>10.1f}" for r in rows))
     print("\ncopy: an in-place read-modify-write of one array on the host, a device copy on "
