@@ -1311,3 +1311,28 @@ def test_16bit_params_step_as_the_core_api_and_checkpoint_exactly(mode):
     assert all(torch.equal(saved[i][k], loaded[i][k]) for i in saved for k in saved[i])
     if options.get("state_dtype") != "int8":    # (torch's AdamW has no 8-bit state)
         torch.optim.AdamW(model().parameters(), lr=1e-2).load_state_dict(opt.state_dict())
+
+
+def test_grad_scaler_drives_it_as_torch_optim():
+    """torch.amp.GradScaler's generic protocol (unscale the grads, skip the step when one
+    is inf, halve the scale): fastopt.torch follows it as torch.optim.AdamW does."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 6), torch.randn(16, 3)
+    nets = [torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    runs = [(nets[0], ft.AdamW(nets[0].parameters(), lr=0.01)),
+            (nets[1], torch.optim.AdamW(nets[1].parameters(), lr=0.01))]
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0 ** 12) for _ in runs]
+    for step in range(6):
+        for (net, opt), scaler in zip(runs, scalers):
+            opt.zero_grad()
+            scaler.scale(torch.nn.functional.mse_loss(net(x), y)).backward()
+            if step == 2:
+                net.weight.grad[0, 0] = float("inf")
+            before = net.weight.detach().clone()
+            scaler.step(opt)
+            scaler.update()
+            assert torch.equal(before, net.weight) == (step == 2)
+    assert scalers[0].get_scale() == scalers[1].get_scale() == 2.0 ** 11
+    for a, b in zip(*(net.parameters() for net in nets)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
