@@ -7,6 +7,7 @@ which asv reports as skipped.
 """
 from fastopt._bench import seconds_per_call, step_case
 
+from . import bench_rules
 from .bench_rules import TRACK_TIME, steps_per_sample, warm
 
 # mode -> (params' dtype, precision keywords as (name, value) pairs)
@@ -32,25 +33,19 @@ def precision_case(mode: str, backend: str, n: int):
     return warm(step_case, "AdamW", backend, n, dtype, precision=precision)
 
 
-class PrecisionStep:
+class PrecisionStep(bench_rules.RuleStep):     # (the module: asv lists a class imported here)
+    """bench_rules.RuleStep's batches of warm steps, per precision mode (its own ratio: the
+    time over float32's, not NumPy's)."""
+
     params = (list(MODES), ["numba", "cupy"], [100_000, 10_000_000, 100_000_000])
     param_names = ["mode", "backend", "n"]
-    timeout = 300
-    number = 1
-    repeat = (10, 20, 5.0)
-    warmup_time = 0.05
+    track_time_over_numpy = track_time_over_copy = None
 
     def setup(self, mode, backend, n):
         if (backend == "cupy") != (n == 100_000_000):
             raise NotImplementedError("1e8 on the GPU, 1e5 and 1e7 on the CPU")
         self.case = precision_case(mode, backend, n)
         self.steps = steps_per_sample(backend, n)
-
-    def time_steps(self, mode, backend, n):
-        step = self.case.step
-        for _ in range(self.steps):
-            step()
-        self.case.sync()
 
     def track_time_over_float32(self, mode, backend, n):
         plain = warm(step_case, "AdamW", backend, n, "float32")

@@ -205,7 +205,7 @@ class HostBackend:
 
             blocks = block_offsets([p.size for p in params])
             scales = [tuple(x[a:b] for x in storage.scales) for a, b in zip(blocks, blocks[1:])]
-            signed = tuple(s not in rule.nonnegative_state for s in rule.state)
+            signed = tuple(rule.signed(s) for s in rule.state)
             return functools.partial(_reference_bucket_16, rule.reference_update,
                                      rule.variant(hp), per_param, storage, masters,
                                      scales, signed)

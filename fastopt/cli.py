@@ -145,7 +145,8 @@ def digits_demo(rules: Sequence[str], backends: Sequence[str], epochs: int, batc
                                     label=label))
         progress.update()
     progress.close()
-    _table(header, (f"{r.label:<{width}} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} {r.best_epoch:>4} "
+    _table(header, (f"{r.label:<{width}} {r.backend:<8} {r.lr:>7.3g} {r.epochs:>6} "
+                    f"{r.best_epoch:>4} "
                     f"{r.train_loss:>10.4f} {r.test_accuracy:>8.2%} "
                     f"{r.seconds_per_step * 1e6:>8.1f} {r.seconds_per_epoch * 1e3:>9.1f}"
                     for r in results))

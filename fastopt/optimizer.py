@@ -30,6 +30,7 @@ from .kernels._ndarray import spans_of
 from .kernels._blockwise import ABSMAX, quantize
 from .kernels._cpu import block_offsets
 from .kernels._precision import BFLOAT16, INT8, bfloat16, compute_dtype, is_16bit, storage_kind
+from .kernels._rule import lerp
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -379,15 +380,11 @@ class Optimizer:
             if not eight:
                 state[s] = self._backend.zeros(n, kept, fill, like=flat[0])
                 continue
-            code, absmax = quantize(np.full(1, fill, np.float32), self._signed(s))
+            code, absmax = quantize(np.full(1, fill, np.float32), self.rule.signed(s))
             state[s] = self._backend.zeros(n, kept, code[0], like=flat[0])
             state[s + ABSMAX] = self._backend.zeros(block_offsets([a.size for a in flat])[-1],
                                                     np.float32, absmax[0], like=flat[0])
         return state
-
-    def _signed(self, name: str) -> bool:
-        """Whether state ``name`` can be negative (8-bit state: which map it uses)."""
-        return name not in self.rule.nonnegative_state
 
     def _bind_kernel(self, bucket: Bucket, hp: Mapping[str, Any]) -> None:
         empty = self._backend.zeros(0, self._state_dtype(bucket.dtype, bucket.eight),
@@ -832,9 +829,7 @@ class Optimizer:
             weight = self.rule.switch_weight(group.hp, to_eval)
             z, offsets = bucket.state[self.rule.switch_state], bucket.offsets
             for k, p in enumerate(bucket.params):
-                w = np.asarray(weight, p.dtype)
-                zk = z[offsets[k]:offsets[k + 1]]
-                p[...] = p + w * (zk - p) if w < 0.5 else zk - (zk - p) * (1 - w)
+                p[...] = lerp(p, z[offsets[k]:offsets[k + 1]], np.asarray(weight, p.dtype))
         self._evaluating = to_eval
 
     # -- copies and pickles: the arrays and state travel, kernels and tables are rebuilt -----
@@ -883,8 +878,7 @@ class Optimizer:
                     self._arrays[i] = self._backend.check_array(given, "params")
         self._groups = []
         for group, kept in groups:
-            group.buckets = self._buckets(group, {(*key, False)[:3]: v   # (older: no flag)
-                                                  for *key, v in kept})
+            group.buckets = self._buckets(group, {(k, d, e): v for k, d, e, v in kept})
             self._groups.append(group)
         self._rebuild_resolver()
 

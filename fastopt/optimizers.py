@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import textwrap
-from typing import Any
+from typing import Any, Callable
 
 from . import _checks
 from .kernels import REGISTRY, Rule
@@ -101,23 +101,29 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"
-    methods = dict(_switch_methods(rule.class_name)) if rule.switch_state else {}
+    methods = switch_methods(rule.class_name, _switch) if rule.switch_state else {}
     return type(rule.class_name, (base,),
                 {"rule": rule, "__init__": __init__, "__doc__": docstring(rule),
                  "__module__": __name__, "__qualname__": rule.class_name, **methods})
 
 
-def _switch_methods(name: str) -> dict[str, Any]:
-    """``eval()`` and ``train()`` of a rule with two sequences (schedule-free)."""
+def switch_methods(name: str, switch: Callable[[Any, bool], None]) -> dict[str, Any]:
+    """``eval()`` and ``train()`` of class ``name`` (a rule with two sequences:
+    schedule-free), each ``switch(self, to_eval)``."""
     def eval(self) -> None:
         """Move the params to the point to evaluate (the average of the iterates)."""
-        self._exclusive(self._switch, True, "eval", "switch between steps")
+        switch(self, True)
 
     def train(self) -> None:
         """Move the params back to where the grads are taken (before stepping again)."""
-        self._exclusive(self._switch, False, "train", "switch between steps")
+        switch(self, False)
     eval.__qualname__, train.__qualname__ = f"{name}.eval", f"{name}.train"
     return {"eval": eval, "train": train}
+
+
+def _switch(opt: Optimizer, to_eval: bool) -> None:
+    opt._exclusive(opt._switch, to_eval, "eval" if to_eval else "train",
+                   "switch between steps")
 
 
 CLASSES: dict[str, type[Optimizer]] = {}

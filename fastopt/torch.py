@@ -40,7 +40,7 @@ from .backends import numpy_of, tensor_of, torch_view
 from .kernels import REGISTRY, Rule
 from .kernels._blockwise import ABSMAX
 from .optimizer import Optimizer, Precision
-from .optimizers import CLASSES, bound_arguments
+from .optimizers import CLASSES, bound_arguments, switch_methods
 from .solvers.linesearch import lswolfe
 from .solvers.problem import checked_loss
 
@@ -825,7 +825,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         is fastopt's as it is (codes and absmaxes), any other (another map, or the float32
         state bitsandbytes keeps for small params) as float32 values, quantized where this
         optimizer keeps 8-bit state for the param."""
-        from .kernels._blockwise import QMAPS, quantize
+        from .kernels._blockwise import QMAPS, dequantize, quantize
 
         owner = f"{type(self).__name__}.load_state_dict: {_label(j, i)}"
         out = {key: v for key, v in st.items() if key not in _BNB_KEYS}
@@ -834,7 +834,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             if f"state{n}" not in st:
                 raise ValueError(f"{owner}: its bitsandbytes state lacks 'state{n}' (for "
                                  f"{self._torch_name(name)!r})")
-            value, signed = _to_numpy(st[f"state{n}"]), core._signed(name)
+            value, signed = _to_numpy(st[f"state{n}"]), self.rule.signed(name)
             if value.dtype == np.uint8:
                 qmap = _to_numpy(st.get(f"qmap{n}", np.zeros(0, np.float32)))
                 absmax = _to_numpy(st.get(f"absmax{n}", np.zeros(0, np.float32)))
@@ -845,8 +845,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if qmap.shape != (256,):
                     raise ValueError(f"{owner}: its bitsandbytes 'state{n}' is 8-bit without "
                                      f"a 256-value 'qmap{n}'")
-                value = (qmap[value.reshape(-1)] * np.repeat(absmax, 256)[:value.size]
-                         ).reshape(value.shape)
+                value = dequantize(value, absmax, signed, qmap)
             value = np.asarray(value, np.float32)
             if eight:
                 codes, absmax = quantize(value, signed)
@@ -882,7 +881,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 mine[f"state{n}"] = st[self._torch_name(name)]
                 if self._torch_name(name + ABSMAX) in st:        # (else float32 state)
                     mine[f"absmax{n}"] = st[self._torch_name(name + ABSMAX)]
-                    mine[f"qmap{n}"] = torch.from_numpy(QMAPS[int(core._signed(name))].copy())
+                    mine[f"qmap{n}"] = torch.from_numpy(QMAPS[int(self.rule.signed(name))].copy())
             sd["state"][index] = mine
         return sd
 
@@ -1140,37 +1139,26 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])
     doc = (f"{rule.summary} torch.optim.{name} running fastopt's fused kernels (see "
            f"fastopt.{rule.class_name} for the formula).")
-    methods = _switch_methods(name) if rule.switch_state else {}
+    methods = switch_methods(name, _switch) if rule.switch_state else {}
     return type(name, (TorchOptimizer,), {"rule": rule, "__init__": __init__, "__doc__": doc,
                                           "__module__": __name__, "__qualname__": name,
                                           "fixed": _torch_fixed(rule, sig), **methods})
 
 
-def _switch_methods(name: str) -> dict[str, Any]:
-    """``eval()`` and ``train()`` of a rule with two sequences (schedule-free), as the
-    ``schedulefree`` package's classes have them: every cohort's params moved, their
-    autograd versions bumped (the params changed in place)."""
-    def switch(self: TorchOptimizer, to_eval: bool) -> None:
-        cores = [c.core for c in self._cohorts]
-        for core in cores:          # every core checked before any moves
-            core._moving(to_eval)
-        for core in cores:
-            core._exclusive(core._switch, to_eval, "eval" if to_eval else "train",
-                            "switch between steps")
-        increment_version([p for c in self._cohorts for p in c.params])
-        for group in self.param_groups:
-            group["train_mode"] = not to_eval
-        self._version += 1
-
-    def eval(self) -> None:
-        """Move the params to the point to evaluate (the average of the iterates)."""
-        switch(self, True)
-
-    def train(self) -> None:
-        """Move the params back to where the grads are taken (before stepping again)."""
-        switch(self, False)
-    eval.__qualname__, train.__qualname__ = f"{name}.eval", f"{name}.train"
-    return {"eval": eval, "train": train}
+def _switch(self: TorchOptimizer, to_eval: bool) -> None:
+    """eval()/train() as the ``schedulefree`` package's classes have them: every cohort's
+    params moved (every core checked first), their autograd versions bumped (the params
+    changed in place), the mode kept in param_groups."""
+    cores = [c.core for c in self._cohorts]
+    for core in cores:
+        core._moving(to_eval)
+    for core in cores:
+        core._exclusive(core._switch, to_eval, "eval" if to_eval else "train",
+                        "switch between steps")
+    increment_version([p for c in self._cohorts for p in c.params])
+    for group in self.param_groups:
+        group["train_mode"] = not to_eval
+    self._version += 1
 
 
 def _torch_fixed(rule: Rule, sig: inspect.Signature) -> dict[str, Any]:

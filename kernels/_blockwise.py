@@ -116,11 +116,14 @@ def quantize(x: np.ndarray, signed: bool) -> tuple[np.ndarray, np.ndarray]:
     return codes.reshape(-1)[:np.size(x)].reshape(np.shape(x)), absmax
 
 
-def dequantize(codes: np.ndarray, absmax: np.ndarray, signed: bool) -> np.ndarray:
-    """The float32 values that ``codes`` and ``absmax`` stand for, shaped like codes."""
+def dequantize(codes: np.ndarray, absmax: np.ndarray, signed: bool,
+               qmap: np.ndarray | None = None) -> np.ndarray:
+    """The float32 values that ``codes`` and ``absmax`` stand for, shaped like codes (on
+    ``qmap``, another 256-value map, where given: bitsandbytes' state on its own)."""
     flat = codes.reshape(-1)
     scale = np.repeat(absmax.astype(np.float32), BLOCK)[:flat.size]
-    return (QMAPS[int(signed)][flat] * scale).reshape(codes.shape)
+    qmap = QMAPS[int(signed)] if qmap is None else qmap
+    return (qmap[flat] * scale).reshape(codes.shape)
 
 
 # -- the numba loops' helpers ----------------------------------------------------------------

@@ -287,7 +287,7 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
         kind, state_kind, master, stochastic = storage
         env.update(KIND=kind, STATE_KIND=state_kind, MASTER=bool(master),
                    STOCHASTIC=bool(stochastic),
-                   SIGNED=tuple(int(s not in rule.nonnegative_state) for s in rule.state))
+                   SIGNED=tuple(int(rule.signed(s)) for s in rule.state))
         suffix += f"_bits{kind}{state_kind}{int(master)}{int(stochastic)}"
     loop = types.FunctionType(template.__code__, env, template.__name__)
     source = _fingerprint(rule.cpu_element, resolve_grads.py_func, template)

@@ -117,7 +117,7 @@ def storage_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any],
     master?, stochastic?) (kernels/_precision.py's kinds)."""
     kind, state_kind, master, stochastic = storage
     state = tuple(rule.state_used(hp))
-    signed = tuple(int(s not in rule.nonnegative_state) for s in state)
+    signed = tuple(int(rule.signed(s)) for s in state)
     suffix = "".join(f"_{k}{int(v)}" for k, v in sorted(flags.items()))
     name = f"fastopt_{rule.name}{suffix}_bits{kind}{state_kind}{int(master)}{int(stochastic)}"
     eight = state_kind == INT8

@@ -107,6 +107,12 @@ def weight_decay(default: float = 0.0, *, decoupled: bool = False) -> Hyper:
     return nonnegative("weight_decay", default, doc)
 
 
+def lerp(a: Any, b: Any, w: Any) -> Any:
+    """torch's lerp of arrays ``a``, ``b`` with a scalar weight ``w`` of their dtype:
+    a + w*(b - a) for w < 0.5, else b - (b - a)*(1 - w)."""
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
+
+
 def _no_check(owner: str, hp: Mapping[str, Any]) -> None:
     """Rules whose hyperparameters are independent of each other need no joint check."""
 
@@ -233,6 +239,11 @@ class Rule:
 
     def state_used(self, hp: Mapping[str, Any]) -> tuple[str, ...]:
         return self.state if self.state_used_by is None else self.state_used_by(hp)
+
+    def signed(self, name: str) -> bool:
+        """Whether state ``name`` can be negative (8-bit state: the signed map, else the
+        unsigned one)."""
+        return name not in self.nonnegative_state
 
     def checked_extra(self, owner: str, values: Mapping[str, Any]) -> dict[str, float]:
         """The scalar state (as a state_dict holds it) validated: each a finite number, of

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _rule as r
+from ._rule import lerp
 
 HYPERPARAMS = (r.lr(2.5e-3), r.betas((0.9, 0.999)),
                r.nonnegative("eps", 1e-8, "added to the root"),
@@ -48,11 +49,6 @@ def switch_weight(hp, to_eval: bool) -> float:
     """The lerp weight towards z that moves the params from y to x (eval) or back."""
     b1 = hp["betas"][0]
     return 1.0 - 1.0 / b1 if to_eval else 1.0 - b1
-
-
-def lerp(a, b, w):
-    """torch's lerp of arrays a, b with a scalar weight w (in place into a's dtype)."""
-    return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
 
 
 def reference(p, g, z, v, scalars):
