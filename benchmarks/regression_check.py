@@ -246,7 +246,7 @@ slow = CpuKernel(dataclasses.replace(rule, cpu_element=namespace["cpu_element"])
 rng = np.random.default_rng(0)
 p = rng.standard_normal({n}).astype(np.float32); g = p * np.float32(1e-3)
 state = tuple(np.full({n}, 1e-3, np.float32) for _ in rule.state)
-s = np.array(rule.host_scalars(hp, 3, 1e-3, dict(rule.extra))[0], np.float32)
+s = rule.kernel_scalars(rule.host_scalars(hp, 3, 1e-3, dict(rule.extra))[0], np.float32)
 f, w = fast.for_array(p, g, 0), slow.for_array(p, g, 0)
 ratios = []
 for _ in range(11):

@@ -212,6 +212,13 @@ class HostBackend:
         return functools.partial(_reference_bucket, rule.reference_update, rule.variant(hp),
                                  per_param)
 
+    def bucket_sumsq(self, params: list, storage: Storage | None = None
+                     ) -> Callable[[Any, float], float]:
+        """``f(grads, start)``: ``start`` plus the sum of squares of a bucket's grads, as
+        the resolver gives them, in kernels/_reduce.py's order."""
+        from .kernels._reduce import sum_of_squares
+        return sum_of_squares
+
     def runner(self, resolver: Any, buckets: list) -> Callable[[list, list], None]:
         """``run(grads, scalars)``: check and locate every grad, then run each bucket's
         kernel with its scalars (one cast array per bucket, in ``buckets`` order)."""
@@ -441,6 +448,15 @@ class NumbaBackend(HostBackend):
         step.loop, step.checked, step.placed = loop, checked_step, placed_step
         return step
 
+    def bucket_sumsq(self, params: list, storage: Storage | None = None
+                     ) -> Callable[[Any, float], float]:
+        from .kernels._reduce import BucketSum
+
+        if storage is None or not storage.kind:
+            return BucketSum(params, params[0].dtype)
+        return BucketSum([p.view(np.uint16) for p in params], np.dtype(np.uint16),
+                         storage.kind)
+
     def runner(self, resolver: GradPointers, buckets: list) -> Callable[[list, list], None]:
         """One bucket: its loop checks the grads itself (one compiled call a step)."""
         if len(buckets) != 1 or resolver.compiled is None:
@@ -578,6 +594,26 @@ class CupyBackend(HostBackend):
                 launch(grads, scalars)
 
         return step
+
+
+    def bucket_sumsq(self, params: list, storage: Storage | None = None
+                     ) -> Callable[[Any, float], float]:
+        from .kernels._gpu_precision import storage_module
+        from .kernels._reduce import DeviceBucketSum, cuda_sources
+
+        cp, device = self.cp, params[0].device
+        ctype = {"float32": "float", "float64": "double", "float16": "unsigned short"}[
+            str(params[0].dtype)]
+        with device:
+            launches = [self._kernel(storage_module([s]), s.name) for s in cuda_sources(ctype)]
+            staged = cp.zeros(len(params), dtype=np.uint64)
+            summed = DeviceBucketSum(launches, cp, [p.size for p in params],
+                                     lambda addresses: staged.set(addresses) or staged)
+
+        def sumsq(addresses: np.ndarray, start: float) -> float:
+            with device:
+                return summed(addresses, start)
+        return sumsq
 
 
 class DeviceGradAddresses(FlatGrads):

@@ -30,6 +30,7 @@ from .kernels._ndarray import spans_of
 from .kernels._blockwise import ABSMAX, quantize
 from .kernels._cpu import block_offsets
 from .kernels._precision import BFLOAT16, INT8, bfloat16, compute_dtype, is_16bit, storage_kind
+from .kernels._reduce import clip_coefficient, grad_norm
 from .kernels._rule import lerp
 
 Schedule = Callable[[int], float]
@@ -95,6 +96,8 @@ class Bucket:
     positions: list[int] = dataclasses.field(default_factory=list)  # its params' indices
     storage: Storage | None = None      # 16-bit params: how they are read and written
     eight: bool = False                 # its state is 8-bit (state_dtype="int8")
+    # with max_grad_norm: f(its resolved grads, start) -> start + their sum of squares
+    sumsq: Callable[[Any, float], float] | None = None
 
     @property
     def key(self) -> tuple[np.dtype, str, bool]:
@@ -129,14 +132,15 @@ class GroupState:
 _NO_GRAD = object()       # a param no (param, grad) pair has given a grad yet
 
 
-def _casts(scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
-    """Each bucket's scalars in its arithmetic's dtype; a 16-bit bucket told the step's
-    number (its stochastic rounding's random bits are drawn from it)."""
+def _casts(rule: Any, scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
+    """Each bucket's kernel scalars (``Rule.kernel_scalars``: gscale 1) in its arithmetic's
+    dtype; a 16-bit bucket told the step's number (its stochastic rounding's random bits
+    are drawn from it)."""
     out = []
     for b in group.buckets:
         if b.storage is not None:
             b.storage.rng[1] = t
-        out.append(np.array(scalars, dtype=b.compute))
+        out.append(rule.kernel_scalars(scalars, b.compute))
     return out
 
 
@@ -256,13 +260,19 @@ class Optimizer:
     rule: ClassVar[Any]
     defaults: Mapping[str, Any]         # the constructor's keywords (read-only)
     _evaluating: bool = False           # a switch rule's params hold the evaluation sequence
+    _max_grad_norm: float | None = None     # clip the step's grads to this global norm
+    _grad_norm: float | None = None         # the norm the last clipped step found
     param_groups: ParamGroups           # live: changes apply from the next step
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str,
-                 precision: Precision = Precision()) -> None:
+                 precision: Precision = Precision(), max_grad_norm: float | None = None
+                 ) -> None:
         owner = type(self).__name__
         object.__setattr__(self, "defaults", MappingProxyType(dict(defaults)))
         self._precision = precision
+        self._max_grad_norm = None if max_grad_norm is None else \
+            _checks.positive(owner, "max_grad_norm", max_grad_norm)
+        self._grad_norm: float | None = None
         form, specs = group_specs(owner, params, self._keys())
         self._single = form == "array"
         arrays = [a for spec_arrays, _ in specs for a in spec_arrays]
@@ -397,6 +407,8 @@ class Optimizer:
                                           for s in self.rule.state)
         bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
                                                    bucket.offsets, bucket.storage)
+        if self._max_grad_norm is not None:
+            bucket.sumsq = self._backend.bucket_sumsq(bucket.params, bucket.storage)
 
     def _master_of(self, i: int) -> tuple[str, ...]:
         """("master",) where param i has a float32 master copy, else ()."""
@@ -702,7 +714,7 @@ class Optimizer:
         if ahead is not None and ahead[0] == t and ahead[1] is lr and ahead[2] is group.hp \
                 and ahead[3] is group.extra:    # made by _new_lr_fits for this step
             scalars, extra = ahead[4]
-            return _casts(scalars, group, t), extra
+            return _casts(self.rule, scalars, group, t), extra
         if not isinstance(lr, float):          # a schedule, or a live 0-d array or tensor
             owner = type(self).__name__
             lr = _checks.learning_rate(owner, lr.item() if _checks.is_live(lr) else lr(t),
@@ -713,7 +725,7 @@ class Optimizer:
         if not isinstance(group.lr, float) and not _fit(scalars, group.limit):
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
-        return _casts(scalars, group, t), extra
+        return _casts(self.rule, scalars, group, t), extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
@@ -780,6 +792,13 @@ class Optimizer:
 
     def _step_addresses(self, addresses: np.ndarray) -> bool:
         casts, extras = self._prepare()
+        if self._max_grad_norm is not None:
+            pointers = self._resolver.at(addresses)
+            if pointers is None:
+                return False
+            self._run_clipped(pointers, casts)
+            self._advance(extras)
+            return True
         if len(self._buckets_in_order) == 1:            # one compiled call places and steps
             if self._buckets_in_order[0].kernel.placed(addresses, self._resolver,
                                                        casts[0]) >= 0:
@@ -803,9 +822,40 @@ class Optimizer:
         else:
             glist, paired = self._grads_list(grads)
         try:
-            self._run(glist, casts)
+            if self._max_grad_norm is None:
+                self._run(glist, casts)
+            else:
+                self._run_clipped(self._resolver.resolve(glist), casts)
         except (TypeError, ValueError) as exc:
             raise self._grads_error(exc, paired) from None
+        self._advance(extras)
+
+    # -- clipping by the global norm (kernels/_reduce.py) ------------------------------------
+    def _sumsq(self, resolved: Any, start: float = 0.0) -> float:
+        """``start`` plus the sum of squares of the step's grads (``resolved``: as the
+        resolver gives them), bucket after bucket, in the fixed order of every backend."""
+        for bucket in self._buckets_in_order:
+            start = bucket.sumsq(resolved[bucket.rows], start)
+        return start
+
+    def _run_scaled(self, resolved: Any, casts: list, gscale: float) -> None:
+        """Every bucket's kernel on grads read times ``gscale``."""
+        for bucket, cast in zip(self._buckets_in_order, casts):
+            cast[-1] = gscale
+            bucket.kernel(resolved[bucket.rows], cast)
+
+    def _run_clipped(self, resolved: Any, casts: list) -> None:
+        """The step with every grad scaled by ``min(1, max_grad_norm / (norm + 1e-6))``,
+        the norm taken over all of them first (no grad is written)."""
+        self._grad_norm = grad_norm(self._sumsq(resolved))
+        self._run_scaled(resolved, casts, clip_coefficient(self._max_grad_norm,
+                                                           self._grad_norm))
+
+    def _step_scaled(self, resolved: Any, gscale: float) -> None:
+        """A step from grads resolved already, each read times ``gscale`` (fastopt.torch:
+        a norm over several optimizers, and amp's 1/grad_scale)."""
+        casts, extras = self._prepare()
+        self._run_scaled(resolved, casts, gscale)
         self._advance(extras)
 
     # -- two sequences (schedule-free rules): eval() and train() ---------------------------
@@ -892,6 +942,17 @@ class Optimizer:
     def params(self) -> Arrays:
         """The arrays this optimizer updates: one array, or a list in group order."""
         return self._arrays[0] if self._single else list(self._arrays)
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        """The global norm the grads are clipped to at each step (None: not clipped)."""
+        return self._max_grad_norm
+
+    @property
+    def grad_norm(self) -> float | None:
+        """With ``max_grad_norm``: the norm of the last step's grads before clipping, over
+        all of them (``torch.nn.utils.clip_grad_norm_``'s result); None before a step."""
+        return self._grad_norm
 
     @property
     def step_count(self) -> int:

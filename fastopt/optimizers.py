@@ -31,6 +31,8 @@ _PRECISION = [inspect.Parameter("master_weights", inspect.Parameter.KEYWORD_ONLY
                                 annotation="str | None"),
               inspect.Parameter("min_8bit_size", inspect.Parameter.KEYWORD_ONLY, default=4096,
                                 annotation=int)]
+_CLIP = inspect.Parameter("max_grad_norm", inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation="float | None")
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "etas": tuple[float, float],
           "step_sizes": tuple[float, float], "betas3": tuple[float, float, float],
           "flag": bool,
@@ -39,12 +41,13 @@ _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "etas": tuple[floa
 
 def signature(rule: Rule) -> inspect.Signature:
     """``(params, <the rule's hyperparameters with defaults>, *, backend="auto",
-    master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None,
+    max_grad_norm=None, master_weights=False, stochastic_rounding=False, seed=0, state_dtype=None,
     min_8bit_size=4096)``."""
     hyper = [inspect.Parameter(h.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=h.default,
                                annotation=_TYPES.get(h.kind, _TYPES.get(h.name, float)))
              for h in rule.hyperparams]
-    return inspect.Signature([_PARAMS, *hyper, _BACKEND, *_PRECISION], return_annotation=None)
+    return inspect.Signature([_PARAMS, *hyper, _BACKEND, _CLIP, *_PRECISION],
+                             return_annotation=None)
 
 
 def docstring(rule: Rule) -> str:
@@ -57,6 +60,9 @@ def docstring(rule: Rule) -> str:
             f"a list of param group dicts {{'params': [...], <keyword>: value}}, updated in "
             f"place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "
             f"\"auto\" (from the arrays)\n"
+            f"    max_grad_norm=None: clip the grads to this norm, taken over all of a step's "
+            f"grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's "
+            f"clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)\n"
             f"    master_weights=False: keep float32 copies of bfloat16/float16 params, the "
             f"params written from them rounded to nearest\n"
             f"    stochastic_rounding=False: write bfloat16 params (without master copies) "
@@ -97,7 +103,8 @@ def optimizer_class(rule: Rule, base: type[Optimizer] = Optimizer) -> type[Optim
         defaults = {h.name: lr if h.name == "lr" else hp[h.name] for h in rule.hyperparams}
         Optimizer.__init__(self, values["params"], defaults, values["backend"],
                            Precision(**{f.name: values[f.name]
-                                        for f in dataclasses.fields(Precision)}))
+                                        for f in dataclasses.fields(Precision)}),
+                           values["max_grad_norm"])
 
     __init__.__signature__ = init_sig
     __init__.__qualname__ = f"{rule.class_name}.__init__"

@@ -35,6 +35,7 @@ class SGD(Optimizer):
         nesterov=False: Nesterov momentum
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -43,7 +44,7 @@ class SGD(Optimizer):
 
     The rule and its kernels: fastopt.kernels.sgd.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adagrad(Optimizer):
     """
@@ -64,6 +65,7 @@ class Adagrad(Optimizer):
         eps=1e-10: added to sqrt(sum)
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -72,7 +74,7 @@ class Adagrad(Optimizer):
 
     The rule and its kernels: fastopt.kernels.adagrad.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class RMSprop(Optimizer):
     """
@@ -98,6 +100,7 @@ class RMSprop(Optimizer):
         centered=False: divide by the centered (variance) estimate
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -106,7 +109,7 @@ class RMSprop(Optimizer):
 
     The rule and its kernels: fastopt.kernels.rmsprop.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adadelta(Optimizer):
     """
@@ -127,6 +130,7 @@ class Adadelta(Optimizer):
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -135,7 +139,7 @@ class Adadelta(Optimizer):
 
     The rule and its kernels: fastopt.kernels.adadelta.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adam(Optimizer):
     """
@@ -159,6 +163,7 @@ class Adam(Optimizer):
         maximize=False: maximise the objective: use -g for g
         decoupled_weight_decay=False: AdamW's decay (torch's keyword)
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -167,7 +172,7 @@ class Adam(Optimizer):
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdamW(Adam):
     """
@@ -190,6 +195,7 @@ class AdamW(Adam):
         amsgrad=False: use the running maximum of v
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -198,7 +204,7 @@ class AdamW(Adam):
 
     The rule and its kernels: fastopt.kernels.adam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adamax(Optimizer):
     """
@@ -218,6 +224,7 @@ class Adamax(Optimizer):
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -226,7 +233,7 @@ class Adamax(Optimizer):
 
     The rule and its kernels: fastopt.kernels.adamax.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Nadam(Optimizer):
     """
@@ -255,6 +262,7 @@ class Nadam(Optimizer):
         decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -263,7 +271,7 @@ class Nadam(Optimizer):
 
     The rule and its kernels: fastopt.kernels.nadam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Lion(Optimizer):
     """
@@ -281,6 +289,7 @@ class Lion(Optimizer):
         betas=(0.9, 0.99): b1 mixes the update direction, b2 decays the momentum
         weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -289,7 +298,7 @@ class Lion(Optimizer):
 
     The rule and its kernels: fastopt.kernels.lion.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class RAdam(Optimizer):
     """
@@ -313,6 +322,7 @@ class RAdam(Optimizer):
         decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -321,7 +331,7 @@ class RAdam(Optimizer):
 
     The rule and its kernels: fastopt.kernels.radam.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Rprop(Optimizer):
     """
@@ -341,6 +351,7 @@ class Rprop(Optimizer):
         step_sizes=(1e-06, 50.0): (smallest, largest) step size
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -349,7 +360,7 @@ class Rprop(Optimizer):
 
     The rule and its kernels: fastopt.kernels.rprop.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, etas: tuple[float, float] = (0.5, 1.2), step_sizes: tuple[float, float] = (1e-06, 50.0), maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, etas: tuple[float, float] = (0.5, 1.2), step_sizes: tuple[float, float] = (1e-06, 50.0), maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class ASGD(Optimizer):
     """
@@ -372,6 +383,7 @@ class ASGD(Optimizer):
         weight_decay=0.0: L2 penalty: g += weight_decay*p
         maximize=False: maximise the objective: use -g for g
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -380,7 +392,7 @@ class ASGD(Optimizer):
 
     The rule and its kernels: fastopt.kernels.asgd.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lambd: float = 0.0001, alpha: float = 0.75, t0: float = 1000000.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, lambd: float = 0.0001, alpha: float = 0.75, t0: float = 1000000.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdEMAMix(Optimizer):
     """
@@ -405,6 +417,7 @@ class AdEMAMix(Optimizer):
         eps=1e-08: added to the denominator
         weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -413,7 +426,7 @@ class AdEMAMix(Optimizer):
 
     The rule and its kernels: fastopt.kernels.ademamix.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0, t_alpha: float | None = None, t_beta3: float | None = None, eps: float = 1e-08, weight_decay: float = 0.01, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0, t_alpha: float | None = None, t_beta3: float | None = None, eps: float = 1e-08, weight_decay: float = 0.01, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdamWScheduleFree(Optimizer):
     """
@@ -443,6 +456,7 @@ class AdamWScheduleFree(Optimizer):
         r=0.0: power of k in the average's weights
         weight_lr_power=2.0: power of the largest lr in them
         backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
         master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
         stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
         seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
@@ -451,4 +465,4 @@ class AdamWScheduleFree(Optimizer):
 
     The rule and its kernels: fastopt.kernels.schedulefree.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, backend: str = 'auto', master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

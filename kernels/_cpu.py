@@ -164,8 +164,9 @@ if numba is not None:
 
 @scalar_helper
 def common_start(pi, gi, s, at):
-    """(p, g) after the common start (kernels/_rule.py: decoupled decay, maximize's sign,
-    coupled decay) with the scalars ``s``; ``at``: where decay, sign and wd are in them
+    """(p, g) after the common start (kernels/_rule.py: g scaled by gscale already, then
+    decoupled decay, maximize's sign, coupled decay) with the scalars ``s``; ``at``: where
+    decay, sign and wd are in them
     (-1: not used), constants of each loop, so the unused steps vanish."""
     decay_at, sign_at, wd_at = at
     if decay_at >= 0:
@@ -197,6 +198,7 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
     per state array (those the variant does not use may be empty), ``scalars`` this step's
     host scalars in the arrays' dtype, ``parts`` the number of threads (1 when serial;
     numba.get_num_threads() inside the loop would keep numba from caching it).
+    ``scalars`` end with ``gscale``, each grad's scale (kernels/_rule.py).
 
     With ``ids`` (not empty), the grads are first checked and located from their objects
     (kernels/_ndarray.py: ``checks``, ``dims``, ``spans`` and ``layout`` are its table,
@@ -210,6 +212,7 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
         return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    gscale = scalars[N_SCALARS]  # noqa: F821 (the grad's scale: kernels/_rule.py)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
     for part in prange(parts):
@@ -226,7 +229,7 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
             g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
             for i in range(m):       # the common start (kernels/_rule.py), then the rule's
-                pi, gi = common_start(p[i], g[i], s, START_AT)  # noqa: F821
+                pi, gi = common_start(p[i], g[i] * gscale, s, START_AT)  # noqa: F821
                 ELEMENT(i, pi, gi, p, st, s, FLAGS)  # noqa: F821
     return -1
 
@@ -339,7 +342,8 @@ class CpuKernel:
             np.zeros(1, dtype), np.zeros(2, np.uint64),
             tuple(np.zeros(1, np.float32) for _ in range(self.n_state)))
         dispatcher(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp), state,
-                   np.zeros(self.n_scalars, dtype), numba.get_num_threads() if parallel else 1,
+                   np.zeros(self.n_scalars + 1, dtype),
+                   numba.get_num_threads() if parallel else 1,
                    *UNCHECKED, *primer)
         if parallel:
             dispatcher = _threads.one_at_a_time(dispatcher)
@@ -353,7 +357,7 @@ class CpuKernel:
     def for_array(self, p: np.ndarray, g: np.ndarray, bytes_per_step: int
                   ) -> Callable[[tuple, np.ndarray], None]:
         """``f(state, scalars)``: the loop over the one array ``p`` with the grad ``g`` (the
-        loop alone, for benchmarks)."""
+        loop alone, for benchmarks; ``scalars`` as ``Rule.kernel_scalars`` gives them)."""
         loop, parallel = self.loop(p.dtype, bytes_per_step)
         table, grads = bucket_table([p]), np.array([g.ctypes.data], np.intp)
         parts = numba.get_num_threads() if parallel else 1

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ._rule import GSCALE
+
 PREAMBLE = """\
 template <typename T> __device__ __forceinline__ T nan_max(T a, T b) {
     return (a > b || a != a) ? a : b;   // numpy.maximum: NaN propagates; a tie gives b
@@ -49,7 +51,7 @@ def kernel_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any]) -
     suffix = "".join(f"_{k}{int(v)}" for k, v in sorted(flags.items()))
     macros = "".join(f"#define {k.upper()} {int(v)}\n" for k, v in sorted(flags.items()))
     return CudaSource(name=f"fastopt_{rule.name}{suffix}",
-                      in_params=("g",) + tuple(rule.scalars),
+                      in_params=("g",) + tuple(rule.scalars) + (GSCALE,),
                       out_params=("p",) + tuple(rule.state_used(hp)),
                       body=rule.cuda_start() + rule.cuda_body, preamble=macros + PREAMBLE)
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from ._blockwise import BLOCK, KEYS, LOW, NEVER, SHIFT
 from ._gpu import CHUNK, PREAMBLE, chunk_table
+from ._rule import GSCALE
 from ._precision import BFLOAT16, FLOAT16, GOLDEN, GOLDEN32, INT8, _H1, _H2, _M1, _M2
 
 THREADS = 128
@@ -131,7 +132,7 @@ def storage_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any],
             "long long n_chunks",
             *(f"{state_type}* {s}_" for s in state),
             *(f"float* {s}_absmax_" for s in state),
-            *(f"const float {s}" for s in rule.scalars)]
+            *(f"const float {s}" for s in (*rule.scalars, GSCALE))]
     load_p = ("master_[offset + i]" if master else
               {0: "params_[k][i]", BFLOAT16: "widen_bf16(params_[k][i])",
                FLOAT16: "widen_f16(params_[k][i])"}[kind])

@@ -307,6 +307,7 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
         return bad
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    gscale = scalars[N_SCALARS]  # noqa: F821 (the grad's scale: kernels/_rule.py)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
     for part in prange(parts):
@@ -354,7 +355,8 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
                                    STATE_KIND, SIGNED[j])  # noqa: F821
                     stt = state_views(sf, 0, c)
                 for i in range(c):
-                    pi, gi = common_start(pt[i], gt[i], s, START_AT)  # noqa: F821
+                    pi, gi = common_start(pt[i], gt[i] * gscale, s,
+                                          START_AT)  # noqa: F821
                     ELEMENT(i, pi, gi, pt, stt, s, FLAGS)  # noqa: F821
                 if STATE_KIND != 0:  # noqa: F821
                     for j in range(len(sf)):

@@ -17,9 +17,12 @@ A rule is one fused, elementwise update over flat arrays, declared once in its m
   float64 once per step so bias corrections and schedules live in one place for every
   backend, and passed to the kernels as one small array in the parameter's dtype.
 * the common start of every update, owned here once for the three implementations
-  (``START``): a rule whose ``scalars`` name ``decay``, ``sign`` or ``wd`` gets
-  ``p = p*decay`` (decoupled decay), ``g = sign*g`` (maximize) and ``g = g + wd*p`` (coupled
-  decay, where wd != 0), in that order, before its own formula sees p and g;
+  (``START``): ``g = g*gscale``, where ``gscale`` is the scalar every kernel call takes
+  after the rule's own (the clip coefficient of ``max_grad_norm``, times 1/grad_scale
+  under torch's amp; 1 otherwise, which changes no bit); then a rule whose ``scalars`` name
+  ``decay``, ``sign`` or ``wd`` gets ``p = p*decay`` (decoupled decay), ``g = sign*g``
+  (maximize) and ``g = g + wd*p`` (coupled decay, where wd != 0), in that order, before its
+  own formula sees p and g;
 * three implementations of the rest of the formula with one calling convention:
   ``reference(p, g, *state, scalars, **flags)`` (NumPy, whole arrays, in place; p and g
   after the start); ``cpu_element(i, pi, gi, p, state, s, flags)`` (element ``i``: ``pi``
@@ -39,9 +42,12 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+import numpy as np
+
 from .. import _checks
 
 START = ("decay", "sign", "wd")      # the scalars of the common start, in its order
+GSCALE = "gscale"                    # the grad's scale: the last scalar of every kernel call
 
 HostScalars = Callable[[Mapping[str, Any], int, float, Mapping[str, float]],
                        tuple[tuple[float, ...], dict[str, float]]]
@@ -184,9 +190,18 @@ class Rule:
         found once per rule (the NumPy step reads it for every param)."""
         return tuple(self.scalars.index(n) if n in self.scalars else -1 for n in START)
 
+    def kernel_scalars(self, values: Any, dtype: Any, gscale: float = 1.0) -> np.ndarray:
+        """What a kernel call takes: the rule's ``scalars`` ``values`` and ``gscale``, in
+        ``dtype``."""
+        return np.array((*values, gscale), dtype=dtype)
+
     def reference_update(self, p: Any, g: Any, *state: Any, scalars: Any,
                          **flags: bool) -> None:
-        """The whole NumPy update: the common start, then the rule's ``reference``."""
+        """The whole NumPy update (``scalars`` as ``kernel_scalars`` gives them): the common
+        start, then the rule's ``reference``."""
+        if scalars[-1] != 1:
+            g = g * scalars[-1]
+        scalars = scalars[:-1]
         decay_at, sign_at, wd_at = self.start
         if decay_at >= 0 and scalars[decay_at] != 1:
             p *= scalars[decay_at]
@@ -200,7 +215,8 @@ class Rule:
         """The common start in C++: ``T pi`` and ``T gi`` for the rule's ``cuda_body``."""
         decay_at, sign_at, wd_at = self.start
         return (("T pi = p * decay;\n" if decay_at >= 0 else "T pi = p;\n") +
-                ("T g0 = sign * g;\n" if sign_at >= 0 else "T g0 = g;\n") +
+                ("T g0 = sign * (g * gscale);\n" if sign_at >= 0 else
+                 "T g0 = g * gscale;\n") +
                 ("T gi = wd != 0 ? g0 + wd * pi : g0;\n" if wd_at >= 0 else "T gi = g0;\n"))
 
     # -- hyperparameters ------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fastopt.kernels._gpu import (BucketLaunch, CudaSource, kernel_source, multi
                                   multi_tensor_params, multi_tensor_source)
 from fastopt.kernels._gpu_precision import (StorageLaunch, StorageSource, storage_module,
                                             storage_source)
+from fastopt.kernels._reduce import DeviceBucketSum, cuda_sources
 
 SHIM = """\
 #include <cmath>
@@ -140,6 +141,12 @@ class TwinBackend(HostBackend):
         return BucketLaunch(self.twin.launcher(source, params[0].dtype), np, source,
                             [p.ctypes.data for p in params], [p.size for p in params], used)
 
+    def bucket_sumsq(self, params, storage=None):
+        """kernels/_reduce.py's CUDA sum of squares, compiled for the CPU."""
+        ctype = {"float32": "float", "float64": "double", "float16": "unsigned short"}[
+            str(params[0].dtype)]
+        launches = [storage_launcher(s, self.twin.build_dir) for s in cuda_sources(ctype)]
+        return DeviceBucketSum(launches, np, [p.size for p in params], lambda a: a)
 
     def storage_kernel(self, rule, hp, params, state, storage):
         """A 16-bit or 8-bit bucket: kernels/_gpu_precision.py's kernel, compiled for the
@@ -159,7 +166,7 @@ static inline float uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4);
 static inline unsigned float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
 """
 ARGS = {np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.int64): ctypes.c_int64,
-        np.dtype(np.float32): ctypes.c_float}
+        np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double}
 
 
 def storage_launcher(source: StorageSource, build_dir: Path):

@@ -187,3 +187,34 @@ def test_cuda_storage_kernels_match_reference(mode, rule, hp, twin):
         elif isinstance(value, np.ndarray):
             assert_bits_equal(mine[key].astype(np.float32), value.astype(np.float32),
                               err_msg=key)
+
+
+# -- the sum of squares of max_grad_norm (kernels/_reduce.py) -------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_cuda_sum_of_squares_is_the_reference_to_the_bit(dtype, twin):
+    from cuda_twin import TwinBackend
+    from test_clipping import SIZES, grads_of
+
+    from fastopt.kernels._reduce import sum_of_squares
+
+    grads = grads_of(SIZES, dtype)
+    summed = TwinBackend(twin).bucket_sumsq(grads)
+    addresses = np.array([g.ctypes.data for g in grads], np.uint64)
+    assert summed(addresses, 0.25) == sum_of_squares(grads, 0.25)
+
+
+@pytest.mark.parametrize("rule,hp", [("AdamW", {"lr": 1e-2}), ("SGD", {"lr": 0.1,
+                                                                      "momentum": 0.9})])
+def test_cuda_clipped_step_matches_reference(rule, hp, twin):
+    rng = np.random.default_rng(2)
+    p0 = [rng.standard_normal(n).astype(np.float32) for n in (5000, 7, 0)]
+    ref, gpu_math = [p.copy() for p in p0], [p.copy() for p in p0]
+    opt_ref = make_optimizer(rule, ref, hp, max_grad_norm=0.3)
+    opt_twin = on_twin(make_optimizer(rule, gpu_math, hp, max_grad_norm=0.3), twin)
+    for _ in range(5):
+        grads = [rng.standard_normal(p.size).astype(np.float32) for p in p0]
+        opt_ref.step(grads)
+        opt_twin.step(grads)
+        assert opt_twin.grad_norm == opt_ref.grad_norm > 0.3
+    for a, b in zip(gpu_math, ref):
+        assert_bits_equal(a, b)

@@ -100,7 +100,7 @@ def test_serial_vs_parallel(benchmark, rule, loop, n):
     rng = np.random.default_rng(0)
     p, g = (np.abs(rng.standard_normal(n)).astype(np.float32) * 1e-3 for _ in range(2))
     state = tuple(np.full(n, 1e-3, np.float32) for _ in r.state)
-    scalars = np.full(len(r.scalars), 0.5, np.float32)
+    scalars = r.kernel_scalars([0.5] * len(r.scalars), np.float32)
     moved = r.bytes_per_element(r.checked(rule, r.defaults), 4) * n
     benchmark.group = f"{rule} loop n={n:.0e} ({moved / 2**20:.2f} MiB; parallel from "\
                       f"{PARALLEL_THRESHOLD_BYTES / 2**20:.0f} MiB)"
