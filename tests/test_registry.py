@@ -72,8 +72,8 @@ def test_public_class_signature_and_docstring_come_from_the_rule(rule):
     assert cls.rule is rule and cls.__name__ == rule.class_name
     params = inspect.signature(cls).parameters
     assert list(params) == ["params", *(h.name for h in rule.hyperparams), "backend",
-                            "max_grad_norm", "master_weights", "stochastic_rounding", "seed", "state_dtype",
-                            "min_8bit_size"]
+                            "max_grad_norm", "master_weights", "stochastic_rounding", "seed",
+                            "state_dtype", "min_8bit_size"]
     for h in rule.hyperparams:
         assert params[h.name].default == h.default
         assert f"{h.name}={h.default!r}" in cls.__doc__
