@@ -47,6 +47,7 @@ from ._state_dict import STATE_KEY, decode, load, lr_entries
 from ._result import host_array as host
 from .backends import check_unchanged, resolve_backend
 from .groups import group_specs
+from .kernels._reduce import clip_coefficient, grad_norm
 from .optimizer import Optimizer, checked_arrays
 
 
@@ -358,14 +359,33 @@ class ShardedOptimizer:
                 for segment in self.segments:
                     segment.take_params()
                     segment.exchange_grads(self.comm, [glist[i] for i in segment.positions])
-                inner._run([s.grad for s in self.segments], casts)
+                self._run(inner, casts)
                 inner._advance(extras)
                 for segment in self.segments:
                     segment.gather_params(self.comm)
         finally:
             release_signals(held)
 
+    def _run(self, inner: Optimizer, casts: list) -> None:
+        """The inner step on this rank's slices of the averaged grads; with max_grad_norm,
+        clipped by the norm of the whole grads: the slices' sums of squares (kernels/
+        _reduce.py) summed over the ranks."""
+        local = [s.grad for s in self.segments]
+        if inner.max_grad_norm is None:
+            inner._run(local, casts)
+            return
+        resolved = inner._resolver.resolve(local)
+        inner._grad_norm = grad_norm(self.comm.allreduce(inner._sumsq(resolved),
+                                                         op=_mpi().SUM))
+        inner._run_scaled(resolved, casts, clip_coefficient(inner.max_grad_norm,
+                                                            inner._grad_norm))
+
     # -- what the single-process optimizer offers ---------------------------------------------
+    @property
+    def grad_norm(self) -> float | None:
+        """With max_grad_norm: the norm of the last step's averaged grads (all ranks')."""
+        return self.inner.grad_norm
+
     @property
     def param_groups(self) -> Any:
         """The inner optimizer's groups (live: set the same values on every rank)."""

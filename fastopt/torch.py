@@ -39,6 +39,7 @@ from ._atomic import hold_signals, release_signals
 from .backends import numpy_of, tensor_of, torch_view
 from .kernels import REGISTRY, Rule
 from .kernels._blockwise import ABSMAX
+from .kernels._reduce import clip_coefficient, grad_norm
 from .optimizer import Optimizer, Precision
 from .optimizers import CLASSES, bound_arguments, switch_methods
 from .solvers.linesearch import lswolfe
@@ -178,11 +179,18 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     rule: Rule
     fixed: dict[str, Any] = {}      # group keys torch's class sets and no keyword changes
+    # torch.amp.GradScaler then sets grad_scale and found_inf for step(), which reads the
+    # grads times 1/grad_scale and skips on an inf, as torch's fused optimizers do
+    _step_supports_amp_scaling = True
 
     def __init__(self, params: Any, defaults: dict[str, Any], backend: str = "auto",
-                 precision: Precision = Precision()) -> None:
+                 precision: Precision = Precision(), max_grad_norm: float | None = None
+                 ) -> None:
         defaults = {**defaults, **self.fixed}
         self._backend_name, self._precision = backend, precision
+        self._max_grad_norm = None if max_grad_norm is None else \
+            _checks.positive(type(self).__name__, "max_grad_norm", max_grad_norm)
+        self._grad_norm: float | None = None
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
         self._scalars: list = []        # (0-d tensor in opt.state, the value it was given)
@@ -202,7 +210,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         """torch's (defaults, state, param_groups) plus the backend: copies and pickles
         rebuild the kernels from them."""
         return {**super().__getstate__(), "state": _plain_state(self.state),
-                "_backend_name": self._backend_name, "_precision": self._precision}
+                "_backend_name": self._backend_name, "_precision": self._precision,
+                "_max_grad_norm": self._max_grad_norm}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_backend_name" not in state:      # from load_state_dict: _after_load rebuilds
@@ -212,6 +221,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         super().__setstate__(state)
         self.__dict__.pop("state", None)
         self.__dict__.setdefault("_precision", Precision())   # (pickled before it existed)
+        self.__dict__.setdefault("_max_grad_norm", None)
+        self._grad_norm = None
         self._version, self._state_cache, self._scalars = 0, (-1, None), []
         self._lane = None
         self.register_load_state_dict_post_hook(TorchOptimizer._after_load, prepend=True)
@@ -259,6 +270,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         with self._named(j):                    # named as the torch user sees the group
             core = core_class([{"params": self._views(j, members), **self._core_values(j)}],
                               backend=self._backend_name,
+                              max_grad_norm=self._max_grad_norm,
                               **dataclasses.asdict(self._precision))
         params = [group["params"][i] for i in members]
         self._version += 1
@@ -290,17 +302,68 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if self._lane is not None and self._steady_step(self._lane):
+        # torch.amp.GradScaler's protocol for optimizers that unscale in their kernels
+        # (``_step_supports_amp_scaling``): it sets these two for the call
+        scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
+        if found_inf is not None and float(found_inf):
+            return loss             # an inf or NaN in the scaled grads: no step, as torch's
+        scaled = scale is not None or self._max_grad_norm is not None
+        if not scaled and self._lane is not None and self._steady_step(self._lane):
             return loss
         self._lane = None
         held = hold_signals()       # cohorts rebuilt, changes applied and every cohort
         try:                        # stepped, or (on an error before the kernels) none
             plans = self._plans()
-            self._step_cohorts(plans)
+            if scaled:
+                self._step_scaled(plans, 1.0 if scale is None else 1.0 / float(scale))
+            else:
+                self._step_cohorts(plans)
         finally:
             release_signals(held)
-        self._lane = self._lane_after(plans)
+        if not scaled:
+            self._lane = self._lane_after(plans)
         return loss
+
+    @property
+    def max_grad_norm(self) -> float | None:
+        """The global norm the grads are clipped to at each step (None: not clipped)."""
+        return self._max_grad_norm
+
+    @property
+    def grad_norm(self) -> float | None:
+        """With ``max_grad_norm``: the norm of the last step's grads (unscaled) before
+        clipping, over every param with a grad (``clip_grad_norm_``'s result)."""
+        return self._grad_norm
+
+    def _step_scaled(self, plans: list, unscale: float) -> None:
+        """Every cohort stepped with its grads read times one factor: ``unscale``
+        (1/grad_scale under amp) times, with ``max_grad_norm``, the clip coefficient of
+        the norm over all the cohorts' grads, taken first (kernels/_reduce.py)."""
+        located = [(cohort, self._located(cohort, grads)) for cohort, grads in plans]
+        gscale = unscale
+        if self._max_grad_norm is not None:
+            total = 0.0
+            for cohort, resolved in located:
+                total = cohort.core._sumsq(resolved, total)
+            self._grad_norm = grad_norm(_summed_over_shards(total, plans)) * unscale
+            gscale *= clip_coefficient(self._max_grad_norm, self._grad_norm)
+        for cohort, resolved in located:
+            increment_version(cohort.params)
+            core = cohort.core
+            with _torch_stream(cohort.params[0].device) if cohort.backend == "cupy" else \
+                    contextlib.nullcontext():
+                core._exclusive(lambda job: core._step_scaled(*job), (resolved, gscale),
+                                "step", "a step cannot nest")
+
+    @staticmethod
+    def _located(cohort: Cohort, grads: list) -> Any:
+        """The cohort's grads as its core's kernels take them (checked, located)."""
+        core = cohort.core
+        if cohort.backend == "numba":
+            pointers = core._resolver.at(_addresses(grads))
+            if pointers is not None:
+                return pointers.copy()
+        return core._resolver.resolve([_view(_memory_order(g)) for g in grads])
 
     def _steady_step(self, lane: Lane) -> bool:
         """The step taken as the last one was, when nothing it rested on changed: the same
@@ -1107,11 +1170,23 @@ def _torch_signature(rule: Rule) -> inspect.Signature:
         params = [p for name, p in sig.parameters.items() if name != "self"]
     else:
         params = [p for name, p in inspect.signature(CLASSES[rule.class_name]).parameters
-                  .items() if name not in ("backend", *PRECISION)]
+                  .items() if name not in ("backend", "max_grad_norm", *PRECISION)]
     backend = inspect.Parameter("backend", inspect.Parameter.KEYWORD_ONLY, default="auto")
+    clip = inspect.Parameter("max_grad_norm", inspect.Parameter.KEYWORD_ONLY, default=None)
     precision = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
                  for name, default in dataclasses.asdict(Precision()).items()]
-    return inspect.Signature(params + [backend] + precision)
+    return inspect.Signature(params + [backend, clip] + precision)
+
+
+def _summed_over_shards(total: float, plans: list) -> float:
+    """``total``, the sum of squares of this process's grads, summed over the processes
+    that shard the params (FSDP2's DTensors: their mesh's group), else as it is."""
+    sharded = [p for cohort, _ in plans if cohort.sharded for p in cohort.params]
+    if not sharded:
+        return total
+    summed = torch.tensor([total], dtype=torch.float64, device=_local(sharded[0]).device)
+    torch.distributed.all_reduce(summed, group=sharded[0].device_mesh.get_group())
+    return float(summed[0])
 
 
 def _refuse_torch_options(name: str, options: dict[str, Any]) -> None:
@@ -1131,9 +1206,10 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         values = bound_arguments(name, sig, args, kwargs)
         params, backend = values.pop("params"), values.pop("backend")
+        max_grad_norm = values.pop("max_grad_norm")
         precision = Precision(**{k: values.pop(k) for k in PRECISION})
         _refuse_torch_options(name, {k: v for k, v in values.items() if k not in hyper})
-        TorchOptimizer.__init__(self, params, values, backend, precision)
+        TorchOptimizer.__init__(self, params, values, backend, precision, max_grad_norm)
 
     __init__.__signature__ = sig.replace(parameters=[
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])

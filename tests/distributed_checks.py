@@ -62,6 +62,26 @@ def check_every_rule_matches_one_process(steps: int = 4) -> None:
             assert sharded.step_count == single.step_count == steps
 
 
+def check_max_grad_norm_is_the_norm_over_every_rank(steps: int = 4) -> None:
+    """Clipped by the norm of the whole averaged grads: each rank's slices summed over the
+    ranks, so the chunks (and the rounding of the sum) are not one process's: the norm
+    within 1e-14 of it, the params within 1e-12."""
+    for name, hp in [("AdamW", {"lr": 1e-2}), ("SGD", {"lr": 0.1, "momentum": 0.9})]:
+        rule = getattr(fastopt, name)
+        ours, ref = params_like(0, np.float64), params_like(0, np.float64)
+        sharded = ShardedOptimizer(rule, groups_of(ours, hp), max_grad_norm=0.5, **hp)
+        single = rule(groups_of(ref, hp), max_grad_norm=0.5, **hp)
+        rng = np.random.default_rng(100 + COMM.rank)
+        for _ in range(steps):
+            grads = [rng.standard_normal(s) for s in SHAPES]
+            sharded.step(grads)
+            single.step(averaged(grads))
+            assert abs(sharded.grad_norm - single.grad_norm) <= 1e-14 * single.grad_norm
+            assert single.grad_norm > 0.5
+        for a, b in zip(ours, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
 def check_live_hyperparameters_and_schedules() -> None:
     ours, ref = params_like(1, np.float32), params_like(1, np.float32)
     schedule = fastopt.schedules.step_decay(0.1, drop=0.5, every=2)

@@ -19,7 +19,8 @@ CHECKS = ["every_rule_matches_one_process", "live_hyperparameters_and_schedules"
           "user_errors_raise_on_every_rank",
           "ranks_stepping_with_other_hyperparameters_raise_everywhere",
           "one_rank_faults_raise_everywhere_and_change_nothing",
-          "third_hunt_faults_are_named_and_change_nothing"]
+          "third_hunt_faults_are_named_and_change_nothing",
+          "max_grad_norm_is_the_norm_over_every_rank"]
 TIMEOUT = 300
 
 

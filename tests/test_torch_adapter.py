@@ -443,9 +443,9 @@ def test_signatures_are_torchs():
             continue
         ours = inspect.signature(getattr(ft, rule.torch_class))
         theirs = inspect.signature(getattr(torch.optim, rule.torch_class))
-        assert list(ours.parameters) == [*theirs.parameters, "backend", "master_weights",
-                                         "stochastic_rounding", "seed", "state_dtype",
-                                         "min_8bit_size"]
+        assert list(ours.parameters) == [*theirs.parameters, "backend", "max_grad_norm",
+                                         "master_weights", "stochastic_rounding", "seed",
+                                         "state_dtype", "min_8bit_size"]
         assert all(ours.parameters[k].default == v.default
                    for k, v in theirs.parameters.items())
 
@@ -1313,26 +1313,51 @@ def test_16bit_params_step_as_the_core_api_and_checkpoint_exactly(mode):
         torch.optim.AdamW(model().parameters(), lr=1e-2).load_state_dict(opt.state_dict())
 
 
-def test_grad_scaler_drives_it_as_torch_optim():
-    """torch.amp.GradScaler's generic protocol (unscale the grads, skip the step when one
-    is inf, halve the scale): fastopt.torch follows it as torch.optim.AdamW does."""
+def grad_scaler_runs(ours, theirs, unscale=False, max_norm=None, steps=6):
+    """Two nets trained under torch.amp.GradScaler, one by ``ours``, one by ``theirs``
+    (each called with the net's parameters); an inf grad at step 2. With ``unscale`` the
+    loop calls scaler.unscale_ and clips (torch's recipe) for ``theirs``; ``ours`` clips
+    by its max_grad_norm. Returns the nets, the optimizers and the scalers."""
     torch.manual_seed(0)
     x, y = torch.randn(16, 6), torch.randn(16, 3)
     nets = [torch.nn.Linear(6, 3), torch.nn.Linear(6, 3)]
     nets[1].load_state_dict(nets[0].state_dict())
-    runs = [(nets[0], ft.AdamW(nets[0].parameters(), lr=0.01)),
-            (nets[1], torch.optim.AdamW(nets[1].parameters(), lr=0.01))]
-    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0 ** 12) for _ in runs]
-    for step in range(6):
-        for (net, opt), scaler in zip(runs, scalers):
+    opts = [ours(nets[0].parameters()), theirs(nets[1].parameters())]
+    scalers = [torch.amp.GradScaler("cpu", init_scale=2.0 ** 12) for _ in nets]
+    for step in range(steps):
+        for k, (net, opt, scaler) in enumerate(zip(nets, opts, scalers)):
             opt.zero_grad()
             scaler.scale(torch.nn.functional.mse_loss(net(x), y)).backward()
             if step == 2:
                 net.weight.grad[0, 0] = float("inf")
+            if unscale and k == 1:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
             before = net.weight.detach().clone()
             scaler.step(opt)
             scaler.update()
             assert torch.equal(before, net.weight) == (step == 2)
+    return nets, opts, scalers
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_grad_scaler_drives_it_as_torch_optim(fused):
+    """torch.amp.GradScaler with fastopt.torch (its fused protocol: the grads read times
+    1/grad_scale, the step skipped on an inf, the grads never unscaled in place) as with
+    torch.optim.AdamW, fused or not: the same scale and the same params."""
+    nets, opts, scalers = grad_scaler_runs(lambda ps: ft.AdamW(ps, lr=0.01),
+                                           lambda ps: torch.optim.AdamW(ps, lr=0.01,
+                                                                        fused=fused))
+    assert opts[0].state[nets[0].weight]["step"] == opts[1].state[nets[1].weight]["step"] == 5
     assert scalers[0].get_scale() == scalers[1].get_scale() == 2.0 ** 11
+    for a, b in zip(*(net.parameters() for net in nets)):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_grad_scaler_with_max_grad_norm_is_torchs_unscale_and_clip():
+    nets, opts, _ = grad_scaler_runs(lambda ps: ft.AdamW(ps, lr=0.01, max_grad_norm=0.05),
+                                     lambda ps: torch.optim.AdamW(ps, lr=0.01),
+                                     unscale=True, max_norm=0.05)
+    assert opts[0].grad_norm > 0.05
     for a, b in zip(*(net.parameters() for net in nets)):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

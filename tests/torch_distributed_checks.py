@@ -89,6 +89,25 @@ def check_shards_step_bit_for_bit_as_the_whole(rank: int) -> None:
         assert all(torch.equal(a, b) for a, b in zip(full(model.parameters()), whole)), rule
 
 
+def check_max_grad_norm_is_the_norm_over_every_shard(rank: int) -> None:
+    """max_grad_norm on FSDP2 shards: the norm summed over the ranks, as torch's
+    clip_grad_norm_ takes it on DTensors; the steps agree with clip + torch.optim's."""
+    ours, theirs = sharded(mlp()), sharded(mlp())
+    opts = ft.AdamW(ours.parameters(), lr=0.01, max_grad_norm=0.1), \
+        torch.optim.AdamW(theirs.parameters(), lr=0.01)
+    for step in range(STEPS):
+        for model, opt in zip((ours, theirs), opts):
+            backward(model, opt, rank, step)
+        norm = torch.nn.utils.clip_grad_norm_(theirs.parameters(), 0.1).full_tensor()
+        for opt in opts:
+            opt.step()
+        assert abs(opts[0].grad_norm - norm.item()) <= 1e-12 * norm.item(), step
+        assert opts[0].grad_norm > 0.1
+    worst = max((p.to_local() - q.to_local()).abs().max().item()
+                for p, q in zip(ours.parameters(), theirs.parameters()))
+    assert worst <= 1e-10, worst
+
+
 def check_state_is_sharded_like_the_params_and_checkpoints_go_on(rank: int) -> None:
     """opt.state holds DTensors laid out as their params (torch's form, for DCP); a
     state_dict loaded into a new optimizer over a copy goes on as the original."""
@@ -141,7 +160,8 @@ def check_ddp_and_zero_redundancy_train_as_with_torch_optim(rank: int) -> None:
 CHECKS = [check_against_torch_optim_on_the_same_sharding,
           check_ddp_and_zero_redundancy_train_as_with_torch_optim,
           check_shards_step_bit_for_bit_as_the_whole,
-          check_state_is_sharded_like_the_params_and_checkpoints_go_on]
+          check_state_is_sharded_like_the_params_and_checkpoints_go_on,
+          check_max_grad_norm_is_the_norm_over_every_shard]
 
 
 def rank_main(rank: int, world: int, port: int) -> None:
