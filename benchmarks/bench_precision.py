@@ -30,7 +30,7 @@ def precision_case(mode: str, backend: str, n: int):
             raise NotImplementedError("bfloat16 needs ml_dtypes") from None
         if backend == "cupy":
             raise NotImplementedError("CuPy has no bfloat16 arrays")
-    return warm(step_case, "AdamW", backend, n, dtype, precision=precision)
+    return warm(step_case, "AdamW", backend, n, dtype, options=precision)
 
 
 class PrecisionStep(bench_rules.RuleStep):     # (the module: asv lists a class imported here)

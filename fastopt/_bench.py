@@ -134,9 +134,10 @@ class StepCase:
 
 
 def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
-              hyperparams: dict | None = None, precision: tuple = ()) -> StepCase:
-    """Build the case (``precision``: the optimizer's precision keywords as (name, value)
-    pairs); NotImplementedError when ``backend`` cannot run here."""
+              hyperparams: dict | None = None, options: tuple = ()) -> StepCase:
+    """Build the case (``options``: the optimizer's keyword-only options, precision's and
+    max_grad_norm, as (name, value) pairs); NotImplementedError when ``backend`` cannot
+    run here."""
     if backend not in available_backends():
         raise NotImplementedError(f"backend {backend!r} is not available here")
     xp, sync = array_module(backend)
@@ -144,7 +145,7 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
     dtype = _dtype(dtype)
     p = xp.asarray(rng.standard_normal(n).astype(dtype))
     g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
-    opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}), **dict(precision))
+    opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}), **dict(options))
     state_itemsize = compute_dtype(dtype).itemsize       # (16-bit params: float32 state)
     bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, dtype.itemsize,
                                                 state_itemsize) * n

@@ -91,7 +91,9 @@ if numba is not None:
 
 @scalar_helper
 def _chunk_sum(x, lanes):
-    """One chunk's sum of squares in the reference's order (``lanes``: LANES float64)."""
+    """One chunk's sum of squares in the reference's order (``lanes``: LANES float64).
+    (Four rows at a time, each lane's sum held in a register across them, ran 1.3x slower
+    at 1e7 float32: the strided rows defeat the prefetcher.)"""
     lanes[:] = 0.0
     rows = x.size // LANES
     for r in range(rows):
