@@ -209,8 +209,16 @@ class HostBackend:
             return functools.partial(_reference_bucket_16, rule.reference_update,
                                      rule.variant(hp), per_param, storage, masters,
                                      scales, signed)
-        return functools.partial(_reference_bucket, rule.reference_update, rule.variant(hp),
-                                 per_param)
+        return functools.partial(_reference_bucket, rule, rule.variant(hp), per_param)
+
+    def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                     offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
+        """``f(grads, scalars) -> sums``: a PerTensor rule's first pass over a bucket (as
+        ``bucket_kernel`` takes its arguments): per param, the sums of squares of its norm
+        values, shape (params, norms), float64; nothing written."""
+        per_param = [(p, tuple(s[a:b] if s.size else p for s in state))
+                     for p, a, b in zip(params, offsets, offsets[1:])]
+        return functools.partial(_reference_norms, rule, rule.variant(hp), per_param)
 
     def bucket_sumsq(self, params: list, storage: Storage | None = None
                      ) -> Callable[[Any, float], float]:
@@ -342,13 +350,32 @@ class GradPointers(FlatGrads):
         return self.pointers
 
 
-def _reference_bucket(reference: Callable[..., None], flags: Mapping[str, bool],
-                      per_param: list, grads: list, scalars: Any) -> None:
+def _reference_bucket(rule: Any, flags: Mapping[str, bool], per_param: list, grads: list,
+                      scalars: Any) -> None:
     # IEEE arithmetic as the compiled kernels do it: an np.errstate(all="raise") of the
     # caller's would stop a step half-way, after some params moved
     with np.errstate(all="ignore"):
-        for (p, state), g in zip(per_param, grads):
-            reference(p, g, *state, scalars=scalars, **flags)
+        for k, ((p, state), g) in enumerate(zip(per_param, grads)):
+            rule.reference_update(p, g, *state, scalars=param_scalars(rule, scalars, k),
+                                  **flags)
+
+
+def param_scalars(rule: Any, scalars: Any, k: int) -> Any:
+    """Param k's kernel scalars: the step's, and a PerTensor rule's of row k after them
+    (the bucket's kernels read them from one array: kernels/_cpu.py)."""
+    if rule.per_tensor is None:
+        return scalars
+    n, width = len(rule.scalars) + 1, len(rule.per_tensor.scalars)
+    return np.concatenate((scalars[:n], scalars[n + k * width:n + (k + 1) * width]))
+
+
+def _reference_norms(rule: Any, flags: Mapping[str, bool], per_param: list, grads: list,
+                     scalars: Any) -> np.ndarray:
+    """A PerTensor rule's first pass (NumPy): each param's sums of squares of its values."""
+    with np.errstate(all="ignore"):
+        return np.array([rule.reference_norms(p, g, *state, scalars=scalars, **flags)
+                         for (p, state), g in zip(per_param, grads)]).reshape(
+                             len(per_param), len(rule.per_tensor.norms))
 
 
 def _reference_bucket_16(reference: Callable[..., None], flags: Mapping[str, bool],
@@ -456,6 +483,12 @@ class NumbaBackend(HostBackend):
             return BucketSum(params, params[0].dtype)
         return BucketSum([p.view(np.uint16) for p in params], np.dtype(np.uint16),
                          storage.kind)
+
+    def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                     offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
+        from .kernels._reduce import NormKernel
+
+        return NormKernel(rule, rule.variant(hp), params, state)
 
     def runner(self, resolver: GradPointers, buckets: list) -> Callable[[list, list], None]:
         """One bucket: its loop checks the grads itself (one compiled call a step)."""
@@ -614,6 +647,28 @@ class CupyBackend(HostBackend):
             with device:
                 return summed(addresses, start)
         return sumsq
+
+
+    def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
+                     offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
+        from .kernels._gpu_precision import storage_module
+        from .kernels._reduce import DeviceNorms, norms_cuda_sources
+
+        cp, device = self.cp, params[0].device
+        ctype = {"float32": "float", "float64": "double"}[str(params[0].dtype)]
+        used = [state[rule.state.index(s)] for s in rule.state_used(hp)]
+        with device:
+            launches = [self._kernel(storage_module([s]), s.name)
+                        for s in norms_cuda_sources(rule, rule.variant(hp), hp, ctype)]
+            staged = cp.zeros(len(params), dtype=np.uint64)
+            norms = DeviceNorms(launches, cp, len(rule.per_tensor.norms),
+                                [p.data.ptr for p in params], [p.size for p in params], used,
+                                lambda addresses: staged.set(addresses) or staged)
+
+        def run(addresses: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+            with device:
+                return norms(addresses, scalars)
+        return run
 
 
 class DeviceGradAddresses(FlatGrads):

@@ -98,6 +98,10 @@ class Bucket:
     eight: bool = False                 # its state is 8-bit (state_dtype="int8")
     # with max_grad_norm: f(its resolved grads, start) -> start + their sum of squares
     sumsq: Callable[[Any, float], float] | None = None
+    # a PerTensor rule's first pass: f(its resolved grads, scalars) -> sums, and each
+    # param's number of dimensions
+    norms: Callable[[Any, Any], Any] | None = None
+    ndims: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def key(self) -> tuple[np.dtype, str, bool]:
@@ -409,6 +413,10 @@ class Optimizer:
                                                    bucket.offsets, bucket.storage)
         if self._max_grad_norm is not None:
             bucket.sumsq = self._backend.bucket_sumsq(bucket.params, bucket.storage)
+        if self.rule.per_tensor is not None:
+            bucket.ndims = [self._arrays[i].ndim for i in bucket.positions]
+            bucket.norms = self._backend.bucket_norms(self.rule, hp, bucket.params, state,
+                                                      bucket.offsets)
 
     def _master_of(self, i: int) -> tuple[str, ...]:
         """("master",) where param i has a float32 master copy, else ()."""
@@ -431,6 +439,11 @@ class Optimizer:
         state_kind = INT8 if eight else storage_kind(self._state_dtype(dtype))
         if not kind and not state_kind:
             return None
+        if self.rule.per_tensor is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__} takes norms of whole params, which fastopt does "
+                "for float32 and float64 params and state only (for now); these are "
+                "16-bit or keep narrower state")
         stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
             not precision.master_weights
         return Storage(kind, stochastic, np.array([precision.seed, 0], np.uint64),
@@ -470,6 +483,7 @@ class Optimizer:
             [labels[i] for i in order], spans_of(written, self._backend.address),
             frozenset(id(_owner(a)) for a in written))
         self._buckets_in_order = [b for group in self._groups for b in group.buckets]
+        self._bucket_groups = [group for group in self._groups for _ in group.buckets]
         self._run = self._backend.runner(self._resolver, self._buckets_in_order)
 
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
@@ -792,11 +806,11 @@ class Optimizer:
 
     def _step_addresses(self, addresses: np.ndarray) -> bool:
         casts, extras = self._prepare()
-        if self._max_grad_norm is not None:
+        if self._max_grad_norm is not None or self.rule.per_tensor is not None:
             pointers = self._resolver.at(addresses)
             if pointers is None:
                 return False
-            self._run_clipped(pointers, casts)
+            self._run_passes(pointers, casts)
             self._advance(extras)
             return True
         if len(self._buckets_in_order) == 1:            # one compiled call places and steps
@@ -822,10 +836,10 @@ class Optimizer:
         else:
             glist, paired = self._grads_list(grads)
         try:
-            if self._max_grad_norm is None:
+            if self._max_grad_norm is None and self.rule.per_tensor is None:
                 self._run(glist, casts)
             else:
-                self._run_clipped(self._resolver.resolve(glist), casts)
+                self._run_passes(self._resolver.resolve(glist), casts)
         except (TypeError, ValueError) as exc:
             raise self._grads_error(exc, paired) from None
         self._advance(extras)
@@ -839,17 +853,33 @@ class Optimizer:
         return start
 
     def _run_scaled(self, resolved: Any, casts: list, gscale: float) -> None:
-        """Every bucket's kernel on grads read times ``gscale``."""
-        for bucket, cast in zip(self._buckets_in_order, casts):
-            cast[-1] = gscale
-            bucket.kernel(resolved[bucket.rows], cast)
+        """Every bucket's kernel on grads read times ``gscale`` (a PerTensor rule's after
+        its first pass: the norms of each param, then its scalars)."""
+        n = len(self.rule.scalars)
+        for group, bucket, cast in zip(self._bucket_groups, self._buckets_in_order, casts):
+            cast[n] = gscale
+            grads = resolved[bucket.rows]
+            if bucket.norms is not None:
+                cast = self._with_param_scalars(group, bucket, grads, cast)
+            bucket.kernel(grads, cast)
 
-    def _run_clipped(self, resolved: Any, casts: list) -> None:
-        """The step with every grad scaled by ``min(1, max_grad_norm / (norm + 1e-6))``,
-        the norm taken over all of them first (no grad is written)."""
-        self._grad_norm = grad_norm(self._sumsq(resolved))
-        self._run_scaled(resolved, casts, clip_coefficient(self._max_grad_norm,
-                                                           self._grad_norm))
+    def _with_param_scalars(self, group: GroupState, bucket: Bucket, grads: Any,
+                            cast: np.ndarray) -> np.ndarray:
+        """``cast`` and, after it, each param's PerTensor scalars (kernels/_rule.py) from
+        the norms the first pass takes."""
+        norms = np.sqrt(bucket.norms(grads, cast))
+        values = self.rule.per_tensor.host(group.hp, norms, bucket.ndims)
+        return np.concatenate((cast, np.asarray(values, cast.dtype).ravel()))
+
+    def _run_passes(self, resolved: Any, casts: list) -> None:
+        """The step from resolved grads: with max_grad_norm, every grad read times
+        ``min(1, max_grad_norm / (norm + 1e-6))``, the norm taken over all of them first
+        (no grad is written)."""
+        gscale = 1.0
+        if self._max_grad_norm is not None:
+            self._grad_norm = grad_norm(self._sumsq(resolved))
+            gscale = clip_coefficient(self._max_grad_norm, self._grad_norm)
+        self._run_scaled(resolved, casts, gscale)
 
     def _step_scaled(self, resolved: Any, gscale: float) -> None:
         """A step from grads resolved already, each read times ``gscale`` (fastopt.torch:
@@ -910,6 +940,7 @@ class Optimizer:
         state = dict(self.__dict__)
         state["_steps"] = dataclasses.replace(self._steps, running=False)
         del state["_resolver"], state["_run"], state["_lock"], state["_buckets_in_order"]
+        del state["_bucket_groups"]
         state["defaults"] = dict(self.defaults)
         state["_groups"] = [(dataclasses.replace(g, buckets=[]),
                              [(b.dtype, b.device, b.eight, b.state) for b in g.buckets])

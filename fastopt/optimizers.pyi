@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree', 'Lamb', 'LARS']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -466,3 +466,74 @@ class AdamWScheduleFree(Optimizer):
     The rule and its kernels: fastopt.kernels.schedulefree.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class Lamb(Optimizer):
+    """
+    LAMB (You et al. 2020): Adam's direction with a trust ratio per param.
+
+            g   = -g                             (maximize=True)
+            p   = p*(1 - lr*wd)                  (decoupled decay)
+            m   = b1*m + (1-b1)*g
+            v   = b2*v + (1-b2)*g^2
+            u   = m / (sqrt(v) + eps)
+            trust = min(||p||, clamp) / (||u|| + eps)     per param (1 where a norm is 0)
+            p  -= lr/(1-b1^t) * trust*u
+
+        The norms are a first pass over each param (kernels/_rule.py: PerTensor; in float64, in
+        kernels/_reduce.py's order); the update then recomputes m, v and u as it writes them.
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        betas=(0.9, 0.999): decay rates of the moment estimates
+        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
+        eps=1e-06: added to sqrt(v) and to the update's norm
+        clamp=10.0: the largest weight norm a trust ratio uses
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.lamb.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, eps: float = 1e-06, clamp: float = 10.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class LARS(Optimizer):
+    """
+    LARS (You et al. 2017): SGD with a trust ratio per param.
+
+            g   = -g                                  (maximize=True)
+            trust = tc*||p|| / (||g|| + wd*||p||)     per param of 2+ dimensions (1 where ||p|| or
+                                                       the denominator is 0)
+            g   = (g + wd*p) * trust                  (params of 2+ dimensions)
+            buf = momentum*buf + (1-dampening)*g      (buf starts at 0)
+            d   = g + momentum*buf if nesterov else buf      (d = g when momentum = 0)
+            p  -= lr*d
+
+        The norms are a first pass over each param (kernels/_rule.py: PerTensor; in float64, in
+        kernels/_reduce.py's order).
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        weight_decay=0.0: g += weight_decay*p, before the trust ratio (params of 2+ dimensions)
+        momentum=0.9: momentum of buf (0: none)
+        dampening=0.0: buf = momentum*buf + (1-dampening)*g
+        trust_coefficient=0.001: tc in the trust ratio
+        nesterov=False: Nesterov momentum
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.lars.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.0, momentum: float = 0.9, dampening: float = 0.0, trust_coefficient: float = 0.001, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

@@ -198,7 +198,9 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
     per state array (those the variant does not use may be empty), ``scalars`` this step's
     host scalars in the arrays' dtype, ``parts`` the number of threads (1 when serial;
     numba.get_num_threads() inside the loop would keep numba from caching it).
-    ``scalars`` end with ``gscale``, each grad's scale (kernels/_rule.py).
+    ``scalars`` end with ``gscale``, each grad's scale (kernels/_rule.py), and for a
+    PerTensor rule each row's N_TENSOR scalars after it (the element body's ``s`` ends
+    with its row's).
 
     With ``ids`` (not empty), the grads are first checked and located from their objects
     (kernels/_ndarray.py: ``checks``, ``dims``, ``spans`` and ``layout`` are its table,
@@ -211,7 +213,7 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
         place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
         return bad
-    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    s0 = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
     gscale = scalars[N_SCALARS]  # noqa: F821 (the grad's scale: kernels/_rule.py)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0
@@ -228,6 +230,8 @@ def _bucket_loop(table, grads, state, scalars, parts, ids, checks, dims, spans, 
             p = numba.carray(void_pointer(table[k, PARAM]), size, scalars.dtype)[a:a + m]
             g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[a:a + m]
             st = state_views(state, offset + a, offset + a + m)
+            s = s0 + to_fixed_tuple(scalars[N_SCALARS + 1 + k * N_TENSOR:],  # noqa: F821
+                                    N_TENSOR)  # noqa: F821 (a row's PerTensor scalars)
             for i in range(m):       # the common start (kernels/_rule.py), then the rule's
                 pi, gi = common_start(p[i], g[i] * gscale, s, START_AT)  # noqa: F821
                 ELEMENT(i, pi, gi, p, st, s, FLAGS)  # noqa: F821
@@ -284,7 +288,9 @@ def variant_loop(rule: Any, flags: Mapping[str, bool], parallel: bool,
     element = numba.njit(error_model="numpy", no_cpython_wrapper=True,  # only called
                          no_cfunc_wrapper=True)(rule.cpu_element)           # by the loop
     template = _bucket_loop if storage is None else _precision._bucket_loop_tiled
+    n_tensor = len(rule.per_tensor.scalars) if rule.per_tensor else 0
     env = dict(template.__globals__, ELEMENT=element, N_SCALARS=len(rule.scalars),
+               N_TENSOR=n_tensor,
                FLAGS=tuple(bool(v) for v in flags.values()), START_AT=tuple(rule.start))
     if storage is not None:
         kind, state_kind, master, stochastic = storage

@@ -40,6 +40,7 @@ class CudaSource:
     out_params: tuple[str, ...]     # "p" then the used state arrays, all of type T
     body: str
     preamble: str
+    per_param: tuple[str, ...] = ()     # a PerTensor rule's per-param scalars (an array)
 
     @property
     def block_size(self) -> int:
@@ -53,7 +54,8 @@ def kernel_source(rule: Any, flags: Mapping[str, bool], hp: Mapping[str, Any]) -
     return CudaSource(name=f"fastopt_{rule.name}{suffix}",
                       in_params=("g",) + tuple(rule.scalars) + (GSCALE,),
                       out_params=("p",) + tuple(rule.state_used(hp)),
-                      body=rule.cuda_start() + rule.cuda_body, preamble=macros + PREAMBLE)
+                      body=rule.cuda_start() + rule.cuda_body, preamble=macros + PREAMBLE,
+                      per_param=rule.per_tensor.scalars if rule.per_tensor else ())
 
 
 # -- many arrays in one launch ------------------------------------------------------------
@@ -84,10 +86,12 @@ def multi_tensor_name(source: CudaSource, dtype: Any) -> str:
 def multi_tensor_params(source: CudaSource) -> list[str]:
     """The kernel's parameters: the tables (params' and grads' addresses, the arrays'
     element offsets, each chunk's array and first element), the used state buffers (flat,
-    the bucket's) and the scalars, by value."""
+    the bucket's), a PerTensor rule's per-param scalars (an array) and the scalars, by
+    value."""
     return ["const unsigned long long* params_", "const unsigned long long* grads_",
             "const long long* offsets_", "const int* chunk_array_",
             "const long long* chunk_start_", *(f"T* {s}_" for s in source.out_params[1:]),
+            *(["const T* per_param_"] if source.per_param else []),
             *(f"const T {s}" for s in source.in_params[1:])]
 
 
@@ -102,6 +106,8 @@ def multi_tensor_source(source: CudaSource, dtype: Any) -> str:
              "    const long long first = chunk_start_[blockIdx.x];",
              "    const long long offset = offsets_[k];",
              "    const long long size = offsets_[k + 1] - offset;",
+             *(f"    const T {name} = per_param_[k * {len(source.per_param)} + {j}];"
+               for j, name in enumerate(source.per_param)),
              f"    const long long last = first + {CHUNK} < size ? first + {CHUNK} : size;",
              "    T* p_ = reinterpret_cast<T*>(params_[k]);",
              "    const T* g_ = reinterpret_cast<const T*>(grads_[k]);",
@@ -128,12 +134,18 @@ class BucketLaunch:
         offsets = np.cumsum([0] + list(sizes)).astype(np.int64)
         self.tables = (xp.asarray(np.asarray(param_addresses, dtype=np.uint64)),
                        xp.asarray(offsets), xp.asarray(arrays), xp.asarray(starts))
-        self.launch, self.state = launch, list(state)
+        self.launch, self.state, self.xp = launch, list(state), xp
         self.grid, self.block = (len(arrays),), (source.block_size,)
+        self.by_value = len(source.in_params) - 1 if source.per_param else None
 
     def __call__(self, grad_addresses: Any, scalars: Any) -> None:
-        """One step: ``grad_addresses`` (uint64, on the device) of this bucket's grads."""
+        """One step: ``grad_addresses`` (uint64, on the device) of this bucket's grads;
+        ``scalars`` on the host (a PerTensor rule's per-param ones after the step's:
+        uploaded as an array)."""
         if self.grid[0]:
             params, offsets, arrays, starts = self.tables
+            per_param = [] if self.by_value is None else [
+                self.xp.asarray(scalars[self.by_value:])]
             self.launch(self.grid, self.block, (params, grad_addresses, offsets, arrays, starts,
-                                                *self.state, *scalars))
+                                                *self.state, *per_param,
+                                                *scalars[:self.by_value]))

@@ -306,7 +306,7 @@ def _bucket_loop_tiled(table, grads, state, scalars, parts, ids, checks, dims, s
         place_addresses(addresses, checks, spans, grads) if addresses.size else -1)
     if bad >= 0:     # (inline: a call of its own cost 0.1 us a step, 5% of a small one)
         return bad
-    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone)
+    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per clone; no PerTensor rule)
     gscale = scalars[N_SCALARS]  # noqa: F821 (the grad's scale: kernels/_rule.py)
     n = table.shape[0]
     total = table[n - 1, OFFSET] + table[n - 1, SIZE] if n else 0

@@ -119,6 +119,31 @@ def lerp(a: Any, b: Any, w: Any) -> Any:
     return a + w * (b - a) if w < 0.5 else b - (b - a) * (1 - w)
 
 
+@dataclass(frozen=True)
+class PerTensor:
+    """A rule whose update needs norms of whole params (LAMB's and LARS's trust ratios):
+    a first pass takes, per param, the L2 norms of ``norms`` element values (in
+    kernels/_reduce.py's fixed order, in float64), ``host`` turns them into per-param
+    scalars, and the element pass reads those after the rule's own scalars (its ``s``
+    ends with them; in C++ they are ``T`` variables of their names).
+
+    * ``reference(p, g, *state, scalars, **flags)``: the values as whole arrays (NumPy; p
+      and g after the common start; nothing written);
+    * ``cpu_values(i, pi, gi, state, s, flags)``: the values of element i (numba);
+    * ``cuda_values``: C++ after the common start setting ``T value0``, ``T value1``, ...;
+    * ``host(hp, norms, ndims)``: from the norms, shape (params, len(norms)), float64,
+      and each param's number of dimensions, the per-param ``scalars``, shape (params,
+      len(scalars)), float64.
+    """
+
+    norms: tuple[str, ...]
+    scalars: tuple[str, ...]
+    reference: Callable[..., tuple]
+    cpu_values: Callable[..., tuple]
+    cuda_values: str
+    host: Callable[[Mapping[str, Any], Any, Any], Any]
+
+
 def _no_check(owner: str, hp: Mapping[str, Any]) -> None:
     """Rules whose hyperparameters are independent of each other need no joint check."""
 
@@ -166,6 +191,8 @@ class Rule:
     # p = lerp(p, state[switch_state], switch_weight(hp, to_eval)) (torch's lerp)
     switch_state: str | None = None
     switch_weight: Callable[[Mapping[str, Any], bool], float] | None = None
+    # norms of whole params, read by the element pass (LAMB, LARS): see PerTensor
+    per_tensor: PerTensor | None = None
 
     def __post_init__(self) -> None:
         """A rule that is incomplete fails here, at import, by name: fastopt.torch needs a
@@ -192,24 +219,44 @@ class Rule:
 
     def kernel_scalars(self, values: Any, dtype: Any, gscale: float = 1.0) -> np.ndarray:
         """What a kernel call takes: the rule's ``scalars`` ``values`` and ``gscale``, in
-        ``dtype``."""
+        ``dtype`` (a PerTensor rule's step appends each param's scalars after them)."""
         return np.array((*values, gscale), dtype=dtype)
 
-    def reference_update(self, p: Any, g: Any, *state: Any, scalars: Any,
-                         **flags: bool) -> None:
-        """The whole NumPy update (``scalars`` as ``kernel_scalars`` gives them): the common
-        start, then the rule's ``reference``."""
-        if scalars[-1] != 1:
-            g = g * scalars[-1]
-        scalars = scalars[:-1]
+    def reference_start(self, p: Any, g: Any, scalars: Any) -> tuple[Any, Any]:
+        """(p, g) after the common start, with ``scalars`` as ``kernel_scalars`` gives
+        them; p is changed in place (decoupled decay) only by ``reference_update``."""
+        n = len(self.scalars)
+        if scalars[n] != 1:
+            g = g * scalars[n]
         decay_at, sign_at, wd_at = self.start
         if decay_at >= 0 and scalars[decay_at] != 1:
-            p *= scalars[decay_at]
+            p = p * scalars[decay_at]
         if sign_at >= 0:
             g = scalars[sign_at] * g
         if wd_at >= 0 and scalars[wd_at] != 0:
             g = g + scalars[wd_at] * p
-        self.reference(p, g, *state, scalars, **flags)
+        return p, g
+
+    def reference_update(self, p: Any, g: Any, *state: Any, scalars: Any,
+                         **flags: bool) -> None:
+        """The whole NumPy update (``scalars``: ``kernel_scalars``' then, for a PerTensor
+        rule, this param's): the common start, then the rule's ``reference``."""
+        decayed, g = self.reference_start(p, g, scalars)
+        if decayed is not p:
+            p[...] = decayed
+        n = len(self.scalars)
+        self.reference(p, g, *state, np.concatenate((scalars[:n], scalars[n + 1:])), **flags)
+
+    def reference_norms(self, p: Any, g: Any, *state: Any, scalars: Any,
+                        **flags: bool) -> list[float]:
+        """A PerTensor rule's sums of squares of its norm values for one param (NumPy;
+        kernels/_reduce.py's order), nothing written."""
+        from ._reduce import sum_of_squares
+
+        p, g = self.reference_start(p, g, scalars)
+        values = self.per_tensor.reference(p, g, *state, scalars=scalars[:len(self.scalars)],
+                                           **flags)
+        return [sum_of_squares([v]) for v in values]
 
     def cuda_start(self) -> str:
         """The common start in C++: ``T pi`` and ``T gi`` for the rule's ``cuda_body``."""

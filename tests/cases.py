@@ -58,9 +58,17 @@ CASES = [
     ("AdamWScheduleFree", dict(lr=0.01)),
     ("AdamWScheduleFree", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01, warmup_steps=5,
                                r=0.5, weight_lr_power=1.0)),
+    ("Lamb", dict(lr=0.01)),
+    ("Lamb", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, clamp=2.0, maximize=True)),
+    ("LARS", dict(lr=1.0)),
+    ("LARS", dict(lr=1.0, weight_decay=0.01, momentum=0.9, nesterov=True, maximize=True)),
+    ("LARS", dict(lr=0.5, momentum=0.0, weight_decay=0.1, trust_coefficient=0.01)),
+    ("LARS", dict(lr=0.5, momentum=0.5, dampening=0.3)),
 ]
 
 RULE_NAMES = list(RULES)
+# the rules whose params may be 16-bit and state narrower (a PerTensor rule's may not, yet)
+STORED_NARROW = [name for name, rule in RULES.items() if rule.per_tensor is None]
 
 # The public contract, written out: each class's keywords in positional order with their
 # defaults and kinds (PyTorch's names, order and defaults; release 0.1.0's classes, then
@@ -108,6 +116,13 @@ SIGNATURES = {
                           ("eps", 1e-8, NONNEG), ("weight_decay", 0.0, NONNEG),
                           ("warmup_steps", 0, NONNEG), ("r", 0.0, NONNEG),
                           ("weight_lr_power", 2.0, NONNEG)],
+    # pytorch-optimizer's keywords (torch has neither)
+    "Lamb": [("lr", 1e-3, "lr"), ("betas", (0.9, 0.999), "betas"),
+             ("weight_decay", 0.0, NONNEG), ("eps", 1e-6, NONNEG), ("clamp", 10.0, NONNEG),
+             MAXIMIZE],
+    "LARS": [("lr", 1e-3, "lr"), ("weight_decay", 0.0, NONNEG), ("momentum", 0.9, NONNEG),
+             ("dampening", 0.0, CLOSED), ("trust_coefficient", 1e-3, NONNEG),
+             ("nesterov", False, "flag"), MAXIMIZE],
 }
 
 

@@ -11,8 +11,8 @@ import numpy as np
 class ScalarRule:
     """Per-element state in dicts of Python lists; ``step(p, g)`` updates list ``p``."""
 
-    def __init__(self, rule: str, n: int, **hp):
-        self.rule, self.hp, self.t, self.n = rule, hp, 0, n
+    def __init__(self, rule: str, n: int, ndim: int = 1, **hp):
+        self.rule, self.hp, self.t, self.n, self.ndim = rule, hp, 0, n, ndim
         self.s = {}
         self.mu_product = 1.0
         self.eta, self.mu = None, 1.0        # ASGD's
@@ -30,8 +30,12 @@ class ScalarRule:
         if self.rule == "AdamWScheduleFree":       # its decay comes after normalising g
             self._sf_step(t, lr)
             wd = 0.0
-        decoupled = self.rule in ("AdamW", "Lion", "AdEMAMix") or \
+        decoupled = self.rule in ("AdamW", "Lion", "AdEMAMix", "Lamb") or \
             hp.get("decoupled_weight_decay", False)
+        if self.rule == "LARS":         # its decay is the trust ratio's
+            wd = 0.0
+        if self.rule in ("Lamb", "LARS"):   # norms of the whole param first
+            self.trust = getattr(self, "_trust_" + self.rule.lower())(p, g_in, lr, wd)
         for i in range(self.n):
             g = -g_in[i] if hp.get("maximize", False) else g_in[i]
             if decoupled:                                  # decoupled decay
@@ -197,6 +201,44 @@ class ScalarRule:
         z[i] -= self.lr_t * d
         return y
 
+    def _trust_lamb(self, p, g_in, lr, wd):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        eps, sign = self.hp.get("eps", 1e-6), -1.0 if self.hp.get("maximize") else 1.0
+        m, v = self.buf("m"), self.buf("v")
+        weights = [x * (1 - lr * wd) for x in p]
+        updates = [(b1 * m[i] + (1 - b1) * sign * g) /
+                   (math.sqrt(b2 * v[i] + (1 - b2) * g * g) + eps) for i, g in enumerate(g_in)]
+        weight = min(math.sqrt(sum(x * x for x in weights)), self.hp.get("clamp", 10.0))
+        update = math.sqrt(sum(u * u for u in updates))
+        return 1.0 if weight == 0 or update == 0 else weight / (update + eps)
+
+    def _lamb(self, i, p, g, t, lr):
+        b1, b2 = self.hp.get("betas", (0.9, 0.999))
+        m, v = self.buf("m"), self.buf("v")
+        m[i] = b1 * m[i] + (1 - b1) * g
+        v[i] = b2 * v[i] + (1 - b2) * g * g
+        u = m[i] / (math.sqrt(v[i]) + self.hp.get("eps", 1e-6))
+        return p - lr / (1 - b1 ** t) * self.trust * u
+
+    def _trust_lars(self, p, g_in, lr, wd):
+        if self.ndim < 2:
+            return 1.0
+        wd, tc = self.hp.get("weight_decay", 0.0), self.hp.get("trust_coefficient", 1e-3)
+        weight = math.sqrt(sum(x * x for x in p))
+        grad = math.sqrt(sum(g * g for g in g_in))
+        return tc * weight / (grad + wd * weight) if weight > 0 and grad + wd * weight > 0 \
+            else 1.0
+
+    def _lars(self, i, p, g, t, lr):
+        mom, damp = self.hp.get("momentum", 0.9), self.hp.get("dampening", 0.0)
+        if self.ndim > 1:
+            g = (g + self.hp.get("weight_decay", 0.0) * p) * self.trust
+        if mom == 0:
+            return p - lr * g
+        buf = self.buf("buf")
+        buf[i] = mom * buf[i] + (1 - damp) * g
+        return p - lr * (g + mom * buf[i] if self.hp.get("nesterov") else buf[i])
+
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))
         m = self.buf("m")
@@ -208,8 +250,8 @@ class ScalarRule:
 
 def run_scalar(rule: str, hp: dict, p0: np.ndarray, grads: list, lrs: list) -> np.ndarray:
     """The params after one scalar-loop step per gradient in ``grads``."""
-    p = [float(x) for x in p0]
-    r = ScalarRule(rule, len(p), **hp)
+    p = [float(x) for x in np.ravel(p0)]
+    r = ScalarRule(rule, len(p), np.ndim(p0), **hp)
     for g, lr in zip(grads, lrs):
-        r.step(p, [float(x) for x in g], lr)
-    return np.array(p)
+        r.step(p, [float(x) for x in np.ravel(g)], lr)
+    return np.array(p).reshape(np.shape(p0))

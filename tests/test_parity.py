@@ -11,6 +11,7 @@ from cases import parametrize_cases
 from conftest import assert_bits_equal, assert_same_from_signed_zeros, make_optimizer
 
 import fastopt
+from fastopt.kernels import RULES
 from fastopt.kernels._cpu import PARALLEL_THRESHOLD_BYTES
 
 STEPS = 60
@@ -78,7 +79,8 @@ def with_non_finite(rng, n, dtype):
 def test_numba_propagates_nan_and_inf_like_reference(rule, hp, n):
     opt_ref, opt_fast, ref, fast = run_both(rule, hp, "numba", np.float32, n, with_non_finite,
                                             steps=6)
-    assert np.isnan(ref).any() and np.isfinite(ref).any()
+    # (a NaN in a grad makes its param's norms NaN: LAMB and LARS then step it all to NaN)
+    assert np.isnan(ref).any() and (np.isfinite(ref).any() or RULES[rule].per_tensor)
     assert_bits_equal(fast, ref)           # NaN positions equal too
     assert_state_equal(opt_ref, opt_fast)
 

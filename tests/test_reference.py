@@ -10,9 +10,10 @@ import fastopt
 STEPS = 25
 
 
-def random_run(rule, hp, rng, dtype=np.float64, n=64):
-    p0 = rng.standard_normal(n).astype(dtype)
-    grads = [rng.standard_normal(n).astype(dtype) for _ in range(STEPS)]
+def random_run(rule, hp, rng, dtype=np.float64, shape=(8, 8)):
+    """A 2-D param (a matrix: LARS's trust ratio applies) and its grads."""
+    p0 = rng.standard_normal(shape).astype(dtype)
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(STEPS)]
     return p0, grads
 
 
