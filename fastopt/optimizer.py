@@ -136,15 +136,15 @@ class GroupState:
 _NO_GRAD = object()       # a param no (param, grad) pair has given a grad yet
 
 
-def _casts(rule: Any, scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
+def _casts(scalars: tuple, group: GroupState, t: int) -> list[np.ndarray]:
     """Each bucket's kernel scalars (``Rule.kernel_scalars``: gscale 1) in its arithmetic's
     dtype; a 16-bit bucket told the step's number (its stochastic rounding's random bits
     are drawn from it)."""
-    out = []
+    out, values = [], (*scalars, 1.0)        # (Rule.kernel_scalars, inlined: 0.3 us)
     for b in group.buckets:
         if b.storage is not None:
             b.storage.rng[1] = t
-        out.append(rule.kernel_scalars(scalars, b.compute))
+        out.append(np.array(values, dtype=b.compute))
     return out
 
 
@@ -728,7 +728,7 @@ class Optimizer:
         if ahead is not None and ahead[0] == t and ahead[1] is lr and ahead[2] is group.hp \
                 and ahead[3] is group.extra:    # made by _new_lr_fits for this step
             scalars, extra = ahead[4]
-            return _casts(self.rule, scalars, group, t), extra
+            return _casts(scalars, group, t), extra
         if not isinstance(lr, float):          # a schedule, or a live 0-d array or tensor
             owner = type(self).__name__
             lr = _checks.learning_rate(owner, lr.item() if _checks.is_live(lr) else lr(t),
@@ -739,7 +739,7 @@ class Optimizer:
         if not isinstance(group.lr, float) and not _fit(scalars, group.limit):
             self._check_scalars(f"{type(self).__name__}: lr schedule at step {t}", group.hp,
                                 t, lr, group.extra, group.dtype)
-        return _casts(self.rule, scalars, group, t), extra
+        return _casts(scalars, group, t), extra
 
     def step(self, grads: Arrays) -> None:
         """One fused update of every param in place, from ``grads``: one array if params
