@@ -342,12 +342,14 @@ def _bucket_norms(table, grads, state, scalars, chunks, partials, parts, sums):
             g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)[first:first + m]
             st = state_views(state, offset + first, offset + first + m)
             lanes[:, :] = 0.0
-            for i in range(m):
-                pi, gi = common_start(p[i], g[i] * gscale, s, START_AT)  # noqa: F821
-                values = VALUES(i, pi, gi, st, s, FLAGS)  # noqa: F821
-                for j in range(N_NORMS):  # noqa: F821
-                    v = np.float64(values[j])
-                    lanes[j, i % LANES] += v * v
+            for r in range(-(-m // LANES)):      # row by row: lane j is element r*LANES + j
+                for j in range(min(LANES, m - r * LANES)):
+                    i = r * LANES + j
+                    pi, gi = common_start(p[i], g[i] * gscale, s, START_AT)  # noqa: F821
+                    values = VALUES(i, pi, gi, st, s, FLAGS)  # noqa: F821
+                    for q in range(N_NORMS):  # noqa: F821
+                        v = np.float64(values[q])
+                        lanes[q, j] += v * v
             for j in range(N_NORMS):  # noqa: F821
                 width = LANES
                 while width > 1:
