@@ -142,6 +142,7 @@ class PerTensor:
     cpu_values: Callable[..., tuple]
     cuda_values: str
     host: Callable[[Mapping[str, Any], Any, Any], Any]
+    reads_state: bool = True        # whether the values read the state (or p and g alone)
 
 
 def _no_check(owner: str, hp: Mapping[str, Any]) -> None:
@@ -322,6 +323,10 @@ class Rule:
     def bytes_per_element(self, hp: Mapping[str, Any], itemsize: int,
                           state_itemsize: int | None = None) -> int:
         """Bytes a step must move per element: read p, g, each used state; write p, each
-        state (the state's items ``state_itemsize`` bytes, if not the params')."""
+        state (the state's items ``state_itemsize`` bytes, if not the params'); a PerTensor
+        rule's first pass reads p and g, and the state where its values need it, once more."""
         state = itemsize if state_itemsize is None else state_itemsize
-        return 3 * itemsize + 2 * state * len(self.state_used(hp))
+        used = len(self.state_used(hp))
+        first = 0 if self.per_tensor is None else \
+            2 * itemsize + state * used * self.per_tensor.reads_state
+        return 3 * itemsize + 2 * state * used + first

@@ -119,4 +119,5 @@ RULE = r.Rule("lars", "LARS", "LARS (You et al. 2017): SGD with a trust ratio pe
               flags=("has_momentum", "nesterov"), variant_of=variant, state_used_by=state_used,
               torch_state={"buf": "momentum_buffer"}, torch_step=False,
               per_tensor=r.PerTensor(("weight", "grad"), ("wd", "trust"), norm_values,
-                                     cpu_values, CUDA_VALUES, trust_ratios))
+                                     cpu_values, CUDA_VALUES, trust_ratios,
+                                     reads_state=False))

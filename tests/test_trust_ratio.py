@@ -79,3 +79,11 @@ def test_the_trust_ratio_is_per_param_not_per_bucket():
             opt.step(g)
     np.testing.assert_array_equal(a, alone[0])
     np.testing.assert_array_equal(b, alone[1])
+
+
+def test_bytes_a_step_moves_count_the_first_pass():
+    """LAMB's first pass reads p, g, m and v; LARS's p and g: the roofline the benchmarks
+    compare against counts them (float32: AdamW's 28 bytes + 16; SGD's 20 + 8)."""
+    lamb, lars = fastopt.Lamb.rule, fastopt.LARS.rule
+    assert lamb.bytes_per_element(lamb.checked("Lamb", lamb.defaults), 4) == 28 + 16
+    assert lars.bytes_per_element(lars.checked("LARS", lars.defaults), 4) == 20 + 8
