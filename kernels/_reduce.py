@@ -317,6 +317,21 @@ class DeviceBucketSum:
 
 
 # -- a PerTensor rule's norms (kernels/_rule.py) ------------------------------------------
+def store_values(row, j, values):
+    """row[q, j] = values[q] for each of a PerTensor rule's values."""
+    for q, v in enumerate(values):
+        row[q, j] = v
+
+
+if numba is not None:
+    @numba.extending.overload(store_values, jit_options=dict(cache=False))  # generated
+    def _store_values_unrolled(row, j, values):    # (a loop over the tuple did not vectorise)
+        lines = "".join(f"    row[{q}, j] = values[{q}]\n" for q in range(len(values)))
+        namespace: dict = {}
+        exec(f"def impl(row, j, values):\n{lines}", namespace)
+        return namespace["impl"]
+
+
 def _bucket_norms(table, grads, state, scalars, chunks, partials, parts, sums):
     """The first pass of a PerTensor rule over a bucket (cloned per rule variant, as
     kernels/_cpu.py's loop: ``VALUES`` the rule's norm values, ``N_NORMS`` of them): each
@@ -331,6 +346,7 @@ def _bucket_norms(table, grads, state, scalars, chunks, partials, parts, sums):
     for part in prange(parts):
         lo, hi = n_chunks * part // parts, n_chunks * (part + 1) // parts
         lanes = np.empty((N_NORMS, LANES))  # noqa: F821
+        row = np.empty((N_NORMS, LANES), scalars.dtype)  # noqa: F821
         k = 0
         for c in range(lo, hi):
             while chunks[k + 1] <= c:
@@ -343,12 +359,14 @@ def _bucket_norms(table, grads, state, scalars, chunks, partials, parts, sums):
             st = state_views(state, offset + first, offset + first + m)
             lanes[:, :] = 0.0
             for r in range(-(-m // LANES)):      # row by row: lane j is element r*LANES + j
-                for j in range(min(LANES, m - r * LANES)):
+                width = min(LANES, m - r * LANES)
+                for j in range(width):          # the row's values (this loop vectorises)
                     i = r * LANES + j
                     pi, gi = common_start(p[i], g[i] * gscale, s, START_AT)  # noqa: F821
-                    values = VALUES(i, pi, gi, st, s, FLAGS)  # noqa: F821
-                    for q in range(N_NORMS):  # noqa: F821
-                        v = np.float64(values[q])
+                    store_values(row, j, VALUES(i, pi, gi, st, s, FLAGS))  # noqa: F821
+                for q in range(N_NORMS):  # noqa: F821
+                    for j in range(width):
+                        v = np.float64(row[q, j])
                         lanes[q, j] += v * v
             for j in range(N_NORMS):  # noqa: F821
                 width = LANES
