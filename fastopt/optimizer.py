@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import os
 import re
@@ -107,9 +108,10 @@ class Bucket:
     def key(self) -> tuple[np.dtype, str, bool]:
         return self.dtype, self.device, self.eight
 
-    @property
+    @functools.cached_property
     def compute(self) -> np.dtype:
-        """The dtype of its arithmetic, state and scalars."""
+        """The dtype of its arithmetic, state and scalars (found once: NumPy 2 spells a
+        dtype's name out at each ask, 4.7 us, a third of a small step)."""
         return compute_dtype(self.dtype)
 
     @property
