@@ -159,9 +159,9 @@ def _row_of(chunks, c):
 
 
 @scalar_helper
-def _chunk_view(table, grads, chunks, c, like):
-    """Chunk ``c``'s elements (a view of its grad's memory) and whether it is full."""
-    k = _row_of(chunks, c)
+def _chunk_view(table, grads, chunks, c, like, k):
+    """Chunk ``c``'s elements (a view of its grad's memory) and whether it is full (``k``:
+    its param's row)."""
     size = table[k, SIZE]
     first = (c - chunks[k]) * CHUNK
     m = min(CHUNK, size - first)
@@ -182,21 +182,26 @@ def _bucket_sum(table, grads, chunks, partials, parts, start, like, kind):
         at = np.empty(4, np.int64)
         scratch = np.empty(CHUNK, np.uint32)
         quarter = (hi - lo) // 4
+        rows = np.empty(4, np.int64)        # each quarter's param, advanced as it goes
+        for q in range(4):
+            rows[q] = _row_of(chunks, min(lo + q * quarter, n_chunks - 1))
         for i in range(quarter):
             for q in range(4):
                 at[q] = lo + q * quarter + i
-            x0, full0 = _chunk_view(table, grads, chunks, at[0], like)
-            x1, full1 = _chunk_view(table, grads, chunks, at[1], like)
-            x2, full2 = _chunk_view(table, grads, chunks, at[2], like)
-            x3, full3 = _chunk_view(table, grads, chunks, at[3], like)
+                while chunks[rows[q] + 1] <= at[q]:
+                    rows[q] += 1
+            x0, full0 = _chunk_view(table, grads, chunks, at[0], like, rows[0])
+            x1, full1 = _chunk_view(table, grads, chunks, at[1], like, rows[1])
+            x2, full2 = _chunk_view(table, grads, chunks, at[2], like, rows[2])
+            x3, full3 = _chunk_view(table, grads, chunks, at[3], like, rows[3])
             if full0 and full1 and full2 and full3 and kind == 0:
                 _four_chunk_sums(x0, x1, x2, x3, four, partials, at)
             else:
                 for q in range(4):
-                    x, _ = _chunk_view(table, grads, chunks, at[q], like)
+                    x, _ = _chunk_view(table, grads, chunks, at[q], like, rows[q])
                     partials[at[q]] = _chunk_sum(chunk_values(x, scratch, kind), lanes)
         for c in range(lo + 4 * quarter, hi):
-            x, _ = _chunk_view(table, grads, chunks, c, like)
+            x, _ = _chunk_view(table, grads, chunks, c, like, _row_of(chunks, c))
             partials[c] = _chunk_sum(chunk_values(x, scratch, kind), lanes)
     total = start
     for c in range(n_chunks):
