@@ -150,6 +150,11 @@ def learning_rate(owner: str, value: Any, step: int | None = None) -> float:
     return float(value)
 
 
+def optional_positive(owner: str, name: str, value: Any) -> float | None:
+    """None, or a finite float > 0."""
+    return None if value is None else positive(owner, name, value)
+
+
 def optional_nonnegative(owner: str, name: str, value: Any) -> float | None:
     """None, or a finite float >= 0."""
     return None if value is None else nonnegative(owner, name, value)

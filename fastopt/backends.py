@@ -628,47 +628,41 @@ class CupyBackend(HostBackend):
 
         return step
 
-
     def bucket_sumsq(self, params: list, storage: Storage | None = None
                      ) -> Callable[[Any, float], float]:
-        from .kernels._gpu_precision import storage_module
-        from .kernels._reduce import DeviceBucketSum, cuda_sources
+        from .kernels._reduce import DeviceBucketSum, cuda_ctype, cuda_sources
 
-        cp, device = self.cp, params[0].device
-        ctype = {"float32": "float", "float64": "double", "float16": "unsigned short"}[
-            str(params[0].dtype)]
-        with device:
-            launches = [self._kernel(storage_module([s]), s.name) for s in cuda_sources(ctype)]
-            staged = cp.zeros(len(params), dtype=np.uint64)
-            summed = DeviceBucketSum(launches, cp, [p.size for p in params],
-                                     lambda addresses: staged.set(addresses) or staged)
-
-        def sumsq(addresses: np.ndarray, start: float) -> float:
-            with device:
-                return summed(addresses, start)
-        return sumsq
-
+        return self._on_device(params, cuda_sources(cuda_ctype(params[0].dtype)),
+                               lambda launches, stage: DeviceBucketSum(
+                                   launches, self.cp, [p.size for p in params], stage))
 
     def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                      offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
-        from .kernels._gpu_precision import storage_module
-        from .kernels._reduce import DeviceNorms, norms_cuda_sources
+        from .kernels._reduce import DeviceNorms, cuda_ctype, norms_cuda_sources
 
-        cp, device = self.cp, params[0].device
-        ctype = {"float32": "float", "float64": "double"}[str(params[0].dtype)]
         used = [state[rule.state.index(s)] for s in rule.state_used(hp)]
-        with device:
-            launches = [self._kernel(storage_module([s]), s.name)
-                        for s in norms_cuda_sources(rule, rule.variant(hp), hp, ctype)]
-            staged = cp.zeros(len(params), dtype=np.uint64)
-            norms = DeviceNorms(launches, cp, len(rule.per_tensor.norms),
-                                [p.data.ptr for p in params], [p.size for p in params], used,
-                                lambda addresses: staged.set(addresses) or staged)
+        sources = norms_cuda_sources(rule, rule.variant(hp), hp, cuda_ctype(params[0].dtype))
+        return self._on_device(params, sources, lambda launches, stage: DeviceNorms(
+            launches, self.cp, len(rule.per_tensor.norms), [p.data.ptr for p in params],
+            [p.size for p in params], used, stage))
 
-        def run(addresses: np.ndarray, scalars: np.ndarray) -> np.ndarray:
+    def _on_device(self, params: list, sources: list, build: Callable[..., Any]
+                   ) -> Callable[[Any, Any], Any]:
+        """``f(addresses, x)``: ``build(launches, stage)``'s result run on the params'
+        device, with ``sources`` compiled there and ``stage(addresses)`` copying a step's
+        grad addresses there (kernels/_reduce.py's passes)."""
+        from .kernels._gpu_precision import storage_module
+
+        device = params[0].device
+        with device:
+            launches = [self._kernel(storage_module([s]), s.name) for s in sources]
+            staged = self.cp.zeros(len(params), dtype=np.uint64)
+            run = build(launches, lambda addresses: staged.set(addresses) or staged)
+
+        def on_device(addresses: np.ndarray, x: Any) -> Any:
             with device:
-                return norms(addresses, scalars)
-        return run
+                return run(addresses, x)
+        return on_device
 
 
 class DeviceGradAddresses(FlatGrads):

@@ -47,7 +47,6 @@ from ._state_dict import STATE_KEY, decode, load, lr_entries
 from ._result import host_array as host
 from .backends import check_unchanged, resolve_backend
 from .groups import group_specs
-from .kernels._reduce import clip_coefficient, grad_norm
 from .optimizer import Optimizer, checked_arrays
 
 
@@ -377,11 +376,8 @@ class ShardedOptimizer:
         if inner.max_grad_norm is None:
             inner._run(local, casts)
             return
-        resolved = inner._resolver.resolve(local)
-        inner._grad_norm = grad_norm(self.comm.allreduce(inner._sumsq(resolved),
-                                                         op=_mpi().SUM))
-        inner._run_scaled(resolved, casts, clip_coefficient(inner.max_grad_norm,
-                                                            inner._grad_norm))
+        inner._run_passes(inner._resolver.resolve(local), casts,
+                          lambda total: self.comm.allreduce(total, op=_mpi().SUM))
 
     # -- what the single-process optimizer offers ---------------------------------------------
     @property

@@ -276,8 +276,7 @@ class Optimizer:
         owner = type(self).__name__
         object.__setattr__(self, "defaults", MappingProxyType(dict(defaults)))
         self._precision = precision
-        self._max_grad_norm = None if max_grad_norm is None else \
-            _checks.positive(owner, "max_grad_norm", max_grad_norm)
+        self._max_grad_norm = _checks.optional_positive(owner, "max_grad_norm", max_grad_norm)
         self._grad_norm: float | None = None
         form, specs = group_specs(owner, params, self._keys())
         self._single = form == "array"
@@ -873,13 +872,15 @@ class Optimizer:
         values = self.rule.per_tensor.host(group.hp, norms, bucket.ndims)
         return np.concatenate((cast, np.asarray(values, cast.dtype).ravel()))
 
-    def _run_passes(self, resolved: Any, casts: list) -> None:
+    def _run_passes(self, resolved: Any, casts: list,
+                    summed: Callable[[float], float] = lambda total: total) -> None:
         """The step from resolved grads: with max_grad_norm, every grad read times
         ``min(1, max_grad_norm / (norm + 1e-6))``, the norm taken over all of them first
-        (no grad is written)."""
+        (no grad is written; ``summed``: the sum of squares over the processes that hold
+        the grads, ShardedOptimizer's ranks)."""
         gscale = 1.0
         if self._max_grad_norm is not None:
-            self._grad_norm = grad_norm(self._sumsq(resolved))
+            self._grad_norm = grad_norm(summed(self._sumsq(resolved)))
             gscale = clip_coefficient(self._max_grad_norm, self._grad_norm)
         self._run_scaled(resolved, casts, gscale)
 

@@ -188,8 +188,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                  ) -> None:
         defaults = {**defaults, **self.fixed}
         self._backend_name, self._precision = backend, precision
-        self._max_grad_norm = None if max_grad_norm is None else \
-            _checks.positive(type(self).__name__, "max_grad_norm", max_grad_norm)
+        self._max_grad_norm = _checks.optional_positive(type(self).__name__, "max_grad_norm",
+                                                        max_grad_norm)
         self._grad_norm: float | None = None
         self._cohorts: list[Cohort] = []
         self._version, self._state_cache = 0, (-1, None)
@@ -360,9 +360,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         """The cohort's grads as its core's kernels take them (checked, located)."""
         core = cohort.core
         if cohort.backend == "numba":
-            pointers = core._resolver.at(_addresses(grads))
+            pointers = core._resolver.at(_addresses(grads))   # (its resolver's own buffer)
             if pointers is not None:
-                return pointers.copy()
+                return pointers
         return core._resolver.resolve([_view(_memory_order(g)) for g in grads])
 
     def _steady_step(self, lane: Lane) -> bool:

@@ -209,6 +209,12 @@ def _bucket_sum(table, grads, chunks, partials, parts, start, like, kind):
     return total
 
 
+def _parts(parallel: bool) -> int:
+    """The parts a pass splits into: numba's threads, 1 for a serial pass or in a child
+    forked after GNU OpenMP started (kernels/_threads.py)."""
+    return numba.get_num_threads() if parallel and not _threads.forked_from_omp else 1
+
+
 _DISPATCHERS: list = []
 
 
@@ -238,9 +244,8 @@ class BucketSum:
         #                                            no step waits for the JIT
 
     def __call__(self, pointers: np.ndarray, start: float) -> float:
-        parts = 1 if not self.parallel or _threads.forked_from_omp else numba.get_num_threads()
-        return self.fn(self.table, pointers, self.chunks, self.partials, parts, start,
-                       self.like, self.kind)
+        return self.fn(self.table, pointers, self.chunks, self.partials,
+                       _parts(self.parallel), start, self.like, self.kind)
 
 
 # -- CUDA ----------------------------------------------------------------------------------
@@ -250,6 +255,12 @@ class BucketSum:
 # adds the chunks' sums in turn after ``start``.
 CUDA_LOADS = {"float": "(double)g[i]", "double": "g[i]",
               "unsigned short": "(double)widen_f16(g[i])"}
+
+
+def cuda_ctype(dtype: Any) -> str:
+    """The C type these kernels read grads of ``dtype`` as (float16: its bits)."""
+    return {"float32": "float", "float64": "double", "float16": "unsigned short"}[
+        np.dtype(dtype).name]
 
 
 def cuda_sources(ctype: str) -> list[Any]:
@@ -419,9 +430,8 @@ class NormKernel:
                                                               params[0].dtype))  # compiled now
 
     def __call__(self, pointers: np.ndarray, scalars: np.ndarray) -> np.ndarray:
-        parts = 1 if not self.parallel or _threads.forked_from_omp else numba.get_num_threads()
-        self.fn(self.table, pointers, self.state, scalars, self.chunks, self.partials, parts,
-                self.sums)
+        self.fn(self.table, pointers, self.state, scalars, self.chunks, self.partials,
+                _parts(self.parallel), self.sums)
         return self.sums
 
 

@@ -223,15 +223,19 @@ class Rule:
         ``dtype`` (a PerTensor rule's step appends each param's scalars after them)."""
         return np.array((*values, gscale), dtype=dtype)
 
-    def reference_start(self, p: Any, g: Any, scalars: Any) -> tuple[Any, Any]:
+    def reference_start(self, p: Any, g: Any, scalars: Any, in_place: bool = False
+                        ) -> tuple[Any, Any]:
         """(p, g) after the common start, with ``scalars`` as ``kernel_scalars`` gives
-        them; p is changed in place (decoupled decay) only by ``reference_update``."""
+        them; the decoupled decay changes p itself only ``in_place`` (the update's)."""
         n = len(self.scalars)
         if scalars[n] != 1:
             g = g * scalars[n]
         decay_at, sign_at, wd_at = self.start
         if decay_at >= 0 and scalars[decay_at] != 1:
-            p = p * scalars[decay_at]
+            if in_place:
+                p *= scalars[decay_at]
+            else:
+                p = p * scalars[decay_at]
         if sign_at >= 0:
             g = scalars[sign_at] * g
         if wd_at >= 0 and scalars[wd_at] != 0:
@@ -242,9 +246,7 @@ class Rule:
                          **flags: bool) -> None:
         """The whole NumPy update (``scalars``: ``kernel_scalars``' then, for a PerTensor
         rule, this param's): the common start, then the rule's ``reference``."""
-        decayed, g = self.reference_start(p, g, scalars)
-        if decayed is not p:
-            p[...] = decayed
+        p, g = self.reference_start(p, g, scalars, in_place=True)
         n = len(self.scalars)
         self.reference(p, g, *state, np.concatenate((scalars[:n], scalars[n + 1:])), **flags)
 

@@ -22,7 +22,7 @@ from fastopt.kernels._gpu import (BucketLaunch, CudaSource, kernel_source, multi
                                   multi_tensor_params, multi_tensor_source)
 from fastopt.kernels._gpu_precision import (StorageLaunch, StorageSource, storage_module,
                                             storage_source)
-from fastopt.kernels._reduce import (DeviceBucketSum, DeviceNorms, cuda_sources,
+from fastopt.kernels._reduce import (DeviceBucketSum, DeviceNorms, cuda_ctype, cuda_sources,
                                      norms_cuda_sources)
 
 SHIM = """\
@@ -144,16 +144,14 @@ class TwinBackend(HostBackend):
 
     def bucket_sumsq(self, params, storage=None):
         """kernels/_reduce.py's CUDA sum of squares, compiled for the CPU."""
-        ctype = {"float32": "float", "float64": "double", "float16": "unsigned short"}[
-            str(params[0].dtype)]
-        launches = [storage_launcher(s, self.twin.build_dir) for s in cuda_sources(ctype)]
+        launches = [storage_launcher(s, self.twin.build_dir)
+                    for s in cuda_sources(cuda_ctype(params[0].dtype))]
         return DeviceBucketSum(launches, np, [p.size for p in params], lambda a: a)
 
     def bucket_norms(self, rule, hp, params, state, offsets):
         """kernels/_reduce.py's CUDA first pass of a PerTensor rule, compiled for the CPU."""
-        ctype = {"float32": "float", "float64": "double"}[str(params[0].dtype)]
-        launches = [storage_launcher(s, self.twin.build_dir)
-                    for s in norms_cuda_sources(rule, rule.variant(hp), hp, ctype)]
+        launches = [storage_launcher(s, self.twin.build_dir) for s in norms_cuda_sources(
+            rule, rule.variant(hp), hp, cuda_ctype(params[0].dtype))]
         used = [state[rule.state.index(s)] for s in rule.state_used(hp)]
         return DeviceNorms(launches, np, len(rule.per_tensor.norms),
                            [p.ctypes.data for p in params], [p.size for p in params], used,
