@@ -160,6 +160,34 @@ def optional_nonnegative(owner: str, name: str, value: Any) -> float | None:
     return None if value is None else nonnegative(owner, name, value)
 
 
+def nonpositive(owner: str, name: str, value: Any) -> float:
+    """A finite float <= 0."""
+    value = finite(owner, name, value)
+    if value > 0:
+        raise ValueError(f"{owner}: {name} must be <= 0, got {value!r}")
+    return value
+
+
+def at_least_one(owner: str, name: str, value: Any) -> float:
+    """A finite float >= 1."""
+    value = finite(owner, name, value)
+    if value < 1:
+        raise ValueError(f"{owner}: {name} must be >= 1, got {value!r}")
+    return value
+
+
+def eps_pair(owner: str, name: str, value: Any) -> tuple[float | None, float]:
+    """Adafactor's (eps1, eps2): eps1 None or >= 0, eps2 >= 0, both finite."""
+    what = "(eps1, eps2) of numbers >= 0, eps1 possibly None"
+    try:
+        if isinstance(value, (Set, Mapping)):
+            raise TypeError("unordered")
+        eps1, eps2 = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}") from None
+    return optional_nonnegative(owner, f"{name}[0]", eps1), nonnegative(owner, f"{name}[1]", eps2)
+
+
 def unit_interval_closed(owner: str, name: str, value: Any) -> float:
     """A float in [0, 1]."""
     return in_unit_interval(owner, name, value, include_one=True)

@@ -30,11 +30,15 @@ def plain(v: Any) -> Any:
 
 def encode(kind: str, value: Any) -> Any:
     """A hyperparameter as ``np.savez`` stores it without pickling: None as NaN."""
+    if kind == "eps_pair":
+        return tuple(encode("optional_nonnegative", v) for v in value)
     return math.nan if kind == "optional_nonnegative" and value is None else value
 
 
 def decode(kind: str, value: Any) -> Any:
     value = plain(value)
+    if kind == "eps_pair" and isinstance(value, (tuple, list)):
+        return tuple(decode("optional_nonnegative", v) for v in value)
     if kind == "optional_nonnegative" and isinstance(value, float) and math.isnan(value):
         return None
     return value
@@ -152,9 +156,9 @@ def load(opt: Any, state_dict: Mapping[str, Any], apply: bool = True) -> None:
         opt.rule.check_loaded_extra(f"{owner}: param_groups[{j}]", hp, given["step"], extra)
         for i in group.positions:
             for s in opt._state_names(hp, i):
-                size = opt._arrays[i].size
+                size, shape = opt._arrays[i].size, opt._arrays[i].shape
                 expected[f"{i}.{s}"] = (blocks(size),) if s.endswith(ABSMAX) else \
-                    opt._arrays[i].shape
+                    shape if s == "master" else opt.rule.state_shape(s, shape)
         plans.append((group, given, lr, hp, extra))
     group_keys = {f"groups.{j}.{k}" for j in range(len(plans))
                   for k in ("params", "step", *opt._keys(), *opt.rule.extra)}

@@ -211,6 +211,14 @@ class HostBackend:
                                      scales, signed)
         return functools.partial(_reference_bucket, rule, rule.variant(hp), per_param)
 
+    def whole_kernel(self, rule: Any, hp: Mapping[str, Any], params: list,
+                     shapes: list[tuple], state: dict[str, Any]) -> Callable[[Any, Any], None]:
+        """``f(grads, scalars)``: a whole-param rule's step (kernels/_whole.py) over flat
+        ``params`` of ``shapes``, with its ``state`` buffers by name."""
+        from .kernels._whole import reference_step
+
+        return reference_step(rule, params, shapes, state)
+
     def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                      offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
         """``f(grads, scalars) -> sums``: a PerTensor rule's first pass over a bucket (as
@@ -484,6 +492,12 @@ class NumbaBackend(HostBackend):
         return BucketSum([p.view(np.uint16) for p in params], np.dtype(np.uint16),
                          storage.kind)
 
+    def whole_kernel(self, rule: Any, hp: Mapping[str, Any], params: list,
+                     shapes: list[tuple], state: dict[str, Any]) -> Callable[[Any, Any], None]:
+        from .kernels._whole import WholeKernel
+
+        return WholeKernel(rule, rule.variant(hp), params, shapes, state)
+
     def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,
                      offsets: list[int]) -> Callable[[Any, Any], np.ndarray]:
         from .kernels._reduce import NormKernel
@@ -627,6 +641,15 @@ class CupyBackend(HostBackend):
                 launch(grads, scalars)
 
         return step
+
+    def whole_kernel(self, rule: Any, hp: Mapping[str, Any], params: list,
+                     shapes: list[tuple], state: dict[str, Any]) -> Callable[[Any, Any], None]:
+        from .kernels._reduce import cuda_ctype
+
+        sources = rule.whole.cuda_sources(cuda_ctype(params[0].dtype))
+        return self._on_device(params, sources, lambda launches, stage: rule.whole.device(
+            launches, self.cp, [p.data.ptr for p in params], shapes, state, params[0].dtype,
+            stage))
 
     def bucket_sumsq(self, params: list, storage: Storage | None = None
                      ) -> Callable[[Any, float], float]:

@@ -33,6 +33,7 @@ from .kernels._cpu import block_offsets
 from .kernels._precision import BFLOAT16, INT8, bfloat16, compute_dtype, is_16bit, storage_kind
 from .kernels._reduce import clip_coefficient, grad_norm
 from .kernels._rule import lerp
+from .kernels._whole import state_starts, state_views
 
 Schedule = Callable[[int], float]
 LearningRate = Union[float, Schedule]
@@ -371,7 +372,8 @@ class Optimizer:
         buckets = []
         for key, positions in members.items():
             flat = [self._backend.flat(self._arrays[i]) for i in positions]   # np.matrix: 1-D
-            state = self._fresh_state(group.hp, key[0], flat, key[2])
+            state = self._fresh_state(group.hp, key[0], flat, key[2],
+                                      [self._arrays[i].shape for i in positions])
             storage = self._storage(key[0], positions, key[2])
             if storage is not None and storage.kind and self._precision.master_weights:
                 state["master"] = self._backend.widened(flat)
@@ -384,15 +386,19 @@ class Optimizer:
             self._bind_kernel(bucket, group.hp)
         return buckets
 
-    def _fresh_state(self, hp: Mapping[str, Any], dtype: np.dtype, flat: list, eight: bool
-                     ) -> dict[str, Any]:
-        """The initial state of a bucket of ``flat`` params of ``dtype``: per state array
-        its fill (kernels/_blockwise.py: as codes and one absmax a block, for 8-bit)."""
+    def _fresh_state(self, hp: Mapping[str, Any], dtype: np.dtype, flat: list, eight: bool,
+                     shapes: list[tuple]) -> dict[str, Any]:
+        """The initial state of a bucket of ``flat`` params of ``dtype`` and ``shapes``: per
+        state array its fill (kernels/_blockwise.py: as codes and one absmax a block, for
+        8-bit); a whole-param rule's arrays of the sizes it gives them."""
         n, kept = sum(a.size for a in flat), self._state_dtype(dtype, eight)
         state = {}
-        for s in self.rule.state_used(hp):
+        sizes = None if self.rule.whole is None else state_starts(self.rule, shapes)[-1]
+        for j, s in enumerate(self.rule.state_used(hp)):
             fill = self.rule.state_fill(s, hp)
-            if not eight:
+            if sizes is not None:
+                state[s] = self._backend.zeros(int(sizes[j]), kept, fill, like=flat[0])
+            elif not eight:
                 state[s] = self._backend.zeros(n, kept, fill, like=flat[0])
                 continue
             code, absmax = quantize(np.full(1, fill, np.float32), self.rule.signed(s))
@@ -410,14 +416,21 @@ class Optimizer:
             bucket.storage.master = bucket.state.get("master", none)
             bucket.storage.scales = tuple(bucket.state.get(s + ABSMAX, none)
                                           for s in self.rule.state)
-        bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
-                                                   bucket.offsets, bucket.storage)
+        if self.rule.whole is not None:
+            bucket.kernel = self._backend.whole_kernel(
+                self.rule, hp, bucket.params, self._shapes(bucket), bucket.state)
+        else:
+            bucket.kernel = self._backend.bucket_kernel(self.rule, hp, bucket.params, state,
+                                                       bucket.offsets, bucket.storage)
         if self._max_grad_norm is not None:
             bucket.sumsq = self._backend.bucket_sumsq(bucket.params, bucket.storage)
         if self.rule.per_tensor is not None:
             bucket.ndims = [self._arrays[i].ndim for i in bucket.positions]
             bucket.norms = self._backend.bucket_norms(self.rule, hp, bucket.params, state,
                                                       bucket.offsets)
+
+    def _shapes(self, bucket: Bucket) -> list[tuple]:
+        return [self._arrays[i].shape for i in bucket.positions]
 
     def _master_of(self, i: int) -> tuple[str, ...]:
         """("master",) where param i has a float32 master copy, else ()."""
@@ -440,7 +453,7 @@ class Optimizer:
         state_kind = INT8 if eight else storage_kind(self._state_dtype(dtype))
         if not kind and not state_kind:
             return None
-        if self.rule.per_tensor is not None:
+        if self.rule.passes:
             raise NotImplementedError(
                 f"{type(self).__name__} takes norms of whole params, which fastopt does "
                 "for float32 and float64 params and state only (for now); these are "
@@ -464,7 +477,9 @@ class Optimizer:
     def _state_names(self, hp: Mapping[str, Any], i: int) -> tuple[str, ...]:
         """The names of param i's state arrays: the rule's, their absmaxes (int8 state),
         its master copy (16-bit params with master weights)."""
-        used = self.rule.state_used(hp)
+        shape = self._arrays[i].shape
+        used = tuple(s for s in self.rule.state_used(hp)
+                     if self.rule.state_shape(s, shape) is not None)
         absmax = tuple(s + ABSMAX for s in used) if self._eight(i) else ()
         return (*used, *absmax, *self._master_of(i))
 
@@ -807,7 +822,7 @@ class Optimizer:
 
     def _step_addresses(self, addresses: np.ndarray) -> bool:
         casts, extras = self._prepare()
-        if self._max_grad_norm is not None or self.rule.per_tensor is not None:
+        if self._max_grad_norm is not None or self.rule.passes:
             pointers = self._resolver.at(addresses)
             if pointers is None:
                 return False
@@ -837,7 +852,7 @@ class Optimizer:
         else:
             glist, paired = self._grads_list(grads)
         try:
-            if self._max_grad_norm is None and self.rule.per_tensor is None:
+            if self._max_grad_norm is None and not self.rule.passes:
                 self._run(glist, casts)
             else:
                 self._run_passes(self._resolver.resolve(glist), casts)
@@ -1005,6 +1020,11 @@ class Optimizer:
         out: list[dict] = [{} for _ in self._arrays]
         for group in self._groups:
             for bucket in group.buckets:
+                if self.rule.whole is not None:
+                    for i, views in zip(bucket.positions, state_views(
+                            self.rule, self._shapes(bucket), bucket.state)):
+                        out[i] = views
+                    continue
                 offsets = bucket.offsets
                 blocks = block_offsets([p.size for p in bucket.params])
                 for k, i in enumerate(bucket.positions):

@@ -238,6 +238,14 @@ class TorchOptimizer(torch.optim.Optimizer):
                                  f"in its memory (shape {tuple(p.shape)}, strides {p.stride()});"
                                  " fastopt updates params that cover their memory densely, in "
                                  "any order (C order, channels_last, transposed)")
+            if self.rule.whole is not None and (_is_dtensor(group["params"][i]) or
+                                                not p.is_contiguous()):
+                raise NotImplementedError(
+                    f"{type(self).__name__}: {_label(j, i)} is "
+                    + ("a DTensor shard" if _is_dtensor(group["params"][i]) else
+                       f"laid out in another order than C's (strides {p.stride()})")
+                    + f"; {type(self).__name__} updates each param whole, in C order: make "
+                    "it a contiguous, unsharded tensor (p.data = p.data.contiguous())")
         views = [torch_view(_memory_order(_local(group["params"][i])),
                             f"{type(self).__name__}: {_label(j, i)}", sixteen_bit=True)
                  for i in members]

@@ -3,7 +3,7 @@
 installed as ``fastopt.kernels``. The registry below is the one list of rules: the
 optimizer classes, the command line, the benchmarks and the test tables derive from it.
 """
-from . import (adadelta, adagrad, adam, adamax, ademamix, asgd, lamb, lars, lion, nadam, radam,
+from . import (adadelta, adafactor, adagrad, adam, adamax, ademamix, asgd, lamb, lars, lion, nadam, radam,
                rmsprop, rprop, schedulefree, sgd)
 from ._blockwise import dequantize, quantize
 from ._rule import Rule
@@ -25,6 +25,7 @@ REGISTRY: tuple[Rule, ...] = (
     schedulefree.RULE,
     lamb.RULE,
     lars.RULE,
+    adafactor.RULE,
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 

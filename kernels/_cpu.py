@@ -100,6 +100,28 @@ if numba is not None:
         return impl
 
 
+def rsqrt(x):
+    """1/sqrt(x) in x's dtype (torch's rsqrt: a square root, then a division)."""
+    return np.reciprocal(np.sqrt(x))
+
+
+def cast_like(x, like):
+    """``x`` rounded to the dtype of ``like`` (a scalar of the kernel's arithmetic)."""
+    return np.asarray(x).astype(np.asarray(like).dtype)[()]
+
+
+if numba is not None:
+    @numba.extending.overload(rsqrt, jit_options=dict(OPTIONS, cache=False))
+    def _rsqrt_in_dtype(x):
+        one = numba.np.numpy_support.as_dtype(x).type(1)
+        return lambda x: one / np.sqrt(x)
+
+    @numba.extending.overload(cast_like, jit_options=dict(OPTIONS, cache=False))
+    def _cast_like(x, like):
+        kind = numba.np.numpy_support.as_dtype(like).type
+        return lambda x, like: kind(x)
+
+
 def _renamed(fn: Callable, suffix: str) -> Callable:
     """A copy of ``fn`` under another qualified name, so numba caches it separately."""
     clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,

@@ -64,6 +64,9 @@ KINDS: dict[str, Callable[[str, str, Any], Any]] = {
     "etas": _checks.etas,
     "step_sizes": _checks.step_sizes,
     "flag": _checks.boolean,
+    "nonpositive": _checks.nonpositive,
+    "at_least_one": _checks.at_least_one,
+    "eps_pair": _checks.eps_pair,
 }
 
 
@@ -145,6 +148,36 @@ class PerTensor:
     reads_state: bool = True        # whether the values read the state (or p and g alone)
 
 
+@dataclass(frozen=True)
+class WholeParam:
+    """A rule whose update sees each param whole (Adafactor's row and column means and
+    RMS norms): state arrays shaped as the rule says, and a step per param instead of the
+    element body (the Rule's ``reference(p, g, *state, scalars)`` updates one param in
+    place: p and g shaped like it, g after the common start, its state shaped and None
+    where it keeps none; its ``cpu_element`` and ``cuda_body`` are unused).
+
+    * ``shape(name, shape)``: the shape of state ``name`` for a param of ``shape``; None
+      where the param keeps none;
+    * ``dims(shape)``: the integers the kernels get for a param of ``shape`` (a tuple, of
+      one length for every shape);
+    * ``cpu(p, g, state, dims, s, gscale, flags)``: numba, one param: p and g flat, g as
+      given (the function reads g*gscale and does the rest of the start), ``state`` the
+      flat views (empty where none), ``s`` the rule's scalars;
+    * ``streams``: the arrays of the param's size a step reads or writes, for the bytes a
+      step moves (Adafactor: g three times, p twice, p written);
+    * ``cuda_sources(ctype)``: its CUDA kernels (kernels/_gpu_precision.py's
+      StorageSource), and ``device``, what runs them over a bucket: ``device(launches,
+      xp, param addresses, shapes, state by name, dtype, stage)(grad addresses, scalars)``.
+    """
+
+    shape: Callable[[str, tuple], tuple | None]
+    dims: Callable[[tuple], tuple]
+    cpu: Callable[..., None]
+    streams: int
+    cuda_sources: Callable[[str], list]
+    device: Callable[..., Callable[[Any, Any], None]]
+
+
 def _no_check(owner: str, hp: Mapping[str, Any]) -> None:
     """Rules whose hyperparameters are independent of each other need no joint check."""
 
@@ -194,6 +227,8 @@ class Rule:
     switch_weight: Callable[[Mapping[str, Any], bool], float] | None = None
     # norms of whole params, read by the element pass (LAMB, LARS): see PerTensor
     per_tensor: PerTensor | None = None
+    # a step per whole param, with state of its own shapes (Adafactor): see WholeParam
+    whole: WholeParam | None = None
 
     def __post_init__(self) -> None:
         """A rule that is incomplete fails here, at import, by name: fastopt.torch needs a
@@ -210,6 +245,15 @@ class Rule:
         if len(given) != len(self.scalars):
             raise TypeError(f"rule {self.class_name}: host_scalars gives {len(given)} scalars "
                             f"for the {len(self.scalars)} of SCALARS {self.scalars}")
+
+    @property
+    def passes(self) -> bool:
+        """Whether a step needs more than the one element pass (the grads resolved first)."""
+        return self.per_tensor is not None or self.whole is not None
+
+    def state_shape(self, name: str, shape: tuple) -> tuple | None:
+        """The shape of state ``name`` for a param of ``shape`` (None: it keeps none)."""
+        return shape if self.whole is None else self.whole.shape(name, tuple(shape))
 
     # -- the common start ---------------------------------------------------------------
     @functools.cached_property
@@ -327,6 +371,8 @@ class Rule:
         """Bytes a step must move per element: read p, g, each used state; write p, each
         state (the state's items ``state_itemsize`` bytes, if not the params'); a PerTensor
         rule's first pass reads p and g, and the state where its values need it, once more."""
+        if self.whole is not None:
+            return self.whole.streams * itemsize
         state = itemsize if state_itemsize is None else state_itemsize
         used = len(self.state_used(hp))
         first = 0 if self.per_tensor is None else \

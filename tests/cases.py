@@ -64,11 +64,16 @@ CASES = [
     ("LARS", dict(lr=1.0, weight_decay=0.01, momentum=0.9, nesterov=True, maximize=True)),
     ("LARS", dict(lr=0.5, momentum=0.0, weight_decay=0.1, trust_coefficient=0.01)),
     ("LARS", dict(lr=0.5, momentum=0.5, dampening=0.3)),
+    ("Adafactor", dict(lr=0.01)),
+    ("Adafactor", dict(lr=0.01, beta2_decay=-0.5, eps=(1e-30, 1e-3), d=1.5, weight_decay=0.1,
+                       maximize=True)),
+    ("Adafactor", dict(lr=0.05, eps=(0.0, 0.0), beta2_decay=0.0)),
 ]
 
 RULE_NAMES = list(RULES)
-# the rules whose params may be 16-bit and state narrower (a PerTensor rule's may not, yet)
-STORED_NARROW = [name for name, rule in RULES.items() if rule.per_tensor is None]
+# the rules whose params may be 16-bit and state narrower (a PerTensor or whole-param
+# rule's may not, yet)
+STORED_NARROW = [name for name, rule in RULES.items() if not rule.passes]
 
 # The public contract, written out: each class's keywords in positional order with their
 # defaults and kinds (PyTorch's names, order and defaults; release 0.1.0's classes, then
@@ -123,6 +128,9 @@ SIGNATURES = {
     "LARS": [("lr", 1e-3, "lr"), ("weight_decay", 0.0, NONNEG), ("momentum", 0.9, NONNEG),
              ("dampening", 0.0, CLOSED), ("trust_coefficient", 1e-3, NONNEG),
              ("nesterov", False, "flag"), MAXIMIZE],
+    "Adafactor": [("lr", 1e-2, "lr"), ("beta2_decay", -0.8, "nonpositive"),
+                  ("eps", (None, 1e-3), "eps_pair"), ("d", 1.0, "at_least_one"),
+                  ("weight_decay", 0.0, NONNEG), MAXIMIZE],
 }
 
 

@@ -90,6 +90,8 @@ class Twin:
         parts = [SHIM, GRID_SHIM]
         seen = set()
         for rule, hp in variants:
+            if rule.whole is not None:        # its own kernels: TwinBackend.whole_kernel
+                continue
             source = kernel_source(rule, rule.variant(hp), hp)
             for dtype in CTYPES:
                 if (source, dtype) not in seen:
@@ -156,6 +158,14 @@ class TwinBackend(HostBackend):
         return DeviceNorms(launches, np, len(rule.per_tensor.norms),
                            [p.ctypes.data for p in params], [p.size for p in params], used,
                            lambda a: a)
+
+    def whole_kernel(self, rule, hp, params, shapes, state):
+        """A whole-param rule's CUDA kernels (kernels/_rule.py: WholeParam), compiled for
+        the CPU, run by the rule's own launch sequence."""
+        launches = [storage_launcher(s, self.twin.build_dir)
+                    for s in rule.whole.cuda_sources(cuda_ctype(params[0].dtype))]
+        return rule.whole.device(launches, np, [p.ctypes.data for p in params], shapes,
+                                 state, params[0].dtype, lambda a: a)
 
     def storage_kernel(self, rule, hp, params, state, storage):
         """A 16-bit or 8-bit bucket: kernels/_gpu_precision.py's kernel, compiled for the

@@ -151,6 +151,9 @@ BAD_BY_KIND = {
     "etas": [1.2, (1.2, 0.5), (0.0, 1.2), (0.5, 1.0), (0.5, float("inf")), {0.5, 1.2}],
     "step_sizes": [1e-6, (0.1, 0.01), (-1.0, 1.0), (0.0, float("nan")), "ab"],
     "betas3": [(0.9, 0.999), (0.9, 0.999, 1.0), (0.9, -0.1, 0.9), {0.1, 0.2, 0.3}],
+    "nonpositive": [0.1, float("nan"), None],
+    "at_least_one": [0.5, float("inf")],
+    "eps_pair": [1e-3, (None, -1.0), (-1e-30, 1e-3), (None, None), {0.1, 0.2}],
 }
 BAD_HYPERPARAMS += [(rule.class_name, {h.name: bad}, rf"{h.name}(\[\d\])? must")
                     for rule in RULES.values() for h in rule.hyperparams

@@ -1,0 +1,123 @@
+"""The bucket steps of whole-param rules (kernels/_rule.py: WholeParam): each param of a
+bucket updated by the rule's own per-param step, with its state in flat buffers (one per
+state name, the params' arrays one after another, each of the size the rule gives it).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ._cpu import OPTIONS, PARAM, SIZE, _fingerprint, bucket_table, numba
+
+if numba is not None:
+    from numba.extending import overload
+    from numba.np.unsafe.ndarray import to_fixed_tuple
+
+    from ._ndarray import void_pointer
+
+
+def state_starts(rule: Any, shapes: list[tuple]) -> np.ndarray:
+    """(params + 1, state names): where each param's state array starts in each buffer."""
+    sizes = [[int(np.prod(s)) if (s := rule.state_shape(name, shape)) is not None else 0
+              for name in rule.state] for shape in shapes]
+    return np.concatenate([np.zeros((1, len(rule.state)), np.int64),
+                           np.cumsum(np.array(sizes, np.int64).reshape(-1, len(rule.state)),
+                                     axis=0)])
+
+
+def state_views(rule: Any, shapes: list[tuple], state: dict[str, Any]) -> list[dict]:
+    """Per param, its state arrays by name, shaped (those it keeps)."""
+    starts = state_starts(rule, shapes)
+    out = []
+    for k, shape in enumerate(shapes):
+        views = {}
+        for j, name in enumerate(rule.state):
+            kept = rule.state_shape(name, shape)
+            if kept is not None and name in state:
+                views[name] = state[name][starts[k, j]:starts[k + 1, j]].reshape(kept)
+        out.append(views)
+    return out
+
+
+def reference_step(rule: Any, params: list, shapes: list[tuple], state: dict[str, Any]
+                   ) -> Callable[[list, Any], None]:
+    """NumPy: ``f(grads, scalars)`` running the rule's reference on each param, shaped."""
+    views = state_views(rule, shapes, state)
+    shaped = [p.reshape(shape) for p, shape in zip(params, shapes)]
+    n = len(rule.scalars)
+
+    def step(grads: list, scalars: Any) -> None:
+        with np.errstate(all="ignore"):     # IEEE arithmetic, as the compiled kernels
+            for p, g, st in zip(shaped, grads, views):
+                if p.size:
+                    _, g = rule.reference_start(p, g.reshape(p.shape), scalars)
+                    rule.reference(p, g, *(st.get(s) for s in rule.state),
+                                         scalars=scalars[:n])
+    return step
+
+
+def whole_views(state, starts, k):
+    """tuple(x[starts[k, j]:starts[k + 1, j]] for j, x in enumerate(state))."""
+    return tuple(x[starts[k, j]:starts[k + 1, j]] for j, x in enumerate(state))
+
+
+if numba is not None:
+    @overload(whole_views, jit_options=dict(OPTIONS, cache=False))  # its source is generated
+    def _whole_views_unrolled(state, starts, k):
+        items = "".join(f"state[{j}][starts[k, {j}]:starts[k + 1, {j}]], "
+                        for j in range(len(state)))
+        return eval(f"lambda state, starts, k: ({items})")
+
+
+def _whole_loop(table, grads, state, starts, dims, scalars):
+    """The rule's step (PARAM_STEP, bound per rule) on each param of a bucket in turn:
+    ``table`` and ``grads`` as kernels/_cpu.py's loop takes them, ``state`` one flat buffer
+    per state name (``starts``: where each param's part begins), ``dims`` a row per param."""
+    s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per rule)
+    gscale = scalars[N_SCALARS]  # noqa: F821
+    for k in range(table.shape[0]):
+        size = table[k, SIZE]
+        if size == 0:
+            continue
+        p = numba.carray(void_pointer(table[k, PARAM]), size, scalars.dtype)
+        g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)
+        PARAM_STEP(p, g, whole_views(state, starts, k), dims[k], s, gscale,  # noqa: F821
+                   FLAGS)  # noqa: F821
+    return -1
+
+
+class WholeKernel:
+    """``f(grad pointers, scalars)``: a whole-param rule's numba step over one bucket of
+    flat ``params`` of ``shapes``, with its ``state`` buffers by name; compiled now."""
+
+    def __init__(self, rule: Any, flags: Any, params: list, shapes: list[tuple],
+                 state: dict[str, Any]) -> None:
+        from ._jit import njit
+
+        if numba is None:
+            raise ImportError("the numba backend needs numba: pip install numba")
+        dtype = params[0].dtype
+        empty = np.zeros(0, dtype)
+        self.state = tuple(state.get(s, empty) for s in rule.state)
+        self.table, self.starts = bucket_table(params), state_starts(rule, shapes)
+        self.dims = np.array([rule.whole.dims(s) for s in shapes], np.int64).reshape(
+            len(shapes), -1)
+        step = numba.njit(error_model="numpy", no_cpython_wrapper=True,
+                          no_cfunc_wrapper=True)(rule.whole.cpu)
+        env = dict(_whole_loop.__globals__, PARAM_STEP=step, N_SCALARS=len(rule.scalars),
+                   FLAGS=tuple(bool(v) for v in flags.values()))
+        loop = type(_whole_loop)(_whole_loop.__code__, env, "_whole_loop")
+        suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items())
+        loop.__qualname__ = f"{rule.name}_whole{suffix}_{_fingerprint(rule.whole.cpu, _whole_loop)}"
+        loop.__module__ = __name__
+        self.fn = njit(loop, **OPTIONS)
+        scratch, width = np.zeros(1, dtype), len(rule.state)     # compiled now, on one
+        self.fn(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp),  # element
+                tuple(np.ones(1, dtype) for _ in rule.state),
+                np.array([[0] * width, [1] * width], np.int64),
+                np.array([rule.whole.dims((1,))], np.int64),
+                np.zeros(len(rule.scalars) + 1, dtype))
+
+    def __call__(self, pointers: np.ndarray, scalars: np.ndarray) -> None:
+        self.fn(self.table, pointers, self.state, self.starts, self.dims, scalars)
