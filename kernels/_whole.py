@@ -71,9 +71,11 @@ if numba is not None:
 
 
 def _whole_loop(table, grads, state, starts, dims, scalars):
-    """The rule's step (PARAM_STEP, bound per rule) on each param of a bucket in turn:
-    ``table`` and ``grads`` as kernels/_cpu.py's loop takes them, ``state`` one flat buffer
-    per state name (``starts``: where each param's part begins), ``dims`` a row per param."""
+    """The rule's step on each param of a bucket in turn: ``PARALLEL_STEP`` (its loops
+    split over the threads) on those moving ``THRESHOLD`` bytes or more, ``SERIAL_STEP``
+    on the others (bound per rule and build, as kernels/_cpu.py's loop); ``table`` and
+    ``grads`` as kernels/_cpu.py's loop takes them, ``state`` one flat buffer per state
+    name (``starts``: where each param's part begins), ``dims`` a row per param."""
     s = to_fixed_tuple(scalars, N_SCALARS)  # noqa: F821 (bound per rule)
     gscale = scalars[N_SCALARS]  # noqa: F821
     for k in range(table.shape[0]):
@@ -82,18 +84,25 @@ def _whole_loop(table, grads, state, starts, dims, scalars):
             continue
         p = numba.carray(void_pointer(table[k, PARAM]), size, scalars.dtype)
         g = numba.carray(void_pointer(grads[k]), size, scalars.dtype)
-        PARAM_STEP(p, g, whole_views(state, starts, k), dims[k], s, gscale,  # noqa: F821
-                   FLAGS)  # noqa: F821
+        views = whole_views(state, starts, k)
+        if size >= THRESHOLD:  # noqa: F821
+            PARALLEL_STEP(p, g, views, dims[k], s, gscale, FLAGS)  # noqa: F821
+        else:
+            SERIAL_STEP(p, g, views, dims[k], s, gscale, FLAGS)  # noqa: F821
     return -1
 
 
 class WholeKernel:
     """``f(grad pointers, scalars)``: a whole-param rule's numba step over one bucket of
-    flat ``params`` of ``shapes``, with its ``state`` buffers by name; compiled now."""
+    flat ``params`` of ``shapes``, with its ``state`` buffers by name; compiled now. A
+    param moving 1 MiB or more a step (kernels/_cpu.py's threshold) runs the rule's loops
+    on numba's threads; the bucket's call is then guarded as kernels/_cpu.py's parallel
+    loops are (one at a time; serial in a child forked after OpenMP started)."""
 
     def __init__(self, rule: Any, flags: Any, params: list, shapes: list[tuple],
                  state: dict[str, Any]) -> None:
-        from ._jit import njit
+        from . import _threads
+        from ._cpu import PARALLEL_THRESHOLD_BYTES
 
         if numba is None:
             raise ImportError("the numba backend needs numba: pip install numba")
@@ -103,21 +112,41 @@ class WholeKernel:
         self.table, self.starts = bucket_table(params), state_starts(rule, shapes)
         self.dims = np.array([rule.whole.dims(s) for s in shapes], np.int64).reshape(
             len(shapes), -1)
-        step = numba.njit(error_model="numpy", no_cpython_wrapper=True,
-                          no_cfunc_wrapper=True)(rule.whole.cpu)
-        env = dict(_whole_loop.__globals__, PARAM_STEP=step, N_SCALARS=len(rule.scalars),
+        threshold = -(-PARALLEL_THRESHOLD_BYTES // (dtype.itemsize * rule.whole.streams))
+        parallel = max(p.size for p in params) >= threshold and _threads.parallel_ok()
+        options = dict(error_model="numpy", no_cpython_wrapper=True, no_cfunc_wrapper=True)
+        serial = numba.njit(**options)(rule.whole.cpu)
+        self.loop = numba.njit(parallel=True, **options)(rule.whole.cpu) if parallel \
+            else serial
+        build = self._build(rule, flags, serial, serial, threshold, dtype)
+        if parallel:
+            self.fn = _threads.fork_guarded(build, _threads.one_at_a_time(
+                self._build(rule, flags, self.loop, serial, threshold, dtype)))
+        else:
+            self.fn = build
+
+    def _build(self, rule: Any, flags: Any, big: Any, small: Any, threshold: int,
+               dtype: np.dtype) -> Callable:
+        """The bucket's loop with ``big`` as the step of params of ``threshold`` elements
+        or more, ``small`` of the others; compiled now, on one element."""
+        from ._jit import njit
+
+        env = dict(_whole_loop.__globals__, PARALLEL_STEP=big, SERIAL_STEP=small,
+                   THRESHOLD=threshold, N_SCALARS=len(rule.scalars),
                    FLAGS=tuple(bool(v) for v in flags.values()))
         loop = type(_whole_loop)(_whole_loop.__code__, env, "_whole_loop")
-        suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items())
-        loop.__qualname__ = f"{rule.name}_whole{suffix}_{_fingerprint(rule.whole.cpu, _whole_loop)}"
+        suffix = "".join(f"_{k}{int(v)}" for k, v in flags.items()) + \
+            ("_parallel" if big is not small else "")
+        loop.__qualname__ = (f"{rule.name}_whole{suffix}_"
+                             f"{_fingerprint(rule.whole.cpu, _whole_loop)}")
         loop.__module__ = __name__
-        self.fn = njit(loop, **OPTIONS)
-        scratch, width = np.zeros(1, dtype), len(rule.state)     # compiled now, on one
-        self.fn(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp),  # element
-                tuple(np.ones(1, dtype) for _ in rule.state),
-                np.array([[0] * width, [1] * width], np.int64),
-                np.array([rule.whole.dims((1,))], np.int64),
-                np.zeros(len(rule.scalars) + 1, dtype))
+        fn = njit(loop, **OPTIONS)
+        scratch, width = np.zeros(1, dtype), len(rule.state)
+        fn(bucket_table([scratch]), np.array([scratch.ctypes.data], np.intp),
+           tuple(np.ones(1, dtype) for _ in rule.state),
+           np.array([[0] * width, [1] * width], np.int64),
+           np.array([rule.whole.dims((1,))], np.int64), np.zeros(len(rule.scalars) + 1, dtype))
+        return fn
 
     def __call__(self, pointers: np.ndarray, scalars: np.ndarray) -> None:
         self.fn(self.table, pointers, self.state, self.starts, self.dims, scalars)

@@ -14,8 +14,8 @@ matrix keeps m + n numbers of state; a vector keeps a full variance. No first mo
 
 A whole-param rule (kernels/_rule.py: WholeParam): each param's sums are float64 in one
 fixed order for every backend: a row's sum in ``ROW_LANES`` lanes (element j to lane
-j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a column's, and a whole
-param's (of its rows' sums), one after another.
+j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a whole param's: its
+rows' sums in the same eight lanes; a column's one row after another.
 """
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ import math
 import numpy as np
 
 from . import _rule as r
-from ._cpu import cast_like, nan_max, rsqrt, scalar_helper
+from ._cpu import cast_like, nan_max, prange, rsqrt, scalar_helper
 
 ROW_LANES = 8
+COLUMN_BLOCK = 512         # the columns a numba thread sums at once, row after row
+ROWS_AT_ONCE = 64          # the rows a numba thread takes at once
 HYPERPARAMS = (r.lr(1e-2),
                r.Hyper("beta2_decay", -0.8, "nonpositive", "the second moments' weight "
                        "decays as t^beta2_decay"),
@@ -71,6 +73,11 @@ def row_sums(x):
             ((lanes[:, 4] + lanes[:, 5]) + (lanes[:, 6] + lanes[:, 7])))
 
 
+def total(x):
+    """float64 sum of a vector (float64) in the eight lanes."""
+    return row_sums(x.reshape(1, -1))[0]
+
+
 def in_turn(x, axis=-1):
     """float64 sums along ``axis``, one element after another."""
     return np.cumsum(x, axis=axis).take(-1, axis=axis) if x.shape[axis] else \
@@ -97,13 +104,13 @@ def reference(p, g, row_var, col_var, variance, scalars):
     eps1 = np.finfo(p.dtype).eps if eps1 < 0 else eps1
     eps1, eps1_sq = p.dtype.type(eps1), p.dtype.type(float(eps1) * float(eps1))
     if p.ndim < 2:
-        p_sumsq = in_turn(squares(p).ravel())
+        p_sumsq = total(squares(p).ravel())
         variance[...] = r.lerp(variance, g * g, w)
         v = variance
     else:
         slabs, m, n, _ = dims(p.shape)
         sq = squares(g).reshape(-1, n)
-        p_sumsq = in_turn(row_sums(squares(p).reshape(-1, n)))
+        p_sumsq = total(row_sums(squares(p).reshape(-1, n)))
         rows = row_var.reshape(slabs, m)
         rows[...] = r.lerp(rows, (row_sums(sq) / n).astype(p.dtype).reshape(slabs, m), w)
         cols = col_var.reshape(slabs, n)
@@ -111,7 +118,7 @@ def reference(p, g, row_var, col_var, variance, scalars):
         mean = np.maximum((in_turn(rows.astype(np.float64)) / m).astype(p.dtype), eps1)
         v = (row_var * col_var) / mean.reshape(*p.shape[:-2], 1, 1)
     u = rsqrt(np.maximum(v, eps1_sq)) * g
-    u_sumsq = in_turn(row_sums(squares(u).reshape(-1, dims(p.shape)[2])))
+    u_sumsq = total(row_sums(squares(u).reshape(-1, dims(p.shape)[2])))
     step = p.dtype.type(coefficient(p_sumsq, u_sumsq, p.size, rho, eps2, d))
     p *= keep
     p -= step * u
@@ -156,68 +163,93 @@ def lerp(a, b, w, one):
     return a + w * (b - a) if w < 0.5 else b - (b - a) * (one - w)
 
 
+@scalar_helper
+def started(g, e, gscale, sign):
+    """Element e of the grad after the common start."""
+    return sign * (g[e] * gscale)
+
+
 def cpu_param(p, g, state, dims, s, gscale, flags):
-    """Numba: the formula above for one param."""
+    """Numba: the formula above for one param; each loop over rows or columns may run in
+    parallel (numba's prange: compiled with parallel=True for big params), each item's sums
+    in the fixed order, whatever the threads."""
     row_var, col_var, variance = state
     w, rho, keep, eps1, eps2, d, sign = s
     slabs, m, n, factored = dims[0], dims[1], dims[2], dims[3]
+    rows = slabs * m
     one = cast_like(1.0, w)
     eps1 = cast_like(np.finfo(p.dtype).eps, w) if eps1 < 0 else eps1
     eps1_sq = cast_like(np.float64(eps1) * np.float64(eps1), w)
-    p_sumsq = u_sumsq = 0.0
-    buf = np.empty(n)
-    if not factored:
-        for i in range(p.size):
-            gi = sign * (g[i] * gscale)
+    p_rows, u_rows, mean = np.empty(rows), np.empty(rows), np.empty(slabs, p.dtype)
+    chunks = -(-rows // ROWS_AT_ONCE) * factored       # (a vector's loops are others)
+    if not factored:                        # a vector: one element a row
+        for i in prange(rows):
+            gi = started(g, i, gscale, sign)
             variance[i] = lerp(variance[i], gi * gi, w, one)
-            p_sumsq += np.float64(p[i]) * np.float64(p[i])
-        for i in range(p.size):
-            u = rsqrt(nan_max(variance[i], eps1_sq)) * (sign * (g[i] * gscale))
-            u_sumsq += np.float64(u) * np.float64(u)
+            p_rows[i] = np.float64(p[i]) * np.float64(p[i])
+            x = np.float64(rsqrt(nan_max(variance[i], eps1_sq)) * gi)
+            u_rows[i] = x * x
     else:
-        cols = np.empty(n)
-        mean = np.empty(slabs, p.dtype)
-        for b in range(slabs):
-            cols[:] = 0.0
+        for t in prange(chunks):            # row_var, and each row's sum of p^2
+            buf = np.empty(n)
+            for i in range(t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)):
+                for c in range(n):
+                    x = np.float64(started(g, i * n + c, gscale, sign))
+                    buf[c] = x * x
+                row_var[i] = lerp(row_var[i], cast_like(lanes_sum(buf, n) / n, w), w, one)
+                for c in range(n):
+                    buf[c] = np.float64(p[i * n + c]) * np.float64(p[i * n + c])
+                p_rows[i] = lanes_sum(buf, n)
+        blocks = -(-n // COLUMN_BLOCK)
+        for t in prange(slabs * blocks):    # col_var: COLUMN_BLOCK columns, row by row
+            b, first = t // blocks, (t % blocks) * COLUMN_BLOCK
+            last = min(n, first + COLUMN_BLOCK)
+            acc = np.zeros(last - first)
             for i in range(b * m, (b + 1) * m):
-                for c in range(n):
-                    x = np.float64(sign * (g[i * n + c] * gscale))
-                    buf[c] = x * x
-                    cols[c] += buf[c]
-                row = cast_like(lanes_sum(buf, n) / n, w)
-                row_var[i] = lerp(row_var[i], row, w, one)
-                for c in range(n):
-                    x = np.float64(p[i * n + c])
-                    buf[c] = x * x
-                p_sumsq += lanes_sum(buf, n)
-            for c in range(n):
-                col_var[b * n + c] = lerp(col_var[b * n + c], cast_like(cols[c] / m, w), w, one)
+                for c in range(first, last):
+                    x = np.float64(started(g, i * n + c, gscale, sign))
+                    acc[c - first] += x * x
+            for c in range(first, last):
+                col_var[b * n + c] = lerp(col_var[b * n + c], cast_like(acc[c - first] / m, w),
+                                          w, one)
+        for b in range(slabs):
             total = 0.0
             for i in range(b * m, (b + 1) * m):
                 total += np.float64(row_var[i])
             mean[b] = nan_max(cast_like(total / m, w), eps1)
-        for b in range(slabs):
-            for i in range(b * m, (b + 1) * m):
-                for c in range(n):
-                    v = nan_max(row_var[i] * col_var[b * n + c] / mean[b], eps1_sq)
-                    x = np.float64(rsqrt(v) * (sign * (g[i * n + c] * gscale)))
-                    buf[c] = x * x
-                u_sumsq += lanes_sum(buf, n)
-    step = cast_like(coefficient(p_sumsq, u_sumsq, p.size, rho, eps2, d), w)
-    for b in range(slabs):
-        for i in range(b * m, (b + 1) * m):
+    for t in prange(chunks):                # each row's sum of u^2
+        buf = np.empty(n)
+        lo, hi = t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)
+        b = lo // m                         # the slab of row i, followed without a division
+        for i in range(lo, hi):
+            if i == (b + 1) * m:
+                b += 1
             for c in range(n):
-                e = i * n + c
-                gi = sign * (g[e] * gscale)
-                if factored:
-                    v = nan_max(row_var[i] * col_var[b * n + c] / mean[b], eps1_sq)
-                else:
-                    v = nan_max(variance[e], eps1_sq)
-                p[e] = p[e] * keep - step * (rsqrt(v) * gi)
+                v = row_var[i] * col_var[b * n + c] / mean[b]
+                x = np.float64(rsqrt(nan_max(v, eps1_sq)) * started(g, i * n + c, gscale,
+                                                                    sign))
+                buf[c] = x * x
+            u_rows[i] = lanes_sum(buf, n)
+    step = cast_like(coefficient(lanes_sum(p_rows, rows), lanes_sum(u_rows, rows), p.size,
+                                 rho, eps2, d), w)
+    if not factored:
+        for i in prange(rows):
+            u = rsqrt(nan_max(variance[i], eps1_sq)) * started(g, i, gscale, sign)
+            p[i] = p[i] * keep - step * u
+    for t in prange(chunks):                # p = p*keep - step*u
+        lo, hi = t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)
+        b = lo // m
+        for i in range(lo, hi):
+            if i == (b + 1) * m:
+                b += 1
+            for c in range(n):
+                v = row_var[i] * col_var[b * n + c] / mean[b]
+                u = rsqrt(nan_max(v, eps1_sq)) * started(g, i * n + c, gscale, sign)
+                p[i * n + c] = p[i * n + c] * keep - step * u
 
 
 # -- CUDA: six launches a bucket, one thread a row, column, slab, param or element --------
-# (a row's, column's and param's sums in the order above; block b works on param
+# (each sum in the order above; block b works on param
 # item_param_[b]; DeviceStep runs them; tests/cuda_twin.py compiles them for the CPU)
 CUDA_HEAD = """
     const long long n = dims_[4 * k + 2], m = dims_[4 * k + 1];
@@ -281,16 +313,19 @@ CUDA_KERNELS = {
     usum_[row_first_[k] + q] = TREE;""".replace("TREE", TREE)),
     # each param: its rows' sums in turn, then alpha / max(1, RMS(u)/d)
     "params": ("param", """
-    double ps = 0.0, us = 0.0;
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lu[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     const long long rows = dims_[4 * k] * m;
     for (long long r = 0; r < rows; ++r) {
-        ps += psum_[row_first_[k] + r];
-        us += usum_[row_first_[k] + r];
+        l[r % 8] += psum_[row_first_[k] + r];
+        lu[r % 8] += usum_[row_first_[k] + r];
     }
+    const double ps = TREE;
+    for (int j = 0; j < 8; ++j) l[j] = lu[j];
+    const double us = TREE;
     const double numel = (double)(rows * n);
     const double rms = sqrt(ps) / sqrt(numel), ratio = sqrt(us) / (sqrt(numel) * (double)d);
     coef_[k] = (T)((rms > (double)eps2 ? rms : (double)eps2) * (double)rho /
-                   (ratio > 1.0 ? ratio : 1.0));"""),
+                   (ratio > 1.0 ? ratio : 1.0));""".replace("TREE", TREE)),
     # each element: p = p*keep - coef*u
     "update": ("element", """
     const long long i = q / n, c = q % n;""" + V + """
@@ -379,4 +414,4 @@ RULE = r.Rule("adafactor", "Adafactor", "Adafactor (Shazeer & Stern 2018): facto
               tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=1e-2),
               nonnegative_state=STATE, torch_class="Adafactor",
               torch_state={s: s for s in STATE},
-              whole=r.WholeParam(state_shape, dims, cpu_param, 6, cuda_sources, DeviceStep))
+              whole=r.WholeParam(state_shape, dims, cpu_param, 7, cuda_sources, DeviceStep))

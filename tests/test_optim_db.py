@@ -1,7 +1,7 @@
 """fastopt.torch against torch.optim on PyTorch's own optimizer test configurations
 (``torch.testing._internal.common_optimizers.optim_db``: each class's keyword sets), float64,
 several param shapes, ten steps from the same grads (LBFGS: three steps of a closure). The
-classes fastopt.torch lacks are skipped by name (Adafactor, Muon; SparseAdam is not
+classes fastopt.torch lacks are skipped by name (Muon; SparseAdam is not
 planned)."""
 import inspect
 
