@@ -180,9 +180,10 @@ class ShardedOptimizer:
         if not (isinstance(rule, type) and issubclass(rule, Optimizer)):
             raise TypeError(f"ShardedOptimizer: rule must be a fastopt optimizer class "
                             f"(fastopt.Adam, fastopt.SGD, ...), got {rule!r:.60}")
-        if rule.rule.per_tensor is not None:
-            raise NotImplementedError(f"ShardedOptimizer: {rule.__name__} takes norms of whole "
-                                      "params, which one rank's slices do not hold (for now)")
+        if rule.rule.passes:
+            raise NotImplementedError(f"ShardedOptimizer: {rule.__name__} reads whole params "
+                                      "(their norms, rows or columns), which one rank's "
+                                      "slices do not hold (for now)")
         self.comm = comm if comm is not None else _mpi().COMM_WORLD
         if not all(hasattr(self.comm, m) for m in ("Get_size", "Get_rank", "allgather")):
             raise TypeError(f"ShardedOptimizer: comm must be an mpi4py communicator (e.g. "

@@ -455,9 +455,9 @@ class Optimizer:
             return None
         if self.rule.passes:
             raise NotImplementedError(
-                f"{type(self).__name__} takes norms of whole params, which fastopt does "
-                "for float32 and float64 params and state only (for now); these are "
-                "16-bit or keep narrower state")
+                f"{type(self).__name__} reads whole params (their norms, rows or columns), "
+                "which fastopt does for float32 and float64 params and state only (for "
+                "now); these are 16-bit or keep narrower state")
         stochastic = precision.stochastic_rounding and kind == BFLOAT16 and \
             not precision.master_weights
         return Storage(kind, stochastic, np.array([precision.seed, 0], np.uint64),

@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree', 'Lamb', 'LARS']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree', 'Lamb', 'LARS', 'Adafactor']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -537,3 +537,42 @@ class LARS(Optimizer):
     The rule and its kernels: fastopt.kernels.lars.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.0, momentum: float = 0.9, dampening: float = 0.0, trust_coefficient: float = 0.001, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class Adafactor(Optimizer):
+    """
+    Adafactor (Shazeer & Stern 2018): factored second moments, m + n numbers of state for an (m, n) matrix.
+
+            g     = -g                                          (maximize=True)
+            w     = t^beta2_decay;   rho = min(lr, 1/sqrt(t))
+            alpha = max(eps2, RMS(p)) * rho                     (p before the decay)
+            p     = p*(1 - lr*wd)
+            matrix: row_var = lerp(row_var, mean_j g^2, w);  col_var = lerp(col_var, mean_i g^2, w)
+                    v = row_var*col_var / max(mean(row_var), eps1)
+            vector: v = variance = lerp(variance, g^2, w)
+            u     = g / sqrt(max(v, eps1^2))                    (rsqrt(.)*g)
+            p    -= alpha / max(1, RMS(u)/d) * u                (eps1=None: the dtype's epsilon)
+
+        A whole-param rule (kernels/_rule.py: WholeParam): each param's sums are float64 in one
+        fixed order for every backend: a row's sum in ``ROW_LANES`` lanes (element j to lane
+        j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a whole param's: its
+        rows' sums in the same eight lanes; a column's one row after another.
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
+        beta2_decay=-0.8: the second moments' weight decays as t^beta2_decay
+        eps=(None, 0.001): (eps1, eps2): eps1 bounds v below (None: the dtype's epsilon), eps2 bounds RMS(p) below
+        d=1.0: the update's RMS is clipped to d
+        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
+        maximize=False: maximise the objective: use -g for g
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.adafactor.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, beta2_decay: float = -0.8, eps: float = (None, 0.001), d: float = 1.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

@@ -11,8 +11,9 @@ import numpy as np
 class ScalarRule:
     """Per-element state in dicts of Python lists; ``step(p, g)`` updates list ``p``."""
 
-    def __init__(self, rule: str, n: int, ndim: int = 1, **hp):
+    def __init__(self, rule: str, n: int, ndim: int = 1, shape: tuple = (), **hp):
         self.rule, self.hp, self.t, self.n, self.ndim = rule, hp, 0, n, ndim
+        self.shape = shape or (n,) * ndim
         self.s = {}
         self.mu_product = 1.0
         self.eta, self.mu = None, 1.0        # ASGD's
@@ -26,6 +27,8 @@ class ScalarRule:
     def step(self, p: list, g_in: list, lr: float) -> None:
         self.t += 1
         t, hp = self.t, self.hp
+        if self.rule == "Adafactor":            # factored: whole rows and columns
+            return self._adafactor(p, g_in, t, lr)
         wd = hp.get("weight_decay", 1e-2 if self.rule in ("AdamW", "AdEMAMix") else 0.0)
         if self.rule == "AdamWScheduleFree":       # its decay comes after normalising g
             self._sf_step(t, lr)
@@ -239,6 +242,42 @@ class ScalarRule:
         buf[i] = mom * buf[i] + (1 - damp) * g
         return p - lr * (g + mom * buf[i] if self.hp.get("nesterov") else buf[i])
 
+    def _adafactor(self, p, g_in, t, lr):
+        """torch.optim.Adafactor: rows and columns of the last two dims, per slab."""
+        hp = self.hp
+        eps1, eps2 = hp.get("eps", (None, 1e-3))
+        eps1 = 2.0 ** -52 if eps1 is None else eps1
+        w, rho = t ** hp.get("beta2_decay", -0.8), min(lr, 1 / math.sqrt(t))
+        g = [-x if hp.get("maximize", False) else x for x in g_in]
+        alpha = max(eps2, math.sqrt(sum(x * x for x in p)) / math.sqrt(self.n)) * rho
+        p[:] = [x * (1 - lr * hp.get("weight_decay", 0.0)) for x in p]
+        lerp = lambda a, b: a + w * (b - a)  # noqa: E731
+        if self.ndim < 2:
+            var = self.buf("variance")
+            var[:] = [lerp(v, x * x) for v, x in zip(var, g)]
+            est = list(var)
+        else:
+            m, n = self.shape[-2:]
+            slabs = self.n // (m * n) if m * n else 0
+            rows, cols = self.s.setdefault("row_var", [0.0] * (slabs * m)), \
+                self.s.setdefault("col_var", [0.0] * (slabs * n))
+            est = [0.0] * self.n
+            for b in range(slabs):
+                at = lambda i, j: b * m * n + i * n + j  # noqa: E731
+                for i in range(m):
+                    rows[b * m + i] = lerp(rows[b * m + i],
+                                           sum(g[at(i, j)] ** 2 for j in range(n)) / n)
+                for j in range(n):
+                    cols[b * n + j] = lerp(cols[b * n + j],
+                                           sum(g[at(i, j)] ** 2 for i in range(m)) / m)
+                mean = max(sum(rows[b * m:(b + 1) * m]) / m, eps1)
+                for i in range(m):
+                    for j in range(n):
+                        est[at(i, j)] = rows[b * m + i] * cols[b * n + j] / mean
+        u = [x / math.sqrt(max(v, eps1 * eps1)) for x, v in zip(g, est)]
+        denom = max(1.0, math.sqrt(sum(x * x for x in u)) / (math.sqrt(self.n) * hp.get("d", 1.0)))
+        p[:] = [x - alpha / denom * y for x, y in zip(p, u)]
+
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))
         m = self.buf("m")
@@ -251,7 +290,7 @@ class ScalarRule:
 def run_scalar(rule: str, hp: dict, p0: np.ndarray, grads: list, lrs: list) -> np.ndarray:
     """The params after one scalar-loop step per gradient in ``grads``."""
     p = [float(x) for x in np.ravel(p0)]
-    r = ScalarRule(rule, len(p), np.ndim(p0), **hp)
+    r = ScalarRule(rule, len(p), np.ndim(p0), np.shape(p0), **hp)
     for g, lr in zip(grads, lrs):
         r.step(p, [float(x) for x in np.ravel(g)], lr)
     return np.array(p).reshape(np.shape(p0))

@@ -60,6 +60,9 @@ MOVED = {   # per kind of hyperparameter: a value a second group takes instead o
     "etas": lambda e: (0.9 * e[0], 1.1 * e[1]),
     "step_sizes": lambda s: (2 * s[0], 0.5 * s[1]),
     "betas3": lambda b: tuple(0.9 * x for x in b),
+    "nonpositive": lambda v: 0.5 * v or -0.5,
+    "at_least_one": lambda v: 2 * v,
+    "eps_pair": lambda e: (1e-20 if e[0] is None else 2 * e[0], 2 * e[1]),
 }
 
 

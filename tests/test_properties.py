@@ -31,6 +31,9 @@ BY_KIND = {
     "etas": st.tuples(in_float32(0.01, 0.99), in_float32(1.01, 3.0)),
     "step_sizes": st.tuples(in_float32(0.0, 1e-3), in_float32(1e-3, 10.0)),
     "betas3": st.tuples(unit, unit, unit),
+    "nonpositive": in_float32(-1.0, 0.0),
+    "at_least_one": in_float32(1.0, 3.0),
+    "eps_pair": st.tuples(st.one_of(st.none(), nonneg), nonneg),
 }
 NARROWER = {"Adadelta": {"lr": in_float32(0.0, 2.0)}}
 
