@@ -394,12 +394,11 @@ class Optimizer:
         n, kept = sum(a.size for a in flat), self._state_dtype(dtype, eight)
         state = {}
         sizes = None if self.rule.whole is None else state_starts(self.rule, shapes)[-1]
-        for j, s in enumerate(self.rule.state_used(hp)):
+        for s in self.rule.state_used(hp):
             fill = self.rule.state_fill(s, hp)
-            if sizes is not None:
-                state[s] = self._backend.zeros(int(sizes[j]), kept, fill, like=flat[0])
-            elif not eight:
-                state[s] = self._backend.zeros(n, kept, fill, like=flat[0])
+            if sizes is not None or not eight:
+                size = n if sizes is None else int(sizes[self.rule.state.index(s)])
+                state[s] = self._backend.zeros(size, kept, fill, like=flat[0])
                 continue
             code, absmax = quantize(np.full(1, fill, np.float32), self.rule.signed(s))
             state[s] = self._backend.zeros(n, kept, code[0], like=flat[0])
