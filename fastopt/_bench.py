@@ -134,17 +134,19 @@ class StepCase:
 
 
 def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
-              hyperparams: dict | None = None, options: tuple = ()) -> StepCase:
+              hyperparams: dict | None = None, options: tuple = (),
+              shape: tuple | None = None) -> StepCase:
     """Build the case (``options``: the optimizer's keyword-only options, precision's and
-    max_grad_norm, as (name, value) pairs); NotImplementedError when ``backend`` cannot
-    run here."""
+    max_grad_norm, as (name, value) pairs; ``shape``: the param's, of n elements, where
+    not a vector); NotImplementedError when ``backend`` cannot run here."""
     if backend not in available_backends():
         raise NotImplementedError(f"backend {backend!r} is not available here")
     xp, sync = array_module(backend)
     rng = np.random.default_rng(0)
     dtype = _dtype(dtype)
-    p = xp.asarray(rng.standard_normal(n).astype(dtype))
-    g = xp.asarray((rng.standard_normal(n) * 1e-3).astype(dtype))
+    shape = shape or (n,)
+    p = xp.asarray(rng.standard_normal(shape).astype(dtype))
+    g = xp.asarray((rng.standard_normal(shape) * 1e-3).astype(dtype))
     opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}), **dict(options))
     state_itemsize = compute_dtype(dtype).itemsize       # (16-bit params: float32 state)
     bytes_per_step = opt.rule.bytes_per_element(opt._groups[0].hp, dtype.itemsize,
@@ -250,14 +252,16 @@ def layout_case(rule: str, backend: str, layout: str, dtype: Any = np.float32,
                     bytes_per_step)
 
 
-def torch_case(rule: str, layout: str, impl: str = "fastopt", device: str = "cpu") -> StepCase:
-    """A torch optimizer's ``step()`` over the arrays of ``layout``, grads already set:
-    ``impl`` is "fastopt" (fastopt.torch's class), "fused" or "foreach" (torch.optim's
-    class with that option); ImportError without torch, NotImplementedError where torch
-    has no such class or option."""
+def torch_case(rule: str, layout: str, impl: str = "fastopt", device: str = "cpu",
+               shapes: tuple | None = None) -> StepCase:
+    """A torch optimizer's ``step()`` over the arrays of ``layout`` (or of ``shapes``),
+    grads already set: ``impl`` is "fastopt" (fastopt.torch's class), "fused" or "foreach"
+    (torch.optim's class with that option); ImportError without torch,
+    NotImplementedError where torch has no such class or option."""
     import torch
 
-    params = [torch.zeros(s, device=device, requires_grad=True) for s in LAYOUTS[layout]]
+    params = [torch.zeros(s, device=device, requires_grad=True)
+              for s in (LAYOUTS[layout] if shapes is None else shapes)]
     for p in params:
         p.grad = torch.full_like(p, 1e-3)
     torch_name = optimizers.CLASSES[rule].rule.torch_class

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import (bench_buckets, bench_clipping, bench_lbfgs,  # noqa: E402
-                        bench_methods, bench_precision, bench_rules, bench_torch)
+                        bench_methods, bench_precision, bench_rules, bench_torch,
+                        bench_whole)
 
 
 def test_asv_discovers_every_benchmark():
@@ -80,7 +81,8 @@ def smallest_params(cls):
                                  bench_methods.CGIteration, bench_methods.NewtonCGInnerStep,
                                  bench_methods.BFGSUpdate, bench_methods.SmallMinimize,
                                  bench_torch.TorchStep, bench_torch.TorchRatio,
-                                 bench_precision.PrecisionStep, bench_clipping.ClipStep])
+                                 bench_precision.PrecisionStep, bench_clipping.ClipStep,
+                                 bench_whole.WholeStep, bench_whole.WholeTorchRatio])
 def test_benchmarks_run_once_at_the_smallest_size(cls, monkeypatch):
     import fastopt._bench
 
