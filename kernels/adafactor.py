@@ -193,12 +193,13 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
         for t in prange(chunks):            # row_var, and each row's sum of p^2
             buf = np.empty(n)
             for i in range(t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)):
+                gr, pr = g[i * n:(i + 1) * n], p[i * n:(i + 1) * n]
                 for c in range(n):
-                    x = np.float64(started(g, i * n + c, gscale, sign))
+                    x = np.float64(started(gr, c, gscale, sign))
                     buf[c] = x * x
                 row_var[i] = lerp(row_var[i], cast_like(lanes_sum(buf, n) / n, w), w, one)
                 for c in range(n):
-                    buf[c] = np.float64(p[i * n + c]) * np.float64(p[i * n + c])
+                    buf[c] = np.float64(pr[c]) * np.float64(pr[c])
                 p_rows[i] = lanes_sum(buf, n)
         blocks = -(-n // COLUMN_BLOCK)
         for t in prange(slabs * blocks):    # col_var: COLUMN_BLOCK columns, row by row
@@ -224,11 +225,11 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
         for i in range(lo, hi):
             if i == (b + 1) * m:
                 b += 1
+            rv, mb = row_var[i], mean[b]
+            cv, gr = col_var[b * n:(b + 1) * n], g[i * n:(i + 1) * n]
             for c in range(n):
-                v = row_var[i] * col_var[b * n + c] / mean[b]
-                x = np.float64(rsqrt(nan_max(v, eps1_sq)) * started(g, i * n + c, gscale,
-                                                                    sign))
-                buf[c] = x * x
+                u = rsqrt(nan_max(rv * cv[c] / mb, eps1_sq)) * started(gr, c, gscale, sign)
+                buf[c] = np.float64(u) * np.float64(u)
             u_rows[i] = lanes_sum(buf, n)
     step = cast_like(coefficient(lanes_sum(p_rows, rows), lanes_sum(u_rows, rows), p.size,
                                  rho, eps2, d), w)
@@ -242,10 +243,11 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
         for i in range(lo, hi):
             if i == (b + 1) * m:
                 b += 1
+            rv, mb = row_var[i], mean[b]    # (a row's own views: the loop vectorises)
+            cv, gr, pr = col_var[b * n:(b + 1) * n], g[i * n:(i + 1) * n], p[i * n:(i + 1) * n]
             for c in range(n):
-                v = row_var[i] * col_var[b * n + c] / mean[b]
-                u = rsqrt(nan_max(v, eps1_sq)) * started(g, i * n + c, gscale, sign)
-                p[i * n + c] = p[i * n + c] * keep - step * u
+                u = rsqrt(nan_max(rv * cv[c] / mb, eps1_sq)) * started(gr, c, gscale, sign)
+                pr[c] = pr[c] * keep - step * u
 
 
 # -- CUDA: six launches a bucket, one thread a row, column, slab, param or element --------
