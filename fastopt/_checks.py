@@ -102,6 +102,33 @@ def betas3(owner: str, name: str, value: Any) -> tuple[float, float, float]:
     return tuple(in_unit_interval(owner, f"{name}[{k}]", b) for k, b in enumerate((b1, b2, b3)))
 
 
+def choice(owner: str, name: str, value: Any, allowed: tuple) -> Any:
+    """One of ``allowed``."""
+    if not any(value is a or (isinstance(value, str) and value == a) for a in allowed):
+        raise ValueError(f"{owner}: {name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def triple(owner: str, name: str, value: Any) -> tuple[float, float, float]:
+    """Three finite numbers in an ordered container (Muon's Newton-Schulz coefficients)."""
+    try:
+        if isinstance(value, (Set, Mapping)):
+            raise TypeError("unordered")
+        a, b, c = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}: {name} must be a triple (a, b, c) of finite numbers, "
+                         f"got {value!r}") from None
+    return tuple(finite(owner, f"{name}[{k}]", x) for k, x in enumerate((a, b, c)))
+
+
+def iterations(owner: str, name: str, value: Any) -> int:
+    """An integer in [0, 100) (Muon's Newton-Schulz steps; torch's bound)."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) \
+            or not 0 <= value < 100:
+        raise ValueError(f"{owner}: {name} must be an integer in [0, 100), got {value!r}")
+    return int(value)
+
+
 def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
     """Two finite numbers in an ordered container (a set has no order)."""
     try:

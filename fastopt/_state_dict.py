@@ -32,6 +32,8 @@ def encode(kind: str, value: Any) -> Any:
     """A hyperparameter as ``np.savez`` stores it without pickling: None as NaN."""
     if kind == "eps_pair":
         return tuple(encode("optional_nonnegative", v) for v in value)
+    if kind == "choice" and value is None:
+        return "None"
     return math.nan if kind == "optional_nonnegative" and value is None else value
 
 
@@ -39,6 +41,8 @@ def decode(kind: str, value: Any) -> Any:
     value = plain(value)
     if kind == "eps_pair" and isinstance(value, (tuple, list)):
         return tuple(decode("optional_nonnegative", v) for v in value)
+    if kind == "choice" and value == "None":
+        return None
     if kind == "optional_nonnegative" and isinstance(value, float) and math.isnan(value):
         return None
     return value

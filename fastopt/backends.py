@@ -494,8 +494,10 @@ class NumbaBackend(HostBackend):
 
     def whole_kernel(self, rule: Any, hp: Mapping[str, Any], params: list,
                      shapes: list[tuple], state: dict[str, Any]) -> Callable[[Any, Any], None]:
-        from .kernels._whole import WholeKernel
+        from .kernels._whole import HostWhole, WholeKernel
 
+        if rule.whole.cpu is None:
+            return HostWhole(rule, params, shapes, state)
         return WholeKernel(rule, rule.variant(hp), params, shapes, state)
 
     def bucket_norms(self, rule: Any, hp: Mapping[str, Any], params: list, state: tuple,

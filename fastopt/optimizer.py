@@ -293,6 +293,7 @@ class Optimizer:
         self._steps = StepCount()
         labels = self._labels(form, [len(a) for a, _ in specs])
         checked = checked_arrays(owner, arrays, labels, self._backend, sixteen_bit=True)
+        self._check_ndims(owner, checked, labels)
         _check_precision(owner, precision, checked)
         start = 0
         for j, (spec_arrays, overrides) in enumerate(specs):
@@ -314,6 +315,17 @@ class Optimizer:
             return [f"params[{i}]" for i in range(counts[0])]
         return [f"param_groups[{j}]['params'][{i}]" for j, n in enumerate(counts)
                 for i in range(n)]
+
+    def _check_ndims(self, owner: str, arrays: list, labels: list[str]) -> None:
+        """A rule for some numbers of dimensions only (Muon: matrices) names the first
+        param of another."""
+        allowed = self.rule.whole.ndims if self.rule.whole is not None else None
+        for a, label in zip(arrays, labels):
+            if allowed is not None and a.ndim not in allowed:
+                raise ValueError(f"{owner}: {label} has shape {a.shape}; {owner} updates "
+                                 f"params of {' or '.join(map(str, allowed))} dimensions "
+                                 "only: give the others (biases, norms' weights) to another "
+                                 "optimizer, AdamW for one")
 
     def _checked_group(self, owner: str, overrides: Mapping[str, Any], dtype: np.dtype
                        ) -> tuple[LearningRate, dict[str, Any]]:
@@ -522,6 +534,7 @@ class Optimizer:
         checked = checked_arrays(type(self).__name__, self._arrays + [a for _, a in state] + given,
                                  known + [label for label, _ in state] + labels,
                                  self._backend, sixteen_bit=True)[len(self._arrays) + len(state):]
+        self._check_ndims(type(self).__name__, checked, labels)
         self._add_group(owner, checked, given, overrides)
         self._single = False
         self._rebuild_resolver()

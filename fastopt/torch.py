@@ -1250,7 +1250,7 @@ def _torch_fixed(rule: Rule, sig: inspect.Signature) -> dict[str, Any]:
     ``decoupled_weight_decay=True``): read from one of its instances."""
     if rule.torch_class is None:
         return {}
-    probe = getattr(torch.optim, rule.torch_class)([torch.zeros(1, requires_grad=True)])
+    probe = getattr(torch.optim, rule.torch_class)([torch.zeros(1, 1, requires_grad=True)])
     return {k: v for k, v in probe.defaults.items() if k not in sig.parameters}
 
 

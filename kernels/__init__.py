@@ -3,8 +3,8 @@
 installed as ``fastopt.kernels``. The registry below is the one list of rules: the
 optimizer classes, the command line, the benchmarks and the test tables derive from it.
 """
-from . import (adadelta, adafactor, adagrad, adam, adamax, ademamix, asgd, lamb, lars, lion, nadam, radam,
-               rmsprop, rprop, schedulefree, sgd)
+from . import (adadelta, adafactor, adagrad, adam, adamax, ademamix, asgd, lamb, lars, lion,
+               muon, nadam, radam, rmsprop, rprop, schedulefree, sgd)
 from ._blockwise import dequantize, quantize
 from ._rule import Rule
 
@@ -26,6 +26,7 @@ REGISTRY: tuple[Rule, ...] = (
     lamb.RULE,
     lars.RULE,
     adafactor.RULE,
+    muon.RULE,
 )
 RULES: dict[str, Rule] = {rule.class_name: rule for rule in REGISTRY}
 

@@ -100,6 +100,12 @@ if numba is not None:
         return impl
 
 
+@scalar_helper
+def lerp_in_dtype(a, b, w, one):
+    """torch's lerp (kernels/_rule.py) of scalars, in their dtype (``one``: 1 in it)."""
+    return a + w * (b - a) if w < 0.5 else b - (b - a) * (one - w)
+
+
 def rsqrt(x):
     """1/sqrt(x) in x's dtype (torch's rsqrt: a square root, then a division)."""
     return np.reciprocal(np.sqrt(x))

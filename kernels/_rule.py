@@ -67,7 +67,12 @@ KINDS: dict[str, Callable[[str, str, Any], Any]] = {
     "nonpositive": _checks.nonpositive,
     "at_least_one": _checks.at_least_one,
     "eps_pair": _checks.eps_pair,
+    "triple": _checks.triple,
+    "iterations": _checks.iterations,
+    "choice": lambda owner, name, value: _checks.choice(owner, name, value, CHOICES[name]),
 }
+# the values a "choice" hyperparameter takes, by keyword (None among them where allowed)
+CHOICES: dict[str, tuple] = {"adjust_lr_fn": (None, "original", "match_rms_adamw")}
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,23 @@ class WholeParam:
       step moves (Adafactor: g three times, p twice, p written);
     * ``cuda_sources(ctype)``: its CUDA kernels (kernels/_gpu_precision.py's
       StorageSource), and ``device``, what runs them over a bucket: ``device(launches,
-      xp, param addresses, shapes, state by name, dtype, stage)(grad addresses, scalars)``.
+      xp, param addresses, shapes, state by name, dtype, stage)(grad addresses, scalars)``;
+    * ``host``: instead of ``cpu``, a step driven from Python per param (Muon's BLAS
+      products between its fused elementwise parts): ``host(p, g, *state, s, gscale,
+      ops)``, p, g and the state shaped, ``ops`` the backend's elementwise parts
+      (``ops[backend]``);
+    * ``ndims``: the numbers of dimensions a param may have (None: any).
     """
 
     shape: Callable[[str, tuple], tuple | None]
     dims: Callable[[tuple], tuple]
-    cpu: Callable[..., None]
+    cpu: Callable[..., None] | None
     streams: int
     cuda_sources: Callable[[str], list]
     device: Callable[..., Callable[[Any, Any], None]]
+    host: Callable[..., None] | None = None
+    ops: Mapping[str, Any] = field(default_factory=dict)
+    ndims: tuple[int, ...] | None = None
 
 
 def _no_check(owner: str, hp: Mapping[str, Any]) -> None:

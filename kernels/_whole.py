@@ -57,6 +57,42 @@ def reference_step(rule: Any, params: list, shapes: list[tuple], state: dict[str
     return step
 
 
+def array_at(xp: Any, address: int, shape: tuple, dtype: Any) -> Any:
+    """The ``xp`` array (numpy or cupy) of ``shape`` and ``dtype`` at ``address``, owning
+    nothing (the caller keeps what owns the memory alive while it is used)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if xp.__name__ == "cupy":
+        memory = xp.cuda.UnownedMemory(address, nbytes, None)
+        return xp.ndarray(shape, dtype, xp.cuda.MemoryPointer(memory, 0))
+    import ctypes
+
+    if not nbytes:
+        return np.zeros(shape, dtype)
+    return np.frombuffer((ctypes.c_byte * nbytes).from_address(address), dtype).reshape(shape)
+
+
+class HostWhole:
+    """``f(grad pointers, scalars)``: a host-driven whole-param rule (kernels/_rule.py:
+    WholeParam.host) over one bucket on the numba backend: each param's grad viewed at
+    its address, then the rule's step with numba's elementwise parts."""
+
+    def __init__(self, rule: Any, params: list, shapes: list[tuple], state: dict[str, Any]
+                 ) -> None:
+        self.rule, self.n = rule, len(rule.scalars)
+        self.params = [p.reshape(s) for p, s in zip(params, shapes)]
+        self.state = [tuple(v.get(s) for s in rule.state)
+                      for v in state_views(rule, shapes, state)]
+        self.ops = rule.whole.ops["numba"]
+
+    def __call__(self, pointers: np.ndarray, scalars: np.ndarray) -> None:
+        s, gscale = scalars[:self.n], scalars[self.n]
+        for p, st, address in zip(self.params, self.state, pointers):
+            if p.size:
+                g = array_at(np, int(address), p.shape, p.dtype)
+                self.rule.whole.host(p, g, *st, s, gscale, self.ops)
+
+
 def whole_views(state, starts, k):
     """tuple(x[starts[k, j]:starts[k + 1, j]] for j, x in enumerate(state))."""
     return tuple(x[starts[k, j]:starts[k + 1, j]] for j, x in enumerate(state))

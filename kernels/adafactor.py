@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from . import _rule as r
-from ._cpu import cast_like, nan_max, prange, rsqrt, scalar_helper
+from ._cpu import cast_like, lerp_in_dtype as lerp, nan_max, prange, rsqrt, scalar_helper
 
 ROW_LANES = 8
 COLUMN_BLOCK = 512         # the columns a numba thread sums at once, row after row
@@ -155,12 +155,6 @@ def lanes_sum(x, n):
     if tail > 6:
         l6 += x[full + 6]
     return ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-
-
-@scalar_helper
-def lerp(a, b, w, one):
-    """torch's lerp (kernels/_rule.py) of scalars, in their dtype."""
-    return a + w * (b - a) if w < 0.5 else b - (b - a) * (one - w)
 
 
 @scalar_helper
