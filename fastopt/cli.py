@@ -20,7 +20,7 @@ from . import __version__, optimizers
 from .backends import available_backends
 from ._minimize import minimize
 from ._result import host_array
-from .problems import Problem, classic_problems
+from .problems import Problem, classic_problems, param_view
 
 RULE_NAMES = tuple(optimizers.__all__)
 # torch's spelling where it differs (NAdam), accepted wherever a rule is named
@@ -44,12 +44,13 @@ def _run(problem: Problem, rule: str, backend: str, steps: int) -> tuple[float, 
     else:
         xp, sync = np, lambda: None
     x = xp.asarray(problem.x0.copy())
-    opt = getattr(optimizers, rule)(x, lr=problem.lr[rule], backend=backend)
+    view = param_view(rule, x)              # (a matrix of x for Muon)
+    opt = getattr(optimizers, rule)(view, lr=problem.lr[rule], backend=backend)
     in_step = 0.0
     with np.errstate(all="ignore"):
         for _ in range(steps):
             _, g = problem.loss_and_grad(host_array(x))
-            g = xp.asarray(g)
+            g = xp.asarray(g).reshape(view.shape)
             t0 = time.perf_counter()
             opt.step(g)
             sync()

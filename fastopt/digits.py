@@ -124,7 +124,8 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
     if RULES[rule].full_batch:
         batch_size = len(split.y_train)
     params = init_params(seed, dtype=split.x_train.dtype)
-    opt = getattr(optimizers, rule)(params, backend=backend, **hyper)   # compiles here
+    opts = optimizers_for(rule, hyper, params, backend)                 # compiles here
+    opt = opts[0][0]
     stopper = EarlyStopping(patience=patience, min_delta=1e-4)
     rng = np.random.default_rng(seed)
     best, val_losses, in_step, steps = [p.copy() for p in params], [], 0.0, 0
@@ -135,7 +136,8 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
             batch = order[start:start + batch_size]
             _, grads = loss_and_grads(params, split.x_train[batch], split.y_train[batch])
             t0 = time.perf_counter()
-            opt.step(grads)
+            for each, mine in opts:
+                each.step([grads[i] for i in mine])
             in_step += time.perf_counter() - t0
             steps += 1
         evaluating = getattr(opt, "eval", None)     # schedule-free: evaluate the average
@@ -155,6 +157,23 @@ def train(rule: str, hyper: dict[str, Any], split: Split, backend: str, epochs: 
                stopper.best_epoch, loss(best, split.x_train, split.y_train),
                accuracy(best, split.x_test, split.y_test), in_step / steps, elapsed / epoch,
                val_losses, best)
+
+
+def optimizers_for(rule: str, hyper: dict[str, Any], params: list, backend: str
+                   ) -> list[tuple[Any, list[int]]]:
+    """(optimizer, the indices of its params): ``rule``'s, for every param it takes; a rule
+    of matrices only (Muon) leaves the biases to AdamW at its tuned lr, as torch's
+    documentation of Muon advises."""
+    whole = RULES[rule].whole
+    mine = [i for i, p in enumerate(params)
+            if whole is None or whole.ndims is None or p.ndim in whole.ndims]
+    rest = [i for i in range(len(params)) if i not in mine]
+    out = [(getattr(optimizers, rule)([params[i] for i in mine], backend=backend, **hyper),
+            mine)]
+    if rest:
+        out.append((optimizers.AdamW([params[i] for i in rest], backend=backend,
+                                     lr=RULES["AdamW"].tuned_lr["digits"]), rest))
+    return out
 
 
 def demo_runs(rules: list[str]) -> list[tuple[str, str, dict[str, Any]]]:

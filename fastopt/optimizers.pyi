@@ -4,7 +4,7 @@ from typing import Any
 
 from .optimizer import Arrays, LearningRate, Optimizer
 
-__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree', 'Lamb', 'LARS', 'Adafactor']
+__all__ = ['SGD', 'Adagrad', 'RMSprop', 'Adadelta', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Lion', 'RAdam', 'Rprop', 'ASGD', 'AdEMAMix', 'AdamWScheduleFree', 'Lamb', 'LARS', 'Adafactor', 'Muon']
 
 CLASSES: dict[str, type[Optimizer]]
 
@@ -576,3 +576,43 @@ class Adafactor(Optimizer):
     The rule and its kernels: fastopt.kernels.adafactor.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, beta2_decay: float = -0.8, eps: float = (None, 0.001), d: float = 1.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+
+class Muon(Optimizer):
+    """
+    Muon (Jordan et al. 2024): momentum orthogonalised by Newton-Schulz iterations, for matrices.
+
+            buf = lerp(buf, g, 1 - momentum)                      (buf starts at 0)
+            u   = lerp(g, buf, momentum) if nesterov else buf
+            X   = u (its transpose if m > n);   X = X / max(||X||_F, eps)
+            ns_steps times:   A = X Xᵀ;   X = a X + (b A + c A²) X
+            p   = p*(1 - lr*wd) - lr*ratio * X                   (X transposed back)
+            ratio = sqrt(max(1, m/n))   (adjust_lr_fn None or "original")
+                    0.2*sqrt(max(m, n)) ("match_rms_adamw")
+
+        The iteration's matrix products are BLAS's (NumPy's matmul on the CPU, cuBLAS through CuPy
+        on the GPU) in the params' dtype; the elementwise steps around them are fused kernels
+        (numba, CUDA). torch runs the iteration in bfloat16 (on a CPU without bfloat16 arithmetic,
+        slowly): the two differ by bfloat16's rounding (a few parts in a thousand of the update).
+        ||X||_F is float64.
+
+    Arguments:
+        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
+        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
+        weight_decay=0.1: decoupled decay: p *= 1 - lr*weight_decay before the update
+        momentum=0.95: buf = lerp(buf, g, 1 - momentum)
+        nesterov=True: step along lerp(g, buf, momentum) rather than buf
+        ns_coefficients=(3.4445, -4.775, 2.0315): (a, b, c) of the iteration X = aX + (bA + cA²)X, A = XXᵀ
+        eps=1e-07: X is divided by max(||X||, eps)
+        ns_steps=5: Newton-Schulz iterations (0-99)
+        adjust_lr_fn=None: the lr's scale per shape: None or 'original' sqrt(max(1, m/n)), 'match_rms_adamw' 0.2*sqrt(max(m, n))
+        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
+        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
+        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
+        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
+        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
+        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
+        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+
+    The rule and its kernels: fastopt.kernels.muon.
+    """
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.1, momentum: float = 0.95, nesterov: bool = True, ns_coefficients: float = (3.4445, -4.775, 2.0315), eps: float = 1e-07, ns_steps: float = 5, adjust_lr_fn: float = None, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

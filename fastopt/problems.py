@@ -6,8 +6,9 @@ that makes every rule converge on it (the rules differ in their natural step siz
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -59,6 +60,18 @@ def make_logistic(n_samples: int = 2000, n_features: int = 50, l2: float = 1e-3,
         return f, X.T @ s / n_samples + l2 * w
 
     return logistic
+
+
+def param_view(rule: str, x: Any) -> Any:
+    """``x`` as ``rule`` takes its params: x itself, or for a rule of matrices only (Muon)
+    a 2-D view of it, (a, n/a) with a the largest divisor of its size up to its root."""
+    from .kernels import RULES
+
+    whole = RULES[rule].whole
+    if whole is None or whole.ndims is None or x.ndim in whole.ndims:
+        return x
+    rows = max(a for a in range(1, math.isqrt(x.size) + 1) if x.size % a == 0)
+    return x.reshape(rows, -1)
 
 
 def classic_problems(quadratic_n: int = 10_000) -> list[Problem]:

@@ -203,7 +203,7 @@ class DeviceStep:
 RULE = r.Rule("muon", "Muon", "Muon (Jordan et al. 2024): momentum orthogonalised by "
               "Newton-Schulz iterations, for matrices.", __doc__, HYPERPARAMS, STATE, SCALARS,
               host_scalars, reference, None, "",
-              tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=2e-2),
+              tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2, digits=2e-2),
               torch_class="Muon", torch_state={"buf": "momentum_buffer"}, torch_step=False,
               whole=r.WholeParam(lambda name, shape: shape, lambda shape: tuple(shape), None,
                                  7, cuda_sources, DeviceStep, host=step,

@@ -69,6 +69,17 @@ CASES = [
                        maximize=True)),
     ("Adafactor", dict(lr=0.05, eps=(0.0, 0.0), beta2_decay=0.0)),
 ]
+# The rules that take matrices only (Muon): the tests above run on vectors and leave them
+# out; tests/test_muon.py runs these on matrices.
+MATRIX_CASES = [
+    ("Muon", dict(lr=0.02)),
+    ("Muon", dict(lr=0.02, weight_decay=0.0, momentum=0.8, nesterov=False, ns_steps=3,
+                  adjust_lr_fn="match_rms_adamw")),
+    ("Muon", dict(lr=0.02, ns_coefficients=(3.0, -3.2, 1.2), eps=1e-3,
+                  adjust_lr_fn="original")),
+]
+ALL_CASES = CASES + MATRIX_CASES
+MATRICES_ONLY = sorted({rule for rule, _ in MATRIX_CASES})
 
 RULE_NAMES = list(RULES)
 # the rules whose params may be 16-bit and state narrower (a PerTensor or whole-param
@@ -131,6 +142,9 @@ SIGNATURES = {
     "Adafactor": [("lr", 1e-2, "lr"), ("beta2_decay", -0.8, "nonpositive"),
                   ("eps", (None, 1e-3), "eps_pair"), ("d", 1.0, "at_least_one"),
                   ("weight_decay", 0.0, NONNEG), MAXIMIZE],
+    "Muon": [("lr", 1e-3, "lr"), ("weight_decay", 0.1, NONNEG), ("momentum", 0.95, NONNEG),
+             ("nesterov", True, "flag"), ("ns_coefficients", (3.4445, -4.7750, 2.0315), "triple"),
+             ("eps", 1e-7, NONNEG), ("ns_steps", 5, "iterations"), ("adjust_lr_fn", None, "choice")],
 }
 
 

@@ -29,6 +29,8 @@ class ScalarRule:
         t, hp = self.t, self.hp
         if self.rule == "Adafactor":            # factored: whole rows and columns
             return self._adafactor(p, g_in, t, lr)
+        if self.rule == "Muon":                 # matrix products of the whole param
+            return self._muon(p, g_in, lr)
         wd = hp.get("weight_decay", 1e-2 if self.rule in ("AdamW", "AdEMAMix") else 0.0)
         if self.rule == "AdamWScheduleFree":       # its decay comes after normalising g
             self._sf_step(t, lr)
@@ -277,6 +279,33 @@ class ScalarRule:
         u = [x / math.sqrt(max(v, eps1 * eps1)) for x, v in zip(g, est)]
         denom = max(1.0, math.sqrt(sum(x * x for x in u)) / (math.sqrt(self.n) * hp.get("d", 1.0)))
         p[:] = [x - alpha / denom * y for x, y in zip(p, u)]
+
+    def _muon(self, p, g, lr):
+        """torch.optim.Muon's formula on lists of lists (its iteration in float64)."""
+        hp = self.hp
+        mom, (a, b, c) = hp.get("momentum", 0.95), hp.get("ns_coefficients",
+                                                          (3.4445, -4.7750, 2.0315))
+        m, n = self.shape
+        buf = self.buf("buf")
+        buf[:] = [x + (1 - mom) * (y - x) for x, y in zip(buf, g)]
+        u = [y + mom * (x - y) for x, y in zip(buf, g)] if hp.get("nesterov", True) else buf
+        x = [[u[i * n + j] for j in range(n)] for i in range(m)]
+        transpose = lambda x: [list(col) for col in zip(*x)]  # noqa: E731
+        product = lambda x, y: [[sum(r * s for r, s in zip(row, col)) for col in zip(*y)]
+                                for row in x]  # noqa: E731
+        x = transpose(x) if m > n else x
+        norm = max(math.sqrt(sum(v * v for row in x for v in row)), hp.get("eps", 1e-7))
+        x = [[v / norm for v in row] for row in x]
+        for _ in range(hp.get("ns_steps", 5)):
+            gram = product(x, transpose(x))
+            poly = [[b * g1 + c * g2 for g1, g2 in zip(r1, r2)]
+                    for r1, r2 in zip(gram, product(gram, gram))]
+            x = [[a * v + w for v, w in zip(r1, r2)] for r1, r2 in zip(x, product(poly, x))]
+        x = transpose(x) if m > n else x
+        ratio = 0.2 * math.sqrt(max(m, n)) if hp.get("adjust_lr_fn") == "match_rms_adamw" \
+            else math.sqrt(max(1, m / n))
+        keep = 1 - lr * hp.get("weight_decay", 0.1)
+        p[:] = [p[i * n + j] * keep - lr * ratio * x[i][j] for i in range(m) for j in range(n)]
 
     def _lion(self, i, p, g, t, lr):
         b1, b2 = self.hp.get("betas", (0.9, 0.99))

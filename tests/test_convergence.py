@@ -5,14 +5,15 @@ from cases import RULE_NAMES
 from conftest import make_optimizer
 
 from fastopt.kernels import RULES
-from fastopt.problems import make_quadratic, rosenbrock
+from fastopt.problems import make_quadratic, param_view, rosenbrock
 
 def minimise(rule, fun, x0, steps, **hp):
     x = x0.copy()
-    opt = make_optimizer(rule, x, hp)
+    view = param_view(rule, x)          # (Muon takes matrices: a view of x)
+    opt = make_optimizer(rule, view, hp)
     for _ in range(steps):
         _, g = fun(x)
-        opt.step(g)
+        opt.step(g.reshape(view.shape))
     return fun(x)[0]
 
 

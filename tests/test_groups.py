@@ -63,6 +63,9 @@ MOVED = {   # per kind of hyperparameter: a value a second group takes instead o
     "nonpositive": lambda v: 0.5 * v or -0.5,
     "at_least_one": lambda v: 2 * v,
     "eps_pair": lambda e: (1e-20 if e[0] is None else 2 * e[0], 2 * e[1]),
+    "triple": lambda t: tuple(0.9 * x for x in t),
+    "iterations": lambda v: v + 1,
+    "choice": lambda v: "match_rms_adamw",
 }
 
 

@@ -2,6 +2,7 @@
 compiled backend equals the reference bit for bit, and a state_dict resume is exact."""
 import numpy as np
 import pytest
+from cases import MATRICES_ONLY
 from conftest import make_optimizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,6 +35,9 @@ BY_KIND = {
     "nonpositive": in_float32(-1.0, 0.0),
     "at_least_one": in_float32(1.0, 3.0),
     "eps_pair": st.tuples(st.one_of(st.none(), nonneg), nonneg),
+    "triple": st.tuples(in_float32(3.0, 3.5), in_float32(-4.8, -4.0), in_float32(1.5, 2.1)),
+    "iterations": st.integers(0, 6),
+    "choice": st.sampled_from([None, "original", "match_rms_adamw"]),
 }
 NARROWER = {"Adadelta": {"lr": in_float32(0.0, 2.0)}}
 
@@ -44,10 +48,13 @@ def hyperparameters(rule):
               for h in rule.hyperparams}
     return st.fixed_dictionaries(fields).map(
         lambda hp: dict(hp, nesterov=hp["nesterov"] and hp["momentum"] > 0
-                        and hp["dampening"] == 0) if "nesterov" in hp else hp)
+                        and hp.get("dampening", 0) == 0) if "nesterov" in hp else hp)
 
 
-cases = st.sampled_from(list(RULES.values())).flatmap(
+ANY_SHAPE = [rule for rule in RULES.values() if rule.class_name not in MATRICES_ONLY]
+cases = st.sampled_from(ANY_SHAPE).flatmap(
+    lambda rule: st.tuples(st.just(rule.class_name), hyperparameters(rule)))
+matrix_cases = st.sampled_from([RULES[name] for name in MATRICES_ONLY]).flatmap(
     lambda rule: st.tuples(st.just(rule.class_name), hyperparameters(rule)))
 shapes = st.lists(st.integers(1, 7), min_size=0, max_size=3).map(tuple)
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -59,6 +66,20 @@ SETTINGS = settings(max_examples=60, deadline=None,
 @given(case=cases, shape=shapes, dtype=st.sampled_from([np.float32, np.float64]),
        steps=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_numba_equals_reference_for_any_hyperparameters(case, shape, dtype, steps, seed):
+    check_numba_equals_reference(case, shape, dtype, steps, seed)
+
+
+@pytest.mark.skipif("numba" not in fastopt.available_backends(), reason="numba not installed")
+@SETTINGS
+@given(case=matrix_cases, shape=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+       dtype=st.sampled_from([np.float32, np.float64]), steps=st.integers(1, 6),
+       seed=st.integers(0, 2**16))
+def test_matrix_rules_equal_the_reference_for_any_hyperparameters(case, shape, dtype, steps,
+                                                                   seed):
+    check_numba_equals_reference(case, shape, dtype, steps, seed)
+
+
+def check_numba_equals_reference(case, shape, dtype, steps, seed):
     rule, hp = case
     rng = np.random.default_rng(seed)
     p0 = rng.standard_normal(shape).astype(dtype)

@@ -4,7 +4,7 @@ import inspect
 
 import numpy as np
 import pytest
-from cases import CASES, SIGNATURES
+from cases import ALL_CASES, SIGNATURES
 from conftest import make_optimizer
 from scalar_rules import ScalarRule
 
@@ -17,11 +17,11 @@ RULE_IDS = [rule.class_name for rule in REGISTRY]
 
 @pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
 def test_every_rule_has_parity_cases_covering_its_flags(rule):
-    cases = [hp for name, hp in CASES if name == rule.class_name]
+    cases = [hp for name, hp in ALL_CASES if name == rule.class_name]
     assert cases, f"{rule.class_name} has no row in tests/cases.py"
     seen = {}
     for hp in cases:
-        opt = make_optimizer(rule.class_name, np.zeros(1), hp)
+        opt = make_optimizer(rule.class_name, np.zeros((1, 1)), hp)
         for flag, on in rule.variant(opt._groups[0].hp).items():
             seen.setdefault(flag, set()).add(on)
     for flag in rule.flags:
@@ -39,9 +39,9 @@ def test_keywords_defaults_and_kinds_match_the_written_contract(rule):
 
 @pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
 def test_flags_come_in_declared_order(rule):
-    for name, hp in CASES:
+    for name, hp in ALL_CASES:
         if name == rule.class_name:
-            opt = make_optimizer(name, np.zeros(1), hp)
+            opt = make_optimizer(name, np.zeros((1, 1)), hp)
             assert tuple(rule.variant(opt._groups[0].hp)) == rule.flags
 
 
@@ -86,7 +86,7 @@ def test_public_class_signature_and_docstring_come_from_the_rule(rule):
 @pytest.mark.parametrize("rule", REGISTRY, ids=RULE_IDS)
 def test_defaults_and_positional_order_follow_the_declaration(rule):
     values = [h.default for h in rule.hyperparams]
-    by_position = getattr(fastopt, rule.class_name)(np.zeros(2), *values, backend="numpy")
+    by_position = getattr(fastopt, rule.class_name)(np.zeros((2, 2)), *values, backend="numpy")
     assert by_position.hyperparams == {h.name: h.default for h in rule.hyperparams}
 
 

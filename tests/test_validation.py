@@ -154,6 +154,9 @@ BAD_BY_KIND = {
     "nonpositive": [0.1, float("nan"), None],
     "at_least_one": [0.5, float("inf")],
     "eps_pair": [1e-3, (None, -1.0), (-1e-30, 1e-3), (None, None), {0.1, 0.2}],
+    "triple": [(1.0, 2.0), (1.0, float("nan"), 2.0), "abc", {1.0, 2.0, 3.0}],
+    "iterations": [-1, 100, 2.5, True],
+    "choice": ["sqrt", 1],
 }
 BAD_HYPERPARAMS += [(rule.class_name, {h.name: bad}, rf"{h.name}(\[\d\])? must")
                     for rule in RULES.values() for h in rule.hyperparams
@@ -170,11 +173,11 @@ def test_every_kind_of_hyperparameter_has_bad_values():
                          ids=[f"{r}-{list(h)[0]}={list(h.values())[0]!r}"
                               for r, h, _ in BAD_HYPERPARAMS])
 def test_bad_hyperparameters(rule, hp, match):
-    p = np.ones(3)
+    p = np.ones((3, 3))             # (a matrix: Muon takes nothing else)
     with pytest.raises((ValueError, TypeError), match=match) as info:
         getattr(fastopt, rule)(p, backend="numpy", **hp)
     assert str(info.value).startswith(rule + ":")
-    np.testing.assert_array_equal(p, np.ones(3))
+    np.testing.assert_array_equal(p, np.ones((3, 3)))
 
 
 def test_unknown_backend():
