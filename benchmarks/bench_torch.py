@@ -12,7 +12,7 @@ from fastopt.kernels import REGISTRY
 
 from .bench_rules import TRACK_TIME, warm
 
-RULES = [rule.class_name for rule in REGISTRY if rule.torch_class]
+RULES = [rule.class_name for rule in REGISTRY if rule.torch_class and rule.takes_any_shape]
 # steps per sample: ~10-100 ms of work on the 2-core machine
 STEPS = {"100x100": 100, "200x5000": 20, "resnet18": 2}
 

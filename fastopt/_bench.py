@@ -20,6 +20,7 @@ import numpy as np
 
 from . import optimizers
 from .backends import available_backends
+from .problems import param_view
 from .kernels._cpu import PARALLEL_THRESHOLD_BYTES, prange, serial_and_parallel
 from .kernels._precision import bfloat16, compute_dtype
 
@@ -144,7 +145,7 @@ def step_case(rule: str, backend: str, n: int, dtype: Any = np.float32,
     xp, sync = array_module(backend)
     rng = np.random.default_rng(0)
     dtype = _dtype(dtype)
-    shape = shape or (n,)
+    shape = shape or param_view(rule, np.empty(n)).shape     # (Muon: a matrix of n)
     p = xp.asarray(rng.standard_normal(shape).astype(dtype))
     g = xp.asarray((rng.standard_normal(shape) * 1e-3).astype(dtype))
     opt = getattr(optimizers, rule)(p, backend=backend, **(hyperparams or {}), **dict(options))
@@ -256,8 +257,8 @@ def torch_case(rule: str, layout: str, impl: str = "fastopt", device: str = "cpu
                shapes: tuple | None = None) -> StepCase:
     """A torch optimizer's ``step()`` over the arrays of ``layout`` (or of ``shapes``),
     grads already set: ``impl`` is "fastopt" (fastopt.torch's class), "fused" or "foreach"
-    (torch.optim's class with that option); ImportError without torch,
-    NotImplementedError where torch has no such class or option."""
+    (torch.optim's class with that option) or "default" (its defaults); ImportError without
+    torch, NotImplementedError where torch has no such class or option."""
     import torch
 
     params = [torch.zeros(s, device=device, requires_grad=True)
@@ -270,9 +271,9 @@ def torch_case(rule: str, layout: str, impl: str = "fastopt", device: str = "cpu
         opt = getattr(fastopt.torch, torch_name or rule)(params)
     else:
         cls = getattr(torch.optim, torch_name or "", None)
-        if cls is None or impl not in inspect.signature(cls).parameters:
+        if cls is None or impl != "default" and impl not in inspect.signature(cls).parameters:
             raise NotImplementedError(f"torch.optim has no {rule} with {impl}=True")
-        opt = cls(params, **{impl: True})
+        opt = cls(params, **({} if impl == "default" else {impl: True}))
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     n = sum(p.numel() for p in params)
     rule_ = optimizers.CLASSES[rule].rule

@@ -264,6 +264,11 @@ class Rule:
         """Whether a step needs more than the one element pass (the grads resolved first)."""
         return self.per_tensor is not None or self.whole is not None
 
+    @property
+    def takes_any_shape(self) -> bool:
+        """Whether params of any number of dimensions are this rule's (Muon's: matrices)."""
+        return self.whole is None or self.whole.ndims is None
+
     def state_shape(self, name: str, shape: tuple) -> tuple | None:
         """The shape of state ``name`` for a param of ``shape`` (None: it keeps none)."""
         return shape if self.whole is None else self.whole.shape(name, tuple(shape))

@@ -79,7 +79,7 @@ MATRIX_CASES = [
                   adjust_lr_fn="original")),
 ]
 ALL_CASES = CASES + MATRIX_CASES
-MATRICES_ONLY = sorted({rule for rule, _ in MATRIX_CASES})
+MATRICES_ONLY = [name for name, rule in RULES.items() if not rule.takes_any_shape]
 
 RULE_NAMES = list(RULES)
 # the rules whose params may be 16-bit and state narrower (a PerTensor or whole-param
@@ -143,8 +143,9 @@ SIGNATURES = {
                   ("eps", (None, 1e-3), "eps_pair"), ("d", 1.0, "at_least_one"),
                   ("weight_decay", 0.0, NONNEG), MAXIMIZE],
     "Muon": [("lr", 1e-3, "lr"), ("weight_decay", 0.1, NONNEG), ("momentum", 0.95, NONNEG),
-             ("nesterov", True, "flag"), ("ns_coefficients", (3.4445, -4.7750, 2.0315), "triple"),
-             ("eps", 1e-7, NONNEG), ("ns_steps", 5, "iterations"), ("adjust_lr_fn", None, "choice")],
+             ("nesterov", True, "flag"),
+             ("ns_coefficients", (3.4445, -4.7750, 2.0315), "triple"), ("eps", 1e-7, NONNEG),
+             ("ns_steps", 5, "iterations"), ("adjust_lr_fn", None, "choice")],
 }
 
 

@@ -455,7 +455,7 @@ def test_param_groups_have_torchs_keys(rule):
     """Every key torch's class puts in a group, AdamW's decoupled_weight_decay=True (set
     by the class, not a keyword) included; changing that one is refused by name."""
     def groups(make):
-        return make([torch.nn.Parameter(torch.ones(3))], lr=0.1).param_groups[0]
+        return make([torch.nn.Parameter(torch.ones(3, 3))], lr=0.1).param_groups[0]
     theirs = groups(getattr(torch.optim, rule.torch_class))
     ours = groups(getattr(ft, rule.torch_class))
     assert ours.keys() == theirs.keys() and all(

@@ -22,8 +22,8 @@ from fastopt.kernels import REGISTRY
 from test_quick_buckets import interleaved, layouts  # noqa: E402 (this folder is on sys.path)
 from test_quick_rules import needs  # noqa: E402
 
-PAIRS = [(rule.class_name, impl) for rule in REGISTRY if rule.torch_class
-         for impl in ("fused", "foreach")]
+PAIRS = [(rule.class_name, impl) for rule in REGISTRY
+         if rule.torch_class and rule.takes_any_shape for impl in ("fused", "foreach")]
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
