@@ -592,7 +592,8 @@ class Muon(Optimizer):
         The iteration's matrix products are BLAS's (NumPy's matmul on the CPU, cuBLAS through CuPy
         on the GPU) in the params' dtype; the elementwise steps around them are fused kernels
         (numba, CUDA). torch runs the iteration in bfloat16 (on a CPU without bfloat16 arithmetic,
-        slowly): the two differ by bfloat16's rounding (a few parts in a thousand of the update).
+        slowly): the two differ by bfloat16's rounding (under 5% of the params' movement over five
+        steps, tests/test_muon.py).
         ||X||_F is float64.
 
     Arguments:
