@@ -84,6 +84,8 @@ class HostWhole:
         self.state = [tuple(v.get(s) for s in rule.state)
                       for v in state_views(rule, shapes, state)]
         self.ops = rule.whole.ops["numba"]
+        if params:
+            self.ops.compile(params[0].dtype)        # now: no step waits for the JIT
 
     def __call__(self, pointers: np.ndarray, scalars: np.ndarray) -> None:
         s, gscale = scalars[:self.n], scalars[self.n]

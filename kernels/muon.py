@@ -118,6 +118,14 @@ class NumbaOps:
     xp = np
 
     @staticmethod
+    def compile(dtype):
+        """Compile (or load from numba's cache) both kernels for ``dtype`` now, so that no
+        step waits for the JIT."""
+        one, block = np.ones(1, dtype), np.ones((1, 1), dtype)
+        cpu_momentum(one, one.copy(), one.copy(), one[0], one[0], one[0], True)
+        cpu_apply(block, block.copy(), one[0], one[0])
+
+    @staticmethod
     def momentum(g, buf, s, gscale):
         u = np.empty_like(buf)
         cpu_momentum(g.ravel(), buf.ravel(), u.ravel(), gscale, s[2], s[3], s[4] != 0)
