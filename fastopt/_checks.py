@@ -2,6 +2,7 @@
 expected and what was given."""
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Mapping, Set
@@ -78,28 +79,29 @@ def in_unit_interval(owner: str, name: str, value: Any, *, include_one: bool = F
     return float(value)
 
 
+def _items(owner: str, name: str, value: Any, count: int, what: str) -> tuple:
+    """The ``count`` items of an ordered container (a set has no order), or an error
+    saying ``name`` must be ``what``."""
+    if not isinstance(value, (Set, Mapping)):
+        try:
+            items = tuple(itertools.islice(value, count + 1))   # (an endless iterator too)
+        except TypeError:
+            items = ()
+        if len(items) == count:
+            return items
+    raise ValueError(f"{owner}: {name} must be {what}, got {value!r}")
+
+
 def betas(owner: str, name: str, value: Any) -> tuple[float, float]:
-    """A pair (b1, b2), each in [0, 1), in an ordered container (a set has no order)."""
-    try:
-        if isinstance(value, (Set, Mapping)):
-            raise TypeError("unordered")
-        b1, b2 = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a pair (beta1, beta2) of numbers in [0, 1), "
-                         f"got {value!r}") from None
+    """A pair (b1, b2), each in [0, 1), in an ordered container."""
+    b1, b2 = _items(owner, name, value, 2, "a pair (beta1, beta2) of numbers in [0, 1)")
     return (in_unit_interval(owner, f"{name}[0]", b1), in_unit_interval(owner, f"{name}[1]", b2))
 
 
 def betas3(owner: str, name: str, value: Any) -> tuple[float, float, float]:
     """A triple (b1, b2, b3), each in [0, 1), in an ordered container (AdEMAMix's)."""
-    try:
-        if isinstance(value, (Set, Mapping)):
-            raise TypeError("unordered")
-        b1, b2, b3 = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a triple (beta1, beta2, beta3) of numbers "
-                         f"in [0, 1), got {value!r}") from None
-    return tuple(in_unit_interval(owner, f"{name}[{k}]", b) for k, b in enumerate((b1, b2, b3)))
+    items = _items(owner, name, value, 3, "a triple (beta1, beta2, beta3) of numbers in [0, 1)")
+    return tuple(in_unit_interval(owner, f"{name}[{k}]", b) for k, b in enumerate(items))
 
 
 def choice(owner: str, name: str, value: Any, allowed: tuple) -> Any:
@@ -111,14 +113,8 @@ def choice(owner: str, name: str, value: Any, allowed: tuple) -> Any:
 
 def triple(owner: str, name: str, value: Any) -> tuple[float, float, float]:
     """Three finite numbers in an ordered container (Muon's Newton-Schulz coefficients)."""
-    try:
-        if isinstance(value, (Set, Mapping)):
-            raise TypeError("unordered")
-        a, b, c = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a triple (a, b, c) of finite numbers, "
-                         f"got {value!r}") from None
-    return tuple(finite(owner, f"{name}[{k}]", x) for k, x in enumerate((a, b, c)))
+    items = _items(owner, name, value, 3, "a triple (a, b, c) of finite numbers")
+    return tuple(finite(owner, f"{name}[{k}]", x) for k, x in enumerate(items))
 
 
 def iterations(owner: str, name: str, value: Any) -> int:
@@ -130,15 +126,10 @@ def iterations(owner: str, name: str, value: Any) -> int:
 
 
 def _pair(owner: str, name: str, value: Any, what: str) -> tuple[float, float]:
-    """Two finite numbers in an ordered container (a set has no order)."""
-    try:
-        if isinstance(value, (Set, Mapping)):
-            raise TypeError("unordered")
-        a, b = value
-        if not (_is_real(a) and _is_real(b) and _finite(a) and _finite(b)):
-            raise TypeError("not numbers")
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}") from None
+    """Two finite numbers in an ordered container."""
+    a, b = _items(owner, name, value, 2, f"a pair {what}")
+    if not (_is_real(a) and _is_real(b) and _finite(a) and _finite(b)):
+        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}")
     return float(a), float(b)
 
 
@@ -205,13 +196,8 @@ def at_least_one(owner: str, name: str, value: Any) -> float:
 
 def eps_pair(owner: str, name: str, value: Any) -> tuple[float | None, float]:
     """Adafactor's (eps1, eps2): eps1 None or >= 0, eps2 >= 0, both finite."""
-    what = "(eps1, eps2) of numbers >= 0, eps1 possibly None"
-    try:
-        if isinstance(value, (Set, Mapping)):
-            raise TypeError("unordered")
-        eps1, eps2 = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{owner}: {name} must be a pair {what}, got {value!r}") from None
+    eps1, eps2 = _items(owner, name, value, 2,
+                        "a pair (eps1, eps2) of numbers >= 0, eps1 possibly None")
     return optional_nonnegative(owner, f"{name}[0]", eps1), nonnegative(owner, f"{name}[1]", eps2)
 
 
