@@ -161,18 +161,17 @@ class WholeParam:
     place: p and g shaped like it, g after the common start, its state shaped and None
     where it keeps none; its ``cpu_element`` and ``cuda_body`` are unused).
 
-    * ``shape(name, shape)``: the shape of state ``name`` for a param of ``shape``; None
-      where the param keeps none;
-    * ``dims(shape)``: the integers the kernels get for a param of ``shape`` (a tuple, of
-      one length for every shape);
-    * ``cpu(p, g, state, dims, s, gscale, flags)``: numba, one param: p and g flat, g as
-      given (the function reads g*gscale and does the rest of the start), ``state`` the
-      flat views (empty where none), ``s`` the rule's scalars;
     * ``streams``: the arrays of the param's size a step reads or writes, for the bytes a
-      step moves (Adafactor: g three times, p twice, p written);
+      step moves (Adafactor: g four times, p twice, p written);
     * ``cuda_sources(ctype)``: its CUDA kernels (kernels/_gpu_precision.py's
       StorageSource), and ``device``, what runs them over a bucket: ``device(launches,
       xp, param addresses, shapes, state by name, dtype, stage)(grad addresses, scalars)``;
+    * ``shape(name, shape)``: the shape of state ``name`` for a param of ``shape``; None
+      where the param keeps none (None: every state array shaped like its param);
+    * ``cpu(p, g, state, dims, s, gscale, flags)``: numba, one param: p and g flat, g as
+      given (the function reads g*gscale and does the rest of the start), ``state`` the
+      flat views (empty where none), ``s`` the rule's scalars; ``dims(shape)``, the
+      integers it gets for a param of ``shape`` (a tuple, of one length for every shape);
     * ``host``: instead of ``cpu``, a step driven from Python per param (Muon's BLAS
       products between its fused elementwise parts): ``host(p, g, *state, s, gscale,
       ops)``, p, g and the state shaped, ``ops`` the backend's elementwise parts
@@ -180,12 +179,12 @@ class WholeParam:
     * ``ndims``: the numbers of dimensions a param may have (None: any).
     """
 
-    shape: Callable[[str, tuple], tuple | None]
-    dims: Callable[[tuple], tuple]
-    cpu: Callable[..., None] | None
     streams: int
     cuda_sources: Callable[[str], list]
     device: Callable[..., Callable[[Any, Any], None]]
+    shape: Callable[[str, tuple], tuple | None] | None = None
+    cpu: Callable[..., None] | None = None
+    dims: Callable[[tuple], tuple] | None = None
     host: Callable[..., None] | None = None
     ops: Mapping[str, Any] = field(default_factory=dict)
     ndims: tuple[int, ...] | None = None
@@ -271,7 +270,9 @@ class Rule:
 
     def state_shape(self, name: str, shape: tuple) -> tuple | None:
         """The shape of state ``name`` for a param of ``shape`` (None: it keeps none)."""
-        return shape if self.whole is None else self.whole.shape(name, tuple(shape))
+        if self.whole is None or self.whole.shape is None:
+            return shape
+        return self.whole.shape(name, tuple(shape))
 
     # -- the common start ---------------------------------------------------------------
     @functools.cached_property

@@ -374,33 +374,32 @@ class DeviceStep:
     def __init__(self, launches, xp, addresses, shapes, state, dtype, stage):
         from ._whole import state_starts
 
-        dims = [RULE.whole.dims(s) for s in shapes]
-        rows = [items("row", x) for x in dims]
-        slabs = [items("slab", x) for x in dims]
-        i64 = lambda x: xp.asarray(np.asarray(x, np.int64))
-        self.tables = (xp.asarray(np.asarray(addresses, np.uint64)), None, i64(dims),
-                       i64(state_starts(RULE, shapes)))
+        each = [dims(s) for s in shapes]
+        rows = [items("row", x) for x in each]
+        slabs = [items("slab", x) for x in each]
+        i64 = lambda x: xp.asarray(np.asarray(x, np.int64))  # noqa: E731
+        self.params = xp.asarray(np.asarray(addresses, np.uint64))
+        self.dims, self.starts = i64(each), i64(state_starts(RULE, shapes))
         self.grids = []
         for item, _ in CUDA_KERNELS.values():
-            counts = [items(item, x) for x in dims]
+            counts = [items(item, x) for x in each]
             blocks = [-(-c // self.BLOCK) for c in counts]
             self.grids.append((sum(blocks), (
-                xp.asarray(np.repeat(np.arange(len(dims), dtype=np.int32), blocks)),
+                xp.asarray(np.repeat(np.arange(len(each), dtype=np.int32), blocks)),
                 i64(np.cumsum([0] + blocks)[:-1]), i64(counts))))
         firsts = (i64(np.cumsum([0] + rows)[:-1]), i64(np.cumsum([0] + slabs)[:-1]))
         empty = xp.zeros(1, dtype)
         self.buffers = (*firsts, *(state.get(s, empty) for s in STATE),
                         xp.zeros(max(sum(slabs), 1), dtype), xp.zeros(max(sum(rows), 1)),
-                        xp.zeros(max(sum(rows), 1)), xp.zeros(max(len(dims), 1), dtype))
+                        xp.zeros(max(sum(rows), 1)), xp.zeros(max(len(each), 1), dtype))
         self.launches, self.stage = launches, stage
 
     def __call__(self, addresses, scalars):
         w, rho, keep, eps1, eps2, d, sign, gscale = scalars[:len(SCALARS) + 1]
-        params, _, dims, starts = self.tables
-        tables = (params, self.stage(addresses), dims, starts)
-        for launch, (grid, items_) in zip(self.launches, self.grids):
+        tables = (self.params, self.stage(addresses), self.dims, self.starts)
+        for launch, (grid, per_item) in zip(self.launches, self.grids):
             if grid:
-                launch((grid,), (self.BLOCK,), (*tables, *items_, *self.buffers, w, keep,
+                launch((grid,), (self.BLOCK,), (*tables, *per_item, *self.buffers, w, keep,
                                                 eps1, rho, eps2, d, sign, gscale))
 
 
@@ -410,4 +409,5 @@ RULE = r.Rule("adafactor", "Adafactor", "Adafactor (Shazeer & Stern 2018): facto
               tuned_lr=dict(quadratic=5e-2, rosenbrock=3e-2, logistic=5e-2, digits=1e-2),
               nonnegative_state=STATE, torch_class="Adafactor",
               torch_state={s: s for s in STATE},
-              whole=r.WholeParam(state_shape, dims, cpu_param, 7, cuda_sources, DeviceStep))
+              whole=r.WholeParam(7, cuda_sources, DeviceStep, shape=state_shape,
+                                 cpu=cpu_param, dims=dims))

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _rule as r
 from ._cpu import cast_like, lerp_in_dtype, scalar_helper
+from ._whole import array_at, state_views
 
 HYPERPARAMS = (r.lr(1e-3), r.weight_decay(0.1, decoupled=True),
                r.nonnegative("momentum", 0.95, "buf = lerp(buf, g, 1 - momentum)"),
@@ -192,15 +193,11 @@ class DeviceStep:
     per param the momentum kernel, the iteration with ``xp``'s matmul, the apply kernel."""
 
     def __init__(self, launches, xp, addresses, shapes, state, dtype, stage):
-        from ._whole import array_at, state_views
-
         self.params = [array_at(xp, a, s, dtype) for a, s in zip(addresses, shapes)]
         self.bufs = [v["buf"] for v in state_views(RULE, shapes, state)]
         self.ops, self.xp, self.dtype = DeviceOps(launches, xp), xp, np.dtype(dtype)
 
     def __call__(self, addresses, scalars):
-        from ._whole import array_at
-
         s, gscale = scalars[:len(SCALARS)], scalars[len(SCALARS)]
         for p, buf, address in zip(self.params, self.bufs, addresses):
             if p.size:
@@ -213,6 +210,5 @@ RULE = r.Rule("muon", "Muon", "Muon (Jordan et al. 2024): momentum orthogonalise
               host_scalars, reference, None, "",
               tuned_lr=dict(quadratic=1e-2, rosenbrock=1e-3, logistic=1e-2, digits=2e-2),
               torch_class="Muon", torch_state={"buf": "momentum_buffer"}, torch_step=False,
-              whole=r.WholeParam(lambda name, shape: shape, lambda shape: tuple(shape), None,
-                                 7, cuda_sources, DeviceStep, host=step,
+              whole=r.WholeParam(7, cuda_sources, DeviceStep, host=step,
                                  ops={"numpy": NumpyOps, "numba": NumbaOps}, ndims=(2,)))
