@@ -12,8 +12,10 @@ vectorise without reassociating anything (numba's loops keep fastmath off: see
 kernels/_cpu.py), and a thread reads four chunks at once (one stream a thread read 1e7
 float32 in 1.6 ms on the 2-core machine, four in 1.1). One pass reads each grad once: 4
 bytes an element for float32, a seventh of what an AdamW step moves; on the 2-core machine
-it costs 0.22x the step at 1e7, whose seven streams move more bytes a second than one read
-pass does.
+it costs 0.22-0.34x the step at 1e7, whose seven streams move more bytes a second than one
+read pass does (numba's own fastmath sum, which reassociates, read the same grads in
+0.7-0.8x this pass's time, there, between steps; a pass with each lane's sum held in
+registers, and one with eight streams a thread, were slower).
 
 The clip coefficient is torch's (``torch.nn.utils.clip_grad_norm_``):
 ``min(1, max_norm / (norm + 1e-6))``, in float64, NaN when the norm is NaN; the kernels

@@ -7,7 +7,9 @@ the CPU, interleaved.
 
 The clipped step reads each grad twice (the norm, then the update reading it scaled) and
 writes none: 32 bytes a float32 param against the step's 28, so at the memory bound 1.14x.
-torch's recipe reads the grads three times and writes them once before its step.
+torch's recipe reads the grads twice and writes them once before its step: 12 bytes, then
+its step's 28, 40 against fastopt's 32, so at the memory bound fastopt's clipped step takes
+0.8x torch's time.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ def fastopt_step(n: int, max_grad_norm: float | None) -> SimpleNamespace:
 
 def torch_clip_and_fused_step(n: int) -> SimpleNamespace:
     """torch's clip_grad_norm_ then its fused AdamW, on a CPU tensor of n elements (the
-    grad scaled in place at each step, so it is set again from a copy first)."""
+    grad is scaled in place at each step: its norm is MAX_NORM after the first, and every
+    step reads and writes it all the same)."""
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     p = torch.nn.Parameter(torch.randn(n))
