@@ -35,7 +35,8 @@ _CLIP = inspect.Parameter("max_grad_norm", inspect.Parameter.KEYWORD_ONLY, defau
                           annotation="float | None")
 _TYPES = {"lr": "LearningRate", "betas": tuple[float, float], "etas": tuple[float, float],
           "step_sizes": tuple[float, float], "betas3": tuple[float, float, float],
-          "flag": bool,
+          "flag": bool, "triple": tuple[float, float, float], "iterations": int,
+          "choice": "str | None", "eps_pair": "tuple[float | None, float]",
           "optional_nonnegative": "float | None"}
 
 
@@ -50,31 +51,60 @@ def signature(rule: Rule) -> inspect.Signature:
                              return_annotation=None)
 
 
+_COMMON = (
+    ("backend", "str, default 'auto'",
+     '"numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)'),
+    ("max_grad_norm", "float or None, default None",
+     "clip the grads to this norm, taken over all of a step's grads: each is read times "
+     "min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the "
+     "grads; ``opt.grad_norm`` is the norm)"),
+    ("master_weights", "bool, default False",
+     "keep float32 copies of bfloat16/float16 params, the params written from them rounded "
+     "to nearest"),
+    ("stochastic_rounding", "bool, default False",
+     "write bfloat16 params (without master copies) rounded stochastically"),
+    ("seed", "int, default 0",
+     "the stochastic rounding's random bits (counter-based: the same on every backend)"),
+    ("state_dtype", "str or None, default None",
+     "the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at "
+     "each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a "
+     "block of 256)"),
+    ("min_8bit_size", "int, default 4096",
+     "with state_dtype='int8', params with fewer elements keep float32 state (as "
+     "bitsandbytes' optimizers)"),
+)
+
+
+def type_text(annotation: Any) -> str:
+    """A signature annotation as numpydoc writes a type: ``float or None``."""
+    if annotation == "LearningRate":
+        return "float or schedule"
+    text = annotation if isinstance(annotation, str) else getattr(
+        annotation, "__name__", None) if not getattr(annotation, "__args__", None) else \
+        str(annotation)
+    return text.replace(" | ", " or ")
+
+
+def _entry(name: str, kind: str, doc: str) -> str:
+    return f"{name} : {kind}\n{textwrap.indent(textwrap.fill(doc, 84), '    ')}"
+
+
 def docstring(rule: Rule) -> str:
-    """The rule's summary, its formula and one line per argument with its default."""
-    args = "\n".join(f"    {h.name}={h.default!r}: {h.doc}" for h in rule.hyperparams)
+    """The class docstring (numpydoc): the rule's summary, its formula, and each argument
+    with its type, default and meaning."""
+    sig = signature(rule).parameters
     formula = textwrap.dedent(rule.formula.split("\n\n", 1)[-1]).strip("\n")  # title dropped
-    return (f"{rule.summary}\n\n{textwrap.indent(formula, '    ')}\n\nArguments:\n"
-            f"    params: one array, an iterable of arrays (float32/float64, bfloat16/float16; "
-            f"C-contiguous) or "
-            f"a list of param group dicts {{'params': [...], <keyword>: value}}, updated in "
-            f"place\n{args}\n    backend='auto': \"numpy\", \"numba\", \"cupy\" or "
-            f"\"auto\" (from the arrays)\n"
-            f"    max_grad_norm=None: clip the grads to this norm, taken over all of a step's "
-            f"grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's "
-            f"clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)\n"
-            f"    master_weights=False: keep float32 copies of bfloat16/float16 params, the "
-            f"params written from them rounded to nearest\n"
-            f"    stochastic_rounding=False: write bfloat16 params (without master copies) "
-            f"rounded stochastically\n"
-            f"    seed=0: the stochastic rounding's random bits (counter-based: the same on "
-            f"every backend)\n"
-            f"    state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the "
-            f"bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as "
-            f"bitsandbytes keeps it: codes and one absmax a block of 256)\n"
-            f"    min_8bit_size=4096: with state_dtype='int8', params with fewer elements "
-            f"keep float32 state (as bitsandbytes' optimizers)\n\n"
-            f"The rule and its kernels: {rule.reference.__module__}.")
+    entries = [_entry("params", "array, iterable of arrays, or list of dict",
+                      "one array, an iterable of arrays (float32/float64, bfloat16/float16; "
+                      "C-contiguous) or a list of param group dicts "
+                      "``{'params': [...], <keyword>: value}``, updated in place")]
+    entries += [_entry(h.name, f"{type_text(sig[h.name].annotation)}, default {h.default!r}",
+                       h.doc) for h in rule.hyperparams]
+    entries += [_entry(*common) for common in _COMMON]
+    entries = "\n".join(entries)
+    return (f"{rule.summary}\n\nThe update (t counts from 1)::\n\n"
+            f"{textwrap.indent(formula, '    ')}\n\nParameters\n----------\n{entries}\n\n"
+            f"Notes\n-----\nThe rule and its kernels: ``{rule.reference.__module__}``.\n")
 
 
 def bound_arguments(name: str, sig: inspect.Signature, args: tuple, kwargs: dict

@@ -16,6 +16,8 @@ class SGD(Optimizer):
     """
     Stochastic gradient descent with optional (Nesterov) momentum.
 
+    The update (t counts from 1)::
+
             g   = -g                        (maximize=True)
             g   = g + wd*p
             buf = g                              (t = 1)
@@ -26,23 +28,48 @@ class SGD(Optimizer):
         The host folds the t = 1 case into two scalars: keep = 0, gain = 1 at t = 1, else
         keep = momentum, gain = 1 - dampening, so every step runs buf = keep*buf + gain*g.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        momentum=0.0: momentum of buf (0: plain SGD)
-        dampening=0.0: buf = momentum*buf + (1-dampening)*g
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        nesterov=False: Nesterov momentum
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    momentum : float, default 0.0
+        momentum of buf (0: plain SGD)
+    dampening : float, default 0.0
+        buf = momentum*buf + (1-dampening)*g
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    nesterov : bool, default False
+        Nesterov momentum
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.sgd.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.sgd``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
@@ -50,35 +77,64 @@ class Adagrad(Optimizer):
     """
     Adagrad with learning-rate decay.
 
+    The update (t counts from 1)::
+
         g   = -g                        (maximize=True)
         g    = g + wd*p
         clr  = lr / (1 + (t-1)*lr_decay)
         sum += g^2                     (sum starts at initial_accumulator_value)
         p   -= clr * g / (sqrt(sum) + eps)
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
-        lr_decay=0.0: lr / (1 + (t-1)*lr_decay)
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        initial_accumulator_value=0.0: the sum's starting value
-        eps=1e-10: added to sqrt(sum)
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.01
+        learning rate: a number >= 0 or a schedule t -> lr
+    lr_decay : float, default 0.0
+        lr / (1 + (t-1)*lr_decay)
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    initial_accumulator_value : float, default 0.0
+        the sum's starting value
+    eps : float, default 1e-10
+        added to sqrt(sum)
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adagrad.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adagrad``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0, initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class RMSprop(Optimizer):
     """
     RMSprop, optionally centered and with momentum.
+
+    The update (t counts from 1)::
 
         g   = -g                        (maximize=True)
         g   = g + wd*p
@@ -90,30 +146,58 @@ class RMSprop(Optimizer):
         buf = momentum*buf + g/avg;  p -= lr*buf                     (momentum > 0)
         p  -= lr * g/avg                                             (otherwise)
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
-        alpha=0.99: decay rate of sq
-        eps=1e-08: added to the root
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        momentum=0.0: momentum of buf (0: none)
-        centered=False: divide by the centered (variance) estimate
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.01
+        learning rate: a number >= 0 or a schedule t -> lr
+    alpha : float, default 0.99
+        decay rate of sq
+    eps : float, default 1e-08
+        added to the root
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    momentum : float, default 0.0
+        momentum of buf (0: none)
+    centered : bool, default False
+        divide by the centered (variance) estimate
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.rmsprop.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.rmsprop``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, alpha: float = 0.99, eps: float = 1e-08, weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adadelta(Optimizer):
     """
     Adadelta (Zeiler 2012).
+
+    The update (t counts from 1)::
 
         g   = -g                        (maximize=True)
         g   = g + wd*p
@@ -122,22 +206,46 @@ class Adadelta(Optimizer):
         acc = rho*acc + (1-rho)*d^2
         p  -= lr*d
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=1.0: learning rate: a number >= 0 or a schedule t -> lr
-        rho=0.9: decay rate of both averages
-        eps=1e-06: added inside both square roots
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 1.0
+        learning rate: a number >= 0 or a schedule t -> lr
+    rho : float, default 0.9
+        decay rate of both averages
+    eps : float, default 1e-06
+        added inside both square roots
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adadelta.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adadelta``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 1.0, rho: float = 0.9, eps: float = 1e-06, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
@@ -145,6 +253,8 @@ class Adam(Optimizer):
     """
     Adam with coupled (L2) weight decay, amsgrad optional.
 
+    The update (t counts from 1)::
+
         g   = -g                        (maximize=True)
         p   = p*(1 - lr*wd)             (AdamW, decoupled_weight_decay: wd not added to g)
         g   = g + wd*p                  (Adam: coupled decay)
@@ -153,24 +263,50 @@ class Adam(Optimizer):
         vmax = max(vmax, v); use vmax for v   (amsgrad)
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to sqrt(v)
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        amsgrad=False: use the running maximum of v
-        maximize=False: maximise the objective: use -g for g
-        decoupled_weight_decay=False: AdamW's decay (torch's keyword)
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to sqrt(v)
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    amsgrad : bool, default False
+        use the running maximum of v
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    decoupled_weight_decay : bool, default False
+        AdamW's decay (torch's keyword)
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adam.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adam``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False, decoupled_weight_decay: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
@@ -178,6 +314,8 @@ class AdamW(Adam):
     """
     Adam with decoupled weight decay.
 
+    The update (t counts from 1)::
+
         g   = -g                        (maximize=True)
         p   = p*(1 - lr*wd)             (AdamW, decoupled_weight_decay: wd not added to g)
         g   = g + wd*p                  (Adam: coupled decay)
@@ -186,23 +324,48 @@ class AdamW(Adam):
         vmax = max(vmax, v); use vmax for v   (amsgrad)
         p  -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to sqrt(v)
-        weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
-        amsgrad=False: use the running maximum of v
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to sqrt(v)
+    weight_decay : float, default 0.01
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    amsgrad : bool, default False
+        use the running maximum of v
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adam.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adam``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.01, amsgrad: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
@@ -210,34 +373,62 @@ class Adamax(Optimizer):
     """
     Adamax, Adam's infinity-norm variant.
 
+    The update (t counts from 1)::
+
         g   = -g                        (maximize=True)
         g  = g + wd*p
         m  = b1*m + (1-b1)*g
         u  = max(b2*u, |g| + eps)        (NaN propagates, as numpy.maximum)
         p -= lr/(1-b1^t) * m/u
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to |g|
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.002
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to |g|
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adamax.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adamax``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Nadam(Optimizer):
     """
     Nadam: Adam with Nesterov momentum.
+
+    The update (t counts from 1)::
 
             g   = -g                        (maximize=True)
             p   = p*(1 - lr*wd)          (decoupled_weight_decay: wd not added to g)
@@ -252,24 +443,50 @@ class Nadam(Optimizer):
         Textbook / optax (momentum_decay = None):  cg = lr*(1-b1)/(1-b1^t),
             cm = lr*b1/(1-b1^(t+1)).
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.002: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to the denominator
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        momentum_decay=0.004: psi of the momentum schedule; None: the textbook (optax) form
-        decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.002
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to the denominator
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    momentum_decay : float or None, default 0.004
+        psi of the momentum schedule; None: the textbook (optax) form
+    decoupled_weight_decay : bool, default False
+        p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.nadam.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.nadam``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.002, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, momentum_decay: float | None = 0.004, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
@@ -277,32 +494,58 @@ class Lion(Optimizer):
     """
     Lion (Chen et al. 2023): the sign of an interpolated momentum.
 
+    The update (t counts from 1)::
+
             c  = b1*m + (1-b1)*g
             p  = p*(1 - lr*wd) - lr*sign(c)      sign(0) = 0; NaN propagates
             m  = b2*m + (1-b2)*g
 
         sign is NumPy's in every implementation: +0 for either zero, so a zero c leaves p as it is.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.0001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.99): b1 mixes the update direction, b2 decays the momentum
-        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.0001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.99)
+        b1 mixes the update direction, b2 decays the momentum
+    weight_decay : float, default 0.0
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.lion.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.lion``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.0001, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class RAdam(Optimizer):
     """
     RAdam: Adam with the variance of its adaptive step rectified.
+
+    The update (t counts from 1)::
 
         g   = -g                        (maximize=True)
         p   = p*(1 - lr*wd)             (decoupled_weight_decay: wd not added to g)
@@ -313,29 +556,56 @@ class RAdam(Optimizer):
                     r_t = sqrt((rho_t-4)(rho_t-2)rho_inf / ((rho_inf-4)(rho_inf-2)rho_t))
         otherwise:  p -= (m/(1-b1^t))*lr                (the first steps: SGD with momentum)
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to sqrt(v)
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        decoupled_weight_decay=False: p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to sqrt(v)
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    decoupled_weight_decay : bool, default False
+        p *= 1 - lr*weight_decay (AdamW's decay) instead of g += weight_decay*p
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.radam.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.radam``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, decoupled_weight_decay: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Rprop(Optimizer):
     """
     Rprop: a step size per coordinate, grown while the grad's sign holds and cut when it flips.
+
+    The update (t counts from 1)::
 
         g    = -g                                  (maximize=True)
         s    = sign(g * prev)
@@ -344,27 +614,52 @@ class Rprop(Optimizer):
         g    = 0 where f = etaminus                (the sign flipped: no move, and no flip next)
         p   -= sign(g) * size;   prev = g
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
-        etas=(0.5, 1.2): (etaminus, etaplus): step size factors when the grad's sign flips / holds
-        step_sizes=(1e-06, 50.0): (smallest, largest) step size
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.01
+        learning rate: a number >= 0 or a schedule t -> lr
+    etas : tuple[float, float], default (0.5, 1.2)
+        (etaminus, etaplus): step size factors when the grad's sign flips / holds
+    step_sizes : tuple[float, float], default (1e-06, 50.0)
+        (smallest, largest) step size
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.rprop.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.rprop``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, etas: tuple[float, float] = (0.5, 1.2), step_sizes: tuple[float, float] = (1e-06, 50.0), maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class ASGD(Optimizer):
     """
     ASGD: SGD with a decaying step size and the average of its iterates.
+
+    The update (t counts from 1)::
 
             g   = -g                        (maximize=True)
             g   = g + wd*p
@@ -374,29 +669,56 @@ class ASGD(Optimizer):
         (eta starts at lr, mu at 1; ``ax``, the average of the iterates from step t0 on, is what
         to evaluate the model with).
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
-        lambd=0.0001: decay term of the step size
-        alpha=0.75: power of the step size's decay
-        t0=1000000.0: the step from which the iterates are averaged
-        weight_decay=0.0: L2 penalty: g += weight_decay*p
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.01
+        learning rate: a number >= 0 or a schedule t -> lr
+    lambd : float, default 0.0001
+        decay term of the step size
+    alpha : float, default 0.75
+        power of the step size's decay
+    t0 : float, default 1000000.0
+        the step from which the iterates are averaged
+    weight_decay : float, default 0.0
+        L2 penalty: g += weight_decay*p
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.asgd.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.asgd``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.01, lambd: float = 0.0001, alpha: float = 0.75, t0: float = 1000000.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdEMAMix(Optimizer):
     """
     AdEMAMix: Adam with a slow first moment mixed in.
+
+    The update (t counts from 1)::
 
             p   = p*(1 - lr*wd)                      (decoupled decay)
             m1  = b1*m1 + (1-b1)*g                   (the fast first moment)
@@ -407,30 +729,58 @@ class AdEMAMix(Optimizer):
         with the warm-ups of the paper where asked: alpha_t = min(t*alpha/t_alpha, alpha) and
         b3_t = min(exp(ln b1 ln b3 / ((1-s) ln b3 + s ln b1)), b3), s = t/t_beta3.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999, 0.9999): (b1, b2, b3): decay rates of the fast moment, of nu, of the slow moment
-        alpha=5.0: weight of the slow moment
-        t_alpha=None: steps alpha warms up over (None: none)
-        t_beta3=None: steps b3 warms up over (None: none)
-        eps=1e-08: added to the denominator
-        weight_decay=0.01: decoupled decay: p *= 1 - lr*weight_decay before the update
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float, float], default (0.9, 0.999, 0.9999)
+        (b1, b2, b3): decay rates of the fast moment, of nu, of the slow moment
+    alpha : float, default 5.0
+        weight of the slow moment
+    t_alpha : float or None, default None
+        steps alpha warms up over (None: none)
+    t_beta3 : float or None, default None
+        steps b3 warms up over (None: none)
+    eps : float, default 1e-08
+        added to the denominator
+    weight_decay : float, default 0.01
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.ademamix.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.ademamix``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0, t_alpha: float | None = None, t_beta3: float | None = None, eps: float = 1e-08, weight_decay: float = 0.01, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class AdamWScheduleFree(Optimizer):
     """
     Schedule-free AdamW: no lr schedule, the average of its iterates evaluated.
+
+    The update (t counts from 1)::
 
         The params hold y, the point where grads are taken, while training; z is the base
         sequence; x, their weighted average, is what to evaluate (``opt.eval()`` moves the params
@@ -446,30 +796,58 @@ class AdamWScheduleFree(Optimizer):
 
         lerp is torch's: a + w*(b - a) for w < 0.5, else b - (b - a)*(1 - w).
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.0025: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        eps=1e-08: added to the root
-        weight_decay=0.0: d += weight_decay*y (after the normalisation)
-        warmup_steps=0: steps of a linear lr warm-up
-        r=0.0: power of k in the average's weights
-        weight_lr_power=2.0: power of the largest lr in them
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.0025
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    eps : float, default 1e-08
+        added to the root
+    weight_decay : float, default 0.0
+        d += weight_decay*y (after the normalisation)
+    warmup_steps : float, default 0
+        steps of a linear lr warm-up
+    r : float, default 0.0
+        power of k in the average's weights
+    weight_lr_power : float, default 2.0
+        power of the largest lr in them
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.schedulefree.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.schedulefree``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.0025, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-08, weight_decay: float = 0.0, warmup_steps: float = 0, r: float = 0.0, weight_lr_power: float = 2.0, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Lamb(Optimizer):
     """
     LAMB (You et al. 2020): Adam's direction with a trust ratio per param.
+
+    The update (t counts from 1)::
 
             g   = -g                             (maximize=True)
             p   = p*(1 - lr*wd)                  (decoupled decay)
@@ -482,29 +860,56 @@ class Lamb(Optimizer):
         The norms are a first pass over each param (kernels/_rule.py: PerTensor; in float64, in
         kernels/_reduce.py's order); the update then recomputes m, v and u as it writes them.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        betas=(0.9, 0.999): decay rates of the moment estimates
-        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
-        eps=1e-06: added to sqrt(v) and to the update's norm
-        clamp=10.0: the largest weight norm a trust ratio uses
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    betas : tuple[float, float], default (0.9, 0.999)
+        decay rates of the moment estimates
+    weight_decay : float, default 0.0
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    eps : float, default 1e-06
+        added to sqrt(v) and to the update's norm
+    clamp : float, default 10.0
+        the largest weight norm a trust ratio uses
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.lamb.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.lamb``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0, eps: float = 1e-06, clamp: float = 10.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class LARS(Optimizer):
     """
     LARS (You et al. 2017): SGD with a trust ratio per param.
+
+    The update (t counts from 1)::
 
             g   = -g                                  (maximize=True)
             trust = tc*||p|| / (||g|| + wd*||p||)     per param of 2+ dimensions (1 where ||p|| or
@@ -517,30 +922,58 @@ class LARS(Optimizer):
         The norms are a first pass over each param (kernels/_rule.py: PerTensor; in float64, in
         kernels/_reduce.py's order).
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        weight_decay=0.0: g += weight_decay*p, before the trust ratio (params of 2+ dimensions)
-        momentum=0.9: momentum of buf (0: none)
-        dampening=0.0: buf = momentum*buf + (1-dampening)*g
-        trust_coefficient=0.001: tc in the trust ratio
-        nesterov=False: Nesterov momentum
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    weight_decay : float, default 0.0
+        g += weight_decay*p, before the trust ratio (params of 2+ dimensions)
+    momentum : float, default 0.9
+        momentum of buf (0: none)
+    dampening : float, default 0.0
+        buf = momentum*buf + (1-dampening)*g
+    trust_coefficient : float, default 0.001
+        tc in the trust ratio
+    nesterov : bool, default False
+        Nesterov momentum
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.lars.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.lars``.
     """
     def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.0, momentum: float = 0.9, dampening: float = 0.0, trust_coefficient: float = 0.001, nesterov: bool = False, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Adafactor(Optimizer):
     """
     Adafactor (Shazeer & Stern 2018): factored second moments, m + n numbers of state for an (m, n) matrix.
+
+    The update (t counts from 1)::
 
             g     = -g                                          (maximize=True)
             w     = t^beta2_decay;   rho = min(lr, 1/sqrt(t))
@@ -557,29 +990,57 @@ class Adafactor(Optimizer):
         j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a whole param's: its
         rows' sums in the same eight lanes; a column's one row after another.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.01: learning rate: a number >= 0 or a schedule t -> lr
-        beta2_decay=-0.8: the second moments' weight decays as t^beta2_decay
-        eps=(None, 0.001): (eps1, eps2): eps1 bounds v below (None: the dtype's epsilon), eps2 bounds RMS(p) below
-        d=1.0: the update's RMS is clipped to d
-        weight_decay=0.0: decoupled decay: p *= 1 - lr*weight_decay before the update
-        maximize=False: maximise the objective: use -g for g
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.01
+        learning rate: a number >= 0 or a schedule t -> lr
+    beta2_decay : float, default -0.8
+        the second moments' weight decays as t^beta2_decay
+    eps : tuple[float or None, float], default (None, 0.001)
+        (eps1, eps2): eps1 bounds v below (None: the dtype's epsilon), eps2 bounds RMS(p)
+        below
+    d : float, default 1.0
+        the update's RMS is clipped to d
+    weight_decay : float, default 0.0
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    maximize : bool, default False
+        maximise the objective: use -g for g
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.adafactor.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.adafactor``.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.01, beta2_decay: float = -0.8, eps: float = (None, 0.001), d: float = 1.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.01, beta2_decay: float = -0.8, eps: tuple[float | None, float] = (None, 0.001), d: float = 1.0, weight_decay: float = 0.0, maximize: bool = False, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
 
 class Muon(Optimizer):
     """
     Muon (Jordan et al. 2024): momentum orthogonalised by Newton-Schulz iterations, for matrices.
+
+    The update (t counts from 1)::
 
             buf = lerp(buf, g, 1 - momentum)                      (buf starts at 0)
             u   = lerp(g, buf, momentum) if nesterov else buf
@@ -596,24 +1057,52 @@ class Muon(Optimizer):
         steps, tests/test_muon.py).
         ||X||_F is float64.
 
-    Arguments:
-        params: one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous) or a list of param group dicts {'params': [...], <keyword>: value}, updated in place
-        lr=0.001: learning rate: a number >= 0 or a schedule t -> lr
-        weight_decay=0.1: decoupled decay: p *= 1 - lr*weight_decay before the update
-        momentum=0.95: buf = lerp(buf, g, 1 - momentum)
-        nesterov=True: step along lerp(g, buf, momentum) rather than buf
-        ns_coefficients=(3.4445, -4.775, 2.0315): (a, b, c) of the iteration X = aX + (bA + cA²)X, A = XXᵀ
-        eps=1e-07: X is divided by max(||X||, eps)
-        ns_steps=5: Newton-Schulz iterations (0-99)
-        adjust_lr_fn=None: the lr's scale per shape: None or 'original' sqrt(max(1, m/n)), 'match_rms_adamw' 0.2*sqrt(max(m, n))
-        backend='auto': "numpy", "numba", "cupy" or "auto" (from the arrays)
-        max_grad_norm=None: clip the grads to this norm, taken over all of a step's grads: g *= min(1, max_grad_norm / (norm + 1e-6)) as each is read (torch's clip_grad_norm_, without writing the grads; opt.grad_norm is the norm)
-        master_weights=False: keep float32 copies of bfloat16/float16 params, the params written from them rounded to nearest
-        stochastic_rounding=False: write bfloat16 params (without master copies) rounded stochastically
-        seed=0: the stochastic rounding's random bits (counter-based: the same on every backend)
-        state_dtype=None: the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a block of 256)
-        min_8bit_size=4096: with state_dtype='int8', params with fewer elements keep float32 state (as bitsandbytes' optimizers)
+    Parameters
+    ----------
+    params : array, iterable of arrays, or list of dict
+        one array, an iterable of arrays (float32/float64, bfloat16/float16; C-contiguous)
+        or a list of param group dicts ``{'params': [...], <keyword>: value}``, updated in
+        place
+    lr : float or schedule, default 0.001
+        learning rate: a number >= 0 or a schedule t -> lr
+    weight_decay : float, default 0.1
+        decoupled decay: p *= 1 - lr*weight_decay before the update
+    momentum : float, default 0.95
+        buf = lerp(buf, g, 1 - momentum)
+    nesterov : bool, default True
+        step along lerp(g, buf, momentum) rather than buf
+    ns_coefficients : tuple[float, float, float], default (3.4445, -4.775, 2.0315)
+        (a, b, c) of the iteration X = aX + (bA + cA²)X, A = XXᵀ
+    eps : float, default 1e-07
+        X is divided by max(||X||, eps)
+    ns_steps : int, default 5
+        Newton-Schulz iterations (0-99)
+    adjust_lr_fn : str or None, default None
+        the lr's scale per shape: None or 'original' sqrt(max(1, m/n)), 'match_rms_adamw'
+        0.2*sqrt(max(m, n))
+    backend : str, default 'auto'
+        "numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)
+    max_grad_norm : float or None, default None
+        clip the grads to this norm, taken over all of a step's grads: each is read times
+        min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the
+        grads; ``opt.grad_norm`` is the norm)
+    master_weights : bool, default False
+        keep float32 copies of bfloat16/float16 params, the params written from them rounded
+        to nearest
+    stochastic_rounding : bool, default False
+        write bfloat16 params (without master copies) rounded stochastically
+    seed : int, default 0
+        the stochastic rounding's random bits (counter-based: the same on every backend)
+    state_dtype : str or None, default None
+        the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest
+        at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one
+        absmax a block of 256)
+    min_8bit_size : int, default 4096
+        with state_dtype='int8', params with fewer elements keep float32 state (as
+        bitsandbytes' optimizers)
 
-    The rule and its kernels: fastopt.kernels.muon.
+    Notes
+    -----
+    The rule and its kernels: ``fastopt.kernels.muon``.
     """
-    def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.1, momentum: float = 0.95, nesterov: bool = True, ns_coefficients: float = (3.4445, -4.775, 2.0315), eps: float = 1e-07, ns_steps: float = 5, adjust_lr_fn: float = None, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...
+    def __init__(self, params: Arrays, lr: LearningRate = 0.001, weight_decay: float = 0.1, momentum: float = 0.95, nesterov: bool = True, ns_coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315), eps: float = 1e-07, ns_steps: int = 5, adjust_lr_fn: str | None = None, *, backend: str = 'auto', max_grad_norm: float | None = None, master_weights: bool = False, stochastic_rounding: bool = False, seed: int = 0, state_dtype: str | None = None, min_8bit_size: int = 4096) -> None: ...

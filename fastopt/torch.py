@@ -932,7 +932,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         "state1"/"state2" (uint8 codes, or float32 state for params under min_8bit_size,
         as theirs), "absmax1"/"absmax2" and "qmap1"/"qmap2" (bitsandbytes' dynamic maps,
         the ones these codes use). Its ``load_state_dict`` takes it and goes on from there; this
-        optimizer's ``load_state_dict`` takes theirs (see the README)."""
+        optimizer's ``load_state_dict`` takes theirs (docs/guide/precision.md)."""
         from .kernels._blockwise import QMAPS
 
         if self._precision.state_dtype != "int8":
@@ -1221,8 +1221,11 @@ def torch_class(rule: Rule) -> type[TorchOptimizer]:
 
     __init__.__signature__ = sig.replace(parameters=[
         inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig.parameters.values()])
-    doc = (f"{rule.summary} torch.optim.{name} running fastopt's fused kernels (see "
-           f"fastopt.{rule.class_name} for the formula).")
+    origin = f"``torch.optim.{name}``'s" if rule.torch_class else "fastopt's"
+    doc = (f"{rule.summary}\n\nA torch optimizer with {origin} constructor and semantics, "
+           f"running fastopt's fused kernels in ``step()``; after torch's keywords come "
+           f"fastopt's (``backend``, ``max_grad_norm`` and the 16-bit options).\n\n"
+           f"See Also\n--------\nfastopt.{rule.class_name} : the formula and each keyword.\n")
     methods = switch_methods(name, _switch) if rule.switch_state else {}
     return type(name, (TorchOptimizer,), {"rule": rule, "__init__": __init__, "__doc__": doc,
                                           "__module__": __name__, "__qualname__": name,
