@@ -1,6 +1,11 @@
-"""A PyTorch training loop on fastopt's kernels: fastopt.torch.AdamW with two param groups
-(no weight decay on biases) and a torch lr scheduler. The only change from torch.optim is
-the import of the optimizer class.
+"""
+A PyTorch training loop
+=======================
+
+``fastopt.torch.AdamW`` with two param groups (no weight decay on biases) and a torch lr
+scheduler. The only change from ``torch.optim`` is the import of the optimizer class.
+
+.. code-block:: bash
 
     pip install "fastopt[torch]"        # numba and torch
     python examples/torch_adamw.py

@@ -10,6 +10,8 @@ from . import _checks
 class EarlyStopping:
     """Stop training when a monitored value (a validation loss) has stopped improving.
 
+    In a training loop::
+
         stopper = fastopt.EarlyStopping(patience=5, min_delta=1e-4)
         for epoch in range(max_epochs):
             ...train...

@@ -1,6 +1,6 @@
 """What a ``minimize`` method is: one ``Method`` record per method module, listed once
-in ``fastopt.solvers.METHODS``; ``minimize``, the tests, the benchmarks and the README's
-table derive from that list."""
+in ``fastopt.solvers.METHODS``; ``minimize``, the tests, the benchmarks and the API
+page derive from that list."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ Outcome = tuple[int, str, dict]     # (iterations, the reason it stopped, extra 
 @dataclass(frozen=True)
 class Method:
     """A method of ``minimize``: SciPy's name (case-insensitive; ``aliases`` too), a line
-    for the README, its options, the options ``tol`` sets, SciPy's message and status per
+    for the API page, its options, the options ``tol`` sets, SciPy's message and status per
     stopping reason, and ``run(problem, run) -> (nit, reason, extra)``."""
 
     name: str

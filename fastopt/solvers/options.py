@@ -99,3 +99,35 @@ GRADIENT = dict(maxiter=MAXITER, disp=DISP, return_all=RETURN_ALL,
                 gtol=Option(1e-5, nonnegative), norm=Option(math.inf, norm_order),
                 eps=Option(EPSILON, None, dtype_step),
                 finite_diff_rel_step=FINITE_DIFF_REL_STEP, workers=WORKERS, c1=C1, maxls=MAXLS)
+
+# What each option does, for the API reference (docs/_ext/fastopt_docs.py); a method's
+# table takes its defaults from its own Option records. tests/test_methods.py checks that
+# every option of every method is here.
+OPTION_DOCS = {
+    "maxiter": "the most iterations (any number; None: 200 n); status 1 when reached",
+    "maxfun": "the most evaluations of fun, checked between iterations (any number >= 0)",
+    "history_size": "the (s, y) pairs kept (SciPy's ``maxcor``, accepted too)",
+    "gtol": "stop when the gradient's norm (of order ``norm``; L-BFGS-B: max|g_i|) is at "
+            "most this",
+    "ftol": "stop when (f_k - f_k+1) / max(|f_k|, |f_k+1|, 1) <= ftol",
+    "xtol": "stop when the step's sum|x_k+1 - x_k| is at most n xtol",
+    "xrtol": "stop when the step's norm is at most xrtol (xrtol + |x|) (0: never)",
+    "norm": "the order of the gradient's norm for ``gtol`` (inf: max|g|)",
+    "maxls": "the most line-search trials an iteration",
+    "line_search": '``"strong_wolfe"`` (c1 = 1e-4, c2 = 0.9, cubic interpolation) or '
+                   '``"armijo"``',
+    "c1": "the line search's sufficient-decrease constant, in (0, c2)",
+    "c2": "the line search's curvature constant, in (c1, 1) (CG: 0.1, SciPy's 0.4)",
+    "disp": "print a summary at the end (None, a level, or a bool)",
+    "return_all": "keep every iterate in ``res.allvecs``",
+    "eps": "the finite-difference step when ``jac`` is not given (absolute)",
+    "finite_diff_rel_step": 'the relative step of ``jac="2-point"``, ``"3-point"`` or '
+                            '``"cs"`` (None: SciPy\'s)',
+    "workers": "evaluate finite-difference points with this map-like callable, or this "
+               "many processes (-1: all cores)",
+    "variant": '``"PR+"`` (Polak-Ribiere+), ``"FR"`` (Fletcher-Reeves) or ``"HS"`` '
+               "(Hestenes-Stiefel)",
+    "hess_inv0": "the first inverse Hessian (an (n, n) array; None: s.y / y.y times I)",
+    "damping": "the Levenberg damping's scale when the Hessian is not positive definite "
+               "(mu = damping * max(1, max|H_ii|), raised tenfold until Cholesky succeeds)",
+}
