@@ -52,13 +52,6 @@ def test_every_method_takes_its_options_and_tol(method, so):
         fastopt.minimize(**run, options=dict(not_an_option=1))
 
 
-def test_the_readme_lists_every_method():
-    from pathlib import Path
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for m in METHODS:
-        assert f'| `"{m.name}"` | {m.summary} |' in readme, m.name
-
-
 # -- the kernels ----------------------------------------------------------------------------
 def kernel_cases(n, dtype, rng):
     """Arguments for each kernel of kernels.cg and kernels.bfgs, in the host order."""
@@ -445,7 +438,6 @@ def test_fun_may_keep_or_change_the_x_it_gets(method):
     assert len({id(x) for x in kept}) == len(kept)   # a new array each call while kept
     for x, v in zip(kept, values):
         assert (x == 1e9).all() and not (v == 1e9).any()
-
 
 
 # -- more of SciPy's conventions (found by running SciPy's own tests: .ci/scipy-suite) -----
