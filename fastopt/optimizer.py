@@ -260,16 +260,20 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 class Optimizer:
     """Base class: the param groups, their state and the bound kernels of one rule.
 
-    The classes in :mod:`fastopt.optimizers` set ``rule`` (a :class:`fastopt.kernels.Rule`)
-    and pass the keyword values, validated, as ``defaults``.
+    Not built directly: the classes in :mod:`fastopt.optimizers` (``fastopt.Adam``, ...)
+    set ``rule`` (a ``fastopt.kernels.Rule``) and pass the keyword values, validated, as
+    ``defaults``.
     """
 
     rule: ClassVar[Any]
-    defaults: Mapping[str, Any]         # the constructor's keywords (read-only)
+    #: The constructor's keywords (read-only).
+    defaults: Mapping[str, Any]
     _evaluating: bool = False           # a switch rule's params hold the evaluation sequence
     _max_grad_norm: float | None = None     # clip the step's grads to this global norm
     _grad_norm: float | None = None         # the norm the last clipped step found
-    param_groups: ParamGroups           # live: changes apply from the next step
+    #: The groups, dicts as torch's (``{"params": (...), "lr": ..., ...}``): a value changed
+    #: in one applies from the next step, validated then; ``add_param_group`` adds one.
+    param_groups: ParamGroups
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], backend: str,
                  precision: Precision = Precision(), max_grad_norm: float | None = None

@@ -10,20 +10,18 @@ from . import _checks
 class EarlyStopping:
     """Stop training when a monitored value (a validation loss) has stopped improving.
 
-    In a training loop::
-
-        stopper = fastopt.EarlyStopping(patience=5, min_delta=1e-4)
-        for epoch in range(max_epochs):
-            ...train...
-            if stopper.update(validation_loss):
-                break
-            if stopper.improved:
-                best_params = [p.copy() for p in params]   # restore these at the end
-
     A value improves on the best one when it is lower by more than ``min_delta`` (higher,
     with ``mode="max"``); ``update`` returns True once ``patience`` values in a row have
     not. NaN never improves. ``best``, ``best_epoch`` (1 for the first update), ``epoch``,
-    ``wait`` and ``improved`` (the last update's) say where it stands.
+    ``wait`` and ``improved`` (the last update's) say where it stands. In a training loop,
+    call ``update(validation_loss)`` after each epoch, stop when it returns True, and keep a
+    copy of the params whenever ``improved``:
+
+    >>> stopper = EarlyStopping(patience=2)
+    >>> [stopper.update(loss) for loss in (3.0, 2.0, 2.5, 2.4)]
+    [False, False, False, True]
+    >>> stopper.best, stopper.best_epoch, stopper.improved
+    (2.0, 2, False)
     """
 
     def __init__(self, patience: int = 5, min_delta: float = 0.0, mode: str = "min") -> None:

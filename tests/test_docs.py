@@ -85,3 +85,25 @@ def test_rst_safe_shows_plain_text_as_written():
 
     assert rst_safe("p *= 1 - lr*wd, |g|, clip_grad_norm_ and ``a*b_``") == \
         r"p \*= 1 - lr\*wd, \|g\|, clip_grad_norm\_ and ``a*b_``"
+
+
+# the modules whose docstrings the API pages show (docs/api/*.rst)
+API_MODULES = ("fastopt.optimizer", "fastopt.optimizers", "fastopt.schedules",
+               "fastopt.training", "fastopt.gradcheck", "fastopt.lbfgs", "fastopt._minimize",
+               "fastopt._result", "fastopt.backends", "fastopt.distributed",
+               "fastopt.kernels._blockwise", "fastopt.torch")
+
+
+def test_the_api_pages_examples_run_as_doctests():
+    """A ``>>>`` example in a docstring the API pages show gives the output it says."""
+    import doctest
+    import importlib
+
+    attempted = 0
+    for name in API_MODULES:
+        if name == "fastopt.torch":
+            pytest.importorskip("torch")
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted >= 3
