@@ -7,7 +7,7 @@ scheduler. The only change from ``torch.optim`` is the import of the optimizer c
 
 .. code-block:: bash
 
-    pip install "fastopt[torch]"        # numba and torch
+    pip install ".[torch]"              # numba and torch, from a clone
     python examples/torch_adamw.py
 """
 import torch

@@ -23,7 +23,8 @@ Xr, yr = X[mine], y[mine]
 
 w = np.zeros(200, np.float32)                        # replicated on every rank
 b = np.zeros(1, np.float32)
-opt = ShardedOptimizer(fastopt.Adam, [{"params": [w]}, {"params": [b], "lr": 0.05}], lr=0.05)
+opt = ShardedOptimizer(fastopt.Adam, [{"params": [w]}, {"params": [b], "lr": 0.02}],  # groups,
+                       lr=0.05)                          # as in one process
 for step in range(301):
     r = Xr @ w + b - yr
     loss = comm.allreduce(float(r @ r), op=MPI.SUM) / len(y)

@@ -1100,8 +1100,8 @@ class Optimizer:
         return sd
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict()`` (this release's or 0.1.0's): the groups'
-        hyperparameters and steps, and the state. Every check runs before anything is
+        """Restore a ``state_dict()`` (this layout, or the first one: one group, no
+        hyperparameters): the groups' hyperparameters and steps, and the state. Every check runs before anything is
         changed."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict "
