@@ -13,9 +13,11 @@ kernels/_cpu.py), and a thread reads four chunks at once (one stream a thread re
 float32 in 1.6 ms on the 2-core machine, four in 1.1). One pass reads each grad once: 4
 bytes an element for float32, a seventh of what an AdamW step moves; on the 2-core machine
 it costs 0.22-0.34x the step at 1e7, whose seven streams move more bytes a second than one
-read pass does (numba's own fastmath sum, which reassociates, read the same grads in
-0.7-0.8x this pass's time, there, between steps; a pass with each lane's sum held in
-registers, and one with eight streams a thread, were slower).
+read pass does. numba's own fastmath sum, which reassociates, reads the same grads in
+0.6-0.8x this pass's time there (``pytest benchmarks/quick/test_quick_clipping.py
+--benchmark-only -k fastmath``); passes in this order with 16 or 32 lanes' sums held in
+scalars across a chunk's rows (numba did not vectorise them: 3.5x slower), or with eight
+streams a thread, were slower than this one.
 
 The clip coefficient is torch's (``torch.nn.utils.clip_grad_norm_``):
 ``min(1, max_norm / (norm + 1e-6))``, in float64, NaN when the norm is NaN; the kernels

@@ -9,7 +9,9 @@ The clipped step reads each grad twice (the norm, then the update reading it sca
 writes none: 32 bytes a float32 param against the step's 28, so at the memory bound 1.14x.
 torch's recipe reads the grads twice and writes them once before its step: 12 bytes, then
 its step's 28, 40 against fastopt's 32, so at the memory bound fastopt's clipped step takes
-0.8x torch's time.
+0.8x torch's time. The third benchmark times the norm pass alone against numba's own
+fastmath sum, the fastest read of the grads numba gives (it reassociates, so it cannot give
+every backend the same bits).
 """
 from __future__ import annotations
 
@@ -74,3 +76,44 @@ def test_clipped_step_against_torch_clip_grad_norm_and_fused_adamw(benchmark, fi
     figures("clipping by the global norm, numba, CPU (median of rounds)",
             lambda: dict(against="torch clip_grad_norm_ + AdamW(fused=True)", n=n,
                          ms_clipped=ours * 1e3, ms_other=theirs * 1e3, ratio=ratio))
+
+
+def norm_pass(n: int) -> SimpleNamespace:
+    """max_grad_norm's pass alone (kernels/_reduce.py: float64 lanes in one fixed order,
+    the same bits on every backend) over one float32 grad of n elements."""
+    from fastopt.kernels._cpu import PARAM
+    from fastopt.kernels._reduce import BucketSum, sum_of_squares
+
+    g = np.random.default_rng(0).standard_normal(n, np.float32)
+    total = BucketSum([g], g.dtype)                   # (reads g itself: its "param")
+    pointers = total.table[:, PARAM].copy()
+    assert total(pointers, 0.0) == sum_of_squares([g])     # the reference's bits
+    return SimpleNamespace(step=lambda: total(pointers, 0.0), sync=lambda: None, g=g)
+
+
+def fastmath_sum(g: np.ndarray) -> SimpleNamespace:
+    """numba's own parallel reduction of the squares with fastmath (reassociated: it cannot
+    give the same bits on every backend, which is why the norm pass is not written so)."""
+    import numba
+
+    @numba.njit(parallel=True, fastmath=True)
+    def squares(x):
+        s = 0.0
+        for i in numba.prange(x.size):
+            s += np.float64(x[i]) * np.float64(x[i])
+        return s
+
+    squares(g)
+    return SimpleNamespace(step=lambda: squares(g), sync=lambda: None)
+
+
+def test_norm_pass_against_a_fastmath_sum(benchmark, figures, smoke):
+    """How far the fixed-order pass is from the fastest read the machine gives numba."""
+    needs("numba")
+    n = 100_000 if smoke else 10_000_000
+    benchmark.group = f"{n:.0e} float32: the norm pass against numba's fastmath sum"
+    ours = norm_pass(n)
+    mine, theirs, ratio = interleaved(benchmark, ours, fastmath_sum(ours.g), smoke)
+    figures("clipping by the global norm, numba, CPU (median of rounds)",
+            lambda: dict(against="the norm pass: numba's fastmath sum", n=n,
+                         ms_clipped=mine * 1e3, ms_other=theirs * 1e3, ratio=ratio))
