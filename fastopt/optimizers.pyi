@@ -988,7 +988,9 @@ class Adafactor(Optimizer):
         A whole-param rule (kernels/_rule.py: WholeParam): each param's sums are float64 in one
         fixed order for every backend: a row's sum in ``ROW_LANES`` lanes (element j to lane
         j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a whole param's: its
-        rows' sums in the same eight lanes; a column's one row after another.
+        rows' sums (a vector's elements) in chunks of ``TOTAL_CHUNK``, each chunk in the same
+        eight lanes, the chunks' sums one after another from 0 (so a vector's chunks can run on
+        different threads); a column's one row after another.
 
     Parameters
     ----------

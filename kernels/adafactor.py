@@ -15,7 +15,9 @@ matrix keeps m + n numbers of state; a vector keeps a full variance. No first mo
 A whole-param rule (kernels/_rule.py: WholeParam): each param's sums are float64 in one
 fixed order for every backend: a row's sum in ``ROW_LANES`` lanes (element j to lane
 j % 8, each in turn) then ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); a whole param's: its
-rows' sums in the same eight lanes; a column's one row after another.
+rows' sums (a vector's elements) in chunks of ``TOTAL_CHUNK``, each chunk in the same
+eight lanes, the chunks' sums one after another from 0 (so a vector's chunks can run on
+different threads); a column's one row after another.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ._cpu import cast_like, lerp_in_dtype as lerp, nan_max, prange, rsqrt, scal
 ROW_LANES = 8
 COLUMN_BLOCK = 512         # the columns a numba thread sums at once, row after row
 ROWS_AT_ONCE = 64          # the rows a numba thread takes at once
+TOTAL_CHUNK = 4096         # a whole param's sum: chunks of this many rows (see above)
 HYPERPARAMS = (r.lr(1e-2),
                r.Hyper("beta2_decay", -0.8, "nonpositive", "the second moments' weight "
                        "decays as t^beta2_decay"),
@@ -74,8 +77,12 @@ def row_sums(x):
 
 
 def total(x):
-    """float64 sum of a vector (float64) in the eight lanes."""
-    return row_sums(x.reshape(1, -1))[0]
+    """float64 sum of a vector (float64): chunks of TOTAL_CHUNK in the eight lanes, the
+    chunks' sums in turn (zeros padding the last chunk change no lane: x >= 0 or NaN)."""
+    chunks = -(-x.size // TOTAL_CHUNK)
+    padded = np.zeros(chunks * TOTAL_CHUNK)
+    padded[:x.size] = x
+    return float(in_turn(row_sums(padded.reshape(chunks, TOTAL_CHUNK)))) if chunks else 0.0
 
 
 def in_turn(x, axis=-1):
@@ -158,6 +165,25 @@ def lanes_sum(x, n):
 
 
 @scalar_helper
+def in_order(x):
+    """x's sum, one element after another from 0."""
+    s = 0.0
+    for v in x:
+        s += v
+    return s
+
+
+@scalar_helper
+def chunked_total(x, n):
+    """x[:n]'s sum in ``total``'s order (chunks of TOTAL_CHUNK in lanes, then in turn)."""
+    s = 0.0
+    for lo in range(0, n, TOTAL_CHUNK):
+        hi = min(n, lo + TOTAL_CHUNK)
+        s += lanes_sum(x[lo:hi], hi - lo)
+    return s
+
+
+@scalar_helper
 def started(g, e, gscale, sign):
     """Element e of the grad after the common start."""
     return sign * (g[e] * gscale)
@@ -174,16 +200,25 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
     one = cast_like(1.0, w)
     eps1 = cast_like(np.finfo(p.dtype).eps, w) if eps1 < 0 else eps1
     eps1_sq = cast_like(np.float64(eps1) * np.float64(eps1), w)
-    p_rows, u_rows, mean = np.empty(rows), np.empty(rows), np.empty(slabs, p.dtype)
+    mean = np.empty(slabs, p.dtype)
     chunks = -(-rows // ROWS_AT_ONCE) * factored       # (a vector's loops are others)
-    if not factored:                        # a vector: one element a row
-        for i in prange(rows):
-            gi = started(g, i, gscale, sign)
-            variance[i] = lerp(variance[i], gi * gi, w, one)
-            p_rows[i] = np.float64(p[i]) * np.float64(p[i])
-            x = np.float64(rsqrt(nan_max(variance[i], eps1_sq)) * gi)
-            u_rows[i] = x * x
+    if not factored:                        # a vector: one element a row, TOTAL_CHUNK at once
+        n_chunks = -(-rows // TOTAL_CHUNK)
+        p_chunks, u_chunks = np.empty(n_chunks), np.empty(n_chunks)
+        for t in prange(n_chunks):
+            lo, hi = t * TOTAL_CHUNK, min(rows, (t + 1) * TOTAL_CHUNK)
+            pb, ub = np.empty(hi - lo), np.empty(hi - lo)
+            pv, gv, vv = p[lo:hi], g[lo:hi], variance[lo:hi]    # (views from 0: the loop
+            for j in range(hi - lo):                            # vectorises)
+                gj = started(gv, j, gscale, sign)
+                vv[j] = lerp(vv[j], gj * gj, w, one)
+                pb[j] = np.float64(pv[j]) * np.float64(pv[j])
+                x = np.float64(rsqrt(nan_max(vv[j], eps1_sq)) * gj)
+                ub[j] = x * x
+            p_chunks[t], u_chunks[t] = lanes_sum(pb, hi - lo), lanes_sum(ub, hi - lo)
+        p_sumsq, u_sumsq = in_order(p_chunks), in_order(u_chunks)
     else:
+        p_rows, u_rows = np.empty(rows), np.empty(rows)
         for t in prange(chunks):            # row_var, and each row's sum of p^2
             buf = np.empty(n)
             for i in range(t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)):
@@ -212,21 +247,22 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
             for i in range(b * m, (b + 1) * m):
                 total += np.float64(row_var[i])
             mean[b] = nan_max(cast_like(total / m, w), eps1)
-    for t in prange(chunks):                # each row's sum of u^2
-        buf = np.empty(n)
-        lo, hi = t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)
-        b = lo // m                         # the slab of row i, followed without a division
-        for i in range(lo, hi):
-            if i == (b + 1) * m:
-                b += 1
-            rv, mb = row_var[i], mean[b]
-            cv, gr = col_var[b * n:(b + 1) * n], g[i * n:(i + 1) * n]
-            for c in range(n):
-                u = rsqrt(nan_max(rv * cv[c] / mb, eps1_sq)) * started(gr, c, gscale, sign)
-                buf[c] = np.float64(u) * np.float64(u)
-            u_rows[i] = lanes_sum(buf, n)
-    step = cast_like(coefficient(lanes_sum(p_rows, rows), lanes_sum(u_rows, rows), p.size,
-                                 rho, eps2, d), w)
+        for t in prange(chunks):            # each row's sum of u^2
+            buf = np.empty(n)
+            lo, hi = t * ROWS_AT_ONCE, min(rows, (t + 1) * ROWS_AT_ONCE)
+            b = lo // m                     # the slab of row i, followed without a division
+            for i in range(lo, hi):
+                if i == (b + 1) * m:
+                    b += 1
+                rv, mb = row_var[i], mean[b]
+                cv, gr = col_var[b * n:(b + 1) * n], g[i * n:(i + 1) * n]
+                for c in range(n):
+                    u = rsqrt(nan_max(rv * cv[c] / mb, eps1_sq)) * started(gr, c, gscale,
+                                                                           sign)
+                    buf[c] = np.float64(u) * np.float64(u)
+                u_rows[i] = lanes_sum(buf, n)
+        p_sumsq, u_sumsq = chunked_total(p_rows, rows), chunked_total(u_rows, rows)
+    step = cast_like(coefficient(p_sumsq, u_sumsq, p.size, rho, eps2, d), w)
     if not factored:
         for i in prange(rows):
             u = rsqrt(nan_max(variance[i], eps1_sq)) * started(g, i, gscale, sign)
@@ -307,21 +343,26 @@ CUDA_KERNELS = {
         l[c % 8] += (double)u * (double)u;
     }
     usum_[row_first_[k] + q] = TREE;""".replace("TREE", TREE)),
-    # each param: its rows' sums in turn, then alpha / max(1, RMS(u)/d)
+    # each param: its rows' sums (chunks in lanes, in turn), then alpha / max(1, RMS(u)/d)
     "params": ("param", """
-    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lu[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     const long long rows = dims_[4 * k] * m;
-    for (long long r = 0; r < rows; ++r) {
-        l[r % 8] += psum_[row_first_[k] + r];
-        lu[r % 8] += usum_[row_first_[k] + r];
+    double ps = 0.0, us = 0.0;
+    for (long long lo = 0; lo < rows; lo += TOTAL_CHUNK) {
+        double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lu[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        const long long hi = lo + TOTAL_CHUNK < rows ? lo + TOTAL_CHUNK : rows;
+        for (long long r = lo; r < hi; ++r) {
+            l[(r - lo) % 8] += psum_[row_first_[k] + r];
+            lu[(r - lo) % 8] += usum_[row_first_[k] + r];
+        }
+        ps += TREE;
+        for (int j = 0; j < 8; ++j) l[j] = lu[j];
+        us += TREE;
     }
-    const double ps = TREE;
-    for (int j = 0; j < 8; ++j) l[j] = lu[j];
-    const double us = TREE;
     const double numel = (double)(rows * n);
     const double rms = sqrt(ps) / sqrt(numel), ratio = sqrt(us) / (sqrt(numel) * (double)d);
     coef_[k] = (T)((rms > (double)eps2 ? rms : (double)eps2) * (double)rho /
-                   (ratio > 1.0 ? ratio : 1.0));""".replace("TREE", TREE)),
+                   (ratio > 1.0 ? ratio : 1.0));""".replace("TREE", TREE)
+               .replace("TOTAL_CHUNK", str(TOTAL_CHUNK))),
     # each element: p = p*keep - coef*u
     "update": ("element", """
     const long long i = q / n, c = q % n;""" + V + """

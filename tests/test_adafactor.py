@@ -8,7 +8,8 @@ from cuda_twin import Twin, compiler, on_twin
 import fastopt
 
 SHAPES = [(6, 5), (3, 4, 7), (2, 1, 3, 3), (9,), (), (0,), (2, 0, 3), (1, 1), (130, 3)]
-BIG = [(700, 600), (3, 200, 300)]        # params whose numba loops run on the threads
+BIG = [(700, 600), (3, 200, 300),       # params whose numba loops run on the threads,
+       (100_000,), (9000, 8)]           # a vector and rows in several TOTAL_CHUNKs
 
 
 def grads_for(rng, shapes, dtype, step):
@@ -59,7 +60,8 @@ def test_numba_matches_reference_on_every_shape(shapes, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_cuda_kernels_match_reference_on_every_shape(dtype, tmp_path):
     rng = np.random.default_rng(1)
-    shapes = SHAPES + [(5000,), (2, 70, 40)]       # several blocks a launch
+    shapes = SHAPES + [(5000,), (2, 70, 40),       # several blocks a launch,
+                       (4500, 2)]                  # and rows in two TOTAL_CHUNKs
     p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
     ref, gpu = [p.copy() for p in p0], [p.copy() for p in p0]
     opt_ref = fastopt.Adafactor(ref, backend="numpy", eps=(1e-30, 1e-3), d=1.5)
