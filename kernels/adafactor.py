@@ -280,7 +280,7 @@ def cpu_param(p, g, state, dims, s, gscale, flags):
                 pr[c] = pr[c] * keep - step * u
 
 
-# -- CUDA: six launches a bucket, one thread a row, column, slab, param or element --------
+# -- CUDA: seven launches a bucket, one thread a row, column, slab, chunk, param or element
 # (each sum in the order above; block b works on param
 # item_param_[b]; DeviceStep runs them; tests/cuda_twin.py compiles them for the CPU)
 CUDA_HEAD = """
@@ -343,26 +343,32 @@ CUDA_KERNELS = {
         l[c % 8] += (double)u * (double)u;
     }
     usum_[row_first_[k] + q] = TREE;""".replace("TREE", TREE)),
-    # each param: its rows' sums (chunks in lanes, in turn), then alpha / max(1, RMS(u)/d)
+    # each chunk of TOTAL_CHUNK rows of a param: its rows' sums in the eight lanes
+    "chunks": ("chunk", """
+    const long long rows = dims_[4 * k] * m, lo = q * TOTAL_CHUNK;
+    const long long hi = lo + TOTAL_CHUNK < rows ? lo + TOTAL_CHUNK : rows;
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lu[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (long long r = lo; r < hi; ++r) {
+        l[(r - lo) % 8] += psum_[row_first_[k] + r];
+        lu[(r - lo) % 8] += usum_[row_first_[k] + r];
+    }
+    pchunk_[chunk_first_[k] + q] = TREE;
+    for (int j = 0; j < 8; ++j) l[j] = lu[j];
+    uchunk_[chunk_first_[k] + q] = TREE;""".replace("TREE", TREE)
+               .replace("TOTAL_CHUNK", str(TOTAL_CHUNK))),
+    # each param: its chunks' sums in turn, then alpha / max(1, RMS(u)/d)
     "params": ("param", """
     const long long rows = dims_[4 * k] * m;
+    const long long chunks = (rows + TOTAL_CHUNK - 1) / TOTAL_CHUNK;
     double ps = 0.0, us = 0.0;
-    for (long long lo = 0; lo < rows; lo += TOTAL_CHUNK) {
-        double l[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lu[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        const long long hi = lo + TOTAL_CHUNK < rows ? lo + TOTAL_CHUNK : rows;
-        for (long long r = lo; r < hi; ++r) {
-            l[(r - lo) % 8] += psum_[row_first_[k] + r];
-            lu[(r - lo) % 8] += usum_[row_first_[k] + r];
-        }
-        ps += TREE;
-        for (int j = 0; j < 8; ++j) l[j] = lu[j];
-        us += TREE;
+    for (long long c = 0; c < chunks; ++c) {
+        ps += pchunk_[chunk_first_[k] + c];
+        us += uchunk_[chunk_first_[k] + c];
     }
     const double numel = (double)(rows * n);
     const double rms = sqrt(ps) / sqrt(numel), ratio = sqrt(us) / (sqrt(numel) * (double)d);
     coef_[k] = (T)((rms > (double)eps2 ? rms : (double)eps2) * (double)rho /
-                   (ratio > 1.0 ? ratio : 1.0));""".replace("TREE", TREE)
-               .replace("TOTAL_CHUNK", str(TOTAL_CHUNK))),
+                   (ratio > 1.0 ? ratio : 1.0));""".replace("TOTAL_CHUNK", str(TOTAL_CHUNK))),
     # each element: p = p*keep - coef*u
     "update": ("element", """
     const long long i = q / n, c = q % n;""" + V + """
@@ -372,14 +378,16 @@ CUDA_ARGS = ("const unsigned long long* params_, const unsigned long long* grads
              "const long long* dims_, const long long* starts_, const int* item_param_, "
              "const long long* item_first_, const long long* item_count_, "
              "const long long* row_first_, const long long* slab_first_, "
-             "T* row_var_, T* col_var_, "
-             "T* variance_, T* mean_, double* psum_, double* usum_, T* coef_, T w, T keep, "
+             "const long long* chunk_first_, T* row_var_, T* col_var_, "
+             "T* variance_, T* mean_, double* psum_, double* usum_, double* pchunk_, "
+             "double* uchunk_, T* coef_, T w, T keep, "
              "T eps1_, T rho, T eps2, T d, T sign, T gscale")
 
 
 def cuda_sources(ctype):
-    """The six kernels for params of C type ``ctype`` (kernels/_gpu_precision.py's
-    StorageSource; one thread an item: a row, column, slab, param or element)."""
+    """The seven kernels for params of C type ``ctype`` (kernels/_gpu_precision.py's
+    StorageSource; one thread an item: a row, column, slab, chunk of rows, param or
+    element)."""
     from ._gpu_precision import StorageSource
 
     out = []
@@ -402,11 +410,11 @@ def items(kind, dims):
     if not slabs * m * n:
         return 0
     return {"row": slabs * m, "col": slabs * n * factored, "slab": slabs * factored,
-            "param": 1, "element": slabs * m * n}[kind]
+            "chunk": -(-slabs * m // TOTAL_CHUNK), "param": 1, "element": slabs * m * n}[kind]
 
 
 class DeviceStep:
-    """``f(grad addresses, scalars)``: the six launches over one bucket (``xp``: cupy, or
+    """``f(grad addresses, scalars)``: the seven launches over one bucket (``xp``: cupy, or
     numpy for the twin; ``launches``: cuda_sources' kernels as ``launch(grid, block,
     args)``; ``stage(addresses)``: the grads' addresses where the kernels read them)."""
 
@@ -418,6 +426,7 @@ class DeviceStep:
         each = [dims(s) for s in shapes]
         rows = [items("row", x) for x in each]
         slabs = [items("slab", x) for x in each]
+        chunks = [items("chunk", x) for x in each]
         i64 = lambda x: xp.asarray(np.asarray(x, np.int64))  # noqa: E731
         self.params = xp.asarray(np.asarray(addresses, np.uint64))
         self.dims, self.starts = i64(each), i64(state_starts(RULE, shapes))
@@ -428,11 +437,13 @@ class DeviceStep:
             self.grids.append((sum(blocks), (
                 xp.asarray(np.repeat(np.arange(len(each), dtype=np.int32), blocks)),
                 i64(np.cumsum([0] + blocks)[:-1]), i64(counts))))
-        firsts = (i64(np.cumsum([0] + rows)[:-1]), i64(np.cumsum([0] + slabs)[:-1]))
+        firsts = (i64(np.cumsum([0] + rows)[:-1]), i64(np.cumsum([0] + slabs)[:-1]),
+                  i64(np.cumsum([0] + chunks)[:-1]))
         empty = xp.zeros(1, dtype)
         self.buffers = (*firsts, *(state.get(s, empty) for s in STATE),
                         xp.zeros(max(sum(slabs), 1), dtype), xp.zeros(max(sum(rows), 1)),
-                        xp.zeros(max(sum(rows), 1)), xp.zeros(max(len(each), 1), dtype))
+                        xp.zeros(max(sum(rows), 1)), xp.zeros(max(sum(chunks), 1)),
+                        xp.zeros(max(sum(chunks), 1)), xp.zeros(max(len(each), 1), dtype))
         self.launches, self.stage = launches, stage
 
     def __call__(self, addresses, scalars):

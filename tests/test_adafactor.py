@@ -60,8 +60,8 @@ def test_numba_matches_reference_on_every_shape(shapes, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
 def test_cuda_kernels_match_reference_on_every_shape(dtype, tmp_path):
     rng = np.random.default_rng(1)
-    shapes = SHAPES + [(5000,), (2, 70, 40),       # several blocks a launch,
-                       (4500, 2)]                  # and rows in two TOTAL_CHUNKs
+    shapes = SHAPES + [(9000,), (2, 70, 40),       # several blocks a launch,
+                       (8500, 2)]                  # and rows in three TOTAL_CHUNKs
     p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
     ref, gpu = [p.copy() for p in p0], [p.copy() for p in p0]
     opt_ref = fastopt.Adafactor(ref, backend="numpy", eps=(1e-30, 1e-3), d=1.5)
