@@ -51,42 +51,49 @@ def signature(rule: Rule) -> inspect.Signature:
                              return_annotation=None)
 
 
-_COMMON = (
-    ("backend", "str, default 'auto'",
-     '"numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)'),
-    ("max_grad_norm", "float or None, default None",
-     "clip the grads to this norm, taken over all of a step's grads: each is read times "
-     "min(1, max_grad_norm / (norm + 1e-6)) (torch's clip_grad_norm_, without writing the "
-     "grads; ``opt.grad_norm`` is the norm)"),
-    ("master_weights", "bool, default False",
-     "keep float32 copies of bfloat16/float16 params, the params written from them rounded "
-     "to nearest"),
-    ("stochastic_rounding", "bool, default False",
-     "write bfloat16 params (without master copies) rounded stochastically"),
-    ("seed", "int, default 0",
-     "the stochastic rounding's random bits (counter-based: the same on every backend)"),
-    ("state_dtype", "str or None, default None",
-     "the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded to nearest at "
-     "each step) or 'int8' (8-bit blockwise as bitsandbytes keeps it: codes and one absmax a "
-     "block of 256)"),
-    ("min_8bit_size", "int, default 4096",
-     "with state_dtype='int8', params with fewer elements keep float32 state (as "
-     "bitsandbytes' optimizers)"),
-)
+# what the keyword-only options do (their types and defaults: the Parameters above)
+_OPTION_DOCS = {
+    "backend": '"numpy", "numba", "cupy" or "auto" (cupy for GPU arrays, numba for NumPy ones)',
+    "max_grad_norm": "clip the grads to this norm, taken over all of a step's grads: each is "
+                     "read times min(1, max_grad_norm / (norm + 1e-6)) (torch's "
+                     "clip_grad_norm_, without writing the grads; ``opt.grad_norm`` is the "
+                     "norm)",
+    "master_weights": "keep float32 copies of bfloat16/float16 params, the params written "
+                      "from them rounded to nearest",
+    "stochastic_rounding": "write bfloat16 params (without master copies) rounded "
+                           "stochastically",
+    "seed": "the stochastic rounding's random bits (counter-based: the same on every "
+            "backend)",
+    "state_dtype": "the state's dtype: the arithmetic's, 'bfloat16' (half the bytes; rounded "
+                   "to nearest at each step) or 'int8' (8-bit blockwise as bitsandbytes keeps "
+                   "it: codes and one absmax a block of 256)",
+    "min_8bit_size": "with state_dtype='int8', params with fewer elements keep float32 state "
+                     "(as bitsandbytes' optimizers)",
+}
 
 
 def type_text(annotation: Any) -> str:
     """A signature annotation as numpydoc writes a type: ``float or None``."""
     if annotation == "LearningRate":
         return "float or schedule"
-    text = annotation if isinstance(annotation, str) else getattr(
-        annotation, "__name__", None) if not getattr(annotation, "__args__", None) else \
-        str(annotation)
+    if isinstance(annotation, str):
+        text = annotation
+    elif getattr(annotation, "__args__", None):       # tuple[float, float]
+        text = str(annotation)
+    else:
+        text = annotation.__name__
     return text.replace(" | ", " or ")
 
 
-def _entry(name: str, kind: str, doc: str) -> str:
-    return f"{name} : {kind}\n{textwrap.indent(textwrap.fill(doc, 84), '    ')}"
+def _described(head: str, doc: str) -> str:
+    """``head`` (``name : type``) and ``doc`` indented below it, as numpydoc lists a
+    parameter."""
+    return f"{head}\n{textwrap.indent(textwrap.fill(doc, 84), '    ')}"
+
+
+def _entry(param: inspect.Parameter, doc: str) -> str:
+    return _described(f"{param.name} : {type_text(param.annotation)}, default "
+                      f"{param.default!r}", doc)
 
 
 def docstring(rule: Rule) -> str:
@@ -94,14 +101,13 @@ def docstring(rule: Rule) -> str:
     with its type, default and meaning."""
     sig = signature(rule).parameters
     formula = textwrap.dedent(rule.formula.split("\n\n", 1)[-1]).strip("\n")  # title dropped
-    entries = [_entry("params", "array, iterable of arrays, or list of dict",
-                      "one array, an iterable of arrays (float32/float64, bfloat16/float16; "
-                      "C-contiguous) or a list of param group dicts "
-                      "``{'params': [...], <keyword>: value}``, updated in place")]
-    entries += [_entry(h.name, f"{type_text(sig[h.name].annotation)}, default {h.default!r}",
-                       h.doc) for h in rule.hyperparams]
-    entries += [_entry(*common) for common in _COMMON]
-    entries = "\n".join(entries)
+    docs = {h.name: h.doc for h in rule.hyperparams} | _OPTION_DOCS
+    entries = "\n".join(
+        [_described("params : array, iterable of arrays, or list of dict",
+                    "one array, an iterable of arrays (float32/float64, bfloat16/float16; "
+                    "C-contiguous) or a list of param group dicts ``{'params': [...], "
+                    "<keyword>: value}``, updated in place")]
+        + [_entry(param, docs[name]) for name, param in sig.items() if name != "params"])
     return (f"{rule.summary}\n\nThe update (t counts from 1)::\n\n"
             f"{textwrap.indent(formula, '    ')}\n\nParameters\n----------\n{entries}\n\n"
             f"Notes\n-----\nThe rule and its kernels: ``{rule.reference.__module__}``.\n")
