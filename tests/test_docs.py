@@ -58,6 +58,7 @@ def test_the_api_pages_show_every_rule_with_its_formula(built):
 
 
 def test_the_rule_table_and_method_tables_come_from_the_registries():
+    pytest.importorskip("sphinx")          # (the extension is a Sphinx one)
     from fastopt_docs import methods, rule_rows
 
     from fastopt.kernels import REGISTRY
@@ -81,6 +82,7 @@ def test_every_option_of_every_method_says_what_it_does():
 
 
 def test_rst_safe_shows_plain_text_as_written():
+    pytest.importorskip("sphinx")          # (the extension is a Sphinx one)
     from fastopt_docs import rst_safe
 
     assert rst_safe("p *= 1 - lr*wd, |g|, clip_grad_norm_ and ``a*b_``") == \
